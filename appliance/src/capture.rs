@@ -1,0 +1,171 @@
+//! Capture: a GStreamer pipeline from the camera (RTSP, V4L2) or a file to RGB frames.
+//!
+//! ```text
+//!  rtspsrc / v4l2src / filesrc ─► decodebin ─► videoconvert ─► videoscale
+//!      ─► video/x-raw,format=RGB,width=W,pixel-aspect-ratio=1/1 ─► appsink (newest frame)
+//! ```
+//! `decodebin` picks a hardware decoder where the box has one. Colour conversion and scaling are
+//! done once, to the width the engine needs. Live sources hand over only the newest frame
+//! (`max-buffers=1 drop=true`); the frames GStreamer dropped are counted from buffer offsets.
+//! File replays decode every frame and never drop. The pipeline's whole lifecycle is this
+//! module's [`Capture`]: built in `open`, set to `Null` on drop.
+use crate::config::{CaptureConfig, Pacing};
+use crate::engine::RgbImage;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("GStreamer could not start: {0}")]
+    Init(String),
+    #[error("video file not found: {0}")]
+    FileNotFound(PathBuf),
+    #[error("unsupported capture source {0:?}: use rtsp://, file:// or v4l2://")]
+    BadSource(String),
+    #[error("cannot build the capture pipeline: {0}")]
+    Pipeline(String),
+    #[error("stream error from {element}: {message}")]
+    Stream { element: String, message: String },
+}
+
+/// One decoded frame.
+#[derive(Debug)]
+pub struct Frame {
+    pub image: RgbImage,
+    /// Presentation time in the stream, milliseconds.
+    pub pts_ms: Option<i64>,
+}
+
+/// What the pipeline produced next.
+#[derive(Debug)]
+pub enum Next {
+    Frame(Frame),
+    /// Nothing within the timeout (a live stream may be stalled).
+    Idle,
+    EndOfStream,
+}
+
+pub struct Capture {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    bus: gst::Bus,
+    frames: u64,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture").field("frames", &self.frames).finish_non_exhaustive()
+    }
+}
+
+fn source_description(cfg: &CaptureConfig) -> Result<String, CaptureError> {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let s = cfg.source.as_str();
+    if let Some(url) = s.strip_prefix("rtsp://").map(|_| s).or_else(|| s.strip_prefix("rtsps://").map(|_| s)) {
+        return Ok(format!("rtspsrc location={} latency=200 protocols=tcp ! decodebin", quote(url)));
+    }
+    if let Some(dev) = s.strip_prefix("v4l2://") {
+        return Ok(format!("v4l2src device={} ! decodebin", quote(dev)));
+    }
+    if cfg.is_file() {
+        let path = PathBuf::from(s.strip_prefix("file://").unwrap_or(s));
+        if !path.is_file() {
+            return Err(CaptureError::FileNotFound(path));
+        }
+        let p = path.to_str().ok_or_else(|| CaptureError::BadSource(s.to_string()))?;
+        return Ok(format!("filesrc location={} ! decodebin", quote(p)));
+    }
+    Err(CaptureError::BadSource(s.to_string()))
+}
+
+impl Capture {
+    /// Builds and starts the pipeline.
+    pub fn open(cfg: &CaptureConfig) -> Result<Capture, CaptureError> {
+        gst::init().map_err(|e| CaptureError::Init(e.to_string()))?;
+        let src = source_description(cfg)?;
+        let live = cfg.effective_pacing() == Pacing::Live;
+        let desc = format!(
+            "{src} ! videoconvert ! videoscale ! \
+             video/x-raw,format=RGB,width={w},pixel-aspect-ratio=1/1 ! \
+             appsink name=sink sync=false max-buffers={mb} drop={drop} enable-last-sample=false",
+            w = cfg.width,
+            mb = if live { 1 } else { 2 },
+            drop = live,
+        );
+        let pipeline = gst::parse::launch(&desc)
+            .map_err(|e| CaptureError::Pipeline(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| CaptureError::Pipeline("not a pipeline".into()))?;
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| CaptureError::Pipeline("no appsink".into()))?;
+        let bus = pipeline.bus().ok_or_else(|| CaptureError::Pipeline("no bus".into()))?;
+        let cap = Capture { pipeline, sink, bus, frames: 0 };
+        cap.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| cap.bus_error().unwrap_or_else(|| CaptureError::Pipeline("cannot start".into())))?;
+        Ok(cap)
+    }
+
+    /// The first error waiting on the bus, as a typed error.
+    fn bus_error(&self) -> Option<CaptureError> {
+        while let Some(msg) = self.bus.pop_filtered(&[gst::MessageType::Error]) {
+            if let gst::MessageView::Error(e) = msg.view() {
+                return Some(CaptureError::Stream {
+                    element: e.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    message: format!(
+                        "{}{}",
+                        e.error(),
+                        e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        None
+    }
+
+    /// Waits up to `timeout` for the next frame.
+    pub fn next(&mut self, timeout: Duration) -> Result<Next, CaptureError> {
+        if let Some(e) = self.bus_error() {
+            return Err(e);
+        }
+        let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64)) else {
+            if let Some(e) = self.bus_error() {
+                return Err(e);
+            }
+            return Ok(if self.sink.is_eos() { Next::EndOfStream } else { Next::Idle });
+        };
+        let caps = sample.caps().ok_or_else(|| CaptureError::Pipeline("sample without caps".into()))?;
+        let info = gstreamer_video::VideoInfo::from_caps(caps)
+            .map_err(|e| CaptureError::Pipeline(format!("bad caps: {e}")))?;
+        let buffer = sample.buffer().ok_or_else(|| CaptureError::Pipeline("sample without buffer".into()))?;
+        let map = buffer.map_readable().map_err(|e| CaptureError::Pipeline(e.to_string()))?;
+        let (w, h) = (info.width(), info.height());
+        let stride = info.stride()[0] as usize;
+        let row = w as usize * 3;
+        let mut data = Vec::with_capacity(row * h as usize);
+        for y in 0..h as usize {
+            let start = y * stride;
+            let line = map.get(start..start + row).ok_or_else(|| CaptureError::Pipeline("short frame".into()))?;
+            data.extend_from_slice(line);
+        }
+        let image = RgbImage::from_raw(w, h, data).ok_or_else(|| CaptureError::Pipeline("frame size".into()))?;
+        self.frames += 1;
+        Ok(Next::Frame(Frame { image, pts_ms: buffer.pts().map(|t| t.mseconds() as i64) }))
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

@@ -1,0 +1,271 @@
+//! The appliance's configuration: strict TOML (unknown keys are errors), documented defaults,
+//! and a [`Config::validate`] step that runs before anything starts.
+use crate::engine::EngineConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub trailer: TrailerConfig,
+    pub location: LocationConfig,
+    pub capture: CaptureConfig,
+    pub engine: EngineConfig,
+    pub pass: PassConfig,
+    pub store: StoreConfig,
+    pub sync: SyncConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            trailer: TrailerConfig::default(),
+            location: LocationConfig::default(),
+            capture: CaptureConfig::default(),
+            engine: EngineConfig::default(),
+            pass: PassConfig::default(),
+            store: StoreConfig::default(),
+            sync: SyncConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrailerConfig {
+    /// This trailer's id: the CN of its certificate and a segment of its MQTT topics.
+    pub id: String,
+    /// The camera's id, recorded with every read.
+    pub camera_id: String,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+}
+
+impl Default for TrailerConfig {
+    fn default() -> Self {
+        TrailerConfig {
+            id: "trailer-01".into(),
+            camera_id: "cam0".into(),
+            data_dir: PathBuf::from("/var/lib/trailer-alpr"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocationConfig {
+    /// The deployment's position, used when no GPS fix is available (WGS84 degrees).
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Default for LocationConfig {
+    fn default() -> Self {
+        // Mankato, Minnesota: a harmless default that is obviously not a real deployment.
+        LocationConfig { latitude: 44.1636, longitude: -93.9994 }
+    }
+}
+
+/// How frames are paced into the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pacing {
+    /// Live camera: always analyse the newest frame, drop the rest (counted).
+    Live,
+    /// Evidence replay: decode every frame, analyse at `analyse_fps` of video time, drop none.
+    EveryFrame,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// `rtsp://…`, `file:///…` (or a plain path), or `v4l2:///dev/video0`.
+    pub source: String,
+    /// Frames are scaled (by GStreamer) to this width for the engine; height keeps the aspect.
+    pub width: u32,
+    /// Frames analysed per second of video at most.
+    pub analyse_fps: f32,
+    /// `live` or `every-frame`; by default `every-frame` for files, `live` otherwise.
+    pub pacing: Option<Pacing>,
+    /// Reconnect backoff for live sources, first and maximum delay.
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            source: "rtsp://192.0.2.10:554/stream1".into(),
+            width: 1280,
+            analyse_fps: 8.0,
+            pacing: None,
+            reconnect_initial_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+impl CaptureConfig {
+    pub fn is_file(&self) -> bool {
+        self.source.starts_with("file://") || !self.source.contains("://")
+    }
+    pub fn effective_pacing(&self) -> Pacing {
+        self.pacing.unwrap_or(if self.is_file() { Pacing::EveryFrame } else { Pacing::Live })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassConfig {
+    /// A pass ends when its plate has not been seen for this long (video time).
+    pub gap_ms: i64,
+    /// A pass needs at least this many sightings to become a read.
+    pub min_sightings: usize,
+    /// A vehicle that stays in view (parked) gives its read after this long, and no more reads.
+    pub max_pass_ms: i64,
+    /// Context picture width (pixels) and JPEG quality.
+    pub context_width: u32,
+    pub jpeg_quality: u8,
+}
+
+impl Default for PassConfig {
+    fn default() -> Self {
+        PassConfig {
+            gap_ms: 2000,
+            min_sightings: 2,
+            max_pass_ms: 60_000,
+            context_width: 960,
+            jpeg_quality: 80,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Reads are destroyed this many days after collection unless held (the law's maximum is 60).
+    pub retention_days: u32,
+    /// How often the retention duty runs.
+    pub purge_interval_s: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { retention_days: 60, purge_interval_s: 600 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// The agency's broker (TLS); an empty host disables sync (reads stay in the outbox).
+    pub broker_host: String,
+    pub broker_port: u16,
+    /// The agency CA that signed the broker's certificate (pinned: no system roots).
+    pub ca_file: PathBuf,
+    /// This trailer's certificate and key (the certificate's CN is the trailer id).
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub keep_alive_s: u64,
+    /// Outbox items sent but not yet acknowledged end to end, at most.
+    pub max_in_flight: usize,
+    /// Items not acknowledged after this long are sent again.
+    pub ack_timeout_ms: i64,
+    /// Read metadata per batch message.
+    pub batch_reads: usize,
+    /// For file sources: after the end of the video, wait this long for the outbox to drain.
+    pub drain_timeout_s: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            broker_host: String::new(),
+            broker_port: 8883,
+            ca_file: PathBuf::from("/etc/trailer-alpr/agency-ca.pem"),
+            cert_file: PathBuf::from("/etc/trailer-alpr/trailer.pem"),
+            key_file: PathBuf::from("/etc/trailer-alpr/trailer.key"),
+            keep_alive_s: 30,
+            max_in_flight: 64,
+            ack_timeout_ms: 30_000,
+            batch_reads: 50,
+            drain_timeout_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !trailer_wire::topic::valid_id(&self.trailer.id) {
+            return bad(format!("trailer.id {:?}: use 1-64 of A-Z a-z 0-9 - _ .", self.trailer.id));
+        }
+        if !(1..=60).contains(&self.store.retention_days) {
+            return bad(format!(
+                "store.retention_days = {}: must be 1-60 (Minn. Stat. 13.824 subd. 3)",
+                self.store.retention_days
+            ));
+        }
+        if !(-90.0..=90.0).contains(&self.location.latitude)
+            || !(-180.0..=180.0).contains(&self.location.longitude)
+        {
+            return bad("location: latitude/longitude out of range".into());
+        }
+        if !(0.1..=60.0).contains(&self.capture.analyse_fps) || self.capture.width < 64 {
+            return bad("capture: analyse_fps must be 0.1-60 and width at least 64".into());
+        }
+        if self.sync.max_in_flight == 0 || self.sync.batch_reads == 0 {
+            return bad("sync: max_in_flight and batch_reads must be at least 1".into());
+        }
+        if self.pass.min_sightings == 0 || self.pass.gap_ms <= 0 {
+            return bad("pass: min_sightings and gap_ms must be positive".into());
+        }
+        self.engine.validate().map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let text = Config::default_toml();
+        let parsed: Config = toml::from_str(&text).expect("parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_illegal_retention_are_refused() {
+        let e = toml::from_str::<Config>("[trailer]\nid = \"x\"\ncolour = \"red\"\n");
+        assert!(e.is_err());
+        let mut c = Config::default();
+        c.store.retention_days = 90;
+        let err = c.validate().expect_err("90 days is illegal");
+        assert!(err.to_string().contains("retention_days"), "{err}");
+    }
+}

@@ -1,0 +1,273 @@
+//! The daemon: wires capture → engine → passes → store → sync, and owns shutdown.
+//!
+//! Threads and tasks:
+//! - `capture` thread (blocking): pulls frames, paces them, runs the engine and the pass tracker,
+//!   and hands each finished read to the store task. Reads are never dropped: the hand-over
+//!   channel is bounded and the thread waits when it is full (frames are dropped instead).
+//! - store task: writes each read durably, then wakes the sync link.
+//! - sync task: the MQTT link (when a broker is configured).
+//! - retention task: the store's purge duty.
+//!
+//! Shutdown: one `watch` signal. The capture thread stops first and closes its passes; the store
+//! task drains the channel when it closes; the sync link gets a last chance to drain, then stops.
+use crate::capture::{Capture, CaptureError, Next};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, Pacing};
+use crate::engine::{Engine, EngineError};
+use crate::pass::{PassRead, PassTracker};
+use crate::store::{NewPictures, Store, StoreError};
+use crate::sync::link::{LinkHealth, run_link};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::{Notify, mpsc, watch};
+use trailer_wire::{ActiveUse, FixQuality, PictureSet, Position, ReadMeta, UsageReason};
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Link(#[from] crate::sync::LinkError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Counters shared by the stages (the health module reads them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub frames_decoded: AtomicU64,
+    pub frames_analysed: AtomicU64,
+    pub reads: AtomicU64,
+}
+
+fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(state);
+}
+
+/// Runs the appliance until `shutdown` turns true, or — for a file source — until the video ended
+/// and the outbox drained (or its drain timeout passed).
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let store = Store::open(&config.trailer.data_dir, config.store.retention_days, clock.clone())?;
+    let engine_cfg = config.engine.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::load(&engine_cfg))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    let position = Position::from_degrees(
+        config.location.latitude,
+        config.location.longitude,
+        FixQuality::Configured,
+    );
+
+    // Stop signal for the blocking capture thread, raised from the async side.
+    let stop_capture = Arc::new(AtomicBool::new(false));
+    let (reads_tx, mut reads_rx) = mpsc::channel::<PassRead>(64);
+    let counters = Arc::new(Counters::default());
+    let capture_thread = {
+        let cfg = config.clone();
+        let stop = stop_capture.clone();
+        let counters = counters.clone();
+        let clock = clock.clone();
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || capture_loop(cfg, engine, reads_tx, stop, counters, clock))
+            .map_err(|e| DaemonError::Internal(e.to_string()))?
+    };
+
+    // The active-use period opens now and closes when capture stops.
+    let period = ActiveUse {
+        trailer_id: config.trailer.id.clone(),
+        period_id: store.next_id()?,
+        start: clock.now_ms(),
+        end: None,
+        start_reason: UsageReason::DaemonStart,
+        end_reason: None,
+        position,
+        lists_compared: Vec::new(),
+    };
+    store.record_usage(&period)?;
+
+    let wake = Arc::new(Notify::new());
+    let (link_stop_tx, link_stop_rx) = watch::channel(false);
+    let link = if config.sync.broker_host.is_empty() {
+        tracing::warn!("sync.broker_host is empty: reads stay on the trailer");
+        None
+    } else {
+        let (cfg, id, st, w) = (config.sync.clone(), config.trailer.id.clone(), store.clone(), wake.clone());
+        let health = Arc::new(LinkHealth::default());
+        Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health)))
+    };
+    let retention = {
+        let st = store.clone();
+        let every = Duration::from_secs(config.store.purge_interval_s.max(1));
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => if let Err(e) = st.purge() { tracing::error!(error = %e, "retention purge failed") },
+                    _ = stop.changed() => if *stop.borrow() { break },
+                }
+            }
+        })
+    };
+
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("collecting")]);
+    let watchdog = {
+        let mut stop = shutdown.clone();
+        let period = sd_notify::watchdog_enabled();
+        tokio::spawn(async move {
+            let Some(period) = period.filter(|p| !p.is_zero()) else { return };
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+                    _ = stop.changed() => if *stop.borrow() { break },
+                }
+            }
+        })
+    };
+
+    // The store task: every read the capture thread finished is written durably here.
+    let trailer_id = config.trailer.id.clone();
+    let camera_id = config.trailer.camera_id.clone();
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            read = reads_rx.recv() => match read {
+                Some(r) => {
+                    let meta = ReadMeta {
+                        read_id: 0,
+                        camera_id: camera_id.clone(),
+                        plate: r.plate.clone(),
+                        confidence_pm: (r.confidence.clamp(0.0, 1.0) * 1000.0).round() as u16,
+                        first_seen: r.first_seen,
+                        best_seen: r.best_seen,
+                        position,
+                        plate_box: [r.plate_box.x as u16, r.plate_box.y as u16, r.plate_box.w as u16, r.plate_box.h as u16],
+                        pictures: PictureSet::default(),
+                    };
+                    let st = store.clone();
+                    let pics = NewPictures { plate_crop: Some(r.plate_crop_jpeg), context: Some(r.context_jpeg) };
+                    let id = tokio::task::spawn_blocking(move || st.insert_read(meta, pics))
+                        .await
+                        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+                    counters.reads.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(read_id = id, confidence = r.confidence, sightings = r.sightings, trailer = %trailer_id, "read stored");
+                    wake.notify_one();
+                }
+                None => break,
+            },
+            _ = shutdown.changed(), if !stopping => {
+                if *shutdown.borrow() {
+                    tracing::info!("shutting down: stopping capture");
+                    stopping = true;
+                    stop_capture.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    let capture_result = capture_thread.join().map_err(|_| DaemonError::Internal("capture thread panicked".into()))?;
+    let end_reason = match &capture_result {
+        Ok(true) => UsageReason::EndOfStream,
+        Ok(false) => UsageReason::DaemonStop,
+        Err(_) => UsageReason::CameraDown,
+    };
+    store.record_usage(&ActiveUse { end: Some(clock.now_ms()), end_reason: Some(end_reason), ..period })?;
+    wake.notify_one();
+    notify(&[sd_notify::NotifyState::Stopping]);
+
+    // A file replay ends by itself: give the outbox its chance to drain first.
+    if let Some(link) = link {
+        if matches!(capture_result, Ok(true)) && !*shutdown.borrow() {
+            let deadline = Instant::now() + Duration::from_secs(config.sync.drain_timeout_s);
+            while store.backlog_len() > 0 && Instant::now() < deadline && !*shutdown.borrow() {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            let left = store.backlog_len();
+            if left > 0 {
+                tracing::warn!(left, "outbox not drained before exit; it will sync on the next start");
+            } else {
+                tracing::info!("outbox drained");
+            }
+        }
+        let _ = link_stop_tx.send(true);
+        link.await.map_err(|e| DaemonError::Internal(e.to_string()))??;
+    }
+    retention.abort();
+    watchdog.abort();
+    store.flush()?;
+    tracing::info!(
+        frames_decoded = counters.frames_decoded.load(Ordering::Relaxed),
+        frames_analysed = counters.frames_analysed.load(Ordering::Relaxed),
+        reads = counters.reads.load(Ordering::Relaxed),
+        "appliance stopped"
+    );
+    capture_result.map(|_| ()).map_err(DaemonError::from)
+}
+
+/// The capture thread. Returns `Ok(true)` at the end of a file, `Ok(false)` when stopped.
+fn capture_loop(
+    cfg: Config,
+    mut engine: Engine,
+    reads: mpsc::Sender<PassRead>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    clock: SharedClock,
+) -> Result<bool, CaptureError> {
+    let mut capture = Capture::open(&cfg.capture)?;
+    let mut tracker = PassTracker::new(cfg.pass.clone());
+    let pacing = cfg.capture.effective_pacing();
+    let interval_ms = (1000.0 / cfg.capture.analyse_fps) as i64;
+    let start_wall = clock.now_ms();
+    let mut next_due = i64::MIN;
+    let send = |r: PassRead| reads.blocking_send(r).is_ok();
+    let ended = loop {
+        if stop.load(Ordering::Relaxed) {
+            break false;
+        }
+        let frame = match capture.next(Duration::from_millis(500))? {
+            Next::Frame(f) => f,
+            Next::Idle => continue,
+            Next::EndOfStream => break true,
+        };
+        counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+        // Video time: replays map stream time onto the wall clock at start; live frames are
+        // stamped on arrival.
+        let time = match (pacing, frame.pts_ms) {
+            (Pacing::EveryFrame, Some(pts)) => start_wall + pts,
+            _ => clock.now_ms(),
+        };
+        if time < next_due {
+            continue;
+        }
+        next_due = time + interval_ms;
+        counters.frames_analysed.fetch_add(1, Ordering::Relaxed);
+        let reading = match engine.read(&frame.image) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "engine failed on a frame");
+                continue;
+            }
+        };
+        for r in tracker.observe(time, &frame.image, &reading.plates) {
+            if !send(r) {
+                return Ok(false);
+            }
+        }
+    };
+    for r in tracker.finish() {
+        send(r);
+    }
+    tracing::info!(frames = capture.frames(), ended, "capture stopped");
+    Ok(ended)
+}

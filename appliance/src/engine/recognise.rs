@@ -1,0 +1,170 @@
+//! Plate text recognition: crop, resize to the recogniser's height, CTC decode.
+//!
+//! PaddleOCR-style recognisers take BGR, normalised to [-1, 1], 48 pixels high, right-padded with
+//! zeros; padding narrow crops to ~160 px reads plates better than batching them to the widest.
+use super::{EngineError, PlateBox, RgbImage, ctc, runtime};
+use ort::session::Session;
+use ort::value::{Tensor, ValueType};
+use std::path::{Path, PathBuf};
+
+pub const INPUT_HEIGHT: u32 = 48;
+
+/// The crop of `bbox`, trimmed by `trim` of its height at top and bottom (state names, slogans and
+/// frames above and below the characters make recognisers add characters).
+pub fn crop_trimmed(pic: &RgbImage, bbox: PlateBox, trim: f32) -> Option<RgbImage> {
+    let (pw, ph) = pic.dimensions();
+    let x1 = bbox.x.floor().max(0.0) as u32;
+    let x2 = ((bbox.x + bbox.w).ceil() as u32).min(pw);
+    let y1 = (bbox.y + trim * bbox.h).floor().max(0.0) as u32;
+    let y2 = ((bbox.y + bbox.h - trim * bbox.h).ceil() as u32).min(ph);
+    if x2 < x1 + 4 || y2 < y1 + 4 {
+        return None;
+    }
+    Some(image::imageops::crop_imm(pic, x1, y1, x2 - x1, y2 - y1).to_image())
+}
+
+/// The recogniser's input for one crop: `[3, 48, W]` BGR in [-1, 1], zero-padded on the right.
+pub fn prepare(crop: &RgbImage, min_width: u32) -> (Vec<f32>, u32) {
+    let (w, h) = crop.dimensions();
+    let rw = ((INPUT_HEIGHT as f32 * w as f32 / h as f32).ceil() as u32).max(8);
+    let width = rw.max(min_width).div_ceil(8) * 8;
+    let rw = rw.min(width);
+    let plane = (INPUT_HEIGHT * width) as usize;
+    let mut out = vec![0.0f32; plane * 3];
+    let sx = w as f32 / rw as f32;
+    let sy = h as f32 / INPUT_HEIGHT as f32;
+    let src = crop.as_raw();
+    let stride = w as usize * 3;
+    for oy in 0..INPUT_HEIGHT {
+        let fy = ((oy as f32 + 0.5) * sy - 0.5).clamp(0.0, (h - 1) as f32);
+        let y0 = fy.floor() as usize;
+        let y1 = (y0 + 1).min(h as usize - 1);
+        let dy = fy - y0 as f32;
+        for ox in 0..rw {
+            let fx = ((ox as f32 + 0.5) * sx - 0.5).clamp(0.0, (w - 1) as f32);
+            let x0 = fx.floor() as usize;
+            let x1 = (x0 + 1).min(w as usize - 1);
+            let dx = fx - x0 as f32;
+            for c in 0..3 {
+                let p = |x: usize, y: usize| f32::from(src[y * stride + x * 3 + c]);
+                let v = (p(x0, y0) * (1.0 - dx) + p(x1, y0) * dx) * (1.0 - dy)
+                    + (p(x0, y1) * (1.0 - dx) + p(x1, y1) * dx) * dy;
+                // RGB source channel c goes to BGR plane 2 - c.
+                out[(2 - c) * plane + (oy * width + ox) as usize] = v / 127.5 - 1.0;
+            }
+        }
+    }
+    (out, width)
+}
+
+pub struct Recogniser {
+    session: Session,
+    path: PathBuf,
+    input_name: String,
+    /// Class index -> character; 0 is the CTC blank.
+    chars: Vec<char>,
+    /// Blank plus the classes a plate may contain (printable ASCII).
+    allowed: Vec<usize>,
+}
+
+impl Recogniser {
+    pub fn load(path: &Path, dictionary: Option<&Path>, threads: usize) -> Result<Recogniser, EngineError> {
+        let session = runtime::session(path, threads)?;
+        let shape_err =
+            |reason: String| EngineError::ModelShape { path: path.to_path_buf(), reason };
+        let input = session.inputs().first().ok_or_else(|| shape_err("no input".into()))?;
+        match input.dtype() {
+            ValueType::Tensor { shape, .. }
+                if shape.len() == 4 && shape[1] == 3 && (shape[2] == 48 || shape[2] < 0) => {}
+            other => {
+                return Err(shape_err(format!(
+                    "recogniser input must be [N,3,48,W] (a text line), found {other:?}"
+                )));
+            }
+        }
+        let input_name = input.name().to_string();
+        let text = match dictionary {
+            Some(d) => std::fs::read_to_string(d).map_err(|e| EngineError::Model {
+                path: d.to_path_buf(),
+                reason: format!("cannot read dictionary: {e}"),
+            })?,
+            None => session
+                .metadata()
+                .ok()
+                .and_then(|m| m.custom("character"))
+                .ok_or_else(|| {
+                    shape_err("no dictionary: the model has no `character` metadata; set \
+                               recogniser_dictionary"
+                        .into())
+                })?,
+        };
+        let mut chars = vec!['\0'];
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            // Multi-character entries cannot be plate characters: keep their slot, never allow.
+            let mut it = line.chars();
+            chars.push(match (it.next(), it.next()) {
+                (Some(c), None) => c,
+                _ => '\u{fffd}',
+            });
+        }
+        if text.ends_with('\n') {
+            chars.pop();
+        }
+        chars.push(' ');
+        let allowed = std::iter::once(0)
+            .chain((1..chars.len()).filter(|&i| chars[i].is_ascii_graphic()))
+            .collect();
+        Ok(Recogniser { session, path: path.to_path_buf(), input_name, chars, allowed })
+    }
+
+    /// Reads one crop: characters with their probabilities.
+    pub fn recognise(&mut self, crop: &RgbImage, min_width: u32) -> Result<Vec<(char, f32)>, EngineError> {
+        let fail = |e: ort::Error| EngineError::Inference { stage: "recognise", reason: e.to_string() };
+        let (data, width) = prepare(crop, min_width);
+        let t = Tensor::from_array(([1usize, 3, INPUT_HEIGHT as usize, width as usize], data))
+            .map_err(fail)?;
+        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => t]).map_err(fail)?;
+        let (dims, probs) = outputs[0].try_extract_tensor::<f32>().map_err(fail)?;
+        let classes = dims.last().copied().unwrap_or(0) as usize;
+        if dims.len() != 3 || classes != self.chars.len() {
+            return Err(EngineError::ModelShape {
+                path: self.path.clone(),
+                reason: format!(
+                    "recogniser output {dims:?} does not match its dictionary of {} classes",
+                    self.chars.len()
+                ),
+            });
+        }
+        Ok(ctc::greedy_decode(probs, classes, &self.allowed)
+            .into_iter()
+            .map(|(i, p)| (self.chars[i], p))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_pads_and_swaps_channels() {
+        let crop = RgbImage::from_pixel(96, 24, image::Rgb([255, 0, 0]));
+        let (t, w) = prepare(&crop, 160);
+        assert_eq!(w, 192, "96x24 at height 48 is 192 wide");
+        let plane = (48 * w) as usize;
+        assert!((t[0] - -1.0).abs() < 1e-6, "blue plane of a red pixel");
+        assert!((t[2 * plane] - 1.0).abs() < 1e-6, "red plane of a red pixel");
+        let (_, w) = prepare(&RgbImage::new(20, 48), 160);
+        assert_eq!(w, 160, "narrow crops are padded to the minimum width");
+    }
+
+    #[test]
+    fn trimmed_crop_stays_inside() {
+        let pic = RgbImage::new(100, 50);
+        let c = crop_trimmed(&pic, PlateBox { x: 90.0, y: 40.0, w: 30.0, h: 20.0 }, 0.1)
+            .expect("crop");
+        assert_eq!(c.dimensions(), (10, 10));
+        assert!(crop_trimmed(&pic, PlateBox { x: 99.0, y: 0.0, w: 1.0, h: 1.0 }, 0.0).is_none());
+    }
+}

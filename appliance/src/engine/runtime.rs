@@ -1,0 +1,48 @@
+//! ONNX Runtime: loaded once per process from a configured shared library, then sessions.
+use super::EngineError;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+static LOADED_FROM: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Loads the runtime library (once per process) and builds the shared environment.
+pub fn init(library: &Path) -> Result<(), EngineError> {
+    let result = ENV.get_or_init(|| {
+        let env = ort::init_from(library)
+            .map_err(|e| e.to_string())?
+            .with_name("trailer-alpr")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut slot) = LOADED_FROM.lock() {
+            *slot = Some(library.to_path_buf());
+        }
+        Ok(env)
+    });
+    result
+        .as_ref()
+        .map(|_| ())
+        .map_err(|reason| EngineError::Runtime { path: library.to_path_buf(), reason: reason.clone() })
+}
+
+/// Builds a CPU session: full graph optimisation, a fixed thread count, no busy-wait spinning
+/// (spinning steals the core that capture and sync need on a 2-core box).
+pub fn session(model: &Path, threads: usize) -> Result<Session, EngineError> {
+    let err = |e: String| EngineError::Model { path: model.to_path_buf(), reason: e };
+    let env = match ENV.get() {
+        Some(Ok(env)) => env,
+        _ => return Err(err("ONNX Runtime is not initialised".into())),
+    };
+    let builder = Session::builder(env).map_err(|e| err(e.to_string()))?;
+    let mut builder = builder
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .and_then(|b| b.with_intra_threads(threads))
+        .and_then(|b| b.with_inter_threads(1))
+        .and_then(|b| b.with_intra_op_spinning(false))
+        .and_then(|b| b.with_inter_op_spinning(false))
+        .map_err(|e| err(e.to_string()))?;
+    builder.commit_from_file(model).map_err(|e| err(e.to_string()))
+}

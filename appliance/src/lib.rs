@@ -1,0 +1,33 @@
+//! The ALPR trailer appliance: one daemon that turns a camera stream into plate reads, keeps them
+//! for at most 60 days, and syncs them to the agency's server whenever a link exists.
+//!
+//! # Stages and data flow
+//! ```text
+//!  camera ─► capture ─(newest frame)─► pass ─(one read per vehicle pass)─► store ─► sync ─► MQTT
+//!  (RTSP,     GStreamer     engine:     tracker: track, vote, pick the      sled:     outbox
+//!   V4L2,     decode,       detect +    best sighting, crop pictures        reads,    state
+//!   file)     scale         read                                            outbox    machine
+//!                                                                  gps ──► position on each read
+//! ```
+//! - [`capture`]: the GStreamer pipeline; hands over the newest frame, counts drops.
+//! - [`engine`]: picture in, plate candidates out (ONNX Runtime).
+//! - [`pass`]: groups sightings into vehicle passes and emits one read per pass.
+//! - [`store`]: the sled store: reads, pictures, the outbox, retention.
+//! - [`sync`]: the outbox/ack state machine and the thin MQTT loop around it.
+//! - [`daemon`]: wires the stages together; owns shutdown.
+//! - [`config`]: the strict TOML configuration and its defaults.
+//! - [`clock`]: injected time, so retention is testable in milliseconds.
+pub mod capture;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod pass;
+pub mod store;
+pub mod sync;
+
+pub use config::Config;
+pub use daemon::run;
+
+/// The software version reported in health and status.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

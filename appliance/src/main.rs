@@ -1,0 +1,150 @@
+//! `appliance`: the trailer daemon and its tools.
+use anyhow::Context;
+use appliance::Config;
+use appliance::engine::{Engine, load_picture};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "appliance", version, about = "ALPR trailer appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the default configuration (TOML), every key documented by its value.
+    PrintDefaultConfig,
+    /// Read plates in images (JPEG/PNG; folders are walked), one line per image.
+    Read {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Engine settings from this config file (its [engine] table).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::PrintDefaultConfig => {
+            print!("{}", Config::default_toml());
+            Ok(())
+        }
+        Command::Run { config } => {
+            init_logging();
+            let config = Config::load(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(async {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("stop requested");
+                    let _ = tx.send(true);
+                });
+                appliance::run(config, rx).await
+            })?;
+            Ok(())
+        }
+        Command::Read { json, config, paths } => {
+            init_logging();
+            let engine_cfg = match config {
+                Some(p) => Config::load(&p)?.engine,
+                None => appliance::engine::EngineConfig::default(),
+            };
+            let mut engine = Engine::load(&engine_cfg)?;
+            let mut files = Vec::new();
+            for p in &paths {
+                collect(p, &mut files);
+            }
+            for f in files {
+                print_reading(&mut engine, &f, json);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn collect(p: &Path, out: &mut Vec<PathBuf>) {
+    if p.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for e in entries {
+            let is_image = e
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"));
+            if e.is_dir() || is_image {
+                collect(&e, out);
+            }
+        }
+    } else {
+        out.push(p.to_path_buf());
+    }
+}
+
+fn print_reading(engine: &mut Engine, path: &Path, json: bool) {
+    let t0 = Instant::now();
+    let result = load_picture(path).and_then(|pic| engine.read(&pic).map_err(|e| e.to_string()));
+    let elapsed_ms = (t0.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    let image = path.display().to_string();
+    match (result, json) {
+        (Ok(r), true) => {
+            let plates: Vec<_> = r
+                .plates
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "text": p.text,
+                        "confidence": (f64::from(p.confidence) * 1000.0).round() / 1000.0,
+                        "box": [p.bbox.x.round(), p.bbox.y.round(), p.bbox.w.round(), p.bbox.h.round()],
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::json!({"image": image, "plates": plates, "elapsed_ms": elapsed_ms}));
+        }
+        (Err(e), true) => {
+            println!("{}", serde_json::json!({"image": image, "error": e, "elapsed_ms": elapsed_ms}));
+        }
+        (Ok(r), false) => {
+            let texts: Vec<String> =
+                r.plates.iter().map(|p| format!("{} ({:.2})", p.text, p.confidence)).collect();
+            println!("{image}: {} [{elapsed_ms} ms]", if texts.is_empty() { "-".into() } else { texts.join(", ") });
+        }
+        (Err(e), false) => println!("{image}: error: {e}"),
+    }
+}

@@ -1,0 +1,261 @@
+//! The thin loop that connects the outbox state machine to the broker.
+//!
+//! Mutual TLS with rustls: the agency CA is the only trust root (pinned), and the trailer proves
+//! itself with its own certificate, whose CN the broker uses as its MQTT user name. The session is
+//! persistent (`clean_session = false`) and the broker publishes the retained "offline" status if
+//! the trailer vanishes (last will).
+use super::state::SyncState;
+use crate::config::SyncConfig;
+use crate::store::Store;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{Notify, watch};
+use trailer_wire::{AckRef, Message, ReadBatch, Status, Topic, UpKind};
+
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("cannot read {what} {path}: {reason}")]
+    Credentials { what: &'static str, path: PathBuf, reason: String },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}
+
+fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, LinkError> {
+    let err = |reason: String| LinkError::Credentials { what, path: path.to_path_buf(), reason };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// A rustls client configuration: pinned CA, client certificate.
+pub fn client_tls(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, LinkError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in load_certs(ca, "CA certificate")? {
+        roots.add(c).map_err(|e| LinkError::Tls(format!("CA certificate {}: {e}", ca.display())))?;
+    }
+    let chain = load_certs(cert, "client certificate")?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| LinkError::Credentials {
+        what: "private key",
+        path: key.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LinkError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| LinkError::Tls(format!("client certificate and key do not match: {e}")))
+}
+
+fn now_ms() -> i64 {
+    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+}
+
+fn status_payload(trailer: &str, online: bool) -> Vec<u8> {
+    trailer_wire::encode(&Message::Status(Status {
+        trailer_id: trailer.into(),
+        online,
+        time: now_ms(),
+        software_version: crate::VERSION.into(),
+    }))
+    .unwrap_or_default()
+}
+
+/// Shared view of the link for health reporting.
+#[derive(Debug, Default)]
+pub struct LinkHealth {
+    pub connected: AtomicBool,
+}
+
+/// Runs the sync link until `shutdown` turns true.
+pub async fn run_link(
+    cfg: SyncConfig,
+    trailer: String,
+    store: Store,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+    health: Arc<LinkHealth>,
+) -> Result<(), LinkError> {
+    let tls = client_tls(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+    let mut opts = MqttOptions::new(trailer.clone(), cfg.broker_host.clone(), cfg.broker_port);
+    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
+        .set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)))
+        .set_clean_session(false)
+        .set_max_packet_size(trailer_wire::codec::MAX_FRAME_BYTES + 1024, trailer_wire::codec::MAX_FRAME_BYTES + 1024)
+        .set_last_will(LastWill::new(
+            Topic::status(&trailer),
+            status_payload(&trailer, false),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    let (client, mut events) = AsyncClient::new(opts, 512);
+    let mut state = SyncState::new(cfg.max_in_flight, cfg.ack_timeout_ms);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut backoff = Duration::from_millis(500);
+    let ack_topic = Topic::down_ack(&trailer);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+            event = events.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    tracing::info!(trailer, "connected to the agency broker");
+                    state.on_connected();
+                    health.connected.store(true, Ordering::Relaxed);
+                    backoff = Duration::from_millis(500);
+                    let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
+                    let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true));
+                    pump(&client, &store, &mut state, &trailer, &cfg);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if p.topic == ack_topic {
+                        match trailer_wire::decode(&p.payload) {
+                            Ok(Message::Ack(ack)) => {
+                                let done = state.on_ack(&ack.refs);
+                                if let Err(e) = store.ack(&done) {
+                                    tracing::error!(error = %e, "cannot record acknowledgements");
+                                }
+                                pump(&client, &store, &mut state, &trailer, &cfg);
+                            }
+                            Ok(other) => tracing::warn!(kind = ?std::mem::discriminant(&other), "unexpected message on the ack topic"),
+                            Err(e) => tracing::warn!(error = %e, "corrupt acknowledgement ignored"),
+                        }
+                    } else {
+                        tracing::debug!(topic = %p.topic, "downlink not handled yet");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if state.connected() {
+                        tracing::warn!(error = %e, "link to the agency broker lost");
+                    } else {
+                        tracing::warn!(error = %e, broker = %cfg.broker_host, port = cfg.broker_port, "cannot connect to the agency broker");
+                    }
+                    state.on_disconnected();
+                    health.connected.store(false, Ordering::Relaxed);
+                    let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff + jitter) => {}
+                        _ = shutdown.changed() => if *shutdown.borrow() { break },
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            },
+            _ = wake.notified() => pump(&client, &store, &mut state, &trailer, &cfg),
+            _ = tick.tick() => {
+                let expired = state.expire(now_ms());
+                if expired > 0 {
+                    tracing::debug!(expired, "acknowledgements timed out; sending again");
+                }
+                pump(&client, &store, &mut state, &trailer, &cfg);
+            }
+        }
+    }
+    if state.connected() {
+        let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, false));
+        let _ = client.try_disconnect();
+        // Let the event loop flush the last publish and the disconnect.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(ev) = events.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    Ok(())
+}
+
+/// Sends what the state machine chooses from the outbox.
+fn pump(client: &AsyncClient, store: &Store, state: &mut SyncState, trailer: &str, cfg: &SyncConfig) {
+    if !state.connected() {
+        return;
+    }
+    let pending = match store.pending(cfg.max_in_flight + 16, &|r| state.is_in_flight(r)) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the outbox");
+            return;
+        }
+    };
+    let chosen = state.choose(&pending);
+    let mut i = 0;
+    while i < chosen.len() {
+        // Consecutive reads travel as one batch.
+        let mut group = vec![chosen[i]];
+        if matches!(chosen[i], AckRef::Read(_)) {
+            while i + group.len() < chosen.len()
+                && group.len() < cfg.batch_reads
+                && matches!(chosen[i + group.len()], AckRef::Read(_))
+            {
+                group.push(chosen[i + group.len()]);
+            }
+        }
+        i += group.len();
+        let (msg, kind) = match build(store, trailer, &group) {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load an outbox item");
+                continue;
+            }
+        };
+        let bytes = match trailer_wire::encode(&msg) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an outbox item");
+                continue;
+            }
+        };
+        if client.try_publish(Topic::up(trailer, kind), QoS::AtLeastOnce, false, bytes).is_err() {
+            // The client's queue is full: the rest waits for the next pump.
+            break;
+        }
+        state.on_sent(&group, now_ms());
+    }
+}
+
+fn build(store: &Store, trailer: &str, group: &[AckRef]) -> Result<Option<(Message, UpKind)>, crate::store::StoreError> {
+    if group.len() > 1 || matches!(group.first(), Some(AckRef::Read(_))) {
+        let mut reads = Vec::with_capacity(group.len());
+        for r in group {
+            if let AckRef::Read(id) = r {
+                match store.read(*id)? {
+                    Some(s) => reads.push(s.meta),
+                    None => {
+                        store.message_for(trailer, r)?;
+                    }
+                }
+            }
+        }
+        if reads.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some((Message::ReadBatch(ReadBatch { trailer_id: trailer.into(), reads }), UpKind::Reads)));
+    }
+    let Some(r) = group.first() else { return Ok(None) };
+    let kind = match r {
+        AckRef::Picture(..) => UpKind::Pictures,
+        AckRef::Alert(_) => UpKind::Alerts,
+        AckRef::ActiveUse(_) => UpKind::Usage,
+        AckRef::Deployment(_) => UpKind::Deployments,
+        AckRef::Downlink(_) => UpKind::DownlinkAcks,
+        AckRef::Read(_) => UpKind::Reads,
+    };
+    Ok(store.message_for(trailer, r)?.map(|m| (m, kind)))
+}

@@ -1,0 +1,9 @@
+//! Sync to the agency's server over MQTT.
+//!
+//! - [`state`]: the outbox/ack state machine. No I/O: it is told what is pending, what was sent
+//!   and acknowledged, and when the link came and went, and says what to send next.
+//! - [`link`]: the thin loop around rumqttc and rustls (mutual TLS, pinned agency CA) that drives it.
+pub mod link;
+pub mod state;
+
+pub use link::{LinkError, run_link};

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on Debian 12, idempotently:
+#   1. Debian packages (build, GStreamer runtime, Mosquitto, OpenSSL, fonts), only those missing;
+#   2. the ONNX Runtime shared library and the default models, from PyPI wheels pinned by version
+#      and sha256, cached under $TRAILER_CACHE (default ~/.cache/trailer-alpr) and extracted into
+#      ./models, where the appliance's default configuration looks for them.
+# Nothing is downloaded at build time; a second run changes nothing and takes about a second.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${TRAILER_CACHE:-$HOME/.cache/trailer-alpr}
+models="$root/models"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- 1. Debian packages --------------------------------------------------------------------
+packages=(
+  pkg-config build-essential libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-libav gstreamer1.0-plugins-ugly gstreamer1.0-tools
+  mosquitto mosquitto-clients openssl ca-certificates fonts-dejavu-core
+  python3 python3-pip curl procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing Debian packages: ${missing[*]}; run as root or install them with apt-get"
+    exit 1
+  fi
+  say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=900 update -qq
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- 2. Rust toolchain -------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+  say "cargo not found: install Rust 1.95 or newer with rustup (the Debian 12 package is too old)"
+  exit 1
+fi
+
+# --- 3. ONNX Runtime and models from PyPI ------------------------------------------------------
+# wheel spec | wheel sha256 | file inside the wheel | file sha256 | name under ./models
+artifacts=(
+  "onnxruntime==1.31.1|5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f|onnxruntime/capi/libonnxruntime.so.1.31.1|-|libonnxruntime.so.1.31.1"
+  "platedet==0.0.2|c39c602c4824809fa2e2f6c213f1fb1211b966bc99776c16c41d80caadf80d4f|platedet/artifacts/platedet.onnx|aeeee6e8e7f756d3e9a94cb409fc767825671ab2b81b8bf36c03eb228d848a93|platedet.onnx"
+  "rapidocr-onnxruntime==1.4.4|971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf|rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx|48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b|ch_PP-OCRv4_rec_infer.onnx"
+)
+mkdir -p "$cache/wheels" "$models"
+sha_ok() { [ -f "$2" ] && [ "$(sha256sum "$2" | cut -d' ' -f1)" = "$1" ]; }
+for a in "${artifacts[@]}"; do
+  IFS='|' read -r spec wheel_sha inner file_sha out <<<"$a"
+  dest="$models/$out"
+  stamp="$models/.$out.wheel-sha256"
+  if [ -f "$dest" ] && { [ "$file_sha" != "-" ] && sha_ok "$file_sha" "$dest" || \
+       { [ "$file_sha" = "-" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wheel_sha" ]; }; }; then
+    continue
+  fi
+  name=${spec%%==*}; version=${spec##*==}
+  wheel=$(ls "$cache/wheels/"*.whl 2>/dev/null | grep -i "/${name//-/[-_]}-${version}-" | head -n1 || true)
+  if [ -z "$wheel" ] || ! sha_ok "$wheel_sha" "$wheel"; then
+    say "fetching $spec from PyPI"
+    rm -f "$wheel"
+    python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+      --python-version 3.11 --implementation cp -d "$cache/wheels" "$spec"
+    wheel=$(ls "$cache/wheels/"*.whl | grep -i "/${name//-/[-_]}-${version}-" | head -n1)
+  fi
+  if ! sha_ok "$wheel_sha" "$wheel"; then
+    say "sha256 mismatch for $wheel (expected $wheel_sha); removed it, run again"
+    rm -f "$wheel"
+    exit 1
+  fi
+  python3 - "$wheel" "$inner" "$dest.tmp" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  if [ "$file_sha" != "-" ] && ! sha_ok "$file_sha" "$dest.tmp"; then
+    say "sha256 mismatch for $inner in $wheel"
+    rm -f "$dest.tmp"
+    exit 1
+  fi
+  mv "$dest.tmp" "$dest"
+  echo "$wheel_sha" > "$stamp"
+  say "installed models/$out"
+done
+say "ready (models in $models)"

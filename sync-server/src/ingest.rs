@@ -1,0 +1,109 @@
+//! Ingestion of uplink messages: validate (pure), then apply to the records.
+//!
+//! Validation refuses, with a reason, anything that is not a well-formed message of the topic's
+//! kind from the trailer the topic names. Refused messages go to the dead-letter table; they never
+//! stop the server.
+use crate::records::{Records, RecordsError};
+use trailer_wire::{AckRef, Message, Topic, UpKind};
+
+/// A message that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub trailer: String,
+    pub message: Message,
+}
+
+/// Why a message was refused (kept with the payload in the dead-letter table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+fn kind_matches(kind: UpKind, m: &Message) -> bool {
+    matches!(
+        (kind, m),
+        (UpKind::Reads, Message::ReadBatch(_))
+            | (UpKind::Pictures, Message::Picture(_))
+            | (UpKind::Alerts, Message::Alert(_))
+            | (UpKind::Health, Message::Health(_))
+            | (UpKind::Usage, Message::ActiveUse(_))
+            | (UpKind::Deployments, Message::Deployment(_))
+            | (UpKind::DownlinkAcks, Message::DownlinkAck(_))
+    )
+}
+
+/// Validates one publish: topic, frame, kind, and the trailer id in the payload.
+pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
+    let parsed = Topic::parse(topic).map_err(|e| Refused(e.to_string()))?;
+    let (trailer, kind) = match parsed {
+        Topic::Up { trailer, kind } => (trailer, Some(kind)),
+        Topic::Status { trailer } => (trailer, None),
+        other => return Err(Refused(format!("not an uplink topic: {other:?}"))),
+    };
+    let message = trailer_wire::decode(payload).map_err(|e| Refused(e.to_string()))?;
+    match (kind, &message) {
+        (Some(k), m) if !kind_matches(k, m) => {
+            return Err(Refused(format!("a {} topic does not carry this message kind", k.as_str())));
+        }
+        (None, Message::Status(_)) | (Some(_), _) => {}
+        (None, _) => return Err(Refused("status topic carries a non-status message".into())),
+    }
+    match message.trailer_id() {
+        Some(id) if id == trailer => Ok(Accepted { trailer, message }),
+        Some(id) => Err(Refused(format!("payload trailer id {id:?} does not match topic trailer {trailer:?}"))),
+        None => Err(Refused("message carries no trailer id".into())),
+    }
+}
+
+/// Applies an accepted message. Returns what to acknowledge to the trailer (after commit).
+pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckRef>, RecordsError> {
+    Ok(match &a.message {
+        Message::ReadBatch(b) => records.insert_reads(&a.trailer, &b.reads, now).await?,
+        Message::Picture(p) => vec![records.insert_picture(&a.trailer, p.read_id, p.kind, &p.jpeg, now).await?],
+        Message::ActiveUse(u) => vec![records.upsert_usage(&a.trailer, u).await?],
+        Message::Status(s) => {
+            records.set_status(&a.trailer, s.online, s.time, &s.software_version).await?;
+            Vec::new()
+        }
+        // Alerts, health, deployments and downlink acks are stored by the issues that build
+        // them; until then they are logged and acknowledged so the trailer does not resend.
+        Message::Alert(al) => {
+            tracing::info!(trailer = %a.trailer, alert_id = al.alert_id, "alert received");
+            vec![AckRef::Alert(al.alert_id)]
+        }
+        Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
+        Message::Health(_) | Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trailer_wire::{Ack, ReadBatch, Status};
+
+    fn batch(trailer: &str) -> Vec<u8> {
+        trailer_wire::encode(&Message::ReadBatch(ReadBatch { trailer_id: trailer.into(), reads: vec![] }))
+            .expect("encodes")
+    }
+
+    #[test]
+    fn accepts_matching_trailer_and_kind() {
+        let a = validate("trailer/t1/up/reads", &batch("t1")).expect("accepted");
+        assert_eq!(a.trailer, "t1");
+        let s = trailer_wire::encode(&Message::Status(Status { trailer_id: "t1".into(), online: true, time: 0, software_version: "x".into() })).expect("encodes");
+        assert!(validate("trailer/t1/status", &s).is_ok());
+    }
+
+    #[test]
+    fn refuses_spoofed_trailer_wrong_kind_and_garbage() {
+        let r = validate("trailer/t1/up/reads", &batch("t2")).expect_err("spoofed");
+        assert!(r.0.contains("does not match"), "{}", r.0);
+        let r = validate("trailer/t1/up/pictures", &batch("t1")).expect_err("kind");
+        assert!(r.0.contains("pictures topic"), "{}", r.0);
+        let r = validate("trailer/t1/up/reads", &[1, 1, 0xff]).expect_err("garbage");
+        assert!(r.0.contains("corrupt"), "{}", r.0);
+        let r = validate("trailer/t1/up/reads", &[7, 1]).expect_err("version");
+        assert!(r.0.contains("unsupported protocol version 7"), "{}", r.0);
+        let ack = trailer_wire::encode(&Message::Ack(Ack { refs: vec![] })).expect("encodes");
+        assert!(validate("trailer/t1/up/reads", &ack).is_err());
+        assert!(validate("elsewhere", &batch("t1")).is_err());
+    }
+}

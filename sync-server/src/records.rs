@@ -1,0 +1,391 @@
+//! The agency's records, through sqlx. SQLite (embedded) by default.
+//!
+//! Every write that a trailer's ack depends on happens in one transaction per message, and the
+//! ack is published only after it commits. Inserts are idempotent on `(trailer_id, id)`, so a
+//! message sent twice (after a lost ack, a reconnect, a restart) is stored once.
+use crate::audit::{self, Entry};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::Mutex;
+use trailer_wire::console::{PublicLocation, ReadView};
+use trailer_wire::{AckRef, ActiveUse, FixQuality, PictureKind, ReadMeta};
+
+#[derive(Debug, Error)]
+pub enum RecordsError {
+    #[error("database {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// Distance beyond which a trailer is at a new location, metres.
+pub const NEW_LOCATION_M: f64 = 150.0;
+
+#[derive(Debug, Clone)]
+pub struct Records {
+    pool: SqlitePool,
+    /// Audit appends are serialised: each entry chains to the one before it.
+    audit_lock: Arc<Mutex<()>>,
+}
+
+fn fix_name(f: FixQuality) -> &'static str {
+    match f {
+        FixQuality::None => "none",
+        FixQuality::Configured => "configured",
+        FixQuality::Fix2d => "2d",
+        FixQuality::Fix3d => "3d",
+    }
+}
+
+fn picture_kind(k: PictureKind) -> &'static str {
+    match k {
+        PictureKind::PlateCrop => "plate_crop",
+        PictureKind::Context => "context",
+    }
+}
+
+/// Great-circle distance in metres.
+pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * a.sqrt().asin()
+}
+
+fn iso_date(ms: i64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// RFC 3339 UTC with seconds.
+pub fn iso_time(ms: i64) -> String {
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{}T{:02}:{:02}:{:02}Z", iso_date(ms), s / 3600, s / 60 % 60, s % 60)
+}
+
+impl Records {
+    pub async fn open(url: &str) -> Result<Records, RecordsError> {
+        let err = |e: sqlx::Error| RecordsError::Open { url: url.to_string(), reason: e.to_string() };
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(file).parent() {
+                std::fs::create_dir_all(dir).map_err(|e| RecordsError::Open {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Records { pool, audit_lock: Arc::new(Mutex::new(())) })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Stores a batch of reads; returns the acks for all of them (new or already stored).
+    pub async fn insert_reads(&self, trailer: &str, reads: &[ReadMeta], now: i64) -> Result<Vec<AckRef>, RecordsError> {
+        let mut tx = self.pool.begin().await?;
+        let mut acks = Vec::with_capacity(reads.len());
+        for r in reads {
+            sqlx::query(
+                "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, first_seen, \
+                 best_seen, lat, lon, fix, plate_box, has_crop, has_context, received_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (trailer_id, read_id) DO NOTHING",
+            )
+            .bind(trailer)
+            .bind(r.read_id as i64)
+            .bind(&r.camera_id)
+            .bind(&r.plate)
+            .bind(f64::from(r.confidence_pm) / 1000.0)
+            .bind(r.first_seen)
+            .bind(r.best_seen)
+            .bind(r.position.lat())
+            .bind(r.position.lon())
+            .bind(fix_name(r.position.fix))
+            .bind(format!("{:?}", r.plate_box))
+            .bind(r.pictures.plate_crop)
+            .bind(r.pictures.context)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            acks.push(AckRef::Read(r.read_id));
+        }
+        if let Some(last) = reads.last() {
+            note_location(&mut tx, trailer, last.position.lat(), last.position.lon(), last.best_seen).await?;
+        }
+        tx.commit().await?;
+        Ok(acks)
+    }
+
+    pub async fn insert_picture(&self, trailer: &str, read_id: u64, kind: PictureKind, jpeg: &[u8], now: i64) -> Result<AckRef, RecordsError> {
+        sqlx::query(
+            "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (trailer_id, read_id, kind) DO NOTHING",
+        )
+        .bind(trailer)
+        .bind(read_id as i64)
+        .bind(picture_kind(kind))
+        .bind(jpeg)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(AckRef::Picture(read_id, kind))
+    }
+
+    /// Stores an active-use period; a closing update replaces the open record.
+    pub async fn upsert_usage(&self, trailer: &str, u: &ActiveUse) -> Result<AckRef, RecordsError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, start_reason, end_reason, lat, lon, lists) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (trailer_id, period_id) DO UPDATE SET \
+             end_ms = COALESCE(excluded.end_ms, usage_periods.end_ms), \
+             end_reason = COALESCE(excluded.end_reason, usage_periods.end_reason)",
+        )
+        .bind(trailer)
+        .bind(u.period_id as i64)
+        .bind(u.start)
+        .bind(u.end)
+        .bind(format!("{:?}", u.start_reason))
+        .bind(u.end_reason.map(|r| format!("{r:?}")))
+        .bind(u.position.lat())
+        .bind(u.position.lon())
+        .bind(u.lists_compared.join(","))
+        .execute(&mut *tx)
+        .await?;
+        note_location(&mut tx, trailer, u.position.lat(), u.position.lon(), u.end.unwrap_or(u.start)).await?;
+        tx.commit().await?;
+        Ok(AckRef::ActiveUse(u.period_id))
+    }
+
+    pub async fn set_status(&self, trailer: &str, online: bool, at: i64, version: &str) -> Result<(), RecordsError> {
+        sqlx::query(
+            "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
+             last_change = excluded.last_change, software_version = excluded.software_version",
+        )
+        .bind(trailer)
+        .bind(online)
+        .bind(at)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn dead_letter(&self, topic: &str, reason: &str, payload: &[u8], now: i64) -> Result<(), RecordsError> {
+        sqlx::query("INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)")
+            .bind(now)
+            .bind(topic)
+            .bind(reason)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// `(topic, reason)` of the dead letters, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<(String, String)>, RecordsError> {
+        let rows = sqlx::query("SELECT topic, reason FROM dead_letters ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Reads, newest first, for an authorised and audited request.
+    pub async fn list_reads(&self, limit: i64) -> Result<Vec<ReadView>, RecordsError> {
+        let rows = sqlx::query(
+            "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
+             FROM reads ORDER BY best_seen DESC, read_id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ReadView {
+                trailer_id: r.get(0),
+                read_id: r.get::<i64, _>(1) as u64,
+                plate: r.get(2),
+                confidence: r.get::<f64, _>(3) as f32,
+                seen_at: iso_time(r.get(4)),
+                lat: r.get(5),
+                lon: r.get(6),
+                has_plate_crop: r.get(7),
+                has_context: r.get(8),
+            })
+            .collect())
+    }
+
+    /// The public list of reader locations: current and previous, with dates, except those
+    /// marked security information.
+    pub async fn public_locations(&self) -> Result<Vec<PublicLocation>, RecordsError> {
+        let rows = sqlx::query(
+            "SELECT trailer_id, place, lat, lon, first_ms, last_ms, current FROM locations \
+             WHERE security = 0 ORDER BY trailer_id, first_ms",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (lat, lon): (f64, f64) = (r.get(2), r.get(3));
+                let place: String = r.get(1);
+                PublicLocation {
+                    reader: r.get(0),
+                    place: if place.is_empty() { format!("{lat:.5}, {lon:.5}") } else { place },
+                    lat,
+                    lon,
+                    from: iso_date(r.get(4)),
+                    until: if r.get::<i64, _>(6) == 1 { None } else { Some(iso_date(r.get(5))) },
+                }
+            })
+            .collect())
+    }
+
+    /// Appends an audit entry, chained to the previous one. Returns its sequence number.
+    pub async fn audit(&self, e: &Entry) -> Result<i64, RecordsError> {
+        let _guard = self.audit_lock.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (seq, prev) = match last {
+            Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
+            None => (1, audit::GENESIS.to_string()),
+        };
+        let hash = audit::chain_hash(&prev, seq, e);
+        sqlx::query(
+            "INSERT INTO audit (seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(e.at)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.purpose)
+        .bind(&e.case_number)
+        .bind(&e.detail)
+        .bind(e.result_count)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Checks the whole chain. `Ok(n)` with the number of entries, or the first broken entry.
+    pub async fn audit_verify(&self) -> Result<Result<i64, String>, RecordsError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash \
+             FROM audit ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut prev = audit::GENESIS.to_string();
+        let mut expected_seq = 1;
+        for r in &rows {
+            let seq: i64 = r.get(0);
+            if seq != expected_seq {
+                return Ok(Err(format!("entry {expected_seq} is missing (next is {seq})")));
+            }
+            let e = Entry {
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                purpose: r.get(4),
+                case_number: r.get(5),
+                detail: r.get(6),
+                result_count: r.get(7),
+            };
+            let stored_prev: String = r.get(8);
+            let stored: String = r.get(9);
+            if stored_prev != prev || audit::chain_hash(&prev, seq, &e) != stored {
+                return Ok(Err(format!("entry {seq} was altered or reordered")));
+            }
+            prev = stored;
+            expected_seq += 1;
+        }
+        Ok(Ok(rows.len() as i64))
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Records that `trailer` stood at (lat, lon) at `at`: extends its current location, or — if it
+/// moved more than [`NEW_LOCATION_M`] — closes that one and opens a new one.
+async fn note_location(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    trailer: &str,
+    lat: f64,
+    lon: f64,
+    at: i64,
+) -> Result<(), RecordsError> {
+    let current = sqlx::query("SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1")
+        .bind(trailer)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(row) = &current {
+        let (id, clat, clon): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
+        if distance_m(clat, clon, lat, lon) <= NEW_LOCATION_M {
+            sqlx::query("UPDATE locations SET first_ms = MIN(first_ms, ?), last_ms = MAX(last_ms, ?) WHERE id = ?")
+                .bind(at)
+                .bind(at)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(());
+        }
+        sqlx::query("UPDATE locations SET current = 0 WHERE id = ?").bind(id).execute(&mut **tx).await?;
+    }
+    sqlx::query("INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)")
+        .bind(trailer)
+        .bind(lat)
+        .bind(lon)
+        .bind(at)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_distances() {
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_time(1_790_000_000_000), "2026-09-21T14:13:20Z");
+        assert_eq!(iso_date(951_782_400_000), "2000-02-29");
+        let d = distance_m(44.1636, -93.9994, 44.1636, -93.9994 + 0.01);
+        assert!((790.0..810.0).contains(&d), "{d}");
+    }
+}

@@ -1,0 +1,5 @@
+//! Shared fixtures for the end-to-end tests and the demo: a scene generator that renders vehicles
+//! with plates into H.264 video, and helpers that start the real parts (Mosquitto, the server,
+//! the appliance) on free ports in a private directory.
+pub mod scene;
+pub mod video;

@@ -1,0 +1,32 @@
+//! The wire protocol between a trailer (the appliance) and the agency's sync server.
+//!
+//! Pure types and codec: no I/O, no async runtime. Both ends depend on this crate, so a change
+//! here is a protocol change and must bump [`PROTOCOL_VERSION`] or stay backward compatible.
+//!
+//! # Layout
+//! - [`topic`]: the MQTT topic tree and its parser (who publishes where).
+//! - [`message`]: every message the appliance and the server exchange over the cellular link.
+//! - [`codec`]: the compact binary frame (`version`, `kind`, postcard body), size limits, and
+//!   decode errors that say what was wrong.
+//! - [`console`]: JSON types for people-facing topics (the operator console, public output).
+//!
+//! # Frame
+//! ```text
+//! +---------+------+------------------------------+
+//! | version | kind | postcard-encoded body         |
+//! |   u8    |  u8  | (varints, length-prefixed)    |
+//! +---------+------+------------------------------+
+//! ```
+//! A frame is one MQTT payload. Every kind has its own size limit, checked before decoding.
+
+pub mod codec;
+pub mod console;
+pub mod message;
+pub mod topic;
+
+pub use codec::{DecodeError, EncodeError, decode, encode};
+pub use message::*;
+pub use topic::{Topic, TopicError, UpKind};
+
+/// The protocol version carried in the first byte of every binary frame.
+pub const PROTOCOL_VERSION: u8 = 1;

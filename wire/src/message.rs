@@ -1,0 +1,292 @@
+//! Messages exchanged over the cellular link.
+//!
+//! Times are Unix milliseconds (UTC). Positions are WGS84 in units of 1e-7 degree, which is
+//! compact on the wire and exact enough (about 1 cm). Identifiers chosen by the trailer (`read_id`,
+//! `item ids`) are unique per trailer; the server keys everything by `(trailer_id, id)`.
+use serde::{Deserialize, Serialize};
+
+/// Unix time in milliseconds, UTC.
+pub type UnixMs = i64;
+
+/// A trailer's identifier: the CN of its client certificate and a segment of its topics.
+pub type TrailerId = String;
+
+/// Quality of the position a record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FixQuality {
+    /// No position is known.
+    None,
+    /// The configured fixed position of the deployment (no live GPS fix).
+    Configured,
+    /// A 2D GPS fix.
+    Fix2d,
+    /// A 3D GPS fix.
+    Fix3d,
+}
+
+/// A WGS84 position with its quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub lat_e7: i32,
+    pub lon_e7: i32,
+    pub fix: FixQuality,
+}
+
+impl Position {
+    pub fn from_degrees(lat: f64, lon: f64, fix: FixQuality) -> Position {
+        Position { lat_e7: (lat * 1e7).round() as i32, lon_e7: (lon * 1e7).round() as i32, fix }
+    }
+    pub fn lat(&self) -> f64 {
+        f64::from(self.lat_e7) / 1e7
+    }
+    pub fn lon(&self) -> f64 {
+        f64::from(self.lon_e7) / 1e7
+    }
+}
+
+/// One plate read: one vehicle pass, as the trailer decided it. Pictures travel separately
+/// ([`Picture`]) so that metadata and alerts are never held up by image bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadMeta {
+    pub read_id: u64,
+    pub camera_id: String,
+    /// Normalised plate text, A-Z and 0-9 only.
+    pub plate: String,
+    /// Confidence of the plate text, 0-1000 (per mille).
+    pub confidence_pm: u16,
+    pub first_seen: UnixMs,
+    pub best_seen: UnixMs,
+    pub position: Position,
+    /// Plate box in the context picture, pixels: x, y, w, h.
+    pub plate_box: [u16; 4],
+    /// Which pictures the trailer holds for this read.
+    pub pictures: PictureSet,
+}
+
+/// Which pictures exist for a read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PictureSet {
+    pub plate_crop: bool,
+    pub context: bool,
+}
+
+/// A batch of read metadata from one trailer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadBatch {
+    pub trailer_id: TrailerId,
+    pub reads: Vec<ReadMeta>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PictureKind {
+    PlateCrop,
+    Context,
+}
+
+/// A JPEG picture belonging to a read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Picture {
+    pub trailer_id: TrailerId,
+    pub read_id: u64,
+    pub kind: PictureKind,
+    pub jpeg: Vec<u8>,
+}
+
+/// Hotlist categories, as the public log of use counts them (Minn. Stat. 13.824 subd. 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HitCategory {
+    StolenVehicle,
+    StolenPlate,
+    Warrant,
+    SuspendedRevokedLicence,
+    MissingPersonAmber,
+    ActiveInvestigation,
+}
+
+/// A hotlist hit raised on the trailer. The plate still has to be verified against the state
+/// systems (MNJIS/NLETS) before any enforcement action: consoles must say so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub trailer_id: TrailerId,
+    pub alert_id: u64,
+    pub read: ReadMeta,
+    pub list_name: String,
+    pub list_version: u64,
+    pub category: HitCategory,
+    pub case_number: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CameraState {
+    Up,
+    Down,
+    NotConfigured,
+}
+
+/// Trailer health, sent on change and periodically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub trailer_id: TrailerId,
+    pub time: UnixMs,
+    pub camera: CameraState,
+    pub position: Position,
+    pub disk_used_pm: u16,
+    pub storage_full: bool,
+    pub battery_mv: Option<u32>,
+    pub solar_mw: Option<u32>,
+    pub modem_rssi_dbm: Option<i16>,
+    pub backlog_items: u32,
+    pub backlog_oldest: Option<UnixMs>,
+    pub last_read: Option<UnixMs>,
+    pub dropped_frames: u64,
+    pub software_version: String,
+}
+
+/// Why collection started or stopped (for the public log of use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UsageReason {
+    DaemonStart,
+    DaemonStop,
+    CameraUp,
+    CameraDown,
+    DeploymentStart,
+    DeploymentEnd,
+    EndOfStream,
+}
+
+/// A period of active use: the reader was collecting between `start` and `end`.
+/// Sent when it opens (with `end = None`) and again when it closes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveUse {
+    pub trailer_id: TrailerId,
+    pub period_id: u64,
+    pub start: UnixMs,
+    pub end: Option<UnixMs>,
+    pub start_reason: UsageReason,
+    pub end_reason: Option<UsageReason>,
+    pub position: Position,
+    /// The hotlists the reads of this period were compared against (source names).
+    pub lists_compared: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentEventKind {
+    Start,
+    End,
+}
+
+/// A field crew marked a deployment started or ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentEvent {
+    pub trailer_id: TrailerId,
+    pub event_id: u64,
+    pub kind: DeploymentEventKind,
+    pub time: UnixMs,
+    pub position: Position,
+    pub note: String,
+}
+
+/// The trailer's connection status: retained, and set offline by the broker (last will).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub trailer_id: TrailerId,
+    pub online: bool,
+    pub time: UnixMs,
+    pub software_version: String,
+}
+
+/// What an acknowledgement refers to. The `id` space is the trailer's outbox item id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AckRef {
+    Read(u64),
+    Picture(u64, PictureKind),
+    Alert(u64),
+    ActiveUse(u64),
+    Deployment(u64),
+    Downlink(u64),
+}
+
+/// End-to-end acknowledgement: the server has committed these items. Until the trailer sees an
+/// ack, the item stays in its outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub refs: Vec<AckRef>,
+}
+
+/// The trailer's acknowledgement of a downlink it applied (or refused, with a reason).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownlinkAck {
+    pub trailer_id: TrailerId,
+    pub downlink_id: u64,
+    pub applied: bool,
+    pub reason: Option<String>,
+}
+
+/// A chunk of a hotlist version. Chunks are applied only when all arrived and the digest of the
+/// whole matches (SHA-256 of the concatenated chunks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotlistChunk {
+    pub downlink_id: u64,
+    pub list_name: String,
+    pub version: u64,
+    pub index: u32,
+    pub count: u32,
+    pub sha256: [u8; 32],
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldKind {
+    ActiveInvestigation,
+    Exculpatory,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HoldCommand {
+    Place { hold_id: u64, kind: HoldKind, case_number: String, read_ids: Vec<u64> },
+    Release { hold_id: u64 },
+}
+
+/// Commands from the server to one trailer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Downlink {
+    Hotlist(HotlistChunk),
+    Hold { downlink_id: u64, command: HoldCommand },
+    /// Address Confidentiality Program plates, as HMAC-SHA-256 digests under the agency key.
+    AcpAdd { downlink_id: u64, hashes: Vec<[u8; 32]> },
+    Config { downlink_id: u64, toml: String },
+    SendPicture { downlink_id: u64, read_id: u64, kind: PictureKind },
+    SendHealth { downlink_id: u64 },
+}
+
+/// Every binary message, with its kind byte on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    ReadBatch(ReadBatch),
+    Picture(Picture),
+    Alert(Alert),
+    Health(Health),
+    ActiveUse(ActiveUse),
+    Deployment(DeploymentEvent),
+    Status(Status),
+    Ack(Ack),
+    Downlink(Downlink),
+    DownlinkAck(DownlinkAck),
+}
+
+impl Message {
+    /// The trailer a message from a trailer claims to come from (checked against its topic).
+    pub fn trailer_id(&self) -> Option<&str> {
+        match self {
+            Message::ReadBatch(m) => Some(&m.trailer_id),
+            Message::Picture(m) => Some(&m.trailer_id),
+            Message::Alert(m) => Some(&m.trailer_id),
+            Message::Health(m) => Some(&m.trailer_id),
+            Message::ActiveUse(m) => Some(&m.trailer_id),
+            Message::Deployment(m) => Some(&m.trailer_id),
+            Message::Status(m) => Some(&m.trailer_id),
+            Message::DownlinkAck(m) => Some(&m.trailer_id),
+            Message::Ack(_) | Message::Downlink(_) => None,
+        }
+    }
+}
