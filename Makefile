@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh Debian 12 machine (as root):
+#   make demo   - the main job: Mosquitto + sync server + appliance reading plates from a video
+#   make test   - every test
+# Both install what is missing first (scripts/setup.sh) and are idempotent.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: setup build build-release demo test lint fmt bench-alpr clean-demo
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --workspace --bins --tests
+
+build-release: setup
+	$(CARGO) build --release --workspace --bins
+
+demo: build-release
+	@bash scripts/demo.sh
+
+test: build
+	bash scripts/test.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean-demo:
+	rm -rf demo-state

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The main job, end to end on one machine: a private Mosquitto with mutual TLS and per-client ACLs,
+# the sync server on its embedded SQLite store, and the appliance reading plates from a generated
+# video with the real models. Prints the reads as the server stored them and the public list's URL,
+# then keeps the server up until Ctrl-C. All state lives in $DEMO_DIR (default ./demo-state).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN_DIR:-$root/target/release}
+state=$(mkdir -p "${DEMO_DIR:-$root/demo-state}" && cd "${DEMO_DIR:-$root/demo-state}" && pwd)
+trailer=${DEMO_TRAILER:-trailer-01}
+say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  say "stopped; state kept in $state"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "state directory: $state"
+"$bin/sync-server" pki init --dir "$state/pki" --agency "Demo Police Department" >/dev/null
+[ -f "$state/pki/$trailer.pem" ] || "$bin/sync-server" pki issue --dir "$state/pki" "$trailer" >/dev/null
+
+broker_port=$(free_port)
+http_port=$(free_port)
+run_as=(); [ "$(id -u)" -eq 0 ] && run_as=(--run-as root)
+"$bin/sync-server" broker-config --pki "$state/pki" --out "$state/broker" --port "$broker_port" "${run_as[@]}" >/dev/null
+mosquitto -c "$state/broker/mosquitto.conf" 2>"$state/broker/mosquitto.log" &
+pids+=($!)
+wait_port "$broker_port" || { say "Mosquitto did not start: see $state/broker/mosquitto.log"; exit 1; }
+say "Mosquitto (mutual TLS) on 127.0.0.1:$broker_port"
+
+cat >"$state/server.toml" <<TOML
+[agency]
+name = "Demo Police Department"
+[server]
+data_dir = "$state/server"
+[broker]
+host = "localhost"
+port = $broker_port
+ca_file = "$state/pki/ca.pem"
+cert_file = "$state/pki/sync-server.pem"
+key_file = "$state/pki/sync-server.key"
+[http]
+listen = "127.0.0.1:$http_port"
+TOML
+"$bin/sync-server" run --config "$state/server.toml" 2>"$state/server.log" &
+pids+=($!)
+wait_port "$http_port" || { say "the server did not start: see $state/server.log"; exit 1; }
+say "sync server up (log: $state/server.log)"
+
+video="$state/sample.mp4"
+if [ ! -f "$video" ]; then
+  say "rendering a sample video with vehicles (each checked against the engine first)"
+  "$bin/make-scene-video" --out "$video.tmp.mp4" --vehicles "${DEMO_VEHICLES:-4}" --seed "${DEMO_SEED:-7}" > "$state/expected.json"
+  mv "$video.tmp.mp4" "$video"
+fi
+say "expected plates: $(cat "$state/expected.json" 2>/dev/null || echo unknown)"
+
+cat >"$state/appliance.toml" <<TOML
+[trailer]
+id = "$trailer"
+data_dir = "$state/appliance"
+[capture]
+source = "file://$video"
+[sync]
+broker_host = "localhost"
+broker_port = $broker_port
+ca_file = "$state/pki/ca.pem"
+cert_file = "$state/pki/$trailer.pem"
+key_file = "$state/pki/$trailer.key"
+TOML
+say "appliance reading $video"
+"$bin/appliance" run --config "$state/appliance.toml" 2> >(tee "$state/appliance.log" | grep --line-buffered -E 'read stored|drained|ERROR|WARN' >&2)
+
+say "reads as the server stored them (an audited access):"
+"$bin/sync-server" reads --config "$state/server.toml" --purpose "demo: show the thin path" --case DEMO-1
+say "public location list: http://127.0.0.1:$http_port/public/locations (also .json, .csv)"
+if [ -t 0 ] && [ -z "${CI:-}" ]; then
+  say "press Ctrl-C to stop"
+  wait
+fi
