@@ -50,7 +50,8 @@ listen = "127.0.0.1:$http_port"
 TOML
 "$bin/sync-server" run --config "$state/server.toml" 2>"$state/server.log" &
 pids+=($!)
-wait_port "$http_port" || { say "the server did not start: see $state/server.log"; exit 1; }
+for _ in $(seq 1 300); do grep -q "subscribed to trailer uplinks" "$state/server.log" && break; sleep 0.1; done
+grep -q "subscribed to trailer uplinks" "$state/server.log" || { say "the server did not start: see $state/server.log"; exit 1; }
 say "sync server up (log: $state/server.log)"
 
 video="$state/sample.mp4"

@@ -37,6 +37,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the messages the server refused, with the reason (topic and reason; payloads stay in
+    /// the database for inspection).
+    DeadLetters {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Check the audit trail's hash chain.
     AuditVerify {
         #[arg(long)]
@@ -152,6 +158,29 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 records.close().await;
+                anyhow::Ok(())
+            })
+        }
+        Command::DeadLetters { config } => {
+            let config = Config::load(&config)?;
+            runtime()?.block_on(async {
+                let records = Records::open(&config.database_url()).await?;
+                let letters = records.dead_letters().await?;
+                records
+                    .audit(&Entry {
+                        at: now_ms(),
+                        actor: cli_actor(),
+                        action: "dead_letters.list".into(),
+                        purpose: "inspect refused messages".into(),
+                        case_number: String::new(),
+                        detail: String::new(),
+                        result_count: letters.len() as i64,
+                    })
+                    .await?;
+                records.close().await;
+                for (topic, reason) in letters {
+                    println!("{}", serde_json::json!({"topic": topic, "reason": reason}));
+                }
                 anyhow::Ok(())
             })
         }

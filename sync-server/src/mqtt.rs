@@ -84,6 +84,9 @@ pub async fn run(config: Config, records: Records, mut shutdown: watch::Receiver
                     let _ = client.try_subscribe(Topic::ingest_filter(), QoS::AtLeastOnce);
                     let _ = client.try_subscribe(Topic::status_filter(), QoS::AtLeastOnce);
                 }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    tracing::info!("subscribed to trailer uplinks");
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     handle(&client, &records, &p).await;
                     if let Err(e) = client.ack(&p).await {

@@ -2,4 +2,5 @@
 //! with plates into H.264 video, and helpers that start the real parts (Mosquitto, the server,
 //! the appliance) on free ports in a private directory.
 pub mod scene;
+pub mod stack;
 pub mod video;

@@ -186,3 +186,76 @@ impl Renderer {
         img
     }
 }
+
+/// What a generated video holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneVideo {
+    /// Plates in the order the vehicles appear (the parked one last).
+    pub plates: Vec<String>,
+}
+
+/// A plan for a generated video.
+#[derive(Debug, Clone)]
+pub struct ScenePlan {
+    pub vehicles: usize,
+    pub seed: u64,
+    pub fps: u32,
+    /// A vehicle parked in view for this many seconds after the passes (0: none).
+    pub parked_s: u32,
+}
+
+/// Renders the plan into an H.264 MP4 at `out`. Each vehicle is first checked on a still with the
+/// real engine and re-rolled until its plate reads exactly.
+pub fn make_video(
+    out: &std::path::Path,
+    plan: &ScenePlan,
+    engine: &mut appliance::engine::Engine,
+) -> anyhow::Result<SceneVideo> {
+    let renderer = Renderer::new(1280, 720, plan.seed)?;
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let mut pick = |rng: &mut StdRng| -> anyhow::Result<Vehicle> {
+        for _ in 0..60 {
+            let plate = random_plate(rng);
+            let v = random_vehicle(rng, plate);
+            let reading = engine.read(&renderer.still(&v))?;
+            if reading.plates.first().map(|p| p.text.as_str()) == Some(v.plate.as_str()) {
+                return Ok(v);
+            }
+        }
+        anyhow::bail!("no readable vehicle in 60 tries: is the engine set up?")
+    };
+    let mut vehicles = Vec::new();
+    for _ in 0..plan.vehicles {
+        vehicles.push(pick(&mut rng)?);
+    }
+    let parked = if plan.parked_s > 0 { Some(pick(&mut rng)?) } else { None };
+    let fps = plan.fps as i32;
+    let w = renderer.width as i32;
+    // Each pass: 0.5 s of empty road, the vehicle crossing the middle half of the picture in 3 s,
+    // then 1 s of empty road (the pass ends when the plate has gone).
+    let mut frames: Vec<(Option<usize>, i32)> = Vec::new();
+    for i in 0..vehicles.len() {
+        frames.extend((0..fps / 2).map(|_| (None, 0)));
+        let steps = 3 * fps;
+        frames.extend((0..steps).map(|s| (Some(i), w / 4 + (w / 2) * s / steps)));
+        frames.extend((0..fps).map(|_| (None, 0)));
+    }
+    let parked_frames = if parked.is_some() { plan.parked_s as i32 * fps } else { 0 };
+    let bg = renderer.background();
+    let with = |v: Option<&Vehicle>, x: i32| {
+        let mut img = bg.clone();
+        if let Some(v) = v {
+            renderer.draw_vehicle(&mut img, v, x);
+        }
+        img
+    };
+    let render = frames
+        .into_iter()
+        .map(|(v, x)| with(v.map(|i| &vehicles[i]), x))
+        .chain((0..parked_frames).map(|_| with(parked.as_ref(), w / 2)))
+        .chain((0..fps).map(|_| with(None, 0)));
+    crate::video::write_mp4(out, plan.fps, render)?;
+    let mut plates: Vec<String> = vehicles.into_iter().map(|v| v.plate).collect();
+    plates.extend(parked.map(|p| p.plate));
+    Ok(SceneVideo { plates })
+}

@@ -1,0 +1,273 @@
+//! The real parts, started for tests: the agency PKI, a private Mosquitto with mutual TLS on a
+//! free port, and the sync server binary. Everything lives in one temporary directory and is
+//! stopped when the [`Stack`] is dropped.
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary built by `make build` (target/<profile>/NAME), found beside the test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    for dir in exe.ancestors().skip(1).take(3) {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    PathBuf::from(name)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Runs a command to completion and fails with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> anyhow::Result<Output> {
+    let out = cmd.output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{cmd:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub broker_port: u16,
+    pub http_port: u16,
+    broker: Option<Killed>,
+    server: Option<Killed>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack").field("dir", &self.dir.path()).field("broker_port", &self.broker_port).finish()
+    }
+}
+
+impl Stack {
+    /// PKI, broker and server, all started and ready.
+    pub fn start() -> anyhow::Result<Stack> {
+        let dir = tempfile::tempdir()?;
+        let pki = dir.path().join("pki");
+        run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&pki))?;
+        let mut stack = Stack { dir, broker_port: free_port(), http_port: free_port(), broker: None, server: None };
+        stack.start_broker()?;
+        // The HTTP port may be taken between choosing and binding it, as the broker's may.
+        for attempt in 0..3 {
+            stack.write_server_config()?;
+            match stack.start_server() {
+                Ok(()) => break,
+                Err(e) if attempt == 2 => return Err(e),
+                Err(_) => stack.http_port = free_port(),
+            }
+        }
+        Ok(stack)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn pki(&self) -> PathBuf {
+        self.path("pki")
+    }
+
+    /// Issues a client certificate from the agency CA; returns (cert, key).
+    pub fn issue(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let pki = self.pki();
+        if !pki.join(format!("{name}.pem")).exists() {
+            run_ok(Command::new(bin("sync-server")).args(["pki", "issue", "--dir"]).arg(&pki).arg(name))?;
+        }
+        Ok((pki.join(format!("{name}.pem")), pki.join(format!("{name}.key"))))
+    }
+
+    /// Starts Mosquitto. A free port can be taken by another test between choosing and binding
+    /// it; then the broker exits at once and another port is tried (on the first start only: a
+    /// restarted broker must come back on the same port).
+    pub fn start_broker(&mut self) -> anyhow::Result<()> {
+        let first = self.broker.is_none() && !self.path("broker").exists();
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let out = self.path("broker");
+            let mut cmd = Command::new(bin("sync-server"));
+            cmd.args(["broker-config", "--pki"]).arg(self.pki()).arg("--out").arg(&out);
+            cmd.args(["--port", &self.broker_port.to_string()]);
+            if nix_is_root() {
+                cmd.args(["--run-as", "root"]);
+            }
+            run_ok(&mut cmd)?;
+            let log = std::fs::File::create(out.join("mosquitto.log"))?;
+            let child = Command::new("mosquitto")
+                .arg("-c")
+                .arg(out.join("mosquitto.conf"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()?;
+            let mut child = Killed(child);
+            let up = wait_port(self.broker_port, Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(100));
+            if up && matches!(child.0.try_wait(), Ok(None)) {
+                self.broker = Some(child);
+                return Ok(());
+            }
+            last_log = std::fs::read_to_string(out.join("mosquitto.log")).unwrap_or_default();
+            if !first {
+                break;
+            }
+            self.broker_port = free_port();
+        }
+        anyhow::bail!("mosquitto did not start: {last_log}")
+    }
+
+    pub fn stop_broker(&mut self) {
+        self.broker = None;
+    }
+
+    pub fn server_config(&self) -> PathBuf {
+        self.path("server.toml")
+    }
+
+    fn write_server_config(&self) -> anyhow::Result<()> {
+        let pki = self.pki();
+        std::fs::write(
+            self.server_config(),
+            format!(
+                "[agency]\nname = \"Test Police Department\"\n[server]\ndata_dir = \"{}\"\n\
+                 [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+                 [http]\nlisten = \"127.0.0.1:{}\"\n",
+                self.path("server").display(),
+                self.broker_port,
+                pki.join("ca.pem").display(),
+                pki.join("sync-server.pem").display(),
+                pki.join("sync-server.key").display(),
+                self.http_port
+            ),
+        )?;
+        Ok(())
+    }
+
+    pub fn start_server(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.path("server.log"))?;
+        let child = Command::new(bin("sync-server"))
+            .arg("run")
+            .arg("--config")
+            .arg(self.server_config())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.server = Some(Killed(child));
+        // Ready when it has subscribed: the broker drops what nobody has subscribed to yet.
+        let end = Instant::now() + Duration::from_secs(30);
+        while !self.server_log().contains("subscribed to trailer uplinks") {
+            if Instant::now() > end || !self.server_alive() {
+                anyhow::bail!("server did not start: {}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    pub fn stop_server(&mut self) {
+        self.server = None;
+    }
+
+    /// Whether the server process is still running.
+    pub fn server_alive(&mut self) -> bool {
+        self.server.as_mut().is_some_and(|k| matches!(k.0.try_wait(), Ok(None)))
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.path("server.log")).unwrap_or_default()
+    }
+
+    /// The reads the server stored, through its audited CLI.
+    pub fn server_reads(&self) -> anyhow::Result<Vec<trailer_wire::console::ReadView>> {
+        let out = run_ok(
+            Command::new(bin("sync-server"))
+                .args(["reads", "--json", "--limit", "100000", "--purpose", "test", "--case", "TEST-1", "--config"])
+                .arg(self.server_config()),
+        )?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    pub fn dead_letters(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let out = run_ok(Command::new(bin("sync-server")).args(["dead-letters", "--config"]).arg(self.server_config()))?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// An appliance configuration for `trailer`, reading `video`, syncing to this stack.
+    pub fn appliance_config(&self, trailer: &str, video: &Path, cert: &Path, key: &Path) -> anyhow::Result<PathBuf> {
+        let path = self.path(&format!("{trailer}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[trailer]\nid = \"{trailer}\"\ndata_dir = \"{}\"\n[capture]\nsource = \"file://{}\"\n\
+                 [sync]\nbroker_host = \"localhost\"\nbroker_port = {}\nca_file = \"{}\"\ncert_file = \"{}\"\n\
+                 key_file = \"{}\"\ndrain_timeout_s = 30\n",
+                self.path(&format!("{trailer}-store")).display(),
+                video.display(),
+                self.broker_port,
+                self.pki().join("ca.pem").display(),
+                cert.display(),
+                key.display()
+            ),
+        )?;
+        Ok(path)
+    }
+
+    /// Publishes raw bytes with mosquitto_pub as the client `cert`/`key`. Returns the exit status.
+    pub fn publish_raw(&self, cert: &Path, key: &Path, topic: &str, payload: &[u8]) -> anyhow::Result<std::process::ExitStatus> {
+        let file = self.path(&format!("payload-{}", rand::random::<u32>()));
+        std::fs::write(&file, payload)?;
+        let status = Command::new("mosquitto_pub")
+            .args(["-h", "localhost", "-p", &self.broker_port.to_string(), "-q", "1", "-t", topic])
+            .arg("--cafile")
+            .arg(self.pki().join("ca.pem"))
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        Ok(status)
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+}

@@ -1,0 +1,246 @@
+//! End-to-end scenarios across the real parts: GStreamer and ONNX Runtime in the appliance
+//! binary, a private Mosquitto with mutual TLS, and the sync server binary on SQLite.
+//! One binary, so the video fixture is rendered once and shared.
+use appliance::engine::{Engine, EngineConfig};
+use e2e_tests::scene::{ScenePlan, SceneVideo, make_video};
+use e2e_tests::stack::{Stack, bin, run_ok};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use trailer_wire::{FixQuality, Message, PictureSet, Position, ReadBatch, ReadMeta};
+
+/// A video with three vehicles passing, rendered once per test run.
+fn three_passes() -> &'static (PathBuf, SceneVideo) {
+    static VIDEO: OnceLock<(PathBuf, SceneVideo)> = OnceLock::new();
+    VIDEO.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("e2e-video-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("video dir");
+        let path = dir.join("three.mp4");
+        let mut engine = Engine::load(&EngineConfig::default()).expect("engine (run make setup)");
+        let plan = ScenePlan { vehicles: 3, seed: 11, fps: 10, parked_s: 0 };
+        let video = make_video(&path, &plan, &mut engine).expect("video");
+        (path, video)
+    })
+}
+
+fn run_appliance(config: &std::path::Path) -> std::process::Output {
+    Command::new(bin("appliance")).arg("run").arg("--config").arg(config).output().expect("appliance runs")
+}
+
+#[test]
+fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
+    let (video, scene) = three_passes();
+    let stack = Stack::start()?;
+    let (cert, key) = stack.issue("trailer-01")?;
+    let config = stack.appliance_config("trailer-01", video, &cert, &key)?;
+    // Resend anything not acknowledged within 5 ms: the server sees duplicates, and must store
+    // each read once.
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str("ack_timeout_ms = 5\n");
+    std::fs::write(&config, text)?;
+    let out = run_appliance(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "appliance failed:\n{stderr}");
+    assert!(stderr.contains("outbox drained"), "outbox not drained:\n{stderr}");
+
+    let reads = stack.server_reads()?;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in &reads {
+        *counts.entry(r.plate.as_str()).or_default() += 1;
+        assert_eq!(r.trailer_id, "trailer-01");
+        assert!(r.has_plate_crop && r.has_context, "pictures recorded for {}", r.plate);
+    }
+    for p in &scene.plates {
+        assert_eq!(counts.get(p.as_str()), Some(&1), "plate {p} stored exactly once; got {counts:?}");
+    }
+    assert_eq!(reads.len(), scene.plates.len(), "one read per vehicle pass: {counts:?}");
+
+    // The public location list shows the trailer's location and nothing read.
+    for page in ["locations", "locations.json", "locations.csv"] {
+        let body = http_get(stack.http_port, &format!("/public/{page}"))?;
+        assert!(body.contains("trailer-01"), "{page} lists the reader:\n{body}");
+        for p in &scene.plates {
+            assert!(!body.contains(p.as_str()), "{page} must not carry plate {p}");
+        }
+    }
+    // Reading the reads was audited, and the trail verifies.
+    let verify = run_ok(Command::new(bin("sync-server")).args(["audit-verify", "--config"]).arg(stack.server_config()))?;
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 1 entries"));
+    Ok(())
+}
+
+fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    anyhow::ensure!(body.starts_with("HTTP/1.1 200"), "GET {path}: {body}");
+    Ok(body)
+}
+
+fn read_batch(trailer: &str, plate: &str) -> Vec<u8> {
+    trailer_wire::encode(&Message::ReadBatch(ReadBatch {
+        trailer_id: trailer.into(),
+        reads: vec![ReadMeta {
+            read_id: 42,
+            camera_id: "cam0".into(),
+            plate: plate.into(),
+            confidence_pm: 900,
+            first_seen: 1_790_000_000_000,
+            best_seen: 1_790_000_000_000,
+            position: Position::from_degrees(44.0, -93.0, FixQuality::Configured),
+            plate_box: [0, 0, 10, 5],
+            pictures: PictureSet::default(),
+        }],
+    }))
+    .expect("encodes")
+}
+
+#[test]
+fn hostile_messages_land_in_dead_letters_and_the_server_survives() -> anyhow::Result<()> {
+    let mut stack = Stack::start()?;
+    let (cert, key) = stack.issue("trailer-07")?;
+    let topic = "trailer/trailer-07/up/reads";
+    let mut noise = vec![1u8, 1];
+    noise.extend((0..500).map(|i| (i * 37 % 251) as u8));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("corrupt", noise),
+        ("unsupported protocol version 9", vec![9, 1, 0, 0]),
+        ("does not match topic trailer", read_batch("trailer-08", "SPOOF1")),
+        ("exceeds its limit", {
+            let mut big = vec![1u8, 1];
+            big.resize(100_000, 7);
+            big
+        }),
+    ];
+    for (_, payload) in &cases {
+        assert!(stack.publish_raw(&cert, &key, topic, payload)?.success());
+    }
+    // A valid message after the hostile ones is still stored: the server kept running.
+    assert!(stack.publish_raw(&cert, &key, topic, &read_batch("trailer-07", "GOOD01"))?.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stack.server_reads()?.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(stack.server_alive(), "server crashed:\n{}", stack.server_log());
+    let reads = stack.server_reads()?;
+    assert_eq!(reads.iter().map(|r| r.plate.as_str()).collect::<Vec<_>>(), vec!["GOOD01"]);
+    let letters = stack.dead_letters()?;
+    assert_eq!(letters.len(), cases.len(), "{letters:?}");
+    for ((why, _), letter) in cases.iter().zip(&letters) {
+        let reason = letter["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(why), "expected {why:?} in {reason:?}");
+        assert_eq!(letter["topic"], topic);
+    }
+    assert!(stack.server_log().contains("kept as a dead letter"));
+    Ok(())
+}
+
+#[test]
+fn broker_binds_clients_to_their_identity() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let (cert, key) = stack.issue("trailer-01")?;
+    // trailer-01 tries to publish as trailer-02: the broker's ACL drops it.
+    stack.publish_raw(&cert, &key, "trailer/trailer-02/up/reads", &read_batch("trailer-02", "FAKE02"))?;
+    // A client whose certificate comes from another CA cannot connect at all.
+    let other = stack.path("other-ca");
+    run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&other))?;
+    run_ok(Command::new(bin("sync-server")).args(["pki", "issue", "--dir"]).arg(&other).arg("trailer-03"))?;
+    let foreign = stack.publish_raw(
+        &other.join("trailer-03.pem"),
+        &other.join("trailer-03.key"),
+        "trailer/trailer-03/up/reads",
+        &read_batch("trailer-03", "FAKE03"),
+    )?;
+    assert!(!foreign.success(), "a foreign certificate must be refused");
+    // Its own topic works (proves the ACL above was the reason, not a broken setup).
+    stack.publish_raw(&cert, &key, "trailer/trailer-01/up/reads", &read_batch("trailer-01", "REAL01"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stack.server_reads()?.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let plates: Vec<String> = stack.server_reads()?.into_iter().map(|r| r.plate).collect();
+    assert_eq!(plates, vec!["REAL01"]);
+    assert!(stack.dead_letters()?.is_empty(), "the spoofed publish never reached the server");
+    Ok(())
+}
+
+#[test]
+fn appliance_with_a_foreign_certificate_says_so_and_keeps_its_reads() -> anyhow::Result<()> {
+    let (video, scene) = three_passes();
+    let stack = Stack::start()?;
+    let other = stack.path("other-ca");
+    run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&other))?;
+    run_ok(Command::new(bin("sync-server")).args(["pki", "issue", "--dir"]).arg(&other).arg("trailer-09"))?;
+    let config =
+        stack.appliance_config("trailer-09", video, &other.join("trailer-09.pem"), &other.join("trailer-09.key"))?;
+    let mut text = std::fs::read_to_string(&config)?.replace("drain_timeout_s = 30", "drain_timeout_s = 3");
+    text.push('\n');
+    std::fs::write(&config, text)?;
+    let out = run_appliance(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot connect to the agency broker"), "{stderr}");
+    assert!(stderr.contains("outbox not drained"), "{stderr}");
+    assert!(stack.server_reads()?.is_empty());
+    // The reads wait in the trailer's store: the same trailer, given its real certificate, syncs them.
+    let (cert, key) = stack.issue("trailer-09")?;
+    let fixed = std::fs::read_to_string(&config)?
+        .replace(&other.join("trailer-09.pem").display().to_string(), &cert.display().to_string())
+        .replace(&other.join("trailer-09.key").display().to_string(), &key.display().to_string())
+        .replace("drain_timeout_s = 3", "drain_timeout_s = 30");
+    std::fs::write(&config, fixed)?;
+    let out = run_appliance(&config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut plates: Vec<String> = stack.server_reads()?.into_iter().map(|r| r.plate).collect();
+    plates.sort();
+    // The first run's reads plus the second run's reads of the same video.
+    let mut expected: Vec<String> = scene.plates.iter().chain(&scene.plates).cloned().collect();
+    expected.sort();
+    assert_eq!(plates, expected);
+    Ok(())
+}
+
+#[test]
+fn bad_inputs_at_the_edges_get_clear_errors() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // A video that does not exist.
+    let config = dir.path().join("a.toml");
+    std::fs::write(
+        &config,
+        format!("[trailer]\ndata_dir = \"{}\"\n[capture]\nsource = \"/nonexistent/video.mp4\"\n", dir.path().join("store").display()),
+    )?;
+    let out = run_appliance(&config);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("video file not found: /nonexistent/video.mp4"), "{err}");
+
+    // A missing model file.
+    std::fs::write(&config, "[engine]\ndetector_model = \"/nonexistent/det.onnx\"\n")?;
+    let out = Command::new(bin("appliance")).args(["read", "--config"]).arg(&config).arg(dir.path()).output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("detector model not found at /nonexistent/det.onnx"), "{err}");
+
+    // A truncated JPEG gives an error line, and the next image is still read.
+    let (video, _) = three_passes();
+    let bytes = std::fs::read(video)?;
+    std::fs::write(dir.path().join("a-broken.jpg"), [0xff, 0xd8, 0xff, 0xe0, 0, 0x10])?;
+    std::fs::write(dir.path().join("b-not-an-image.png"), &bytes[..1000])?;
+    let out = Command::new(bin("appliance")).args(["read", "--json"]).arg(dir.path()).output()?;
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for l in &lines {
+        assert!(l["error"].as_str().is_some_and(|e| e.contains("decode") || e.contains("read")), "{l}");
+        assert!(l.get("plates").is_none());
+    }
+    // A bad configuration key is refused by name.
+    std::fs::write(&config, "[trailer]\nidd = \"x\"\n")?;
+    let out = run_appliance(&config);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `idd`"));
+    Ok(())
+}
