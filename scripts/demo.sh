@@ -5,7 +5,7 @@
 # then keeps the server up until Ctrl-C. All state lives in $DEMO_DIR (default ./demo-state).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${BIN_DIR:-$root/target/release}
+bin=${BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}
 state=$(mkdir -p "${DEMO_DIR:-$root/demo-state}" && cd "${DEMO_DIR:-$root/demo-state}" && pwd)
 trailer=${DEMO_TRAILER:-trailer-01}
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }

@@ -76,15 +76,17 @@ impl Default for EngineConfig {
     }
 }
 
-/// Where set-up puts the models: `$TRAILER_MODELS`, else `./models`, else `models/` beside the
-/// checkout that holds this executable (`target/<profile>/appliance` → `../../models`), else
-/// `/usr/share/trailer-alpr/models` (the appliance image).
+/// Where set-up puts the models: `$TRAILER_MODELS`, else `./models`, else `models/` in the
+/// checkout this binary was built from, else `models/` above the executable
+/// (`target/<profile>/appliance` → `../../models`), else `/usr/share/trailer-alpr/models` (the
+/// appliance image).
 pub fn default_models_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("TRAILER_MODELS") {
         return PathBuf::from(dir);
     }
     let marker = "platedet.onnx";
-    let mut candidates = vec![PathBuf::from("models")];
+    let mut candidates =
+        vec![PathBuf::from("models"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")];
     if let Ok(exe) = std::env::current_exe() {
         for up in exe.ancestors().skip(1).take(4) {
             candidates.push(up.join("models"));
