@@ -65,8 +65,13 @@ impl std::fmt::Debug for Capture {
 fn source_description(cfg: &CaptureConfig) -> Result<String, CaptureError> {
     let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let s = cfg.source.as_str();
-    if let Some(url) = s.strip_prefix("rtsp://").map(|_| s).or_else(|| s.strip_prefix("rtsps://").map(|_| s)) {
-        return Ok(format!("rtspsrc location={} latency=200 protocols=tcp ! decodebin", quote(url)));
+    if let Some(url) =
+        s.strip_prefix("rtsp://").map(|_| s).or_else(|| s.strip_prefix("rtsps://").map(|_| s))
+    {
+        return Ok(format!(
+            "rtspsrc location={} latency=200 protocols=tcp ! decodebin",
+            quote(url)
+        ));
     }
     if let Some(dev) = s.strip_prefix("v4l2://") {
         return Ok(format!("v4l2src device={} ! decodebin", quote(dev)));
@@ -106,9 +111,9 @@ impl Capture {
             .ok_or_else(|| CaptureError::Pipeline("no appsink".into()))?;
         let bus = pipeline.bus().ok_or_else(|| CaptureError::Pipeline("no bus".into()))?;
         let cap = Capture { pipeline, sink, bus, frames: 0 };
-        cap.pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|_| cap.bus_error().unwrap_or_else(|| CaptureError::Pipeline("cannot start".into())))?;
+        cap.pipeline.set_state(gst::State::Playing).map_err(|_| {
+            cap.bus_error().unwrap_or_else(|| CaptureError::Pipeline("cannot start".into()))
+        })?;
         Ok(cap)
     }
 
@@ -134,16 +139,21 @@ impl Capture {
         if let Some(e) = self.bus_error() {
             return Err(e);
         }
-        let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64)) else {
+        let Some(sample) =
+            self.sink.try_pull_sample(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64))
+        else {
             if let Some(e) = self.bus_error() {
                 return Err(e);
             }
             return Ok(if self.sink.is_eos() { Next::EndOfStream } else { Next::Idle });
         };
-        let caps = sample.caps().ok_or_else(|| CaptureError::Pipeline("sample without caps".into()))?;
+        let caps =
+            sample.caps().ok_or_else(|| CaptureError::Pipeline("sample without caps".into()))?;
         let info = gstreamer_video::VideoInfo::from_caps(caps)
             .map_err(|e| CaptureError::Pipeline(format!("bad caps: {e}")))?;
-        let buffer = sample.buffer().ok_or_else(|| CaptureError::Pipeline("sample without buffer".into()))?;
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| CaptureError::Pipeline("sample without buffer".into()))?;
         let map = buffer.map_readable().map_err(|e| CaptureError::Pipeline(e.to_string()))?;
         let (w, h) = (info.width(), info.height());
         let stride = info.stride()[0] as usize;
@@ -151,10 +161,13 @@ impl Capture {
         let mut data = Vec::with_capacity(row * h as usize);
         for y in 0..h as usize {
             let start = y * stride;
-            let line = map.get(start..start + row).ok_or_else(|| CaptureError::Pipeline("short frame".into()))?;
+            let line = map
+                .get(start..start + row)
+                .ok_or_else(|| CaptureError::Pipeline("short frame".into()))?;
             data.extend_from_slice(line);
         }
-        let image = RgbImage::from_raw(w, h, data).ok_or_else(|| CaptureError::Pipeline("frame size".into()))?;
+        let image = RgbImage::from_raw(w, h, data)
+            .ok_or_else(|| CaptureError::Pipeline("frame size".into()))?;
         self.frames += 1;
         Ok(Next::Frame(Frame { image, pts_ms: buffer.pts().map(|t| t.mseconds() as i64) }))
     }

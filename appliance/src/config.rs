@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub trailer: TrailerConfig,
@@ -15,20 +15,6 @@ pub struct Config {
     pub pass: PassConfig,
     pub store: StoreConfig,
     pub sync: SyncConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            trailer: TrailerConfig::default(),
-            location: LocationConfig::default(),
-            capture: CaptureConfig::default(),
-            engine: EngineConfig::default(),
-            pass: PassConfig::default(),
-            store: StoreConfig::default(),
-            sync: SyncConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

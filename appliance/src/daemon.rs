@@ -99,7 +99,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         tracing::warn!("sync.broker_host is empty: reads stay on the trailer");
         None
     } else {
-        let (cfg, id, st, w) = (config.sync.clone(), config.trailer.id.clone(), store.clone(), wake.clone());
+        let (cfg, id, st, w) =
+            (config.sync.clone(), config.trailer.id.clone(), store.clone(), wake.clone());
         let health = Arc::new(LinkHealth::default());
         Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health)))
     };
@@ -173,13 +174,19 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
         }
     }
-    let capture_result = capture_thread.join().map_err(|_| DaemonError::Internal("capture thread panicked".into()))?;
+    let capture_result = capture_thread
+        .join()
+        .map_err(|_| DaemonError::Internal("capture thread panicked".into()))?;
     let end_reason = match &capture_result {
         Ok(true) => UsageReason::EndOfStream,
         Ok(false) => UsageReason::DaemonStop,
         Err(_) => UsageReason::CameraDown,
     };
-    store.record_usage(&ActiveUse { end: Some(clock.now_ms()), end_reason: Some(end_reason), ..period })?;
+    store.record_usage(&ActiveUse {
+        end: Some(clock.now_ms()),
+        end_reason: Some(end_reason),
+        ..period
+    })?;
     wake.notify_one();
     notify(&[sd_notify::NotifyState::Stopping]);
 
@@ -195,7 +202,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
             let left = store.backlog_len();
             if left > 0 {
-                tracing::warn!(left, "outbox not drained before exit; it will sync on the next start");
+                tracing::warn!(
+                    left,
+                    "outbox not drained before exit; it will sync on the next start"
+                );
             } else {
                 tracing::info!("outbox drained");
             }

@@ -89,7 +89,9 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        if let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             return;
         }
@@ -135,15 +137,24 @@ fn print_reading(engine: &mut Engine, path: &Path, json: bool) {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::json!({"image": image, "plates": plates, "elapsed_ms": elapsed_ms}));
+            println!(
+                "{}",
+                serde_json::json!({"image": image, "plates": plates, "elapsed_ms": elapsed_ms})
+            );
         }
         (Err(e), true) => {
-            println!("{}", serde_json::json!({"image": image, "error": e, "elapsed_ms": elapsed_ms}));
+            println!(
+                "{}",
+                serde_json::json!({"image": image, "error": e, "elapsed_ms": elapsed_ms})
+            );
         }
         (Ok(r), false) => {
             let texts: Vec<String> =
                 r.plates.iter().map(|p| format!("{} ({:.2})", p.text, p.confidence)).collect();
-            println!("{image}: {} [{elapsed_ms} ms]", if texts.is_empty() { "-".into() } else { texts.join(", ") });
+            println!(
+                "{image}: {} [{elapsed_ms} ms]",
+                if texts.is_empty() { "-".into() } else { texts.join(", ") }
+            );
         }
         (Err(e), false) => println!("{image}: error: {e}"),
     }

@@ -90,9 +90,8 @@ pub fn vote(sightings: &[(&str, &[f32])]) -> Option<(String, f32)> {
             e.2 += 1;
             total += p;
         }
-        let (ch, (w, sum_p, n)) = weights
-            .into_iter()
-            .max_by(|a, b| a.1.0.total_cmp(&b.1.0).then(b.0.cmp(&a.0)))?;
+        let (ch, (w, sum_p, n)) =
+            weights.into_iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0).then(b.0.cmp(&a.0)))?;
         text.push(ch as char);
         let share = if total > 0.0 { w / total } else { 0.0 };
         conf += share * (sum_p / n as f32);
@@ -110,7 +109,12 @@ impl PassTracker {
     }
 
     /// Feeds one analysed frame. Returns the reads of passes that ended by this frame's time.
-    pub fn observe(&mut self, time: i64, frame: &RgbImage, plates: &[PlateCandidate]) -> Vec<PassRead> {
+    pub fn observe(
+        &mut self,
+        time: i64,
+        frame: &RgbImage,
+        plates: &[PlateCandidate],
+    ) -> Vec<PassRead> {
         for cand in plates {
             let score = cand.confidence * cand.detect_score;
             let matched = self.open.iter_mut().find(|p| {
@@ -121,7 +125,8 @@ impl PassTracker {
                 let near = p.last_box.iou(&cand.bbox) > 0.2;
                 time - p.last_seen <= self.config.gap_ms && (text_close || near)
             });
-            let sighting = Sighting { text: cand.text.clone(), char_conf: cand.char_confidences.clone() };
+            let sighting =
+                Sighting { text: cand.text.clone(), char_conf: cand.char_confidences.clone() };
             match matched {
                 Some(p) => {
                     p.sightings.push(sighting);
@@ -190,7 +195,14 @@ fn emit(p: &OpenPass, cfg: &PassConfig) -> Option<PassRead> {
     let y0 = (b.y - my).max(0.0) as u32;
     let x1 = ((b.x + b.w + mx) as u32).min(fw);
     let y1 = ((b.y + b.h + my) as u32).min(fh);
-    let crop = image::imageops::crop_imm(&p.best_frame, x0, y0, x1.saturating_sub(x0).max(1), y1.saturating_sub(y0).max(1)).to_image();
+    let crop = image::imageops::crop_imm(
+        &p.best_frame,
+        x0,
+        y0,
+        x1.saturating_sub(x0).max(1),
+        y1.saturating_sub(y0).max(1),
+    )
+    .to_image();
     // Context: the whole frame, scaled down to the configured width.
     let scale = (cfg.context_width as f32 / fw as f32).min(1.0);
     let context = if scale < 1.0 {

@@ -40,7 +40,9 @@ impl From<TransactionError<()>> for StoreError {
     fn from(e: TransactionError<()>) -> Self {
         match e {
             TransactionError::Storage(e) => StoreError::Io(e),
-            TransactionError::Abort(()) => StoreError::Io(sled::Error::Unsupported("aborted".into())),
+            TransactionError::Abort(()) => {
+                StoreError::Io(sled::Error::Unsupported("aborted".into()))
+            }
         }
     }
 }
@@ -188,10 +190,9 @@ impl Store {
         (&self.reads, &self.pictures, &self.outbox).transaction(|(r, p, o)| {
             r.insert(&id.to_be_bytes(), bytes.as_slice())?;
             o.insert(&outbox_key(&AckRef::Read(id)), &[])?;
-            for (kind, pic) in [
-                (PictureKind::PlateCrop, &pics.plate_crop),
-                (PictureKind::Context, &pics.context),
-            ] {
+            for (kind, pic) in
+                [(PictureKind::PlateCrop, &pics.plate_crop), (PictureKind::Context, &pics.context)]
+            {
                 if let Some(jpeg) = pic {
                     p.insert(&picture_key(id, kind), jpeg.as_slice())?;
                     o.insert(&outbox_key(&AckRef::Picture(id, kind)), &[])?;
@@ -250,7 +251,11 @@ impl Store {
     }
 
     /// Outbox items in sending order (alerts first), at most `limit`, skipping `skip`.
-    pub fn pending(&self, limit: usize, skip: &dyn Fn(&AckRef) -> bool) -> Result<Vec<AckRef>, StoreError> {
+    pub fn pending(
+        &self,
+        limit: usize,
+        skip: &dyn Fn(&AckRef) -> bool,
+    ) -> Result<Vec<AckRef>, StoreError> {
         let mut out = Vec::new();
         for kv in self.outbox.iter() {
             let (k, _) = kv?;
@@ -288,7 +293,11 @@ impl Store {
             }),
             AckRef::ActiveUse(id) => match self.usage.get(id.to_be_bytes())? {
                 Some(v) => Some(Message::ActiveUse(postcard::from_bytes(&v).map_err(|e| {
-                    StoreError::Corrupt { tree: "usage", key: id.to_string(), reason: e.to_string() }
+                    StoreError::Corrupt {
+                        tree: "usage",
+                        key: id.to_string(),
+                        reason: e.to_string(),
+                    }
                 })?)),
                 None => None,
             },
@@ -328,7 +337,8 @@ impl Store {
         for kv in self.reads.iter() {
             let (k, v) = kv?;
             let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
-            let collected = postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
+            let collected =
+                postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
             if collected >= cutoff {
                 // Keys are in collection order: everything after is younger.
                 break;

@@ -41,14 +41,19 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
     let message = trailer_wire::decode(payload).map_err(|e| Refused(e.to_string()))?;
     match (kind, &message) {
         (Some(k), m) if !kind_matches(k, m) => {
-            return Err(Refused(format!("a {} topic does not carry this message kind", k.as_str())));
+            return Err(Refused(format!(
+                "a {} topic does not carry this message kind",
+                k.as_str()
+            )));
         }
         (None, Message::Status(_)) | (Some(_), _) => {}
         (None, _) => return Err(Refused("status topic carries a non-status message".into())),
     }
     match message.trailer_id() {
         Some(id) if id == trailer => Ok(Accepted { trailer, message }),
-        Some(id) => Err(Refused(format!("payload trailer id {id:?} does not match topic trailer {trailer:?}"))),
+        Some(id) => Err(Refused(format!(
+            "payload trailer id {id:?} does not match topic trailer {trailer:?}"
+        ))),
         None => Err(Refused("message carries no trailer id".into())),
     }
 }
@@ -57,7 +62,9 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
 pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckRef>, RecordsError> {
     Ok(match &a.message {
         Message::ReadBatch(b) => records.insert_reads(&a.trailer, &b.reads, now).await?,
-        Message::Picture(p) => vec![records.insert_picture(&a.trailer, p.read_id, p.kind, &p.jpeg, now).await?],
+        Message::Picture(p) => {
+            vec![records.insert_picture(&a.trailer, p.read_id, p.kind, &p.jpeg, now).await?]
+        }
         Message::ActiveUse(u) => vec![records.upsert_usage(&a.trailer, u).await?],
         Message::Status(s) => {
             records.set_status(&a.trailer, s.online, s.time, &s.software_version).await?;
@@ -70,7 +77,9 @@ pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckR
             vec![AckRef::Alert(al.alert_id)]
         }
         Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
-        Message::Health(_) | Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => Vec::new(),
+        Message::Health(_) | Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => {
+            Vec::new()
+        }
     })
 }
 
@@ -80,15 +89,24 @@ mod tests {
     use trailer_wire::{Ack, ReadBatch, Status};
 
     fn batch(trailer: &str) -> Vec<u8> {
-        trailer_wire::encode(&Message::ReadBatch(ReadBatch { trailer_id: trailer.into(), reads: vec![] }))
-            .expect("encodes")
+        trailer_wire::encode(&Message::ReadBatch(ReadBatch {
+            trailer_id: trailer.into(),
+            reads: vec![],
+        }))
+        .expect("encodes")
     }
 
     #[test]
     fn accepts_matching_trailer_and_kind() {
         let a = validate("trailer/t1/up/reads", &batch("t1")).expect("accepted");
         assert_eq!(a.trailer, "t1");
-        let s = trailer_wire::encode(&Message::Status(Status { trailer_id: "t1".into(), online: true, time: 0, software_version: "x".into() })).expect("encodes");
+        let s = trailer_wire::encode(&Message::Status(Status {
+            trailer_id: "t1".into(),
+            online: true,
+            time: 0,
+            software_version: "x".into(),
+        }))
+        .expect("encodes");
         assert!(validate("trailer/t1/status", &s).is_ok());
     }
 

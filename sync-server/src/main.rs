@@ -96,15 +96,27 @@ fn init_logging() {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn cli_actor() -> String {
-    format!("cli:{}", std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into()))
+    format!(
+        "cli:{}",
+        std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 fn main() -> anyhow::Result<()> {
@@ -130,7 +142,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Reads { config, purpose, case, limit, json } => {
             if purpose.trim().is_empty() || case.trim().is_empty() {
-                anyhow::bail!("a purpose and a case number are required to access reads (Minn. Stat. 13.824)");
+                anyhow::bail!(
+                    "a purpose and a case number are required to access reads (Minn. Stat. 13.824)"
+                );
             }
             let config = Config::load(&config)?;
             runtime()?.block_on(async {
@@ -153,7 +167,14 @@ fn main() -> anyhow::Result<()> {
                     } else {
                         println!(
                             "{:<10} {:<12} {:>5.2}  {}  {:.5},{:.5}  read {} of {}",
-                            r.plate, r.trailer_id, r.confidence, r.seen_at, r.lat, r.lon, r.read_id, r.trailer_id
+                            r.plate,
+                            r.trailer_id,
+                            r.confidence,
+                            r.seen_at,
+                            r.lat,
+                            r.lon,
+                            r.read_id,
+                            r.trailer_id
                         );
                     }
                 }
@@ -210,7 +231,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::BrokerConfig { pki, out, bind, port, run_as } => {
-            let pki = pki.canonicalize().with_context(|| format!("PKI directory {}", pki.display()))?;
+            let pki =
+                pki.canonicalize().with_context(|| format!("PKI directory {}", pki.display()))?;
             std::fs::create_dir_all(&out)?;
             let out = out.canonicalize()?;
             sync_server::broker::write(&sync_server::broker::BrokerSetup {
@@ -228,7 +250,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    if let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     } else {
         let _ = tokio::signal::ctrl_c().await;

@@ -26,7 +26,8 @@ pub enum MqttError {
 }
 
 fn certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, MqttError> {
-    let err = |reason: String| MqttError::Credentials { what, path: path.display().to_string(), reason };
+    let err =
+        |reason: String| MqttError::Credentials { what, path: path.display().to_string(), reason };
     let v: Vec<_> = CertificateDer::pem_file_iter(path)
         .map_err(|e| err(e.to_string()))?
         .collect::<Result<_, _>>()
@@ -63,15 +64,23 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub async fn run(config: Config, records: Records, mut shutdown: watch::Receiver<bool>) -> Result<(), MqttError> {
+pub async fn run(
+    config: Config,
+    records: Records,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), MqttError> {
     let b = &config.broker;
     let tls = tls_config(&b.ca_file, &b.cert_file, &b.key_file)?;
-    let mut opts = MqttOptions::new(format!("sync-server-{}", config.server.instance), b.host.clone(), b.port);
+    let mut opts =
+        MqttOptions::new(format!("sync-server-{}", config.server.instance), b.host.clone(), b.port);
     opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
         .set_keep_alive(Duration::from_secs(30))
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(trailer_wire::codec::MAX_FRAME_BYTES + 1024, trailer_wire::codec::MAX_FRAME_BYTES + 1024);
+        .set_max_packet_size(
+            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
+            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
+        );
     let (client, mut events) = AsyncClient::new(opts, 1024);
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -142,7 +151,10 @@ async fn handle(client: &AsyncClient, records: &Records, p: &rumqttc::Publish) {
     }
     match trailer_wire::encode(&Message::Ack(Ack { refs })) {
         Ok(bytes) => {
-            if let Err(e) = client.publish(Topic::down_ack(&accepted.trailer), QoS::AtLeastOnce, false, bytes).await {
+            if let Err(e) = client
+                .publish(Topic::down_ack(&accepted.trailer), QoS::AtLeastOnce, false, bytes)
+                .await
+            {
                 tracing::warn!(error = %e, "cannot publish an ack; the trailer will resend");
             }
         }

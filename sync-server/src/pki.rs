@@ -3,7 +3,10 @@
 //!
 //! Files in the PKI directory: `ca.pem`/`ca.key`, `broker.pem`/`.key`, `<name>.pem`/`.key`.
 //! Keys are written with mode 0600.
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -33,13 +36,15 @@ fn write(path: &Path, data: &str, secret: bool) -> Result<(), PkiError> {
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path)
+        .map_err(|source| PkiError::Io { path: path.to_path_buf(), source })
 }
 
 /// Creates the CA, the broker certificate (for `broker_hosts`) and the server's client
 /// certificate. Existing files are kept: running it twice changes nothing.
 pub fn init(dir: &Path, agency: &str, broker_hosts: &[String]) -> Result<(), PkiError> {
-    std::fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|source| PkiError::Io { path: dir.to_path_buf(), source })?;
     if !dir.join("ca.pem").exists() {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;

@@ -82,7 +82,8 @@ pub fn iso_time(ms: i64) -> String {
 
 impl Records {
     pub async fn open(url: &str) -> Result<Records, RecordsError> {
-        let err = |e: sqlx::Error| RecordsError::Open { url: url.to_string(), reason: e.to_string() };
+        let err =
+            |e: sqlx::Error| RecordsError::Open { url: url.to_string(), reason: e.to_string() };
         if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(file).parent() {
@@ -98,7 +99,8 @@ impl Records {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Records { pool, audit_lock: Arc::new(Mutex::new(())) })
     }
@@ -108,7 +110,12 @@ impl Records {
     }
 
     /// Stores a batch of reads; returns the acks for all of them (new or already stored).
-    pub async fn insert_reads(&self, trailer: &str, reads: &[ReadMeta], now: i64) -> Result<Vec<AckRef>, RecordsError> {
+    pub async fn insert_reads(
+        &self,
+        trailer: &str,
+        reads: &[ReadMeta],
+        now: i64,
+    ) -> Result<Vec<AckRef>, RecordsError> {
         let mut tx = self.pool.begin().await?;
         let mut acks = Vec::with_capacity(reads.len());
         for r in reads {
@@ -137,13 +144,27 @@ impl Records {
             acks.push(AckRef::Read(r.read_id));
         }
         if let Some(last) = reads.last() {
-            note_location(&mut tx, trailer, last.position.lat(), last.position.lon(), last.best_seen).await?;
+            note_location(
+                &mut tx,
+                trailer,
+                last.position.lat(),
+                last.position.lon(),
+                last.best_seen,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(acks)
     }
 
-    pub async fn insert_picture(&self, trailer: &str, read_id: u64, kind: PictureKind, jpeg: &[u8], now: i64) -> Result<AckRef, RecordsError> {
+    pub async fn insert_picture(
+        &self,
+        trailer: &str,
+        read_id: u64,
+        kind: PictureKind,
+        jpeg: &[u8],
+        now: i64,
+    ) -> Result<AckRef, RecordsError> {
         sqlx::query(
             "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (trailer_id, read_id, kind) DO NOTHING",
@@ -179,12 +200,25 @@ impl Records {
         .bind(u.lists_compared.join(","))
         .execute(&mut *tx)
         .await?;
-        note_location(&mut tx, trailer, u.position.lat(), u.position.lon(), u.end.unwrap_or(u.start)).await?;
+        note_location(
+            &mut tx,
+            trailer,
+            u.position.lat(),
+            u.position.lon(),
+            u.end.unwrap_or(u.start),
+        )
+        .await?;
         tx.commit().await?;
         Ok(AckRef::ActiveUse(u.period_id))
     }
 
-    pub async fn set_status(&self, trailer: &str, online: bool, at: i64, version: &str) -> Result<(), RecordsError> {
+    pub async fn set_status(
+        &self,
+        trailer: &str,
+        online: bool,
+        at: i64,
+        version: &str,
+    ) -> Result<(), RecordsError> {
         sqlx::query(
             "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
              ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
@@ -199,20 +233,30 @@ impl Records {
         Ok(())
     }
 
-    pub async fn dead_letter(&self, topic: &str, reason: &str, payload: &[u8], now: i64) -> Result<(), RecordsError> {
-        sqlx::query("INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)")
-            .bind(now)
-            .bind(topic)
-            .bind(reason)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
+    pub async fn dead_letter(
+        &self,
+        topic: &str,
+        reason: &str,
+        payload: &[u8],
+        now: i64,
+    ) -> Result<(), RecordsError> {
+        sqlx::query(
+            "INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)",
+        )
+        .bind(now)
+        .bind(topic)
+        .bind(reason)
+        .bind(payload)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// `(topic, reason)` of the dead letters, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<(String, String)>, RecordsError> {
-        let rows = sqlx::query("SELECT topic, reason FROM dead_letters ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT topic, reason FROM dead_letters ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -308,8 +352,7 @@ impl Records {
         .fetch_all(&self.pool)
         .await?;
         let mut prev = audit::GENESIS.to_string();
-        let mut expected_seq = 1;
-        for r in &rows {
+        for (expected_seq, r) in (1i64..).zip(rows.iter()) {
             let seq: i64 = r.get(0);
             if seq != expected_seq {
                 return Ok(Err(format!("entry {expected_seq} is missing (next is {seq})")));
@@ -329,7 +372,6 @@ impl Records {
                 return Ok(Err(format!("entry {seq} was altered or reordered")));
             }
             prev = stored;
-            expected_seq += 1;
         }
         Ok(Ok(rows.len() as i64))
     }
@@ -348,10 +390,11 @@ async fn note_location(
     lon: f64,
     at: i64,
 ) -> Result<(), RecordsError> {
-    let current = sqlx::query("SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1")
-        .bind(trailer)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let current =
+        sqlx::query("SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1")
+            .bind(trailer)
+            .fetch_optional(&mut **tx)
+            .await?;
     if let Some(row) = &current {
         let (id, clat, clon): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
         if distance_m(clat, clon, lat, lon) <= NEW_LOCATION_M {
@@ -363,16 +406,21 @@ async fn note_location(
                 .await?;
             return Ok(());
         }
-        sqlx::query("UPDATE locations SET current = 0 WHERE id = ?").bind(id).execute(&mut **tx).await?;
+        sqlx::query("UPDATE locations SET current = 0 WHERE id = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
     }
-    sqlx::query("INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)")
-        .bind(trailer)
-        .bind(lat)
-        .bind(lon)
-        .bind(at)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(trailer)
+    .bind(lat)
+    .bind(lon)
+    .bind(at)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -114,7 +114,16 @@ impl Renderer {
 
     /// Draws `s` centred on `cx`, at most `px` high and `max_w` wide.
     #[allow(clippy::too_many_arguments)]
-    fn text(&self, img: &mut RgbImage, s: &str, cx: f32, top: f32, px: f32, max_w: f32, colour: [u8; 3]) {
+    fn text(
+        &self,
+        img: &mut RgbImage,
+        s: &str,
+        cx: f32,
+        top: f32,
+        px: f32,
+        max_w: f32,
+        colour: [u8; 3],
+    ) {
         let measure = |px: f32| {
             let sf = self.font.as_scaled(PxScale::from(px));
             s.chars().map(|c| sf.h_advance(sf.glyph_id(c))).sum::<f32>()
@@ -133,10 +142,14 @@ impl Renderer {
                 outline.draw(|gx, gy, cov| {
                     let px_ = b.min.x as i32 + gx as i32;
                     let py = b.min.y as i32 + gy as i32;
-                    if px_ >= 0 && py >= 0 && (px_ as u32) < img.width() && (py as u32) < img.height() {
+                    if px_ >= 0
+                        && py >= 0
+                        && (px_ as u32) < img.width()
+                        && (py as u32) < img.height()
+                    {
                         let p = img.get_pixel_mut(px_ as u32, py as u32);
-                        for k in 0..3 {
-                            p.0[k] = (f32::from(p.0[k]) * (1.0 - cov) + f32::from(colour[k]) * cov) as u8;
+                        for (c, &target) in p.0.iter_mut().zip(&colour) {
+                            *c = (f32::from(*c) * (1.0 - cov) + f32::from(target) * cov) as u8;
                         }
                     }
                 });
@@ -165,7 +178,14 @@ impl Renderer {
         }
         fill(img, left + car_w / 6, top + 12, left + car_w * 5 / 6, top + car_h / 3, [45, 55, 65]);
         fill(img, left + 15, top + car_h / 2 - 20, left + 75, top + car_h / 2 + 15, [200, 30, 20]);
-        fill(img, left + car_w - 75, top + car_h / 2 - 20, left + car_w - 15, top + car_h / 2 + 15, [200, 30, 20]);
+        fill(
+            img,
+            left + car_w - 75,
+            top + car_h / 2 - 20,
+            left + car_w - 15,
+            top + car_h / 2 + 15,
+            [200, 30, 20],
+        );
         fill(img, left, bottom - 45, left + car_w, bottom - 20, [35, 35, 38]);
         // The plate: border, white field, state name, characters.
         let px = cx - pw / 2;
@@ -173,7 +193,15 @@ impl Renderer {
         fill(img, px - 4, py - 4, px + pw + 4, py + ph + 4, [25, 25, 30]);
         fill(img, px, py, px + pw, py + ph, [242, 242, 238]);
         let (fx, fy) = (cx as f32, py as f32);
-        self.text(img, "MINNESOTA", fx, fy + ph as f32 * 0.04, ph as f32 * 0.2, pw as f32 * 0.6, [30, 60, 140]);
+        self.text(
+            img,
+            "MINNESOTA",
+            fx,
+            fy + ph as f32 * 0.04,
+            ph as f32 * 0.2,
+            pw as f32 * 0.6,
+            [30, 60, 140],
+        );
         let chars = ph as f32 * 0.56;
         self.text(img, &v.plate, fx, fy + ph as f32 * 0.3, chars, pw as f32 * 0.86, [20, 25, 60]);
         (px, py, pw, ph)

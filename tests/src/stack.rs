@@ -66,7 +66,10 @@ pub struct Stack {
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack").field("dir", &self.dir.path()).field("broker_port", &self.broker_port).finish()
+        f.debug_struct("Stack")
+            .field("dir", &self.dir.path())
+            .field("broker_port", &self.broker_port)
+            .finish()
     }
 }
 
@@ -76,7 +79,13 @@ impl Stack {
         let dir = tempfile::tempdir()?;
         let pki = dir.path().join("pki");
         run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&pki))?;
-        let mut stack = Stack { dir, broker_port: free_port(), http_port: free_port(), broker: None, server: None };
+        let mut stack = Stack {
+            dir,
+            broker_port: free_port(),
+            http_port: free_port(),
+            broker: None,
+            server: None,
+        };
         stack.start_broker()?;
         // The HTTP port may be taken between choosing and binding it, as the broker's may.
         for attempt in 0..3 {
@@ -102,7 +111,12 @@ impl Stack {
     pub fn issue(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
         let pki = self.pki();
         if !pki.join(format!("{name}.pem")).exists() {
-            run_ok(Command::new(bin("sync-server")).args(["pki", "issue", "--dir"]).arg(&pki).arg(name))?;
+            run_ok(
+                Command::new(bin("sync-server"))
+                    .args(["pki", "issue", "--dir"])
+                    .arg(&pki)
+                    .arg(name),
+            )?;
         }
         Ok((pki.join(format!("{name}.pem")), pki.join(format!("{name}.key"))))
     }
@@ -210,7 +224,17 @@ impl Stack {
     pub fn server_reads(&self) -> anyhow::Result<Vec<trailer_wire::console::ReadView>> {
         let out = run_ok(
             Command::new(bin("sync-server"))
-                .args(["reads", "--json", "--limit", "100000", "--purpose", "test", "--case", "TEST-1", "--config"])
+                .args([
+                    "reads",
+                    "--json",
+                    "--limit",
+                    "100000",
+                    "--purpose",
+                    "test",
+                    "--case",
+                    "TEST-1",
+                    "--config",
+                ])
                 .arg(self.server_config()),
         )?;
         String::from_utf8_lossy(&out.stdout)
@@ -220,7 +244,11 @@ impl Stack {
     }
 
     pub fn dead_letters(&self) -> anyhow::Result<Vec<serde_json::Value>> {
-        let out = run_ok(Command::new(bin("sync-server")).args(["dead-letters", "--config"]).arg(self.server_config()))?;
+        let out = run_ok(
+            Command::new(bin("sync-server"))
+                .args(["dead-letters", "--config"])
+                .arg(self.server_config()),
+        )?;
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
@@ -228,7 +256,13 @@ impl Stack {
     }
 
     /// An appliance configuration for `trailer`, reading `video`, syncing to this stack.
-    pub fn appliance_config(&self, trailer: &str, video: &Path, cert: &Path, key: &Path) -> anyhow::Result<PathBuf> {
+    pub fn appliance_config(
+        &self,
+        trailer: &str,
+        video: &Path,
+        cert: &Path,
+        key: &Path,
+    ) -> anyhow::Result<PathBuf> {
         let path = self.path(&format!("{trailer}.toml"));
         std::fs::write(
             &path,
@@ -248,7 +282,13 @@ impl Stack {
     }
 
     /// Publishes raw bytes with mosquitto_pub as the client `cert`/`key`. Returns the exit status.
-    pub fn publish_raw(&self, cert: &Path, key: &Path, topic: &str, payload: &[u8]) -> anyhow::Result<std::process::ExitStatus> {
+    pub fn publish_raw(
+        &self,
+        cert: &Path,
+        key: &Path,
+        topic: &str,
+        payload: &[u8],
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let file = self.path(&format!("payload-{}", rand::random::<u32>()));
         std::fs::write(&file, payload)?;
         let status = Command::new("mosquitto_pub")

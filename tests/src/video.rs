@@ -6,7 +6,11 @@ use image::RgbImage;
 use std::path::Path;
 
 /// Writes `frames` (all the same size) at `fps` to `path`.
-pub fn write_mp4(path: &Path, fps: u32, frames: impl Iterator<Item = RgbImage>) -> anyhow::Result<()> {
+pub fn write_mp4(
+    path: &Path,
+    fps: u32,
+    frames: impl Iterator<Item = RgbImage>,
+) -> anyhow::Result<()> {
     gst::init()?;
     let mut frames = frames.peekable();
     let first = frames.peek().ok_or_else(|| anyhow::anyhow!("no frames"))?;
@@ -19,7 +23,9 @@ pub fn write_mp4(path: &Path, fps: u32, frames: impl Iterator<Item = RgbImage>) 
          mp4mux ! filesink location=\"{}\"",
         path.display()
     );
-    let pipeline = gst::parse::launch(&desc)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    let pipeline = gst::parse::launch(&desc)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
     let src = pipeline
         .by_name("src")
         .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())

@@ -25,7 +25,12 @@ fn three_passes() -> &'static (PathBuf, SceneVideo) {
 }
 
 fn run_appliance(config: &std::path::Path) -> std::process::Output {
-    Command::new(bin("appliance")).arg("run").arg("--config").arg(config).output().expect("appliance runs")
+    Command::new(bin("appliance"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("appliance runs")
 }
 
 #[test]
@@ -52,7 +57,11 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
         assert!(r.has_plate_crop && r.has_context, "pictures recorded for {}", r.plate);
     }
     for p in &scene.plates {
-        assert_eq!(counts.get(p.as_str()), Some(&1), "plate {p} stored exactly once; got {counts:?}");
+        assert_eq!(
+            counts.get(p.as_str()),
+            Some(&1),
+            "plate {p} stored exactly once; got {counts:?}"
+        );
     }
     assert_eq!(reads.len(), scene.plates.len(), "one read per vehicle pass: {counts:?}");
 
@@ -65,7 +74,11 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
         }
     }
     // Reading the reads was audited, and the trail verifies.
-    let verify = run_ok(Command::new(bin("sync-server")).args(["audit-verify", "--config"]).arg(stack.server_config()))?;
+    let verify = run_ok(
+        Command::new(bin("sync-server"))
+            .args(["audit-verify", "--config"])
+            .arg(stack.server_config()),
+    )?;
     assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 1 entries"));
     Ok(())
 }
@@ -143,11 +156,21 @@ fn broker_binds_clients_to_their_identity() -> anyhow::Result<()> {
     let stack = Stack::start()?;
     let (cert, key) = stack.issue("trailer-01")?;
     // trailer-01 tries to publish as trailer-02: the broker's ACL drops it.
-    stack.publish_raw(&cert, &key, "trailer/trailer-02/up/reads", &read_batch("trailer-02", "FAKE02"))?;
+    stack.publish_raw(
+        &cert,
+        &key,
+        "trailer/trailer-02/up/reads",
+        &read_batch("trailer-02", "FAKE02"),
+    )?;
     // A client whose certificate comes from another CA cannot connect at all.
     let other = stack.path("other-ca");
     run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&other))?;
-    run_ok(Command::new(bin("sync-server")).args(["pki", "issue", "--dir"]).arg(&other).arg("trailer-03"))?;
+    run_ok(
+        Command::new(bin("sync-server"))
+            .args(["pki", "issue", "--dir"])
+            .arg(&other)
+            .arg("trailer-03"),
+    )?;
     let foreign = stack.publish_raw(
         &other.join("trailer-03.pem"),
         &other.join("trailer-03.key"),
@@ -156,7 +179,12 @@ fn broker_binds_clients_to_their_identity() -> anyhow::Result<()> {
     )?;
     assert!(!foreign.success(), "a foreign certificate must be refused");
     // Its own topic works (proves the ACL above was the reason, not a broken setup).
-    stack.publish_raw(&cert, &key, "trailer/trailer-01/up/reads", &read_batch("trailer-01", "REAL01"))?;
+    stack.publish_raw(
+        &cert,
+        &key,
+        "trailer/trailer-01/up/reads",
+        &read_batch("trailer-01", "REAL01"),
+    )?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while stack.server_reads()?.is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -173,10 +201,20 @@ fn appliance_with_a_foreign_certificate_says_so_and_keeps_its_reads() -> anyhow:
     let stack = Stack::start()?;
     let other = stack.path("other-ca");
     run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&other))?;
-    run_ok(Command::new(bin("sync-server")).args(["pki", "issue", "--dir"]).arg(&other).arg("trailer-09"))?;
-    let config =
-        stack.appliance_config("trailer-09", video, &other.join("trailer-09.pem"), &other.join("trailer-09.key"))?;
-    let mut text = std::fs::read_to_string(&config)?.replace("drain_timeout_s = 30", "drain_timeout_s = 3");
+    run_ok(
+        Command::new(bin("sync-server"))
+            .args(["pki", "issue", "--dir"])
+            .arg(&other)
+            .arg("trailer-09"),
+    )?;
+    let config = stack.appliance_config(
+        "trailer-09",
+        video,
+        &other.join("trailer-09.pem"),
+        &other.join("trailer-09.key"),
+    )?;
+    let mut text =
+        std::fs::read_to_string(&config)?.replace("drain_timeout_s = 30", "drain_timeout_s = 3");
     text.push('\n');
     std::fs::write(&config, text)?;
     let out = run_appliance(&config);
@@ -210,7 +248,10 @@ fn bad_inputs_at_the_edges_get_clear_errors() -> anyhow::Result<()> {
     let config = dir.path().join("a.toml");
     std::fs::write(
         &config,
-        format!("[trailer]\ndata_dir = \"{}\"\n[capture]\nsource = \"/nonexistent/video.mp4\"\n", dir.path().join("store").display()),
+        format!(
+            "[trailer]\ndata_dir = \"{}\"\n[capture]\nsource = \"/nonexistent/video.mp4\"\n",
+            dir.path().join("store").display()
+        ),
     )?;
     let out = run_appliance(&config);
     assert!(!out.status.success());
@@ -219,7 +260,11 @@ fn bad_inputs_at_the_edges_get_clear_errors() -> anyhow::Result<()> {
 
     // A missing model file.
     std::fs::write(&config, "[engine]\ndetector_model = \"/nonexistent/det.onnx\"\n")?;
-    let out = Command::new(bin("appliance")).args(["read", "--config"]).arg(&config).arg(dir.path()).output()?;
+    let out = Command::new(bin("appliance"))
+        .args(["read", "--config"])
+        .arg(&config)
+        .arg(dir.path())
+        .output()?;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("detector model not found at /nonexistent/det.onnx"), "{err}");
@@ -231,11 +276,16 @@ fn bad_inputs_at_the_edges_get_clear_errors() -> anyhow::Result<()> {
     std::fs::write(dir.path().join("b-not-an-image.png"), &bytes[..1000])?;
     let out = Command::new(bin("appliance")).args(["read", "--json"]).arg(dir.path()).output()?;
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
     assert_eq!(lines.len(), 2, "{lines:?}");
     for l in &lines {
-        assert!(l["error"].as_str().is_some_and(|e| e.contains("decode") || e.contains("read")), "{l}");
+        assert!(
+            l["error"].as_str().is_some_and(|e| e.contains("decode") || e.contains("read")),
+            "{l}"
+        );
         assert!(l.get("plates").is_none());
     }
     // A bad configuration key is refused by name.

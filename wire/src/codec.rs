@@ -82,7 +82,11 @@ fn kind_of(msg: &Message) -> u8 {
     }
 }
 
-fn body<T: serde::Serialize>(out: &mut Vec<u8>, v: &T, kind: &'static str) -> Result<(), EncodeError> {
+fn body<T: serde::Serialize>(
+    out: &mut Vec<u8>,
+    v: &T,
+    kind: &'static str,
+) -> Result<(), EncodeError> {
     let bytes = postcard::to_allocvec(v)
         .map_err(|e| EncodeError::Serialize { kind, reason: e.to_string() })?;
     out.extend_from_slice(&bytes);
@@ -177,7 +181,8 @@ mod tests {
     /// wire format changed: bump PROTOCOL_VERSION (old trailers would be misread) or undo it.
     #[test]
     fn golden_read_batch() {
-        let msg = Message::ReadBatch(ReadBatch { trailer_id: "T1".into(), reads: vec![sample_read(7)] });
+        let msg =
+            Message::ReadBatch(ReadBatch { trailer_id: "T1".into(), reads: vec![sample_read(7)] });
         let bytes = encode(&msg).expect("encodes");
         assert_eq!(
             hex::encode(&bytes),
@@ -199,7 +204,11 @@ mod tests {
 
     #[test]
     fn read_metadata_is_compact() {
-        let one = encode(&Message::ReadBatch(ReadBatch { trailer_id: "trailer-01".into(), reads: vec![sample_read(1)] })).expect("encodes");
+        let one = encode(&Message::ReadBatch(ReadBatch {
+            trailer_id: "trailer-01".into(),
+            reads: vec![sample_read(1)],
+        }))
+        .expect("encodes");
         assert!(one.len() < 80, "one read's metadata is {} bytes", one.len());
     }
 
@@ -207,7 +216,10 @@ mod tests {
     fn errors_say_what_was_wrong() {
         assert_eq!(decode(&[]), Err(DecodeError::Empty));
         assert_eq!(decode(&[1]), Err(DecodeError::Truncated(1)));
-        assert_eq!(decode(&[9, 1, 0]), Err(DecodeError::UnsupportedVersion { got: 9, supported: 1 }));
+        assert_eq!(
+            decode(&[9, 1, 0]),
+            Err(DecodeError::UnsupportedVersion { got: 9, supported: 1 })
+        );
         assert_eq!(decode(&[1, 200]), Err(DecodeError::UnknownKind(200)));
         let err = decode(&[1, kind::READ_BATCH, 0xff, 0xff]).expect_err("corrupt");
         assert!(err.to_string().starts_with("corrupt read batch frame"), "{err}");
@@ -222,7 +234,8 @@ mod tests {
     #[test]
     fn oversized_messages_are_refused_at_encode() {
         let reads = (0..5000).map(sample_read).collect();
-        let err = encode(&Message::ReadBatch(ReadBatch { trailer_id: "T".into(), reads })).expect_err("too big");
+        let err = encode(&Message::ReadBatch(ReadBatch { trailer_id: "T".into(), reads }))
+            .expect_err("too big");
         assert!(matches!(err, EncodeError::TooLarge { kind: "read batch", .. }));
     }
 
@@ -247,20 +260,85 @@ mod tests {
     fn every_kind_round_trips() {
         let pos = Position::from_degrees(45.0, -93.0, FixQuality::Configured);
         let msgs = vec![
-            Message::Picture(Picture { trailer_id: "T".into(), read_id: 1, kind: PictureKind::PlateCrop, jpeg: vec![0xff, 0xd8] }),
-            Message::Alert(Alert { trailer_id: "T".into(), alert_id: 2, read: sample_read(1), list_name: "MN".into(), list_version: 3, category: HitCategory::StolenVehicle, case_number: None }),
-            Message::Health(Health { trailer_id: "T".into(), time: 1, camera: CameraState::Up, position: pos, disk_used_pm: 10, storage_full: false, battery_mv: Some(12600), solar_mw: None, modem_rssi_dbm: Some(-80), backlog_items: 3, backlog_oldest: Some(5), last_read: None, dropped_frames: 4, software_version: "0.1.0".into() }),
-            Message::ActiveUse(ActiveUse { trailer_id: "T".into(), period_id: 1, start: 1, end: Some(2), start_reason: UsageReason::DaemonStart, end_reason: Some(UsageReason::EndOfStream), position: pos, lists_compared: vec!["MN".into()] }),
-            Message::Deployment(DeploymentEvent { trailer_id: "T".into(), event_id: 4, kind: DeploymentEventKind::Start, time: 9, position: pos, note: "Main St".into() }),
-            Message::Status(Status { trailer_id: "T".into(), online: false, time: 0, software_version: String::new() }),
+            Message::Picture(Picture {
+                trailer_id: "T".into(),
+                read_id: 1,
+                kind: PictureKind::PlateCrop,
+                jpeg: vec![0xff, 0xd8],
+            }),
+            Message::Alert(Alert {
+                trailer_id: "T".into(),
+                alert_id: 2,
+                read: sample_read(1),
+                list_name: "MN".into(),
+                list_version: 3,
+                category: HitCategory::StolenVehicle,
+                case_number: None,
+            }),
+            Message::Health(Health {
+                trailer_id: "T".into(),
+                time: 1,
+                camera: CameraState::Up,
+                position: pos,
+                disk_used_pm: 10,
+                storage_full: false,
+                battery_mv: Some(12600),
+                solar_mw: None,
+                modem_rssi_dbm: Some(-80),
+                backlog_items: 3,
+                backlog_oldest: Some(5),
+                last_read: None,
+                dropped_frames: 4,
+                software_version: "0.1.0".into(),
+            }),
+            Message::ActiveUse(ActiveUse {
+                trailer_id: "T".into(),
+                period_id: 1,
+                start: 1,
+                end: Some(2),
+                start_reason: UsageReason::DaemonStart,
+                end_reason: Some(UsageReason::EndOfStream),
+                position: pos,
+                lists_compared: vec!["MN".into()],
+            }),
+            Message::Deployment(DeploymentEvent {
+                trailer_id: "T".into(),
+                event_id: 4,
+                kind: DeploymentEventKind::Start,
+                time: 9,
+                position: pos,
+                note: "Main St".into(),
+            }),
+            Message::Status(Status {
+                trailer_id: "T".into(),
+                online: false,
+                time: 0,
+                software_version: String::new(),
+            }),
             Message::Downlink(Downlink::AcpAdd { downlink_id: 1, hashes: vec![[7; 32]] }),
-            Message::Downlink(Downlink::Hold { downlink_id: 2, command: HoldCommand::Place { hold_id: 1, kind: HoldKind::Exculpatory, case_number: "C-1".into(), read_ids: vec![1, 2] } }),
-            Message::DownlinkAck(DownlinkAck { trailer_id: "T".into(), downlink_id: 1, applied: true, reason: None }),
+            Message::Downlink(Downlink::Hold {
+                downlink_id: 2,
+                command: HoldCommand::Place {
+                    hold_id: 1,
+                    kind: HoldKind::Exculpatory,
+                    case_number: "C-1".into(),
+                    read_ids: vec![1, 2],
+                },
+            }),
+            Message::DownlinkAck(DownlinkAck {
+                trailer_id: "T".into(),
+                downlink_id: 1,
+                applied: true,
+                reason: None,
+            }),
         ];
         for m in msgs {
             let b = encode(&m).expect("encodes");
             assert_eq!(decode(&b).expect("decodes"), m);
-            assert_eq!(m.trailer_id().is_some(), !matches!(m, Message::Ack(_) | Message::Downlink(_)));
+            assert_eq!(
+                m.trailer_id().is_some(),
+                !matches!(m, Message::Ack(_) | Message::Downlink(_))
+            );
         }
     }
 }

@@ -251,12 +251,27 @@ pub enum HoldCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Downlink {
     Hotlist(HotlistChunk),
-    Hold { downlink_id: u64, command: HoldCommand },
+    Hold {
+        downlink_id: u64,
+        command: HoldCommand,
+    },
     /// Address Confidentiality Program plates, as HMAC-SHA-256 digests under the agency key.
-    AcpAdd { downlink_id: u64, hashes: Vec<[u8; 32]> },
-    Config { downlink_id: u64, toml: String },
-    SendPicture { downlink_id: u64, read_id: u64, kind: PictureKind },
-    SendHealth { downlink_id: u64 },
+    AcpAdd {
+        downlink_id: u64,
+        hashes: Vec<[u8; 32]>,
+    },
+    Config {
+        downlink_id: u64,
+        toml: String,
+    },
+    SendPicture {
+        downlink_id: u64,
+        read_id: u64,
+        kind: PictureKind,
+    },
+    SendHealth {
+        downlink_id: u64,
+    },
 }
 
 /// Every binary message, with its kind byte on the wire.

@@ -115,7 +115,9 @@ impl Detector {
         let half = match ty {
             TensorElementType::Float16 => true,
             TensorElementType::Float32 => false,
-            other => return Err(shape_err(format!("detector input type {other:?} is not f16/f32"))),
+            other => {
+                return Err(shape_err(format!("detector input type {other:?} is not f16/f32")));
+            }
         };
         let side = |d: i64| if d > 0 { d as u32 } else { 640 };
         let output = session.outputs().first().ok_or_else(|| shape_err("no output".into()))?;
@@ -152,7 +154,8 @@ impl Detector {
         threshold: f32,
         iou: f32,
     ) -> Result<Vec<(PlateBox, f32)>, EngineError> {
-        let fail = |e: ort::Error| EngineError::Inference { stage: "detect", reason: e.to_string() };
+        let fail =
+            |e: ort::Error| EngineError::Inference { stage: "detect", reason: e.to_string() };
         let (pw, ph) = pic.dimensions();
         let lb = Letterbox::fit(pw, ph, self.in_w, self.in_h);
         let chw = letterbox_chw(pic, &lb, self.in_w, self.in_h);

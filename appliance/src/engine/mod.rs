@@ -111,7 +111,9 @@ impl EngineConfig {
             }
         }
         let in_unit = |v: f32| (0.0..=1.0).contains(&v);
-        if !in_unit(self.detect_threshold) || !in_unit(self.nms_iou) || !in_unit(self.read_threshold)
+        if !in_unit(self.detect_threshold)
+            || !in_unit(self.nms_iou)
+            || !in_unit(self.read_threshold)
         {
             return Err(EngineError::Config("thresholds must lie between 0 and 1".into()));
         }

@@ -68,7 +68,11 @@ pub struct Recogniser {
 }
 
 impl Recogniser {
-    pub fn load(path: &Path, dictionary: Option<&Path>, threads: usize) -> Result<Recogniser, EngineError> {
+    pub fn load(
+        path: &Path,
+        dictionary: Option<&Path>,
+        threads: usize,
+    ) -> Result<Recogniser, EngineError> {
         let session = runtime::session(path, threads)?;
         let shape_err =
             |reason: String| EngineError::ModelShape { path: path.to_path_buf(), reason };
@@ -88,15 +92,15 @@ impl Recogniser {
                 path: d.to_path_buf(),
                 reason: format!("cannot read dictionary: {e}"),
             })?,
-            None => session
-                .metadata()
-                .ok()
-                .and_then(|m| m.custom("character"))
-                .ok_or_else(|| {
-                    shape_err("no dictionary: the model has no `character` metadata; set \
+            None => {
+                session.metadata().ok().and_then(|m| m.custom("character")).ok_or_else(|| {
+                    shape_err(
+                        "no dictionary: the model has no `character` metadata; set \
                                recogniser_dictionary"
-                        .into())
-                })?,
+                            .into(),
+                    )
+                })?
+            }
         };
         let mut chars = vec!['\0'];
         for line in text.split('\n') {
@@ -119,12 +123,18 @@ impl Recogniser {
     }
 
     /// Reads one crop: characters with their probabilities.
-    pub fn recognise(&mut self, crop: &RgbImage, min_width: u32) -> Result<Vec<(char, f32)>, EngineError> {
-        let fail = |e: ort::Error| EngineError::Inference { stage: "recognise", reason: e.to_string() };
+    pub fn recognise(
+        &mut self,
+        crop: &RgbImage,
+        min_width: u32,
+    ) -> Result<Vec<(char, f32)>, EngineError> {
+        let fail =
+            |e: ort::Error| EngineError::Inference { stage: "recognise", reason: e.to_string() };
         let (data, width) = prepare(crop, min_width);
         let t = Tensor::from_array(([1usize, 3, INPUT_HEIGHT as usize, width as usize], data))
             .map_err(fail)?;
-        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => t]).map_err(fail)?;
+        let outputs =
+            self.session.run(ort::inputs![self.input_name.as_str() => t]).map_err(fail)?;
         let (dims, probs) = outputs[0].try_extract_tensor::<f32>().map_err(fail)?;
         let classes = dims.last().copied().unwrap_or(0) as usize;
         if dims.len() != 3 || classes != self.chars.len() {
@@ -162,8 +172,8 @@ mod tests {
     #[test]
     fn trimmed_crop_stays_inside() {
         let pic = RgbImage::new(100, 50);
-        let c = crop_trimmed(&pic, PlateBox { x: 90.0, y: 40.0, w: 30.0, h: 20.0 }, 0.1)
-            .expect("crop");
+        let c =
+            crop_trimmed(&pic, PlateBox { x: 90.0, y: 40.0, w: 30.0, h: 20.0 }, 0.1).expect("crop");
         assert_eq!(c.dimensions(), (10, 10));
         assert!(crop_trimmed(&pic, PlateBox { x: 99.0, y: 0.0, w: 1.0, h: 1.0 }, 0.0).is_none());
     }

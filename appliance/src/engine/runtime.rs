@@ -22,10 +22,10 @@ pub fn init(library: &Path) -> Result<(), EngineError> {
         }
         Ok(env)
     });
-    result
-        .as_ref()
-        .map(|_| ())
-        .map_err(|reason| EngineError::Runtime { path: library.to_path_buf(), reason: reason.clone() })
+    result.as_ref().map(|_| ()).map_err(|reason| EngineError::Runtime {
+        path: library.to_path_buf(),
+        reason: reason.clone(),
+    })
 }
 
 /// Builds a CPU session: full graph optimisation, a fixed thread count, no busy-wait spinning
@@ -36,13 +36,18 @@ pub fn session(model: &Path, threads: usize) -> Result<Session, EngineError> {
         Some(Ok(env)) => env,
         _ => return Err(err("ONNX Runtime is not initialised".into())),
     };
-    let builder = Session::builder(env).map_err(|e| err(e.to_string()))?;
-    let mut builder = builder
+    let e = |e: ort::Error<_>| err(e.to_string());
+    let mut builder = Session::builder(env)
+        .map_err(|e| err(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::All)
-        .and_then(|b| b.with_intra_threads(threads))
-        .and_then(|b| b.with_inter_threads(1))
-        .and_then(|b| b.with_intra_op_spinning(false))
-        .and_then(|b| b.with_inter_op_spinning(false))
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(e)?
+        .with_intra_threads(threads)
+        .map_err(e)?
+        .with_inter_threads(1)
+        .map_err(e)?
+        .with_intra_op_spinning(false)
+        .map_err(e)?
+        .with_inter_op_spinning(false)
+        .map_err(e)?;
     builder.commit_from_file(model).map_err(|e| err(e.to_string()))
 }

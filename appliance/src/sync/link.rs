@@ -7,7 +7,9 @@
 use super::state::SyncState;
 use crate::config::SyncConfig;
 use crate::store::Store;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
@@ -42,7 +44,9 @@ fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
 pub fn client_tls(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, LinkError> {
     let mut roots = rustls::RootCertStore::empty();
     for c in load_certs(ca, "CA certificate")? {
-        roots.add(c).map_err(|e| LinkError::Tls(format!("CA certificate {}: {e}", ca.display())))?;
+        roots
+            .add(c)
+            .map_err(|e| LinkError::Tls(format!("CA certificate {}: {e}", ca.display())))?;
     }
     let chain = load_certs(cert, "client certificate")?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| LinkError::Credentials {
@@ -92,7 +96,10 @@ pub async fn run_link(
     opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
         .set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)))
         .set_clean_session(false)
-        .set_max_packet_size(trailer_wire::codec::MAX_FRAME_BYTES + 1024, trailer_wire::codec::MAX_FRAME_BYTES + 1024)
+        .set_max_packet_size(
+            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
+            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
+        )
         .set_last_will(LastWill::new(
             Topic::status(&trailer),
             status_payload(&trailer, false),
@@ -166,7 +173,12 @@ pub async fn run_link(
         }
     }
     if state.connected() {
-        let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, false));
+        let _ = client.try_publish(
+            Topic::status(&trailer),
+            QoS::AtLeastOnce,
+            true,
+            status_payload(&trailer, false),
+        );
         let _ = client.try_disconnect();
         // Let the event loop flush the last publish and the disconnect.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -182,7 +194,13 @@ pub async fn run_link(
 }
 
 /// Sends what the state machine chooses from the outbox.
-fn pump(client: &AsyncClient, store: &Store, state: &mut SyncState, trailer: &str, cfg: &SyncConfig) {
+fn pump(
+    client: &AsyncClient,
+    store: &Store,
+    state: &mut SyncState,
+    trailer: &str,
+    cfg: &SyncConfig,
+) {
     if !state.connected() {
         return;
     }
@@ -230,7 +248,11 @@ fn pump(client: &AsyncClient, store: &Store, state: &mut SyncState, trailer: &st
     }
 }
 
-fn build(store: &Store, trailer: &str, group: &[AckRef]) -> Result<Option<(Message, UpKind)>, crate::store::StoreError> {
+fn build(
+    store: &Store,
+    trailer: &str,
+    group: &[AckRef],
+) -> Result<Option<(Message, UpKind)>, crate::store::StoreError> {
     if group.len() > 1 || matches!(group.first(), Some(AckRef::Read(_))) {
         let mut reads = Vec::with_capacity(group.len());
         for r in group {
@@ -246,7 +268,10 @@ fn build(store: &Store, trailer: &str, group: &[AckRef]) -> Result<Option<(Messa
         if reads.is_empty() {
             return Ok(None);
         }
-        return Ok(Some((Message::ReadBatch(ReadBatch { trailer_id: trailer.into(), reads }), UpKind::Reads)));
+        return Ok(Some((
+            Message::ReadBatch(ReadBatch { trailer_id: trailer.into(), reads }),
+            UpKind::Reads,
+        )));
     }
     let Some(r) = group.first() else { return Ok(None) };
     let kind = match r {

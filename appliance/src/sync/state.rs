@@ -100,11 +100,7 @@ mod tests {
     #[test]
     fn window_bounds_sends_but_alerts_pass() {
         let mut s = SyncState::new(2, 1000);
-        let pending = [
-            AckRef::Read(1),
-            AckRef::Read(2),
-            AckRef::Picture(1, PictureKind::Context),
-        ];
+        let pending = [AckRef::Read(1), AckRef::Read(2), AckRef::Picture(1, PictureKind::Context)];
         assert!(s.choose(&pending).is_empty(), "nothing is sent while offline");
         s.on_connected();
         let first = s.choose(&pending);
