@@ -32,3 +32,9 @@ fmt:
 
 clean-demo:
 	rm -rf demo-state
+
+# Engine accuracy and speed on a folder in the OpenALPR benchmark layout, e.g.
+#   make bench-alpr DIR=../shared/data/openalpr-benchmarks/us-dev
+bench-alpr: build-release
+	@test -n "$(DIR)" || { echo "usage: make bench-alpr DIR=<folder>"; exit 2; }
+	$${CARGO_TARGET_DIR:-target}/release/bench-alpr $(DIR)

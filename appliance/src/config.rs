@@ -134,11 +134,21 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// How often the retention duty runs.
     pub purge_interval_s: u64,
+    /// The agency's ACP key (provisioned with the certificate); without it, ACP matching is off.
+    pub acp_key_file: Option<PathBuf>,
+    /// Hotlist matching also accepts one known OCR confusion (O/0, B/8, ...). More hits to
+    /// verify, fewer missed.
+    pub hotlist_ocr_tolerance: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { retention_days: 60, purge_interval_s: 600 }
+        StoreConfig {
+            retention_days: 60,
+            purge_interval_s: 600,
+            acp_key_file: None,
+            hotlist_ocr_tolerance: false,
+        }
     }
 }
 

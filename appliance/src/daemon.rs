@@ -15,7 +15,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Pacing};
 use crate::engine::{Engine, EngineError};
 use crate::pass::{PassRead, PassTracker};
-use crate::store::{NewPictures, Store, StoreError};
+use crate::store::{Inserted, NewPictures, Store, StoreError};
 use crate::sync::link::{LinkHealth, run_link};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,11 +50,22 @@ fn notify(state: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(state);
 }
 
+/// Opens the store with the configured retention and ACP key.
+pub fn open_store(config: &Config, clock: SharedClock) -> Result<Store, DaemonError> {
+    let mut store = Store::open(&config.trailer.data_dir, config.store.retention_days, clock)?;
+    if let Some(path) = &config.store.acp_key_file {
+        let key = std::fs::read(path)
+            .map_err(|e| DaemonError::Internal(format!("ACP key {}: {e}", path.display())))?;
+        store = store.with_acp_key(key);
+    }
+    Ok(store)
+}
+
 /// Runs the appliance until `shutdown` turns true, or — for a file source — until the video ended
 /// and the outbox drained (or its drain timeout passed).
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let store = Store::open(&config.trailer.data_dir, config.store.retention_days, clock.clone())?;
+    let store = open_store(&config, clock.clone())?;
     let engine_cfg = config.engine.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::load(&engine_cfg))
         .await
@@ -89,7 +100,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         start_reason: UsageReason::DaemonStart,
         end_reason: None,
         position,
-        lists_compared: Vec::new(),
+        lists_compared: store.hotlists()?.into_iter().map(|l| l.source).collect(),
     };
     store.record_usage(&period)?;
 
@@ -156,12 +167,30 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     };
                     let st = store.clone();
                     let pics = NewPictures { plate_crop: Some(r.plate_crop_jpeg), context: Some(r.context_jpeg) };
-                    let id = tokio::task::spawn_blocking(move || st.insert_read(meta, pics))
-                        .await
-                        .map_err(|e| DaemonError::Internal(e.to_string()))??;
-                    counters.reads.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(read_id = id, confidence = r.confidence, sightings = r.sightings, trailer = %trailer_id, "read stored");
-                    wake.notify_one();
+                    let (tid, tolerance) = (trailer_id.clone(), config.store.hotlist_ocr_tolerance);
+                    // Store first (durable), then match: an alert always refers to a stored read.
+                    let (inserted, alerts) = tokio::task::spawn_blocking(move || {
+                        let inserted = st.insert_read(meta.clone(), pics)?;
+                        let alerts = match inserted {
+                            Inserted::Stored(id) => st.raise_alerts(&tid, &ReadMeta { read_id: id, ..meta }, tolerance)?,
+                            Inserted::DestroyedAcp => Vec::new(),
+                        };
+                        Ok::<_, StoreError>((inserted, alerts))
+                    })
+                    .await
+                    .map_err(|e| DaemonError::Internal(e.to_string()))??;
+                    match inserted {
+                        Inserted::Stored(id) => {
+                            counters.reads.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(read_id = id, confidence = r.confidence, sightings = r.sightings, trailer = %trailer_id, "read stored");
+                            for a in &alerts {
+                                tracing::warn!(alert_id = a.alert_id, read_id = id, list = %a.list_name, category = ?a.category, "hotlist hit: verify against state systems before acting");
+                            }
+                            wake.notify_one();
+                        }
+                        // Never logged with its plate: the participant's plate must leave no trace.
+                        Inserted::DestroyedAcp => tracing::info!("read destroyed at collection (ACP)"),
+                    }
                 }
                 None => break,
             },

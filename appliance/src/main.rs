@@ -22,6 +22,21 @@ enum Command {
     },
     /// Print the default configuration (TOML), every key documented by its value.
     PrintDefaultConfig,
+    /// Import a new version of a hotlist (CSV: plate,state,category,source[,case_number]).
+    HotlistImport {
+        #[arg(long)]
+        config: PathBuf,
+        /// The list's name (e.g. mn-state).
+        #[arg(long)]
+        name: String,
+        /// Must be newer than the current version.
+        #[arg(long)]
+        version: u64,
+        /// The database the list comes from, as the public log of use names it.
+        #[arg(long)]
+        source: String,
+        file: PathBuf,
+    },
     /// Read plates in images (JPEG/PNG; folders are walked), one line per image.
     Read {
         /// One JSON object per line.
@@ -64,6 +79,23 @@ fn main() -> anyhow::Result<()> {
                 });
                 appliance::run(config, rx).await
             })?;
+            Ok(())
+        }
+        Command::HotlistImport { config, name, version, source, file } => {
+            let config = Config::load(&config)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read hotlist {}", file.display()))?;
+            let entries = appliance::store::hotlist::parse_csv(&text, config.engine.us_o_as_zero)
+                .with_context(|| format!("hotlist {}", file.display()))?;
+            let store = appliance::daemon::open_store(
+                &config,
+                std::sync::Arc::new(appliance::clock::SystemClock),
+            )?;
+            let meta = store.import_hotlist(&name, version, &source, &entries)?;
+            println!(
+                "{} version {}: {} entries from {}",
+                meta.name, meta.version, meta.entries, meta.source
+            );
             Ok(())
         }
         Command::Read { json, config, paths } => {

@@ -174,7 +174,8 @@ mod tests {
         let pic = RgbImage::new(100, 50);
         let c =
             crop_trimmed(&pic, PlateBox { x: 90.0, y: 40.0, w: 30.0, h: 20.0 }, 0.1).expect("crop");
-        assert_eq!(c.dimensions(), (10, 10));
+        // x 90..100 (clipped), y 42..50 (trimmed 2 px at the top, clipped at the bottom).
+        assert_eq!(c.dimensions(), (10, 8));
         assert!(crop_trimmed(&pic, PlateBox { x: 99.0, y: 0.0, w: 1.0, h: 1.0 }, 0.0).is_none());
     }
 }

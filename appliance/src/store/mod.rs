@@ -1,0 +1,956 @@
+//! The trailer's store, on sled. It is also the sync outbox: nothing leaves it because it was
+//! sent, only because the server acknowledged it, or because the law says it must be destroyed.
+//!
+//! # Trees and keys
+//! | tree       | key                                   | value                               |
+//! |------------|---------------------------------------|-------------------------------------|
+//! | `reads`    | read id (u64 BE)                      | postcard [`StoredRead`]             |
+//! | `pictures` | read id (u64 BE) + kind (u8)          | JPEG bytes                          |
+//! | `usage`    | period id (u64 BE)                    | postcard `ActiveUse`                |
+//! | `outbox`   | priority (u8) + item tag (u8) + id (u64 BE) + sub (u8) | empty          |
+//! | `holds`    | hold id (u64 BE)                      | postcard [`HoldRecord`]             |
+//! | `held`     | read id (u64 BE) + hold id (u64 BE)   | empty (index: which reads are held) |
+//! | `acp`      | HMAC-SHA-256 digest (32 bytes)        | empty                               |
+//! | `destroyed`| day (u32 BE, days since epoch) + reason (u8) | count (u64 BE)               |
+//! | `hotlist_meta` | list name                         | postcard [`hotlist::ListMeta`]      |
+//! | `hotlist`  | list name + 0x00 + version (u64 BE) + plate | postcard [`hotlist::HotEntry`] |
+//! | `alerts`   | alert id (u64 BE)                     | postcard `Alert`                    |
+//!
+//! Ids come from `Db::generate_id`, which is unique and increasing across restarts, so big-endian
+//! keys iterate in collection order. The outbox key starts with the priority, so one ordered scan
+//! yields alerts first, then activity records, read metadata, plate crops, context pictures.
+//!
+//! # Invariants
+//! - A read, its pictures and its outbox entries are written in one transaction and flushed
+//!   before [`Store::insert_read`] returns: an acknowledged read survives a power cut whole.
+//! - Retention: [`Store::purge`] destroys every read collected more than `retention_days` ago,
+//!   with its pictures and outbox entries, synced or not (the law's limit wins over the backlog),
+//!   unless a hold names it (active investigation, exculpatory request).
+//! - ACP: a read whose plate digest is on the ACP list is never written ([`Store::insert_read`]
+//!   refuses it and counts it); adding digests destroys existing matching reads unless held.
+//! - Destruction is counted per day and reason in `destroyed`, never logged with plate text.
+pub mod acp;
+pub mod hotlist;
+
+use crate::clock::{DAY_MS, SharedClock, UnixMs};
+use hotlist::{HotEntry, HotlistError, ListMeta};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use trailer_wire::{
+    AckRef, ActiveUse, Alert, HoldKind, Message, Picture, PictureKind, PictureSet, ReadMeta,
+};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open store at {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("store I/O: {0}")]
+    Io(#[from] sled::Error),
+    #[error(transparent)]
+    Hotlist(#[from] HotlistError),
+    #[error("corrupt record in tree {tree} (key {key}): {reason}")]
+    Corrupt { tree: &'static str, key: String, reason: String },
+}
+
+impl From<TransactionError<()>> for StoreError {
+    fn from(e: TransactionError<()>) -> Self {
+        match e {
+            TransactionError::Storage(e) => StoreError::Io(e),
+            TransactionError::Abort(()) => {
+                StoreError::Io(sled::Error::Unsupported("aborted".into()))
+            }
+        }
+    }
+}
+
+/// A read as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRead {
+    pub meta: ReadMeta,
+    /// When it was collected (the clock at insertion): retention counts from here.
+    pub collected: UnixMs,
+    /// The server acknowledged the metadata.
+    pub synced: bool,
+}
+
+/// A hold placed by the server: these reads are kept past the retention age until released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldRecord {
+    pub kind: HoldKind,
+    pub case_number: String,
+    pub read_ids: Vec<u64>,
+}
+
+/// Why reads were destroyed (counted per day for the audit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destruction {
+    /// Past the retention age.
+    Retention = 1,
+    /// An ACP participant's plate, destroyed at collection (never written).
+    AcpAtCollection = 2,
+    /// An existing read destroyed when its plate joined the ACP list.
+    AcpExisting = 3,
+}
+
+impl Destruction {
+    fn from_byte(b: u8) -> Option<Destruction> {
+        Some(match b {
+            1 => Destruction::Retention,
+            2 => Destruction::AcpAtCollection,
+            3 => Destruction::AcpExisting,
+            _ => return None,
+        })
+    }
+}
+
+/// What happened to a read handed to [`Store::insert_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored durably under this id.
+    Stored(u64),
+    /// An ACP participant's plate: destroyed at collection, only counted.
+    DestroyedAcp,
+}
+
+/// Outbox priorities: lower goes first.
+fn priority(r: &AckRef) -> u8 {
+    match r {
+        AckRef::Alert(_) => 0,
+        AckRef::ActiveUse(_) | AckRef::Deployment(_) | AckRef::Downlink(_) => 1,
+        AckRef::Read(_) => 2,
+        AckRef::Picture(_, PictureKind::PlateCrop) => 3,
+        AckRef::Picture(_, PictureKind::Context) => 4,
+    }
+}
+
+fn kind_byte(k: PictureKind) -> u8 {
+    match k {
+        PictureKind::PlateCrop => 0,
+        PictureKind::Context => 1,
+    }
+}
+
+fn outbox_key(r: &AckRef) -> [u8; 11] {
+    let (tag, id, sub) = match *r {
+        AckRef::Read(id) => (1, id, 0),
+        AckRef::Picture(id, k) => (2, id, kind_byte(k)),
+        AckRef::Alert(id) => (3, id, 0),
+        AckRef::ActiveUse(id) => (4, id, 0),
+        AckRef::Deployment(id) => (5, id, 0),
+        AckRef::Downlink(id) => (6, id, 0),
+    };
+    let mut k = [0u8; 11];
+    k[0] = priority(r);
+    k[1] = tag;
+    k[2..10].copy_from_slice(&id.to_be_bytes());
+    k[10] = sub;
+    k
+}
+
+fn parse_outbox_key(k: &[u8]) -> Option<AckRef> {
+    if k.len() != 11 {
+        return None;
+    }
+    let id = u64::from_be_bytes(k[2..10].try_into().ok()?);
+    Some(match (k[1], k[10]) {
+        (1, _) => AckRef::Read(id),
+        (2, 0) => AckRef::Picture(id, PictureKind::PlateCrop),
+        (2, 1) => AckRef::Picture(id, PictureKind::Context),
+        (3, _) => AckRef::Alert(id),
+        (4, _) => AckRef::ActiveUse(id),
+        (5, _) => AckRef::Deployment(id),
+        (6, _) => AckRef::Downlink(id),
+        _ => return None,
+    })
+}
+
+fn held_key(read_id: u64, hold_id: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&read_id.to_be_bytes());
+    k[8..].copy_from_slice(&hold_id.to_be_bytes());
+    k
+}
+
+fn picture_key(id: u64, k: PictureKind) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[..8].copy_from_slice(&id.to_be_bytes());
+    key[8] = kind_byte(k);
+    key
+}
+
+/// Pictures of a new read.
+#[derive(Debug, Default, Clone)]
+pub struct NewPictures {
+    pub plate_crop: Option<Vec<u8>>,
+    pub context: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    reads: sled::Tree,
+    pictures: sled::Tree,
+    usage: sled::Tree,
+    outbox: sled::Tree,
+    holds: sled::Tree,
+    held: sled::Tree,
+    acp: sled::Tree,
+    destroyed: sled::Tree,
+    hotlist_meta: sled::Tree,
+    hotlist: sled::Tree,
+    alerts: sled::Tree,
+    clock: SharedClock,
+    retention_ms: i64,
+    /// The agency key the ACP digests are made with; `None` disables ACP matching.
+    acp_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("retention_ms", &self.retention_ms).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub fn open(dir: &Path, retention_days: u32, clock: SharedClock) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open { path: dir.to_path_buf(), reason };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        // sled panics on some foreign files; refuse a directory that is clearly not a store.
+        let conf = dir.join("conf");
+        if conf.exists() && std::fs::read(&conf).map(|b| b.is_empty()).unwrap_or(true) {
+            return Err(open_err("`conf` is empty or unreadable: not a store".into()));
+        }
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| open_err(e.to_string()))?;
+        let store = Store {
+            reads: db.open_tree("reads")?,
+            pictures: db.open_tree("pictures")?,
+            usage: db.open_tree("usage")?,
+            outbox: db.open_tree("outbox")?,
+            holds: db.open_tree("holds")?,
+            held: db.open_tree("held")?,
+            acp: db.open_tree("acp")?,
+            destroyed: db.open_tree("destroyed")?,
+            hotlist_meta: db.open_tree("hotlist_meta")?,
+            hotlist: db.open_tree("hotlist")?,
+            alerts: db.open_tree("alerts")?,
+            db,
+            clock,
+            retention_ms: i64::from(retention_days) * DAY_MS,
+            acp_key: None,
+        };
+        Ok(store)
+    }
+
+    /// Enables ACP matching with the agency's key.
+    pub fn with_acp_key(mut self, key: Vec<u8>) -> Store {
+        self.acp_key = Some(key);
+        self
+    }
+
+    pub fn now(&self) -> UnixMs {
+        self.clock.now_ms()
+    }
+
+    /// A new id, unique and increasing across restarts.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Stores a read with its pictures and queues it for sync; durable when this returns.
+    /// An ACP participant's plate is not written at all: it is counted and dropped.
+    pub fn insert_read(
+        &self,
+        mut meta: ReadMeta,
+        pics: NewPictures,
+    ) -> Result<Inserted, StoreError> {
+        if self.is_acp(&meta.plate)? {
+            self.count_destroyed(Destruction::AcpAtCollection, 1)?;
+            return Ok(Inserted::DestroyedAcp);
+        }
+        let id = self.next_id()?;
+        meta.read_id = id;
+        meta.pictures =
+            PictureSet { plate_crop: pics.plate_crop.is_some(), context: pics.context.is_some() };
+        let record = StoredRead { meta, collected: self.now(), synced: false };
+        let bytes = postcard::to_allocvec(&record).map_err(|e| StoreError::Corrupt {
+            tree: "reads",
+            key: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        (&self.reads, &self.pictures, &self.outbox).transaction(|(r, p, o)| {
+            r.insert(&id.to_be_bytes(), bytes.as_slice())?;
+            o.insert(&outbox_key(&AckRef::Read(id)), &[])?;
+            for (kind, pic) in
+                [(PictureKind::PlateCrop, &pics.plate_crop), (PictureKind::Context, &pics.context)]
+            {
+                if let Some(jpeg) = pic {
+                    p.insert(&picture_key(id, kind), jpeg.as_slice())?;
+                    o.insert(&outbox_key(&AckRef::Picture(id, kind)), &[])?;
+                }
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })?;
+        self.db.flush()?;
+        Ok(Inserted::Stored(id))
+    }
+
+    /// Records an active-use period (opened or closed) and queues it for sync.
+    pub fn record_usage(&self, period: &ActiveUse) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(period).map_err(|e| StoreError::Corrupt {
+            tree: "usage",
+            key: period.period_id.to_string(),
+            reason: e.to_string(),
+        })?;
+        let id = period.period_id;
+        (&self.usage, &self.outbox).transaction(|(u, o)| {
+            u.insert(&id.to_be_bytes(), bytes.as_slice())?;
+            o.insert(&outbox_key(&AckRef::ActiveUse(id)), &[])?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn read(&self, id: u64) -> Result<Option<StoredRead>, StoreError> {
+        match self.reads.get(id.to_be_bytes())? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| StoreError::Corrupt {
+                tree: "reads",
+                key: id.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn picture(&self, id: u64, kind: PictureKind) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.pictures.get(picture_key(id, kind))?.map(|v| v.to_vec()))
+    }
+
+    /// All stored reads, oldest first.
+    pub fn reads(&self) -> Result<Vec<StoredRead>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.reads.iter() {
+            let (k, v) = kv?;
+            out.push(postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                tree: "reads",
+                key: hex_key(&k),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Outbox items in sending order (alerts first), at most `limit`, skipping `skip`.
+    pub fn pending(
+        &self,
+        limit: usize,
+        skip: &dyn Fn(&AckRef) -> bool,
+    ) -> Result<Vec<AckRef>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter() {
+            let (k, _) = kv?;
+            match parse_outbox_key(&k) {
+                Some(r) if !skip(&r) => out.push(r),
+                Some(_) => {}
+                None => {
+                    tracing::warn!(key = %hex_key(&k), "dropping unparseable outbox key");
+                    self.outbox.remove(k)?;
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn backlog_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Builds the wire message for an outbox item; `None` if the item no longer exists (destroyed
+    /// by retention meanwhile), in which case it is dropped from the outbox.
+    pub fn message_for(&self, trailer_id: &str, r: &AckRef) -> Result<Option<Message>, StoreError> {
+        let msg = match *r {
+            AckRef::Read(id) => self.read(id)?.map(|s| {
+                Message::ReadBatch(trailer_wire::ReadBatch {
+                    trailer_id: trailer_id.into(),
+                    reads: vec![s.meta],
+                })
+            }),
+            AckRef::Picture(id, kind) => self.picture(id, kind)?.map(|jpeg| {
+                Message::Picture(Picture { trailer_id: trailer_id.into(), read_id: id, kind, jpeg })
+            }),
+            AckRef::ActiveUse(id) => match self.usage.get(id.to_be_bytes())? {
+                Some(v) => Some(Message::ActiveUse(postcard::from_bytes(&v).map_err(|e| {
+                    StoreError::Corrupt {
+                        tree: "usage",
+                        key: id.to_string(),
+                        reason: e.to_string(),
+                    }
+                })?)),
+                None => None,
+            },
+            AckRef::Alert(id) => match self.alerts.get(id.to_be_bytes())? {
+                Some(v) => Some(Message::Alert(postcard::from_bytes(&v).map_err(|e| {
+                    StoreError::Corrupt {
+                        tree: "alerts",
+                        key: id.to_string(),
+                        reason: e.to_string(),
+                    }
+                })?)),
+                None => None,
+            },
+            AckRef::Deployment(_) | AckRef::Downlink(_) => None,
+        };
+        if msg.is_none() {
+            self.outbox.remove(outbox_key(r))?;
+        }
+        Ok(msg)
+    }
+
+    /// The server committed these items: take them off the outbox. Reads stay (retention
+    /// decides when they go), marked synced.
+    pub fn ack(&self, refs: &[AckRef]) -> Result<(), StoreError> {
+        for r in refs {
+            self.outbox.remove(outbox_key(r))?;
+            if let AckRef::Read(id) = r
+                && let Some(mut s) = self.read(*id)?
+                && !s.synced
+            {
+                s.synced = true;
+                if let Ok(bytes) = postcard::to_allocvec(&s) {
+                    self.reads.insert(id.to_be_bytes(), bytes)?;
+                }
+            }
+        }
+        // Losing an ack in a power cut only means the item is sent again; the server is
+        // idempotent. No synchronous flush here.
+        Ok(())
+    }
+
+    /// Destroys every read collected before the retention limit, with its pictures and outbox
+    /// entries, unless a hold names it. Returns how many reads were destroyed.
+    pub fn purge(&self) -> Result<usize, StoreError> {
+        let cutoff = self.now() - self.retention_ms;
+        let mut destroyed = 0;
+        for kv in self.reads.iter() {
+            let (k, v) = kv?;
+            let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
+            let collected =
+                postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
+            if collected >= cutoff {
+                // Keys are in collection order: everything after is younger.
+                break;
+            }
+            if self.is_held(id)? {
+                continue;
+            }
+            self.destroy_read(id)?;
+            destroyed += 1;
+        }
+        if destroyed > 0 {
+            self.count_destroyed(Destruction::Retention, destroyed as u64)?;
+            self.db.flush()?;
+            tracing::info!(destroyed, "retention: destroyed reads past the retention age");
+        }
+        Ok(destroyed)
+    }
+
+    fn destroy_read(&self, id: u64) -> Result<(), StoreError> {
+        (&self.reads, &self.pictures, &self.outbox).transaction(|(r, p, o)| {
+            r.remove(&id.to_be_bytes())?;
+            o.remove(&outbox_key(&AckRef::Read(id)))?;
+            for kind in [PictureKind::PlateCrop, PictureKind::Context] {
+                p.remove(&picture_key(id, kind))?;
+                o.remove(&outbox_key(&AckRef::Picture(id, kind)))?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })?;
+        Ok(())
+    }
+
+    fn count_destroyed(&self, why: Destruction, n: u64) -> Result<(), StoreError> {
+        let day = (self.now().div_euclid(DAY_MS)) as u32;
+        let mut key = [0u8; 5];
+        key[..4].copy_from_slice(&day.to_be_bytes());
+        key[4] = why as u8;
+        self.destroyed.update_and_fetch(key, |old| {
+            let prev = old.and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+            Some((prev + n).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    /// Destruction counts: (day since epoch, reason, reads).
+    pub fn destruction_counts(&self) -> Result<Vec<(u32, Destruction, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.destroyed.iter() {
+            let (k, v) = kv?;
+            if k.len() != 5 {
+                continue;
+            }
+            let day = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
+            let n = v.as_ref().try_into().ok().map(u64::from_be_bytes).unwrap_or(0);
+            if let Some(why) = Destruction::from_byte(k[4]) {
+                out.push((day, why, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Places (or replaces) a hold on reads.
+    pub fn place_hold(&self, hold_id: u64, hold: &HoldRecord) -> Result<(), StoreError> {
+        let bytes = postcard::to_allocvec(hold).map_err(|e| StoreError::Corrupt {
+            tree: "holds",
+            key: hold_id.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.release_hold(hold_id)?;
+        (&self.holds, &self.held).transaction(|(h, idx)| {
+            h.insert(&hold_id.to_be_bytes(), bytes.as_slice())?;
+            for r in &hold.read_ids {
+                idx.insert(&held_key(*r, hold_id), &[])?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Releases a hold; its reads fall back under retention (other holds still apply).
+    pub fn release_hold(&self, hold_id: u64) -> Result<bool, StoreError> {
+        let Some(v) = self.holds.get(hold_id.to_be_bytes())? else { return Ok(false) };
+        let hold: HoldRecord = postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+            tree: "holds",
+            key: hold_id.to_string(),
+            reason: e.to_string(),
+        })?;
+        (&self.holds, &self.held).transaction(|(h, idx)| {
+            h.remove(&hold_id.to_be_bytes())?;
+            for r in &hold.read_ids {
+                idx.remove(&held_key(*r, hold_id))?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })?;
+        self.db.flush()?;
+        Ok(true)
+    }
+
+    pub fn is_held(&self, read_id: u64) -> Result<bool, StoreError> {
+        Ok(self.held.scan_prefix(read_id.to_be_bytes()).next().transpose()?.is_some())
+    }
+
+    fn is_acp(&self, plate: &str) -> Result<bool, StoreError> {
+        match &self.acp_key {
+            Some(key) if !self.acp.is_empty() => {
+                Ok(self.acp.contains_key(acp::acp_digest(key, plate))?)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Adds ACP digests and destroys existing reads of those plates (unless held). Returns how
+    /// many reads were destroyed.
+    pub fn acp_add(&self, digests: &[[u8; 32]]) -> Result<usize, StoreError> {
+        for d in digests {
+            self.acp.insert(d, &[])?;
+        }
+        let mut destroyed = 0;
+        if let Some(key) = &self.acp_key {
+            let wanted: std::collections::HashSet<[u8; 32]> = digests.iter().copied().collect();
+            for kv in self.reads.iter() {
+                let (k, v) = kv?;
+                let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
+                let Ok(read) = postcard::from_bytes::<StoredRead>(&v) else { continue };
+                if wanted.contains(&acp::acp_digest(key, &read.meta.plate)) && !self.is_held(id)? {
+                    self.destroy_read(id)?;
+                    destroyed += 1;
+                }
+            }
+        }
+        if destroyed > 0 {
+            self.count_destroyed(Destruction::AcpExisting, destroyed as u64)?;
+        }
+        self.db.flush()?;
+        Ok(destroyed)
+    }
+
+    /// Imports a new version of a hotlist, replacing the current one atomically.
+    pub fn import_hotlist(
+        &self,
+        name: &str,
+        version: u64,
+        source: &str,
+        entries: &[HotEntry],
+    ) -> Result<ListMeta, StoreError> {
+        if !trailer_wire::topic::valid_id(name) {
+            return Err(HotlistError::BadName(name.to_string()).into());
+        }
+        let current = self.hotlist_meta(name)?;
+        if let Some(c) = &current
+            && c.version >= version
+        {
+            return Err(
+                HotlistError::Stale { name: name.into(), version, current: c.version }.into()
+            );
+        }
+        let prefix = |v: u64| {
+            let mut k = name.as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(&v.to_be_bytes());
+            k
+        };
+        // 1. The new version's entries, in batches (invisible until the meta switches).
+        let new_prefix = prefix(version);
+        let mut batch = sled::Batch::default();
+        for (i, e) in entries.iter().enumerate() {
+            let mut k = new_prefix.clone();
+            k.extend_from_slice(e.plate.as_bytes());
+            let v = postcard::to_allocvec(e).map_err(|err| StoreError::Corrupt {
+                tree: "hotlist",
+                key: e.plate.clone(),
+                reason: err.to_string(),
+            })?;
+            batch.insert(k, v);
+            if i % 10_000 == 9_999 {
+                self.hotlist.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        self.hotlist.apply_batch(batch)?;
+        self.db.flush()?;
+        // 2. Switch.
+        let meta = ListMeta {
+            name: name.into(),
+            version,
+            source: source.into(),
+            entries: entries.len() as u64,
+        };
+        let bytes = postcard::to_allocvec(&meta).map_err(|e| StoreError::Corrupt {
+            tree: "hotlist_meta",
+            key: name.into(),
+            reason: e.to_string(),
+        })?;
+        self.hotlist_meta.insert(name.as_bytes(), bytes)?;
+        self.db.flush()?;
+        // 3. The old version's entries go.
+        if let Some(c) = current {
+            let mut batch = sled::Batch::default();
+            for kv in self.hotlist.scan_prefix(prefix(c.version)) {
+                batch.remove(kv?.0);
+            }
+            self.hotlist.apply_batch(batch)?;
+        }
+        Ok(meta)
+    }
+
+    pub fn hotlist_meta(&self, name: &str) -> Result<Option<ListMeta>, StoreError> {
+        match self.hotlist_meta.get(name.as_bytes())? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| StoreError::Corrupt {
+                tree: "hotlist_meta",
+                key: name.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The current version of every list (the databases reads are compared against).
+    pub fn hotlists(&self) -> Result<Vec<ListMeta>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.hotlist_meta.iter() {
+            let (k, v) = kv?;
+            out.push(postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                tree: "hotlist_meta",
+                key: String::from_utf8_lossy(&k).into(),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Every list entry the plate matches (exactly, or within one known OCR confusion).
+    pub fn match_plate(
+        &self,
+        plate: &str,
+        ocr_tolerance: bool,
+    ) -> Result<Vec<(ListMeta, HotEntry)>, StoreError> {
+        let mut hits = Vec::new();
+        let candidates = hotlist::variants(plate, ocr_tolerance);
+        for list in self.hotlists()? {
+            for p in &candidates {
+                let mut k = list.name.as_bytes().to_vec();
+                k.push(0);
+                k.extend_from_slice(&list.version.to_be_bytes());
+                k.extend_from_slice(p.as_bytes());
+                if let Some(v) = self.hotlist.get(&k)? {
+                    let entry: HotEntry =
+                        postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                            tree: "hotlist",
+                            key: p.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    hits.push((list.clone(), entry));
+                    break;
+                }
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Matches a stored read against the hotlists and raises an alert per hit, queued ahead of
+    /// everything else. Returns the alerts raised.
+    pub fn raise_alerts(
+        &self,
+        trailer_id: &str,
+        read: &ReadMeta,
+        ocr_tolerance: bool,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let mut alerts = Vec::new();
+        for (list, entry) in self.match_plate(&read.plate, ocr_tolerance)? {
+            let alert = Alert {
+                trailer_id: trailer_id.into(),
+                alert_id: self.next_id()?,
+                read: read.clone(),
+                list_name: list.name,
+                list_version: list.version,
+                category: entry.category,
+                case_number: entry.case_number,
+            };
+            let bytes = postcard::to_allocvec(&alert).map_err(|e| StoreError::Corrupt {
+                tree: "alerts",
+                key: alert.alert_id.to_string(),
+                reason: e.to_string(),
+            })?;
+            let id = alert.alert_id;
+            (&self.alerts, &self.outbox).transaction(|(a, o)| {
+                a.insert(&id.to_be_bytes(), bytes.as_slice())?;
+                o.insert(&outbox_key(&AckRef::Alert(id)), &[])?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })?;
+            alerts.push(alert);
+        }
+        if !alerts.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(alerts)
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn hex_key(k: &[u8]) -> String {
+    k.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::Arc;
+    use trailer_wire::{FixQuality, Position};
+
+    fn meta(plate: &str) -> ReadMeta {
+        ReadMeta {
+            read_id: 0,
+            camera_id: "cam0".into(),
+            plate: plate.into(),
+            confidence_pm: 900,
+            first_seen: 0,
+            best_seen: 0,
+            position: Position::from_degrees(44.0, -93.0, FixQuality::Configured),
+            plate_box: [0, 0, 10, 5],
+            pictures: PictureSet::default(),
+        }
+    }
+
+    fn pics() -> NewPictures {
+        NewPictures { plate_crop: Some(vec![1; 10]), context: Some(vec![2; 20]) }
+    }
+
+    fn put(store: &Store, plate: &str) -> u64 {
+        match store.insert_read(meta(plate), pics()).expect("insert") {
+            Inserted::Stored(id) => id,
+            Inserted::DestroyedAcp => panic!("{plate} was destroyed as ACP"),
+        }
+    }
+
+    #[test]
+    fn hotlist_hits_raise_alerts_first_in_the_outbox() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS))).expect("open");
+        let v1 = hotlist::parse_csv("ABC123,MN,stolen vehicle,MN BCA\n", true).expect("csv");
+        store.import_hotlist("mn-state", 1, "MN BCA plate data file", &v1).expect("import");
+        let v2 =
+            hotlist::parse_csv("XYZ789,MN,warrant,MN BCA\nA8C123,MN,stolen plate,MN BCA\n", true)
+                .expect("csv");
+        store.import_hotlist("mn-state", 2, "MN BCA plate data file", &v2).expect("import");
+        assert!(matches!(
+            store.import_hotlist("mn-state", 2, "x", &v2),
+            Err(StoreError::Hotlist(HotlistError::Stale { .. }))
+        ));
+        assert_eq!(store.hotlists().expect("lists")[0].entries, 2);
+        // Version 1's entry is gone; version 2's match exactly and within one confusion.
+        assert!(store.match_plate("ABC123", false).expect("match").is_empty());
+        assert_eq!(store.match_plate("ABC123", true).expect("match").len(), 1, "B/8 tolerance");
+        let id = put(&store, "XYZ789");
+        let read = store.read(id).expect("read").expect("stored").meta;
+        let alerts = store.raise_alerts("t1", &read, false).expect("alerts");
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].category, trailer_wire::HitCategory::Warrant);
+        assert_eq!(alerts[0].list_version, 2);
+        let pending = store.pending(10, &|_| false).expect("pending");
+        assert_eq!(pending[0], AckRef::Alert(alerts[0].alert_id));
+        assert!(matches!(
+            store.message_for("t1", &pending[0]).expect("msg"),
+            Some(Message::Alert(_))
+        ));
+    }
+
+    #[test]
+    fn holds_keep_exactly_what_they_name_until_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("open");
+        let ids: Vec<u64> = ["AAA1", "BBB2", "CCC3"].iter().map(|p| put(&store, p)).collect();
+        let hold = HoldRecord {
+            kind: HoldKind::Exculpatory,
+            case_number: "27-CR-26-1".into(),
+            read_ids: vec![ids[1]],
+        };
+        store.place_hold(7, &hold).expect("hold");
+        clock.advance(61 * DAY_MS);
+        assert_eq!(store.purge().expect("purge"), 2);
+        assert!(store.read(ids[0]).expect("read").is_none());
+        assert!(store.read(ids[1]).expect("read").is_some(), "held read survives");
+        assert!(store.picture(ids[1], PictureKind::Context).expect("pic").is_some());
+        assert!(store.read(ids[2]).expect("read").is_none());
+        assert!(store.release_hold(7).expect("release"));
+        assert_eq!(store.purge().expect("purge"), 1);
+        assert!(store.read(ids[1]).expect("read").is_none());
+        let counts = store.destruction_counts().expect("counts");
+        assert_eq!(counts.iter().map(|c| c.2).sum::<u64>(), 3);
+        assert!(counts.iter().all(|c| c.1 == Destruction::Retention));
+    }
+
+    #[test]
+    fn acp_plates_are_never_written_and_existing_ones_destroyed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let key = b"agency-acp-key".to_vec();
+        let store =
+            Store::open(dir.path(), 60, Arc::new(clock)).expect("open").with_acp_key(key.clone());
+        let before = put(&store, "ACP123");
+        let held = put(&store, "ACP123");
+        let other = put(&store, "XYZ789");
+        store
+            .place_hold(
+                1,
+                &HoldRecord {
+                    kind: HoldKind::ActiveInvestigation,
+                    case_number: "C".into(),
+                    read_ids: vec![held],
+                },
+            )
+            .expect("hold");
+        let destroyed = store.acp_add(&[acp::acp_digest(&key, "ACP123")]).expect("acp");
+        assert_eq!(destroyed, 1);
+        assert!(store.read(before).expect("read").is_none());
+        assert!(
+            store.read(held).expect("read").is_some(),
+            "an investigation hold defers destruction"
+        );
+        assert!(store.read(other).expect("read").is_some());
+        assert_eq!(
+            store.insert_read(meta("ACP123"), pics()).expect("insert"),
+            Inserted::DestroyedAcp
+        );
+        assert!(
+            store
+                .pending(100, &|_| false)
+                .expect("pending")
+                .iter()
+                .all(|r| !matches!(r, AckRef::Read(id) if *id == before))
+        );
+        // The list on disk holds digests, never plates: a participant who was never read leaves
+        // no plaintext anywhere in the store.
+        store.acp_add(&[acp::acp_digest(&key, "SECRET9")]).expect("acp");
+        drop(store);
+        for entry in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+            if let Ok(bytes) = std::fs::read(entry.path()) {
+                assert!(
+                    !bytes.windows(7).any(|w| w == b"SECRET9"),
+                    "plaintext in {:?}",
+                    entry.path()
+                );
+            }
+        }
+        let counts: Vec<_> = {
+            let store = Store::open(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS)))
+                .expect("reopen");
+            store.destruction_counts().expect("counts")
+        };
+        assert!(counts.contains(&(1000, Destruction::AcpExisting, 1)));
+        assert!(counts.contains(&(1000, Destruction::AcpAtCollection, 1)));
+    }
+
+    #[test]
+    fn outbox_orders_by_priority_and_acks_remove() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let store = Store::open(dir.path(), 60, Arc::new(clock)).expect("open");
+        let a = put(&store, "AAA111");
+        let b = match store.insert_read(meta("BBB222"), NewPictures::default()).expect("insert") {
+            Inserted::Stored(id) => id,
+            Inserted::DestroyedAcp => panic!("not ACP"),
+        };
+        let pending = store.pending(10, &|_| false).expect("pending");
+        assert_eq!(
+            pending,
+            vec![
+                AckRef::Read(a),
+                AckRef::Read(b),
+                AckRef::Picture(a, PictureKind::PlateCrop),
+                AckRef::Picture(a, PictureKind::Context)
+            ]
+        );
+        store.ack(&[AckRef::Read(a)]).expect("ack");
+        assert!(store.read(a).expect("read").expect("kept").synced);
+        assert_eq!(store.pending(10, &|_| false).expect("pending").len(), 3);
+    }
+
+    #[test]
+    fn reads_survive_reopen_and_retention_destroys_old_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let old;
+        {
+            let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("open");
+            old = put(&store, "OLD1");
+        }
+        let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("reopen");
+        assert_eq!(store.read(old).expect("read").expect("survived").meta.plate, "OLD1");
+        clock.advance(30 * DAY_MS);
+        let young = put(&store, "NEW1");
+        clock.advance(30 * DAY_MS + 1);
+        assert_eq!(store.purge().expect("purge"), 1);
+        assert!(store.read(old).expect("read").is_none());
+        assert!(store.picture(old, PictureKind::Context).expect("pic").is_none());
+        assert!(store.pending(10, &|_| false).expect("pending").iter().all(|r| match r {
+            AckRef::Read(id) | AckRef::Picture(id, _) => *id == young,
+            _ => true,
+        }));
+        assert!(store.read(young).expect("read").is_some());
+    }
+}
