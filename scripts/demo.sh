@@ -75,11 +75,18 @@ ca_file = "$state/pki/ca.pem"
 cert_file = "$state/pki/$trailer.pem"
 key_file = "$state/pki/$trailer.key"
 TOML
+# A demo hotlist: the state's plate data file would list stolen vehicles, warrants and so on.
+hit=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["plates"]; print(p[len(p)//2])' "$state/expected.json")
+printf 'plate,state,category,source,case_number\n%s,MN,stolen vehicle,MN BCA plate data file (demo),\n' "$hit" > "$state/hotlist.csv"
+"$bin/appliance" hotlist-import --config "$state/appliance.toml" --name mn-state --version "$(date +%s)" \
+  --source "MN BCA plate data file (demo)" "$state/hotlist.csv" >&2
 say "appliance reading $video"
 "$bin/appliance" run --config "$state/appliance.toml" 2> >(tee "$state/appliance.log" | grep --line-buffered -E 'read stored|drained|ERROR|WARN' >&2)
 
 say "reads as the server stored them (an audited access):"
 "$bin/sync-server" reads --config "$state/server.toml" --purpose "demo: show the thin path" --case DEMO-1
+say "hotlist alerts as the server stored them (an audited access):"
+"$bin/sync-server" alerts --config "$state/server.toml" --purpose "demo: show alerts" --case DEMO-1
 say "public location list: http://127.0.0.1:$http_port/public/locations (also .json, .csv)"
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   say "press Ctrl-C to stop"

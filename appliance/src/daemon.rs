@@ -66,6 +66,18 @@ pub fn open_store(config: &Config, clock: SharedClock) -> Result<Store, DaemonEr
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let store = open_store(&config, clock.clone())?;
+    let report = store.check()?;
+    if report.clean() {
+        tracing::info!(reads = report.reads, "store checked");
+    } else {
+        tracing::warn!(
+            reads = report.reads,
+            quarantined = report.quarantined,
+            dangling = report.dangling_outbox,
+            orphans = report.orphan_pictures,
+            "store repaired after an unclean stop"
+        );
+    }
     let engine_cfg = config.engine.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::load(&engine_cfg))
         .await

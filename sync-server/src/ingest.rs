@@ -70,12 +70,16 @@ pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckR
             records.set_status(&a.trailer, s.online, s.time, &s.software_version).await?;
             Vec::new()
         }
-        // Alerts, health, deployments and downlink acks are stored by the issues that build
-        // them; until then they are logged and acknowledged so the trailer does not resend.
         Message::Alert(al) => {
-            tracing::info!(trailer = %a.trailer, alert_id = al.alert_id, "alert received");
-            vec![AckRef::Alert(al.alert_id)]
+            if records.insert_alert(&a.trailer, al, now).await? {
+                // The plate stays out of the log: the alert is in the records, for operators.
+                tracing::warn!(trailer = %a.trailer, alert_id = al.alert_id, list = %al.list_name,
+                    category = ?al.category, "hotlist hit: verify against state systems before acting");
+            }
+            vec![AckRef::Alert(al.alert_id), AckRef::Read(al.read.read_id)]
         }
+        // Health, deployments and downlink acks are stored by the issues that build them; until
+        // then deployments are acknowledged so the trailer does not resend.
         Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
         Message::Health(_) | Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => {
             Vec::new()

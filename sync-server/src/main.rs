@@ -37,6 +37,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List hotlist alerts (an audited access). Every alert must be verified against the state
+    /// systems before any action.
+    Alerts {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        case: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the messages the server refused, with the reason (topic and reason; payloads stay in
     /// the database for inspection).
     DeadLetters {
@@ -179,6 +191,44 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 records.close().await;
+                anyhow::Ok(())
+            })
+        }
+        Command::Alerts { config, purpose, case, json } => {
+            if purpose.trim().is_empty() || case.trim().is_empty() {
+                anyhow::bail!("a purpose and a case number are required to access alerts");
+            }
+            let config = Config::load(&config)?;
+            runtime()?.block_on(async {
+                let records = Records::open(&config.database_url()).await?;
+                let alerts = records.list_alerts(1000).await?;
+                records
+                    .audit(&Entry {
+                        at: now_ms(),
+                        actor: cli_actor(),
+                        action: "alerts.list".into(),
+                        purpose,
+                        case_number: case,
+                        detail: String::new(),
+                        result_count: alerts.len() as i64,
+                    })
+                    .await?;
+                records.close().await;
+                for a in &alerts {
+                    if json {
+                        println!("{}", serde_json::to_string(a)?);
+                    } else {
+                        println!(
+                            "HIT {:<10} {:<24} list {} {} case {}  {} (verify with MNJIS/NLETS before acting)",
+                            a.plate,
+                            a.category,
+                            a.list_name,
+                            a.trailer_id,
+                            a.case_number.as_deref().unwrap_or("-"),
+                            a.seen_at
+                        );
+                    }
+                }
                 anyhow::Ok(())
             })
         }

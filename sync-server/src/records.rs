@@ -24,6 +24,18 @@ pub enum RecordsError {
     Sql(#[from] sqlx::Error),
 }
 
+/// An alert as an authorised operator sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertView {
+    pub trailer_id: String,
+    pub alert_id: u64,
+    pub plate: String,
+    pub list_name: String,
+    pub category: String,
+    pub case_number: Option<String>,
+    pub seen_at: String,
+}
+
 /// Distance beyond which a trailer is at a new location, metres.
 pub const NEW_LOCATION_M: f64 = 150.0;
 
@@ -157,6 +169,35 @@ impl Records {
         Ok(acks)
     }
 
+    /// Stores a hotlist hit (and its read, which the alert carries so it can overtake the
+    /// backlog). Returns whether it was new.
+    pub async fn insert_alert(
+        &self,
+        trailer: &str,
+        a: &trailer_wire::Alert,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        self.insert_reads(trailer, std::slice::from_ref(&a.read), now).await?;
+        let done = sqlx::query(
+            "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
+             case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (trailer_id, alert_id) DO NOTHING",
+        )
+        .bind(trailer)
+        .bind(a.alert_id as i64)
+        .bind(a.read.read_id as i64)
+        .bind(&a.read.plate)
+        .bind(&a.list_name)
+        .bind(a.list_version as i64)
+        .bind(format!("{:?}", a.category))
+        .bind(&a.case_number)
+        .bind(a.read.best_seen)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn insert_picture(
         &self,
         trailer: &str,
@@ -281,6 +322,29 @@ impl Records {
                 lon: r.get(6),
                 has_plate_crop: r.get(7),
                 has_context: r.get(8),
+            })
+            .collect())
+    }
+
+    /// Alerts, newest first: (trailer, plate, list, category, case number, seen at).
+    pub async fn list_alerts(&self, limit: i64) -> Result<Vec<AlertView>, RecordsError> {
+        let rows = sqlx::query(
+            "SELECT trailer_id, alert_id, plate, list_name, category, case_number, seen_at FROM alerts \
+             ORDER BY seen_at DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AlertView {
+                trailer_id: r.get(0),
+                alert_id: r.get::<i64, _>(1) as u64,
+                plate: r.get(2),
+                list_name: r.get(3),
+                category: r.get(4),
+                case_number: r.get(5),
+                seen_at: iso_time(r.get(6)),
             })
             .collect())
     }

@@ -44,6 +44,25 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
     let mut text = std::fs::read_to_string(&config)?;
     text.push_str("ack_timeout_ms = 5\n");
     std::fs::write(&config, text)?;
+    // The second vehicle is on the state's hotlist as stolen.
+    let hot = &scene.plates[1];
+    let csv = stack.path("hotlist.csv");
+    std::fs::write(&csv, format!("{hot},MN,stolen vehicle,MN BCA\n"))?;
+    run_ok(
+        Command::new(bin("appliance"))
+            .args([
+                "hotlist-import",
+                "--name",
+                "mn-state",
+                "--version",
+                "1",
+                "--source",
+                "MN BCA",
+                "--config",
+            ])
+            .arg(&config)
+            .arg(&csv),
+    )?;
     let out = run_appliance(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "appliance failed:\n{stderr}");
@@ -64,6 +83,20 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
         );
     }
     assert_eq!(reads.len(), scene.plates.len(), "one read per vehicle pass: {counts:?}");
+    // Exactly one alert, for the hotlisted plate, stored once despite resends.
+    let alerts = run_ok(
+        Command::new(bin("sync-server"))
+            .args(["alerts", "--json", "--purpose", "test", "--case", "TEST-1", "--config"])
+            .arg(stack.server_config()),
+    )?;
+    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&alerts.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["plate"], hot.as_str());
+    assert_eq!(alerts[0]["category"], "StolenVehicle");
+    assert_eq!(alerts[0]["list_name"], "mn-state");
 
     // The public location list shows the trailer's location and nothing read.
     for page in ["locations", "locations.json", "locations.csv"] {
@@ -79,7 +112,7 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
             .args(["audit-verify", "--config"])
             .arg(stack.server_config()),
     )?;
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 1 entries"));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 2 entries"));
     Ok(())
 }
 

@@ -181,6 +181,21 @@ fn picture_key(id: u64, k: PictureKind) -> [u8; 9] {
     key
 }
 
+/// What [`Store::check`] found and repaired.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CheckReport {
+    pub reads: u64,
+    pub quarantined: u64,
+    pub dangling_outbox: u64,
+    pub orphan_pictures: u64,
+}
+
+impl CheckReport {
+    pub fn clean(&self) -> bool {
+        self.quarantined == 0 && self.dangling_outbox == 0 && self.orphan_pictures == 0
+    }
+}
+
 /// Pictures of a new read.
 #[derive(Debug, Default, Clone)]
 pub struct NewPictures {
@@ -223,11 +238,17 @@ impl Store {
         if conf.exists() && std::fs::read(&conf).map(|b| b.is_empty()).unwrap_or(true) {
             return Err(open_err("`conf` is empty or unreadable: not a store".into()));
         }
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| open_err(e.to_string()))?;
+        // sled may panic instead of failing on a damaged or foreign file: turn that into an error
+        // that names the directory, never a crash of the daemon.
+        let path = dir.to_path_buf();
+        let opened = std::panic::catch_unwind(move || {
+            sled::Config::new().path(path).flush_every_ms(Some(500)).open()
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_err(format!("{e} (damaged or not a store?)"))),
+            Err(_) => return Err(open_err("the store's files are damaged or foreign".into())),
+        };
         let store = Store {
             reads: db.open_tree("reads")?,
             pictures: db.open_tree("pictures")?,
@@ -743,6 +764,69 @@ impl Store {
         Ok(alerts)
     }
 
+    /// Checks the store after a start: every record decodes, every outbox entry points to an
+    /// item that exists, every picture belongs to a read. Undecodable records are moved to the
+    /// `quarantine` tree (kept for inspection, never synced); dangling entries are removed.
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        let mut report = CheckReport::default();
+        let quarantine = self.db.open_tree("quarantine")?;
+        for (name, tree) in
+            [("reads", &self.reads), ("usage", &self.usage), ("alerts", &self.alerts)]
+        {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                let ok = match name {
+                    "reads" => postcard::from_bytes::<StoredRead>(&v).is_ok(),
+                    "usage" => postcard::from_bytes::<ActiveUse>(&v).is_ok(),
+                    _ => postcard::from_bytes::<Alert>(&v).is_ok(),
+                } && k.len() == 8;
+                if ok {
+                    if name == "reads" {
+                        report.reads += 1;
+                    }
+                } else {
+                    let mut qk = name.as_bytes().to_vec();
+                    qk.push(0);
+                    qk.extend_from_slice(&k);
+                    quarantine.insert(qk, v)?;
+                    tree.remove(&k)?;
+                    report.quarantined += 1;
+                }
+            }
+        }
+        for kv in self.outbox.iter() {
+            let (k, _) = kv?;
+            let exists = match parse_outbox_key(&k) {
+                Some(AckRef::Read(id)) => self.reads.contains_key(id.to_be_bytes())?,
+                Some(AckRef::Picture(id, kind)) => {
+                    self.pictures.contains_key(picture_key(id, kind))?
+                }
+                Some(AckRef::ActiveUse(id)) => self.usage.contains_key(id.to_be_bytes())?,
+                Some(AckRef::Alert(id)) => self.alerts.contains_key(id.to_be_bytes())?,
+                Some(AckRef::Deployment(_)) | Some(AckRef::Downlink(_)) => true,
+                None => false,
+            };
+            if !exists {
+                self.outbox.remove(&k)?;
+                report.dangling_outbox += 1;
+            }
+        }
+        for kv in self.pictures.iter() {
+            let (k, _) = kv?;
+            let owner = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            let owned = match owner {
+                Some(id) => self.reads.contains_key(id.to_be_bytes())?,
+                None => false,
+            };
+            if !owned {
+                self.pictures.remove(&k)?;
+                report.orphan_pictures += 1;
+            }
+        }
+        self.db.flush()?;
+        Ok(report)
+    }
+
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
@@ -816,6 +900,39 @@ mod tests {
             store.message_for("t1", &pending[0]).expect("msg"),
             Some(Message::Alert(_))
         ));
+    }
+
+    #[test]
+    fn check_quarantines_corrupt_records_and_drops_dangling_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS))).expect("open");
+        let good = put(&store, "GOOD1");
+        store.reads.insert(99u64.to_be_bytes(), &b"\xff\xff\xff"[..]).expect("corrupt");
+        store.outbox.insert(outbox_key(&AckRef::Read(12345)), &[]).expect("dangling");
+        store
+            .pictures
+            .insert(picture_key(777, PictureKind::Context), &b"jpeg"[..])
+            .expect("orphan");
+        let r = store.check().expect("check");
+        assert_eq!(
+            r,
+            CheckReport { reads: 1, quarantined: 1, dangling_outbox: 1, orphan_pictures: 1 }
+        );
+        assert!(store.read(good).expect("read").is_some());
+        assert!(store.check().expect("check").clean(), "a second check finds nothing");
+    }
+
+    #[test]
+    fn damaged_or_foreign_store_files_give_an_error_not_a_panic() {
+        for garbage in [&b""[..], &b"not a sled config"[..], &[0xffu8; 4096][..]] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("conf"), garbage).expect("conf");
+            std::fs::write(dir.path().join("db"), [0x5au8; 8192]).expect("db");
+            let r = Store::open(dir.path(), 60, Arc::new(ManualClock::new(0)));
+            let err = r.expect_err("foreign files are refused");
+            assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+        }
     }
 
     #[test]
