@@ -5,7 +5,10 @@
 //! | tree       | key                                   | value                               |
 //! |------------|---------------------------------------|-------------------------------------|
 //! | `reads`    | read id (u64 BE)                      | postcard [`StoredRead`]             |
-//! | `pictures` | read id (u64 BE) + kind (u8)          | JPEG bytes                          |
+//! | `pictures` | read id (u64 BE) + kind (u8)          | postcard [`pictures::PictureRef`]   |
+//! | `picture_days` | day (u32 BE)                      | live pictures of that day (u64 BE)  |
+//!
+//! Picture bytes live in per-day segment files under `pictures/` ([`pictures`] says why).
 //! | `usage`    | period id (u64 BE)                    | postcard `ActiveUse`                |
 //! | `outbox`   | priority (u8) + item tag (u8) + id (u64 BE) + sub (u8) | empty          |
 //! | `holds`    | hold id (u64 BE)                      | postcard [`HoldRecord`]             |
@@ -31,13 +34,16 @@
 //! - Destruction is counted per day and reason in `destroyed`, never logged with plate text.
 pub mod acp;
 pub mod hotlist;
+pub mod pictures;
 
 use crate::clock::{DAY_MS, SharedClock, UnixMs};
 use hotlist::{HotEntry, HotlistError, ListMeta};
+use pictures::{PictureLog, PictureRef};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 use trailer_wire::{
     AckRef, ActiveUse, Alert, HoldKind, Message, Picture, PictureKind, PictureSet, ReadMeta,
@@ -49,6 +55,8 @@ pub enum StoreError {
     Open { path: PathBuf, reason: String },
     #[error("store I/O: {0}")]
     Io(#[from] sled::Error),
+    #[error("picture segment I/O: {0}")]
+    Pictures(#[from] std::io::Error),
     #[error(transparent)]
     Hotlist(#[from] HotlistError),
     #[error("corrupt record in tree {tree} (key {key}): {reason}")]
@@ -208,6 +216,8 @@ pub struct Store {
     db: sled::Db,
     reads: sled::Tree,
     pictures: sled::Tree,
+    picture_days: sled::Tree,
+    picture_log: Arc<PictureLog>,
     usage: sled::Tree,
     outbox: sled::Tree,
     holds: sled::Tree,
@@ -252,6 +262,8 @@ impl Store {
         let store = Store {
             reads: db.open_tree("reads")?,
             pictures: db.open_tree("pictures")?,
+            picture_days: db.open_tree("picture_days")?,
+            picture_log: Arc::new(PictureLog::open(&dir.join("pictures")).map_err(|e| open_err(e.to_string()))?),
             usage: db.open_tree("usage")?,
             outbox: db.open_tree("outbox")?,
             holds: db.open_tree("holds")?,
@@ -286,40 +298,71 @@ impl Store {
 
     /// Stores a read with its pictures and queues it for sync; durable when this returns.
     /// An ACP participant's plate is not written at all: it is counted and dropped.
-    pub fn insert_read(
-        &self,
-        mut meta: ReadMeta,
-        pics: NewPictures,
-    ) -> Result<Inserted, StoreError> {
-        if self.is_acp(&meta.plate)? {
-            self.count_destroyed(Destruction::AcpAtCollection, 1)?;
-            return Ok(Inserted::DestroyedAcp);
-        }
-        let id = self.next_id()?;
-        meta.read_id = id;
-        meta.pictures =
-            PictureSet { plate_crop: pics.plate_crop.is_some(), context: pics.context.is_some() };
-        let record = StoredRead { meta, collected: self.now(), synced: false };
-        let bytes = postcard::to_allocvec(&record).map_err(|e| StoreError::Corrupt {
+    pub fn insert_read(&self, meta: ReadMeta, pics: NewPictures) -> Result<Inserted, StoreError> {
+        let mut out = self.insert_reads(vec![(meta, pics)])?;
+        out.pop().ok_or_else(|| StoreError::Corrupt {
             tree: "reads",
-            key: id.to_string(),
-            reason: e.to_string(),
-        })?;
-        (&self.reads, &self.pictures, &self.outbox).transaction(|(r, p, o)| {
-            r.insert(&id.to_be_bytes(), bytes.as_slice())?;
-            o.insert(&outbox_key(&AckRef::Read(id)), &[])?;
-            for (kind, pic) in
-                [(PictureKind::PlateCrop, &pics.plate_crop), (PictureKind::Context, &pics.context)]
-            {
+            key: String::new(),
+            reason: "batch of one returned nothing".into(),
+        })
+    }
+
+    /// Stores reads in one group commit: pictures appended and synced, then one sled batch
+    /// of transactions and one flush. Durable when this returns.
+    pub fn insert_reads(&self, reads: Vec<(ReadMeta, NewPictures)>) -> Result<Vec<Inserted>, StoreError> {
+        let now = self.now();
+        let day = now.div_euclid(DAY_MS) as u32;
+        let mut out = Vec::with_capacity(reads.len());
+        let mut staged = Vec::with_capacity(reads.len());
+        let mut acp_destroyed = 0;
+        for (mut meta, pics) in reads {
+            if self.is_acp(&meta.plate)? {
+                acp_destroyed += 1;
+                out.push(Inserted::DestroyedAcp);
+                continue;
+            }
+            let id = self.next_id()?;
+            meta.read_id = id;
+            meta.pictures = PictureSet { plate_crop: pics.plate_crop.is_some(), context: pics.context.is_some() };
+            let mut refs = Vec::new();
+            for (kind, pic) in [(PictureKind::PlateCrop, &pics.plate_crop), (PictureKind::Context, &pics.context)] {
                 if let Some(jpeg) = pic {
-                    p.insert(&picture_key(id, kind), jpeg.as_slice())?;
-                    o.insert(&outbox_key(&AckRef::Picture(id, kind)), &[])?;
+                    refs.push((kind, self.picture_log.append(day, jpeg)?));
                 }
             }
-            Ok::<_, ConflictableTransactionError<()>>(())
-        })?;
+            let record = StoredRead { meta, collected: now, synced: false };
+            let bytes = postcard::to_allocvec(&record).map_err(|e| StoreError::Corrupt {
+                tree: "reads",
+                key: id.to_string(),
+                reason: e.to_string(),
+            })?;
+            staged.push((id, bytes, refs));
+            out.push(Inserted::Stored(id));
+        }
+        if !staged.is_empty() {
+            // The pictures are durable before anything points to them.
+            self.picture_log.sync(day)?;
+            let added: u64 = staged.iter().map(|s| s.2.len() as u64).sum();
+            (&self.reads, &self.pictures, &self.outbox, &self.picture_days).transaction(|(r, p, o, d)| {
+                for (id, bytes, refs) in &staged {
+                    r.insert(&id.to_be_bytes(), bytes.as_slice())?;
+                    o.insert(&outbox_key(&AckRef::Read(*id)), &[])?;
+                    for (kind, pref) in refs {
+                        let v = postcard::to_allocvec(pref).unwrap_or_default();
+                        p.insert(&picture_key(*id, *kind), v)?;
+                        o.insert(&outbox_key(&AckRef::Picture(*id, *kind)), &[])?;
+                    }
+                }
+                let live = d.get(day.to_be_bytes())?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+                d.insert(&day.to_be_bytes(), &(live + added).to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })?;
+        }
+        if acp_destroyed > 0 {
+            self.count_destroyed(Destruction::AcpAtCollection, acp_destroyed)?;
+        }
         self.db.flush()?;
-        Ok(Inserted::Stored(id))
+        Ok(out)
     }
 
     /// Records an active-use period (opened or closed) and queues it for sync.
@@ -350,8 +393,58 @@ impl Store {
         }
     }
 
+    fn picture_ref(&self, id: u64, kind: PictureKind) -> Result<Option<PictureRef>, StoreError> {
+        match self.pictures.get(picture_key(id, kind))? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| StoreError::Corrupt {
+                tree: "pictures",
+                key: format!("{id}/{kind:?}"),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     pub fn picture(&self, id: u64, kind: PictureKind) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.pictures.get(picture_key(id, kind))?.map(|v| v.to_vec()))
+        match self.picture_ref(id, kind)? {
+            None => Ok(None),
+            Some(r) => Ok(Some(self.picture_log.read(&r)?)),
+        }
+    }
+
+    /// Removes one picture: its reference and outbox entry, and its bytes from the disk.
+    fn drop_picture(&self, id: u64, kind: PictureKind) -> Result<bool, StoreError> {
+        let Some(pref) = self.picture_ref(id, kind)? else { return Ok(false) };
+        (&self.pictures, &self.outbox, &self.picture_days).transaction(|(p, o, d)| {
+            p.remove(&picture_key(id, kind))?;
+            o.remove(&outbox_key(&AckRef::Picture(id, kind)))?;
+            let key = pref.day.to_be_bytes();
+            let live = d.get(key)?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(1);
+            d.insert(&key, &live.saturating_sub(1).to_be_bytes())?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })?;
+        self.picture_log.punch(&pref)?;
+        Ok(true)
+    }
+
+    /// Unlinks the segment of every past day that has no live picture left.
+    fn remove_empty_days(&self) -> Result<(), StoreError> {
+        let today = self.now().div_euclid(DAY_MS) as u32;
+        for day in self.picture_log.days()? {
+            if day >= today {
+                continue;
+            }
+            let live = self.picture_days.get(day.to_be_bytes())?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+            if live == 0 {
+                self.picture_log.remove_day(day)?;
+                self.picture_days.remove(day.to_be_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk: sled's files and the picture segments.
+    pub fn disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()? + self.picture_log.disk_bytes()?)
     }
 
     /// All stored reads, oldest first.
@@ -482,17 +575,19 @@ impl Store {
             self.db.flush()?;
             tracing::info!(destroyed, "retention: destroyed reads past the retention age");
         }
+        self.remove_empty_days()?;
         Ok(destroyed)
     }
 
     fn destroy_read(&self, id: u64) -> Result<(), StoreError> {
-        (&self.reads, &self.pictures, &self.outbox).transaction(|(r, p, o)| {
+        // Pictures first: a crash in between leaves a read without pictures (shown as such),
+        // never a picture nobody can find to destroy.
+        for kind in [PictureKind::PlateCrop, PictureKind::Context] {
+            self.drop_picture(id, kind)?;
+        }
+        (&self.reads, &self.outbox).transaction(|(r, o)| {
             r.remove(&id.to_be_bytes())?;
             o.remove(&outbox_key(&AckRef::Read(id)))?;
-            for kind in [PictureKind::PlateCrop, PictureKind::Context] {
-                p.remove(&picture_key(id, kind))?;
-                o.remove(&outbox_key(&AckRef::Picture(id, kind)))?;
-            }
             Ok::<_, ConflictableTransactionError<()>>(())
         })?;
         Ok(())
@@ -819,7 +914,11 @@ impl Store {
                 None => false,
             };
             if !owned {
-                self.pictures.remove(&k)?;
+                match (owner, k.get(8)) {
+                    (Some(id), Some(0)) => self.drop_picture(id, PictureKind::PlateCrop)?,
+                    (Some(id), Some(1)) => self.drop_picture(id, PictureKind::Context)?,
+                    _ => self.pictures.remove(&k)?.is_some(),
+                };
                 report.orphan_pictures += 1;
             }
         }
@@ -912,7 +1011,7 @@ mod tests {
         store.outbox.insert(outbox_key(&AckRef::Read(12345)), &[]).expect("dangling");
         store
             .pictures
-            .insert(picture_key(777, PictureKind::Context), &b"jpeg"[..])
+            .insert(picture_key(777, PictureKind::Context), postcard::to_allocvec(&PictureRef { day: 1000, offset: 0, len: 4, checksum: 0 }).expect("ref"))
             .expect("orphan");
         let r = store.check().expect("check");
         assert_eq!(
@@ -1064,6 +1163,9 @@ mod tests {
         assert_eq!(store.purge().expect("purge"), 1);
         assert!(store.read(old).expect("read").is_none());
         assert!(store.picture(old, PictureKind::Context).expect("pic").is_none());
+        // The old day's picture segment is gone from the disk, the young day's stays.
+        assert!(!dir.path().join("pictures/day-00001000.seg").exists());
+        assert!(dir.path().join("pictures/day-00001030.seg").exists());
         assert!(store.pending(10, &|_| false).expect("pending").iter().all(|r| match r {
             AckRef::Read(id) | AckRef::Picture(id, _) => *id == young,
             _ => true,
