@@ -139,6 +139,12 @@ pub struct StoreConfig {
     /// Hotlist matching also accepts one known OCR confusion (O/0, B/8, ...). More hits to
     /// verify, fewer missed.
     pub hotlist_ocr_tolerance: bool,
+    /// Disk quota: at most this many bytes (0: no absolute limit) ...
+    pub max_disk_bytes: u64,
+    /// ... and at most this share of the filesystem ...
+    pub max_disk_fraction: f64,
+    /// ... always leaving this much free.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -148,6 +154,9 @@ impl Default for StoreConfig {
             purge_interval_s: 600,
             acp_key_file: None,
             hotlist_ocr_tolerance: false,
+            max_disk_bytes: 0,
+            max_disk_fraction: 0.8,
+            min_free_bytes: 512 << 20,
         }
     }
 }
@@ -233,6 +242,9 @@ impl Config {
         }
         if !(0.1..=60.0).contains(&self.capture.analyse_fps) || self.capture.width < 64 {
             return bad("capture: analyse_fps must be 0.1-60 and width at least 64".into());
+        }
+        if !(0.01..=0.99).contains(&self.store.max_disk_fraction) {
+            return bad("store.max_disk_fraction must lie between 0.01 and 0.99".into());
         }
         if self.sync.max_in_flight == 0 || self.sync.batch_reads == 0 {
             return bad("sync: max_in_flight and batch_reads must be at least 1".into());

@@ -15,7 +15,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Pacing};
 use crate::engine::{Engine, EngineError};
 use crate::pass::{PassRead, PassTracker};
-use crate::store::{Inserted, NewPictures, Store, StoreError};
+use crate::store::{Inserted, NewPictures, Quota, Store, StoreError};
 use crate::sync::link::{LinkHealth, run_link};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,7 +52,12 @@ fn notify(state: &[sd_notify::NotifyState]) {
 
 /// Opens the store with the configured retention and ACP key.
 pub fn open_store(config: &Config, clock: SharedClock) -> Result<Store, DaemonError> {
-    let mut store = Store::open(&config.trailer.data_dir, config.store.retention_days, clock)?;
+    let mut store = Store::open(&config.trailer.data_dir, config.store.retention_days, clock)?
+        .with_quota(Quota {
+            max_bytes: config.store.max_disk_bytes,
+            max_fraction: config.store.max_disk_fraction,
+            min_free_bytes: config.store.min_free_bytes,
+        });
     if let Some(path) = &config.store.acp_key_file {
         let key = std::fs::read(path)
             .map_err(|e| DaemonError::Internal(format!("ACP key {}: {e}", path.display())))?;
@@ -127,20 +132,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         let health = Arc::new(LinkHealth::default());
         Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health)))
     };
-    let retention = {
-        let st = store.clone();
-        let every = Duration::from_secs(config.store.purge_interval_s.max(1));
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => if let Err(e) = st.purge() { tracing::error!(error = %e, "retention purge failed") },
-                    _ = stop.changed() => if *stop.borrow() { break },
-                }
-            }
-        })
-    };
+    let retention =
+        store.spawn_retention(Duration::from_secs(config.store.purge_interval_s.max(1)))?;
 
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("collecting")]);
     let watchdog = {
@@ -177,20 +170,33 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                         plate_box: [r.plate_box.x as u16, r.plate_box.y as u16, r.plate_box.w as u16, r.plate_box.h as u16],
                         pictures: PictureSet::default(),
                     };
-                    let st = store.clone();
                     let pics = NewPictures { plate_crop: Some(r.plate_crop_jpeg), context: Some(r.context_jpeg) };
-                    let (tid, tolerance) = (trailer_id.clone(), config.store.hotlist_ocr_tolerance);
-                    // Store first (durable), then match: an alert always refers to a stored read.
-                    let (inserted, alerts) = tokio::task::spawn_blocking(move || {
-                        let inserted = st.insert_read(meta.clone(), pics)?;
-                        let alerts = match inserted {
-                            Inserted::Stored(id) => st.raise_alerts(&tid, &ReadMeta { read_id: id, ..meta }, tolerance)?,
-                            Inserted::DestroyedAcp => Vec::new(),
-                        };
-                        Ok::<_, StoreError>((inserted, alerts))
-                    })
-                    .await
-                    .map_err(|e| DaemonError::Internal(e.to_string()))??;
+                    let (inserted, alerts) = loop {
+                        let (st, m, p) = (store.clone(), meta.clone(), pics.clone());
+                        let (tid, tolerance) = (trailer_id.clone(), config.store.hotlist_ocr_tolerance);
+                        // Store first (durable), then match: an alert always refers to a stored read.
+                        let result = tokio::task::spawn_blocking(move || {
+                            let inserted = st.insert_read(m.clone(), p)?;
+                            let alerts = match inserted {
+                                Inserted::Stored(id) => st.raise_alerts(&tid, &ReadMeta { read_id: id, ..m }, tolerance)?,
+                                Inserted::DestroyedAcp => Vec::new(),
+                            };
+                            Ok::<_, StoreError>((inserted, alerts))
+                        })
+                        .await
+                        .map_err(|e| DaemonError::Internal(e.to_string()))?;
+                        match result {
+                            Ok(done) => break done,
+                            // Never drop an unsynced read: hold it and wait for the outbox to drain.
+                            // The capture thread blocks meanwhile and drops frames instead.
+                            Err(StoreError::Full { used, limit }) => {
+                                tracing::warn!(used, limit, "storage full: capture paused until synced data can be dropped");
+                                notify(&[sd_notify::NotifyState::Status("storage full")]);
+                                tokio::time::sleep(Duration::from_secs(5)).await;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    };
                     match inserted {
                         Inserted::Stored(id) => {
                             counters.reads.fetch_add(1, Ordering::Relaxed);
@@ -254,7 +260,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         let _ = link_stop_tx.send(true);
         link.await.map_err(|e| DaemonError::Internal(e.to_string()))??;
     }
-    retention.abort();
+    drop(retention);
     watchdog.abort();
     store.flush()?;
     tracing::info!(

@@ -59,6 +59,8 @@ pub enum StoreError {
     Pictures(#[from] std::io::Error),
     #[error(transparent)]
     Hotlist(#[from] HotlistError),
+    #[error("storage full: {used} of {limit} bytes in use and nothing synced left to drop")]
+    Full { used: u64, limit: u64 },
     #[error("corrupt record in tree {tree} (key {key}): {reason}")]
     Corrupt { tree: &'static str, key: String, reason: String },
 }
@@ -189,6 +191,22 @@ fn picture_key(id: u64, k: PictureKind) -> [u8; 9] {
     key
 }
 
+/// Keeps the retention duty running; dropping it stops the duty and waits for it.
+#[derive(Debug)]
+pub struct RetentionGuard {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RetentionGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// What [`Store::check`] found and repaired.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CheckReport {
@@ -231,6 +249,26 @@ pub struct Store {
     retention_ms: i64,
     /// The agency key the ACP digests are made with; `None` disables ACP matching.
     acp_key: Option<Vec<u8>>,
+    quota: Quota,
+    /// Raised when unsynced data alone fills the quota (health shows "storage full").
+    full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How much of the disk the store may use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    /// Absolute limit in bytes (0: none).
+    pub max_bytes: u64,
+    /// At most this share of the filesystem's size.
+    pub max_fraction: f64,
+    /// Always leave this much free on the filesystem.
+    pub min_free_bytes: u64,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota { max_bytes: 0, max_fraction: 0.8, min_free_bytes: 512 << 20 }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -263,7 +301,9 @@ impl Store {
             reads: db.open_tree("reads")?,
             pictures: db.open_tree("pictures")?,
             picture_days: db.open_tree("picture_days")?,
-            picture_log: Arc::new(PictureLog::open(&dir.join("pictures")).map_err(|e| open_err(e.to_string()))?),
+            picture_log: Arc::new(
+                PictureLog::open(&dir.join("pictures")).map_err(|e| open_err(e.to_string()))?,
+            ),
             usage: db.open_tree("usage")?,
             outbox: db.open_tree("outbox")?,
             holds: db.open_tree("holds")?,
@@ -277,6 +317,8 @@ impl Store {
             clock,
             retention_ms: i64::from(retention_days) * DAY_MS,
             acp_key: None,
+            quota: Quota::default(),
+            full: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         Ok(store)
     }
@@ -285,6 +327,92 @@ impl Store {
     pub fn with_acp_key(mut self, key: Vec<u8>) -> Store {
         self.acp_key = Some(key);
         self
+    }
+
+    pub fn with_quota(mut self, quota: Quota) -> Store {
+        self.quota = quota;
+        self
+    }
+
+    /// Whether unsynced data alone fills the quota (capture must slow or stop).
+    pub fn storage_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The byte limit now: the configured limit, the share of the filesystem, and what keeps
+    /// `min_free_bytes` free, whichever is smallest.
+    pub fn limit_bytes(&self, used: u64) -> Result<u64, StoreError> {
+        let st = nix::sys::statvfs::statvfs(self.picture_log.dir())
+            .map_err(|e| StoreError::Pictures(std::io::Error::from(e)))?;
+        let frag = st.fragment_size();
+        let total = st.blocks() * frag;
+        let free = st.blocks_available() * frag;
+        let mut limit = (total as f64 * self.quota.max_fraction) as u64;
+        if self.quota.max_bytes > 0 {
+            limit = limit.min(self.quota.max_bytes);
+        }
+        Ok(limit.min((used + free).saturating_sub(self.quota.min_free_bytes)))
+    }
+
+    /// Makes room for `incoming` bytes by dropping, oldest first: context pictures already
+    /// synced, then plate crops already synced, then synced reads. Never anything unsynced.
+    pub fn make_room(&self, incoming: u64) -> Result<(), StoreError> {
+        let mut used = self.disk_bytes()?;
+        let limit = self.limit_bytes(used)?;
+        if used + incoming <= limit {
+            self.full.store(false, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+        let mut dropped = 0u64;
+        'stages: for stage in 0..3 {
+            for kv in self.reads.iter() {
+                let (k, v) = kv?;
+                let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
+                let Ok(read) = postcard::from_bytes::<StoredRead>(&v) else { continue };
+                let done = |r| !self.outbox.contains_key(outbox_key(&r)).unwrap_or(true);
+                let freed = match stage {
+                    0 if done(AckRef::Picture(id, PictureKind::Context)) => {
+                        self.drop_picture(id, PictureKind::Context)?
+                    }
+                    1 if done(AckRef::Picture(id, PictureKind::PlateCrop)) => {
+                        self.drop_picture(id, PictureKind::PlateCrop)?
+                    }
+                    // A synced read whose pictures are gone (or were synced and dropped above).
+                    2 if read.synced
+                        && !self.is_held(id)?
+                        && self.picture_ref(id, PictureKind::Context)?.is_none()
+                        && self.picture_ref(id, PictureKind::PlateCrop)?.is_none() =>
+                    {
+                        self.destroy_read(id)?;
+                        true
+                    }
+                    _ => false,
+                };
+                if freed {
+                    dropped += 1;
+                    if dropped % 16 == 0 {
+                        used = self.disk_bytes()?;
+                        if used + incoming <= limit {
+                            break 'stages;
+                        }
+                    }
+                }
+            }
+            used = self.disk_bytes()?;
+            if used + incoming <= limit {
+                break;
+            }
+        }
+        if dropped > 0 {
+            self.db.flush()?;
+            tracing::info!(dropped, used, limit, "quota: dropped synced data to make room");
+        }
+        if used + incoming > limit {
+            self.full.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(StoreError::Full { used, limit });
+        }
+        self.full.store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn now(&self) -> UnixMs {
@@ -309,7 +437,18 @@ impl Store {
 
     /// Stores reads in one group commit: pictures appended and synced, then one sled batch
     /// of transactions and one flush. Durable when this returns.
-    pub fn insert_reads(&self, reads: Vec<(ReadMeta, NewPictures)>) -> Result<Vec<Inserted>, StoreError> {
+    pub fn insert_reads(
+        &self,
+        reads: Vec<(ReadMeta, NewPictures)>,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let incoming: u64 = reads
+            .iter()
+            .map(|(_, p)| {
+                512 + p.plate_crop.as_ref().map_or(0, Vec::len) as u64
+                    + p.context.as_ref().map_or(0, Vec::len) as u64
+            })
+            .sum();
+        self.make_room(incoming)?;
         let now = self.now();
         let day = now.div_euclid(DAY_MS) as u32;
         let mut out = Vec::with_capacity(reads.len());
@@ -323,9 +462,14 @@ impl Store {
             }
             let id = self.next_id()?;
             meta.read_id = id;
-            meta.pictures = PictureSet { plate_crop: pics.plate_crop.is_some(), context: pics.context.is_some() };
+            meta.pictures = PictureSet {
+                plate_crop: pics.plate_crop.is_some(),
+                context: pics.context.is_some(),
+            };
             let mut refs = Vec::new();
-            for (kind, pic) in [(PictureKind::PlateCrop, &pics.plate_crop), (PictureKind::Context, &pics.context)] {
+            for (kind, pic) in
+                [(PictureKind::PlateCrop, &pics.plate_crop), (PictureKind::Context, &pics.context)]
+            {
                 if let Some(jpeg) = pic {
                     refs.push((kind, self.picture_log.append(day, jpeg)?));
                 }
@@ -343,20 +487,26 @@ impl Store {
             // The pictures are durable before anything points to them.
             self.picture_log.sync(day)?;
             let added: u64 = staged.iter().map(|s| s.2.len() as u64).sum();
-            (&self.reads, &self.pictures, &self.outbox, &self.picture_days).transaction(|(r, p, o, d)| {
-                for (id, bytes, refs) in &staged {
-                    r.insert(&id.to_be_bytes(), bytes.as_slice())?;
-                    o.insert(&outbox_key(&AckRef::Read(*id)), &[])?;
-                    for (kind, pref) in refs {
-                        let v = postcard::to_allocvec(pref).unwrap_or_default();
-                        p.insert(&picture_key(*id, *kind), v)?;
-                        o.insert(&outbox_key(&AckRef::Picture(*id, *kind)), &[])?;
+            (&self.reads, &self.pictures, &self.outbox, &self.picture_days).transaction(
+                |(r, p, o, d)| {
+                    for (id, bytes, refs) in &staged {
+                        r.insert(&id.to_be_bytes(), bytes.as_slice())?;
+                        o.insert(&outbox_key(&AckRef::Read(*id)), &[])?;
+                        for (kind, pref) in refs {
+                            let v = postcard::to_allocvec(pref).unwrap_or_default();
+                            p.insert(&picture_key(*id, *kind), v)?;
+                            o.insert(&outbox_key(&AckRef::Picture(*id, *kind)), &[])?;
+                        }
                     }
-                }
-                let live = d.get(day.to_be_bytes())?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
-                d.insert(&day.to_be_bytes(), &(live + added).to_be_bytes())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })?;
+                    let live = d
+                        .get(day.to_be_bytes())?
+                        .and_then(|v| v.as_ref().try_into().ok())
+                        .map(u64::from_be_bytes)
+                        .unwrap_or(0);
+                    d.insert(&day.to_be_bytes(), &(live + added).to_be_bytes())?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                },
+            )?;
         }
         if acp_destroyed > 0 {
             self.count_destroyed(Destruction::AcpAtCollection, acp_destroyed)?;
@@ -418,7 +568,11 @@ impl Store {
             p.remove(&picture_key(id, kind))?;
             o.remove(&outbox_key(&AckRef::Picture(id, kind)))?;
             let key = pref.day.to_be_bytes();
-            let live = d.get(key)?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(1);
+            let live = d
+                .get(key)?
+                .and_then(|v| v.as_ref().try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(1);
             d.insert(&key, &live.saturating_sub(1).to_be_bytes())?;
             Ok::<_, ConflictableTransactionError<()>>(())
         })?;
@@ -433,7 +587,12 @@ impl Store {
             if day >= today {
                 continue;
             }
-            let live = self.picture_days.get(day.to_be_bytes())?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+            let live = self
+                .picture_days
+                .get(day.to_be_bytes())?
+                .and_then(|v| v.as_ref().try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             if live == 0 {
                 self.picture_log.remove_day(day)?;
                 self.picture_days.remove(day.to_be_bytes())?;
@@ -548,6 +707,26 @@ impl Store {
         // Losing an ack in a power cut only means the item is sent again; the server is
         // idempotent. No synchronous flush here.
         Ok(())
+    }
+
+    /// Starts the store's retention duty: a purge now and every `every`, on its own thread,
+    /// until the returned guard is dropped.
+    pub fn spawn_retention(
+        &self,
+        every: std::time::Duration,
+    ) -> Result<RetentionGuard, StoreError> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let store = self.clone();
+        let handle = std::thread::Builder::new().name("retention".into()).spawn(move || loop {
+            if let Err(e) = store.purge() {
+                tracing::error!(error = %e, "retention purge failed; retrying at the next interval");
+            }
+            match stopped.recv_timeout(every) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                _ => break,
+            }
+        })?;
+        Ok(RetentionGuard { stop: Some(stop), handle: Some(handle) })
     }
 
     /// Destroys every read collected before the retention limit, with its pictures and outbox
@@ -1011,7 +1190,11 @@ mod tests {
         store.outbox.insert(outbox_key(&AckRef::Read(12345)), &[]).expect("dangling");
         store
             .pictures
-            .insert(picture_key(777, PictureKind::Context), postcard::to_allocvec(&PictureRef { day: 1000, offset: 0, len: 4, checksum: 0 }).expect("ref"))
+            .insert(
+                picture_key(777, PictureKind::Context),
+                postcard::to_allocvec(&PictureRef { day: 1000, offset: 0, len: 4, checksum: 0 })
+                    .expect("ref"),
+            )
             .expect("orphan");
         let r = store.check().expect("check");
         assert_eq!(
@@ -1032,6 +1215,84 @@ mod tests {
             let err = r.expect_err("foreign files are refused");
             assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
         }
+    }
+
+    #[test]
+    fn quota_is_never_exceeded_and_unsynced_reads_are_never_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("open");
+        let base = store.disk_bytes().expect("du");
+        let limit = base + 3_000_000;
+        let store =
+            store.with_quota(Quota { max_bytes: limit, max_fraction: 1.0, min_free_bytes: 0 });
+        let big =
+            || NewPictures { plate_crop: Some(vec![3; 4096]), context: Some(vec![5; 50_000]) };
+        let mut synced = Vec::new();
+        let mut unsynced = Vec::new();
+        // Half of what arrives is synced; keep going well past the quota.
+        for i in 0..200 {
+            clock.advance(60_000);
+            match store.insert_read(meta(&format!("Q{i:04}")), big()) {
+                Ok(Inserted::Stored(id)) => {
+                    if i % 2 == 0 {
+                        let refs = [
+                            AckRef::Read(id),
+                            AckRef::Picture(id, PictureKind::PlateCrop),
+                            AckRef::Picture(id, PictureKind::Context),
+                        ];
+                        store.ack(&refs).expect("ack");
+                        synced.push(id);
+                    } else {
+                        unsynced.push(id);
+                    }
+                }
+                Ok(Inserted::DestroyedAcp) => panic!("not ACP"),
+                Err(StoreError::Full { used, limit: l }) => {
+                    assert!(used <= l + 60_000, "full only near the limit: {used} of {l}");
+                    assert!(store.storage_full());
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+            let used = store.disk_bytes().expect("du");
+            assert!(used <= limit, "quota exceeded after read {i}: {used} > {limit}");
+        }
+        assert!(
+            store.storage_full(),
+            "200 reads of 54 KB cannot fit in 3 MB without dropping unsynced ones"
+        );
+        for id in &unsynced {
+            let r = store.read(*id).expect("read").expect("an unsynced read is never dropped");
+            assert!(!r.synced);
+            assert!(store.picture(*id, PictureKind::Context).expect("pic").is_some());
+        }
+        // Synced context pictures went first.
+        assert!(
+            synced
+                .iter()
+                .any(|id| store.picture(*id, PictureKind::Context).expect("pic").is_none())
+        );
+    }
+
+    #[test]
+    fn retention_duty_runs_until_its_guard_drops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let store = Store::open(dir.path(), 1, Arc::new(clock.clone())).expect("open");
+        let old = put(&store, "OLD1");
+        clock.advance(DAY_MS + 1);
+        let guard = store.spawn_retention(std::time::Duration::from_millis(5)).expect("spawn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.read(old).expect("read").is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(store.read(old).expect("read").is_none(), "the duty purged without being asked");
+        drop(guard);
+        let late = put(&store, "LATE1");
+        clock.advance(DAY_MS + 1);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(store.read(late).expect("read").is_some(), "a stopped duty purges nothing");
     }
 
     #[test]

@@ -51,12 +51,21 @@ impl PictureLog {
         Ok(PictureLog { dir: dir.to_path_buf(), open: Mutex::new(HashMap::new()) })
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, day: u32) -> PathBuf {
         self.dir.join(format!("day-{day:08}.seg"))
     }
 
-    fn with_segment<T>(&self, day: u32, f: impl FnOnce(&mut File) -> std::io::Result<T>) -> std::io::Result<T> {
-        let mut open = self.open.lock().map_err(|_| std::io::Error::other("picture log lock poisoned"))?;
+    fn with_segment<T>(
+        &self,
+        day: u32,
+        f: impl FnOnce(&mut File) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let mut open =
+            self.open.lock().map_err(|_| std::io::Error::other("picture log lock poisoned"))?;
         if !open.contains_key(&day) {
             // Keep few handles: a trailer appends to today's segment only.
             if open.len() >= 4 {
@@ -88,7 +97,10 @@ impl PictureLog {
         let mut buf = vec![0u8; r.len as usize];
         f.read_exact_at(&mut buf, r.offset)?;
         if checksum(&buf) != r.checksum {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "picture checksum mismatch"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "picture checksum mismatch",
+            ));
         }
         Ok(buf)
     }
@@ -127,7 +139,11 @@ impl PictureLog {
         for e in std::fs::read_dir(&self.dir)? {
             let name = e?.file_name();
             let name = name.to_string_lossy();
-            if let Some(d) = name.strip_prefix("day-").and_then(|s| s.strip_suffix(".seg")).and_then(|s| s.parse().ok()) {
+            if let Some(d) = name
+                .strip_prefix("day-")
+                .and_then(|s| s.strip_suffix(".seg"))
+                .and_then(|s| s.parse().ok())
+            {
                 out.push(d);
             }
         }
