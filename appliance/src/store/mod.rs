@@ -390,7 +390,7 @@ impl Store {
                 };
                 if freed {
                     dropped += 1;
-                    if dropped % 16 == 0 {
+                    if dropped.is_multiple_of(16) {
                         used = self.disk_bytes()?;
                         if used + incoming <= limit {
                             break 'stages;
