@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt bench-alpr clean-demo
+.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store clean-demo
 
 setup:
 	@bash scripts/setup.sh
@@ -38,3 +38,7 @@ clean-demo:
 bench-alpr: build-release
 	@test -n "$(DIR)" || { echo "usage: make bench-alpr DIR=<folder>"; exit 2; }
 	$${CARGO_TARGET_DIR:-target}/release/bench-alpr $(DIR)
+
+# The trailer store: write rate, bytes on disk per payload byte, 60-day purge, open, hotlists.
+bench-store: build-release
+	$${CARGO_TARGET_DIR:-target}/release/bench-store

@@ -563,7 +563,18 @@ impl Store {
 
     /// Removes one picture: its reference and outbox entry, and its bytes from the disk.
     fn drop_picture(&self, id: u64, kind: PictureKind) -> Result<bool, StoreError> {
-        let Some(pref) = self.picture_ref(id, kind)? else { return Ok(false) };
+        match self.unref_picture(id, kind)? {
+            Some(pref) => {
+                self.picture_log.punch(&pref)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Removes a picture's reference and outbox entry; the caller frees its bytes.
+    fn unref_picture(&self, id: u64, kind: PictureKind) -> Result<Option<PictureRef>, StoreError> {
+        let Some(pref) = self.picture_ref(id, kind)? else { return Ok(None) };
         (&self.pictures, &self.outbox, &self.picture_days).transaction(|(p, o, d)| {
             p.remove(&picture_key(id, kind))?;
             o.remove(&outbox_key(&AckRef::Picture(id, kind)))?;
@@ -576,8 +587,7 @@ impl Store {
             d.insert(&key, &live.saturating_sub(1).to_be_bytes())?;
             Ok::<_, ConflictableTransactionError<()>>(())
         })?;
-        self.picture_log.punch(&pref)?;
-        Ok(true)
+        Ok(Some(pref))
     }
 
     /// Unlinks the segment of every past day that has no live picture left.
@@ -733,21 +743,41 @@ impl Store {
     /// entries, unless a hold names it. Returns how many reads were destroyed.
     pub fn purge(&self) -> Result<usize, StoreError> {
         let cutoff = self.now() - self.retention_ms;
+        let any_holds = !self.held.is_empty();
         let mut destroyed = 0;
-        for kv in self.reads.iter() {
-            let (k, v) = kv?;
-            let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
-            let collected =
-                postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
-            if collected >= cutoff {
-                // Keys are in collection order: everything after is younger.
+        // Bytes are freed by unlinking whole days; only pictures on days that stay (because a
+        // held read keeps them) are punched out one by one.
+        let mut punch_later = Vec::new();
+        let mut expired = Vec::with_capacity(1024);
+        let mut done = false;
+        let mut iter = self.reads.iter();
+        while !done {
+            expired.clear();
+            for kv in iter.by_ref() {
+                let (k, v) = kv?;
+                let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
+                let collected = postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
+                if collected >= cutoff {
+                    // Keys are in collection order: everything after is younger.
+                    done = true;
+                    break;
+                }
+                if any_holds && self.is_held(id)? {
+                    continue;
+                }
+                expired.push(id);
+                if expired.len() == 1024 {
+                    break;
+                }
+            }
+            if expired.is_empty() {
                 break;
             }
-            if self.is_held(id)? {
-                continue;
+            punch_later.extend(self.destroy_batch(&expired)?);
+            destroyed += expired.len();
+            if expired.len() < 1024 {
+                done = true;
             }
-            self.destroy_read(id)?;
-            destroyed += 1;
         }
         if destroyed > 0 {
             self.count_destroyed(Destruction::Retention, destroyed as u64)?;
@@ -755,21 +785,66 @@ impl Store {
             tracing::info!(destroyed, "retention: destroyed reads past the retention age");
         }
         self.remove_empty_days()?;
+        let remaining: std::collections::HashSet<u32> = self.picture_log.days()?.into_iter().collect();
+        for r in punch_later.iter().filter(|r| remaining.contains(&r.day)) {
+            self.picture_log.punch(r)?;
+        }
         Ok(destroyed)
     }
 
+    /// Destroys many reads with one batch per tree (retention's bulk path). Order of the
+    /// batches: picture references, outbox entries, reads: a crash between them leaves reads
+    /// without pictures or dangling outbox entries, which [`Store::check`] clears; never a
+    /// picture that cannot be found and destroyed. Returns the pictures whose bytes remain.
+    fn destroy_batch(&self, ids: &[u64]) -> Result<Vec<PictureRef>, StoreError> {
+        let (mut pics, mut outbox, mut reads) = (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+        let mut refs = Vec::new();
+        let mut per_day: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        for &id in ids {
+            for kind in [PictureKind::PlateCrop, PictureKind::Context] {
+                if let Some(r) = self.picture_ref(id, kind)? {
+                    *per_day.entry(r.day).or_default() += 1;
+                    refs.push(r);
+                    pics.remove(&picture_key(id, kind));
+                }
+                outbox.remove(&outbox_key(&AckRef::Picture(id, kind)));
+            }
+            outbox.remove(&outbox_key(&AckRef::Read(id)));
+            reads.remove(&id.to_be_bytes());
+        }
+        self.pictures.apply_batch(pics)?;
+        for (day, n) in per_day {
+            self.picture_days.update_and_fetch(day.to_be_bytes(), |old| {
+                let live = old.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+                Some(live.saturating_sub(n).to_be_bytes().to_vec())
+            })?;
+        }
+        self.outbox.apply_batch(outbox)?;
+        self.reads.apply_batch(reads)?;
+        Ok(refs)
+    }
+
     fn destroy_read(&self, id: u64) -> Result<(), StoreError> {
-        // Pictures first: a crash in between leaves a read without pictures (shown as such),
-        // never a picture nobody can find to destroy.
+        for r in self.destroy_read_keep_bytes(id)? {
+            self.picture_log.punch(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Destroys a read and its picture references; returns the pictures whose bytes are still
+    /// on disk. Pictures go first: a crash in between leaves a read without pictures (shown as
+    /// such), never a picture nobody can find to destroy.
+    fn destroy_read_keep_bytes(&self, id: u64) -> Result<Vec<PictureRef>, StoreError> {
+        let mut bytes = Vec::new();
         for kind in [PictureKind::PlateCrop, PictureKind::Context] {
-            self.drop_picture(id, kind)?;
+            bytes.extend(self.unref_picture(id, kind)?);
         }
         (&self.reads, &self.outbox).transaction(|(r, o)| {
             r.remove(&id.to_be_bytes())?;
             o.remove(&outbox_key(&AckRef::Read(id)))?;
             Ok::<_, ConflictableTransactionError<()>>(())
         })?;
-        Ok(())
+        Ok(bytes)
     }
 
     fn count_destroyed(&self, why: Destruction, n: u64) -> Result<(), StoreError> {
