@@ -68,7 +68,8 @@ fn main() -> anyhow::Result<()> {
         let batch: Vec<_> = (0..100)
             .map(|_| {
                 let m = meta(plate(&mut rng));
-                payload += (crop.len() + context.len()) as u64 + postcard::to_allocvec(&m).map(|v| v.len() as u64).unwrap_or(0);
+                payload += (crop.len() + context.len()) as u64
+                    + postcard::to_allocvec(&m).map(|v| v.len() as u64).unwrap_or(0);
                 (m, NewPictures { plate_crop: Some(crop.clone()), context: Some(context.clone()) })
             })
             .collect();
@@ -77,7 +78,11 @@ fn main() -> anyhow::Result<()> {
     let reads_per_s = n as f64 / t.elapsed().as_secs_f64();
     store.flush()?;
     let disk_ratio = dir_bytes(dir.path()) as f64 / payload as f64;
-    eprintln!("store: {n} reads at {reads_per_s:.0}/s, {:.1} MB on disk for {:.1} MB payload", dir_bytes(dir.path()) as f64 / 1e6, payload as f64 / 1e6);
+    eprintln!(
+        "store: {n} reads at {reads_per_s:.0}/s, {:.1} MB on disk for {:.1} MB payload",
+        dir_bytes(dir.path()) as f64 / 1e6,
+        payload as f64 / 1e6
+    );
     drop(store);
     drop(dir);
 
@@ -113,7 +118,12 @@ fn main() -> anyhow::Result<()> {
         while left > 0 {
             let k = left.min(1000);
             let batch: Vec<_> = (0..k)
-                .map(|_| (meta(plate(&mut rng)), NewPictures { plate_crop: Some(small.clone()), context: None }))
+                .map(|_| {
+                    (
+                        meta(plate(&mut rng)),
+                        NewPictures { plate_crop: Some(small.clone()), context: None },
+                    )
+                })
                 .collect();
             store.insert_reads(batch)?;
             left -= k;
@@ -151,16 +161,22 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     store.import_hotlist("mn-state", 1, "MN BCA plate data file", &entries)?;
     let hotlist_import_s = t.elapsed().as_secs_f64();
-    let probes: Vec<String> = (0..20_000)
-        .map(|i| if i % 10 == 0 { entries[i % entries.len()].plate.clone() } else { plate(&mut rng) })
-        .collect();
+    let probes: Vec<String> =
+        (0..20_000)
+            .map(|i| {
+                if i % 10 == 0 { entries[i % entries.len()].plate.clone() } else { plate(&mut rng) }
+            })
+            .collect();
     let t = Instant::now();
     let mut hits = 0;
     for p in &probes {
         hits += store.match_plate(p, false)?.len();
     }
     let hotlist_match_us = t.elapsed().as_secs_f64() * 1e6 / probes.len() as f64;
-    eprintln!("hotlist: {hot_n} imported in {hotlist_import_s:.2} s; {hits} hits in {} probes", probes.len());
+    eprintln!(
+        "hotlist: {hot_n} imported in {hotlist_import_s:.2} s; {hits} hits in {} probes",
+        probes.len()
+    );
 
     let r = |x: f64, d: f64| (x * d).round() / d;
     println!(

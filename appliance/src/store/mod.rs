@@ -756,7 +756,8 @@ impl Store {
             for kv in iter.by_ref() {
                 let (k, v) = kv?;
                 let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
-                let collected = postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
+                let collected =
+                    postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
                 if collected >= cutoff {
                     // Keys are in collection order: everything after is younger.
                     done = true;
@@ -785,7 +786,8 @@ impl Store {
             tracing::info!(destroyed, "retention: destroyed reads past the retention age");
         }
         self.remove_empty_days()?;
-        let remaining: std::collections::HashSet<u32> = self.picture_log.days()?.into_iter().collect();
+        let remaining: std::collections::HashSet<u32> =
+            self.picture_log.days()?.into_iter().collect();
         for r in punch_later.iter().filter(|r| remaining.contains(&r.day)) {
             self.picture_log.punch(r)?;
         }
@@ -797,7 +799,8 @@ impl Store {
     /// without pictures or dangling outbox entries, which [`Store::check`] clears; never a
     /// picture that cannot be found and destroyed. Returns the pictures whose bytes remain.
     fn destroy_batch(&self, ids: &[u64]) -> Result<Vec<PictureRef>, StoreError> {
-        let (mut pics, mut outbox, mut reads) = (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+        let (mut pics, mut outbox, mut reads) =
+            (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
         let mut refs = Vec::new();
         let mut per_day: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
         for &id in ids {
