@@ -181,6 +181,8 @@ pub struct SyncConfig {
     pub batch_reads: usize,
     /// For file sources: after the end of the video, wait this long for the outbox to drain.
     pub drain_timeout_s: u64,
+    /// Health is sent on every change and at least this often while the link is up.
+    pub health_interval_s: u64,
 }
 
 impl Default for SyncConfig {
@@ -196,6 +198,7 @@ impl Default for SyncConfig {
             ack_timeout_ms: 30_000,
             batch_reads: 50,
             drain_timeout_s: 60,
+            health_interval_s: 60,
         }
     }
 }

@@ -14,15 +14,18 @@ use crate::capture::{Capture, CaptureError, Next};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Pacing};
 use crate::engine::{Engine, EngineError};
+use crate::health::HealthState;
 use crate::pass::{PassRead, PassTracker};
 use crate::store::{Inserted, NewPictures, Quota, Store, StoreError};
-use crate::sync::link::{LinkHealth, run_link};
+use crate::sync::link::run_link;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
-use trailer_wire::{ActiveUse, FixQuality, PictureSet, Position, ReadMeta, UsageReason};
+use trailer_wire::{
+    ActiveUse, CameraState, FixQuality, PictureSet, Position, ReadMeta, UsageReason,
+};
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -72,6 +75,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let clock: SharedClock = Arc::new(SystemClock);
     let store = open_store(&config, clock.clone())?;
     let report = store.check()?;
+    let position = Position::from_degrees(
+        config.location.latitude,
+        config.location.longitude,
+        FixQuality::Configured,
+    );
+    let health = Arc::new(HealthState::new(position));
+    health.store_repaired.store(!report.clean(), Ordering::Relaxed);
     if report.clean() {
         tracing::info!(reads = report.reads, "store checked");
     } else {
@@ -87,11 +97,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let engine = tokio::task::spawn_blocking(move || Engine::load(&engine_cfg))
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
-    let position = Position::from_degrees(
-        config.location.latitude,
-        config.location.longitude,
-        FixQuality::Configured,
-    );
 
     // Stop signal for the blocking capture thread, raised from the async side.
     let stop_capture = Arc::new(AtomicBool::new(false));
@@ -102,9 +107,18 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         let stop = stop_capture.clone();
         let counters = counters.clone();
         let clock = clock.clone();
+        let health = health.clone();
         std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture_loop(cfg, engine, reads_tx, stop, counters, clock))
+            .spawn(move || {
+                let result = capture_loop(cfg, engine, reads_tx, stop, counters, clock, &health);
+                health.set_camera(if result.is_err() {
+                    CameraState::Down
+                } else {
+                    CameraState::NotConfigured
+                });
+                result
+            })
             .map_err(|e| DaemonError::Internal(e.to_string()))?
     };
 
@@ -129,8 +143,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     } else {
         let (cfg, id, st, w) =
             (config.sync.clone(), config.trailer.id.clone(), store.clone(), wake.clone());
-        let health = Arc::new(LinkHealth::default());
-        Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health)))
+        Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health.clone())))
     };
     let retention =
         store.spawn_retention(Duration::from_secs(config.store.purge_interval_s.max(1)))?;
@@ -176,9 +189,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                         let (tid, tolerance) = (trailer_id.clone(), config.store.hotlist_ocr_tolerance);
                         // Store first (durable), then match: an alert always refers to a stored read.
                         let result = tokio::task::spawn_blocking(move || {
-                            let inserted = st.insert_read(m.clone(), p)?;
+                            let inserted = st.insert_read(m, p)?;
                             let alerts = match inserted {
-                                Inserted::Stored(id) => st.raise_alerts(&tid, &ReadMeta { read_id: id, ..m }, tolerance)?,
+                                Inserted::Stored(id) => st.raise_alerts(&tid, id, tolerance)?,
                                 Inserted::DestroyedAcp => Vec::new(),
                             };
                             Ok::<_, StoreError>((inserted, alerts))
@@ -191,6 +204,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                             // The capture thread blocks meanwhile and drops frames instead.
                             Err(StoreError::Full { used, limit }) => {
                                 tracing::warn!(used, limit, "storage full: capture paused until synced data can be dropped");
+                                health.changed();
                                 notify(&[sd_notify::NotifyState::Status("storage full")]);
                                 tokio::time::sleep(Duration::from_secs(5)).await;
                             }
@@ -200,6 +214,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     match inserted {
                         Inserted::Stored(id) => {
                             counters.reads.fetch_add(1, Ordering::Relaxed);
+                            health.note_read(r.best_seen);
                             tracing::info!(read_id = id, confidence = r.confidence, sightings = r.sightings, trailer = %trailer_id, "read stored");
                             for a in &alerts {
                                 tracing::warn!(alert_id = a.alert_id, read_id = id, list = %a.list_name, category = ?a.category, "hotlist hit: verify against state systems before acting");
@@ -262,7 +277,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     }
     drop(retention);
     watchdog.abort();
-    store.flush()?;
+    store.mark_clean()?;
     tracing::info!(
         frames_decoded = counters.frames_decoded.load(Ordering::Relaxed),
         frames_analysed = counters.frames_analysed.load(Ordering::Relaxed),
@@ -280,8 +295,10 @@ fn capture_loop(
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     clock: SharedClock,
+    health: &HealthState,
 ) -> Result<bool, CaptureError> {
     let mut capture = Capture::open(&cfg.capture)?;
+    health.set_camera(CameraState::Up);
     let mut tracker = PassTracker::new(cfg.pass.clone());
     let pacing = cfg.capture.effective_pacing();
     let interval_ms = (1000.0 / cfg.capture.analyse_fps) as i64;

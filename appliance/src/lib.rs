@@ -14,6 +14,7 @@
 //! - [`pass`]: groups sightings into vehicle passes and emits one read per pass.
 //! - [`store`]: the sled store: reads, pictures, the outbox, retention.
 //! - [`sync`]: the outbox/ack state machine and the thin MQTT loop around it.
+//! - [`health`]: the shared health state the sync link reports.
 //! - [`daemon`]: wires the stages together; owns shutdown.
 //! - [`config`]: the strict TOML configuration and its defaults.
 //! - [`clock`]: injected time, so retention is testable in milliseconds.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod health;
 pub mod pass;
 pub mod store;
 pub mod sync;

@@ -92,6 +92,7 @@ fn main() -> anyhow::Result<()> {
                 std::sync::Arc::new(appliance::clock::SystemClock),
             )?;
             let meta = store.import_hotlist(&name, version, &source, &entries)?;
+            store.mark_clean()?;
             println!(
                 "{} version {}: {} entries from {}",
                 meta.name, meta.version, meta.entries, meta.source

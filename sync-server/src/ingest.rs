@@ -78,12 +78,14 @@ pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckR
             }
             vec![AckRef::Alert(al.alert_id), AckRef::Read(al.read.read_id)]
         }
-        // Health, deployments and downlink acks are stored by the issues that build them; until
-        // then deployments are acknowledged so the trailer does not resend.
-        Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
-        Message::Health(_) | Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => {
+        Message::Health(h) => {
+            records.upsert_health(h).await?;
             Vec::new()
         }
+        // Deployments and downlink acks are stored by the issues that build them; until then
+        // deployments are acknowledged so the trailer does not resend.
+        Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
+        Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => Vec::new(),
     })
 }
 

@@ -49,6 +49,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Trailer health at a glance: the latest report of each trailer (JSON lines).
+    Health {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// List the messages the server refused, with the reason (topic and reason; payloads stay in
     /// the database for inspection).
     DeadLetters {
@@ -228,6 +233,18 @@ fn main() -> anyhow::Result<()> {
                             a.seen_at
                         );
                     }
+                }
+                anyhow::Ok(())
+            })
+        }
+        Command::Health { config } => {
+            let config = Config::load(&config)?;
+            runtime()?.block_on(async {
+                let records = Records::open(&config.database_url()).await?;
+                let health = records.health().await?;
+                records.close().await;
+                for h in health {
+                    println!("{h}");
                 }
                 anyhow::Ok(())
             })

@@ -253,6 +253,63 @@ impl Records {
         Ok(AckRef::ActiveUse(u.period_id))
     }
 
+    /// Keeps the newest health report per trailer (an older one arriving late is ignored).
+    pub async fn upsert_health(&self, h: &trailer_wire::Health) -> Result<(), RecordsError> {
+        sqlx::query(
+            "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
+             storage_full, backlog_items, last_read, dropped_frames, software_version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (trailer_id) DO UPDATE SET reported_at = excluded.reported_at, camera = excluded.camera, \
+             lat = excluded.lat, lon = excluded.lon, fix = excluded.fix, disk_used_pm = excluded.disk_used_pm, \
+             storage_full = excluded.storage_full, backlog_items = excluded.backlog_items, \
+             last_read = excluded.last_read, dropped_frames = excluded.dropped_frames, \
+             software_version = excluded.software_version \
+             WHERE excluded.reported_at >= trailer_health.reported_at",
+        )
+        .bind(&h.trailer_id)
+        .bind(h.time)
+        .bind(format!("{:?}", h.camera))
+        .bind(h.position.lat())
+        .bind(h.position.lon())
+        .bind(fix_name(h.position.fix))
+        .bind(i64::from(h.disk_used_pm))
+        .bind(h.storage_full)
+        .bind(i64::from(h.backlog_items))
+        .bind(h.last_read)
+        .bind(h.dropped_frames as i64)
+        .bind(&h.software_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Latest health per trailer as JSON objects (status, not data: no plate or read).
+    pub async fn health(&self) -> Result<Vec<serde_json::Value>, RecordsError> {
+        let rows = sqlx::query(
+            "SELECT trailer_id, reported_at, camera, fix, disk_used_pm, storage_full, backlog_items, last_read, \
+             dropped_frames, software_version FROM trailer_health ORDER BY trailer_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "trailer": r.get::<String, _>(0),
+                    "reported_at": iso_time(r.get(1)),
+                    "camera": r.get::<String, _>(2),
+                    "gps_fix": r.get::<String, _>(3),
+                    "disk_used_pct": r.get::<i64, _>(4) as f64 / 10.0,
+                    "storage_full": r.get::<bool, _>(5),
+                    "backlog_items": r.get::<i64, _>(6),
+                    "last_read": r.get::<Option<i64>, _>(7).map(iso_time),
+                    "dropped_frames": r.get::<i64, _>(8),
+                    "software_version": r.get::<String, _>(9),
+                })
+            })
+            .collect())
+    }
+
     pub async fn set_status(
         &self,
         trailer: &str,

@@ -98,6 +98,16 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
     assert_eq!(alerts[0]["category"], "StolenVehicle");
     assert_eq!(alerts[0]["list_name"], "mn-state");
 
+    // The trailer reported its health (sent on connect and on change, never queued).
+    let health = run_ok(
+        Command::new(bin("sync-server")).args(["health", "--config"]).arg(stack.server_config()),
+    )?;
+    let health: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&health.stdout).trim())?;
+    assert_eq!(health["trailer"], "trailer-01");
+    assert_eq!(health["storage_full"], false);
+    assert_eq!(health["software_version"], env!("CARGO_PKG_VERSION"));
+
     // The public location list shows the trailer's location and nothing read.
     for page in ["locations", "locations.json", "locations.csv"] {
         let body = http_get(stack.http_port, &format!("/public/{page}"))?;

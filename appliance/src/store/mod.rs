@@ -125,6 +125,9 @@ pub enum Inserted {
     DestroyedAcp,
 }
 
+/// Key in the default tree, present only between a clean shutdown and the next open.
+const CLEAN_MARK: &[u8] = b"clean-shutdown";
+
 /// Outbox priorities: lower goes first.
 fn priority(r: &AckRef) -> u8 {
     match r {
@@ -214,6 +217,8 @@ pub struct CheckReport {
     pub quarantined: u64,
     pub dangling_outbox: u64,
     pub orphan_pictures: u64,
+    /// The last shutdown was clean, so only counts were taken.
+    pub skipped: bool,
 }
 
 impl CheckReport {
@@ -249,6 +254,8 @@ pub struct Store {
     retention_ms: i64,
     /// The agency key the ACP digests are made with; `None` disables ACP matching.
     acp_key: Option<Vec<u8>>,
+    /// The previous run ended with [`Store::mark_clean`]: the full check can be skipped.
+    was_clean: bool,
     quota: Quota,
     /// Raised when unsynced data alone fills the quota (health shows "storage full").
     full: Arc<std::sync::atomic::AtomicBool>,
@@ -297,7 +304,11 @@ impl Store {
             Ok(Err(e)) => return Err(open_err(format!("{e} (damaged or not a store?)"))),
             Err(_) => return Err(open_err("the store's files are damaged or foreign".into())),
         };
+        // The clean-shutdown marker is consumed at open: a crash from now on leaves none.
+        let was_clean = db.remove(CLEAN_MARK)?.is_some();
+        db.flush()?;
         let store = Store {
+            was_clean,
             reads: db.open_tree("reads")?,
             pictures: db.open_tree("pictures")?,
             picture_days: db.open_tree("picture_days")?,
@@ -1083,10 +1094,12 @@ impl Store {
     pub fn raise_alerts(
         &self,
         trailer_id: &str,
-        read: &ReadMeta,
+        read_id: u64,
         ocr_tolerance: bool,
     ) -> Result<Vec<Alert>, StoreError> {
         let mut alerts = Vec::new();
+        let Some(stored) = self.read(read_id)? else { return Ok(alerts) };
+        let read = &stored.meta;
         for (list, entry) in self.match_plate(&read.plate, ocr_tolerance)? {
             let alert = Alert {
                 trailer_id: trailer_id.into(),
@@ -1120,6 +1133,26 @@ impl Store {
     /// item that exists, every picture belongs to a read. Undecodable records are moved to the
     /// `quarantine` tree (kept for inspection, never synced); dangling entries are removed.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
+        if self.was_clean {
+            return Ok(CheckReport {
+                reads: self.reads.len() as u64,
+                skipped: true,
+                ..CheckReport::default()
+            });
+        }
+        self.full_check()
+    }
+
+    /// Records a clean shutdown (everything flushed): the next open may skip the full check.
+    pub fn mark_clean(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.db.insert(CLEAN_MARK, &[1u8])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The full check, whatever the last shutdown was.
+    pub fn full_check(&self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let quarantine = self.db.open_tree("quarantine")?;
         for (name, tree) in
@@ -1245,8 +1278,11 @@ mod tests {
         assert!(store.match_plate("ABC123", false).expect("match").is_empty());
         assert_eq!(store.match_plate("ABC123", true).expect("match").len(), 1, "B/8 tolerance");
         let id = put(&store, "XYZ789");
-        let read = store.read(id).expect("read").expect("stored").meta;
-        let alerts = store.raise_alerts("t1", &read, false).expect("alerts");
+        let alerts = store.raise_alerts("t1", id, false).expect("alerts");
+        assert!(
+            alerts[0].read.pictures.context && alerts[0].read.pictures.plate_crop,
+            "the read as stored"
+        );
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].category, trailer_wire::HitCategory::Warrant);
         assert_eq!(alerts[0].list_version, 2);
@@ -1277,10 +1313,34 @@ mod tests {
         let r = store.check().expect("check");
         assert_eq!(
             r,
-            CheckReport { reads: 1, quarantined: 1, dangling_outbox: 1, orphan_pictures: 1 }
+            CheckReport {
+                reads: 1,
+                quarantined: 1,
+                dangling_outbox: 1,
+                orphan_pictures: 1,
+                skipped: false
+            }
         );
         assert!(store.read(good).expect("read").is_some());
         assert!(store.check().expect("check").clean(), "a second check finds nothing");
+    }
+
+    #[test]
+    fn only_an_unclean_stop_costs_a_full_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_000 * DAY_MS));
+        let store = Store::open(dir.path(), 60, clock.clone()).expect("open");
+        put(&store, "AAA1");
+        store.mark_clean().expect("clean");
+        drop(store);
+        let store = Store::open(dir.path(), 60, clock.clone()).expect("reopen");
+        assert_eq!(
+            store.check().expect("check"),
+            CheckReport { reads: 1, skipped: true, ..CheckReport::default() }
+        );
+        drop(store); // no mark: as after a power cut
+        let store = Store::open(dir.path(), 60, clock).expect("reopen");
+        assert!(!store.check().expect("check").skipped);
     }
 
     #[test]

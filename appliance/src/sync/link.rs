@@ -6,6 +6,7 @@
 //! the trailer vanishes (last will).
 use super::state::SyncState;
 use crate::config::SyncConfig;
+use crate::health::HealthState;
 use crate::store::Store;
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
@@ -14,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{Notify, watch};
@@ -76,12 +77,6 @@ fn status_payload(trailer: &str, online: bool) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Shared view of the link for health reporting.
-#[derive(Debug, Default)]
-pub struct LinkHealth {
-    pub connected: AtomicBool,
-}
-
 /// Runs the sync link until `shutdown` turns true.
 pub async fn run_link(
     cfg: SyncConfig,
@@ -89,7 +84,7 @@ pub async fn run_link(
     store: Store,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
-    health: Arc<LinkHealth>,
+    health: Arc<HealthState>,
 ) -> Result<(), LinkError> {
     let tls = client_tls(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
     let mut opts = MqttOptions::new(trailer.clone(), cfg.broker_host.clone(), cfg.broker_port);
@@ -111,6 +106,9 @@ pub async fn run_link(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut backoff = Duration::from_millis(500);
     let ack_topic = Topic::down_ack(&trailer);
+    let health_every = Duration::from_secs(cfg.health_interval_s.max(1));
+    let mut reported = u64::MAX;
+    let mut last_report = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -122,7 +120,10 @@ pub async fn run_link(
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(trailer, "connected to the agency broker");
                     state.on_connected();
-                    health.connected.store(true, Ordering::Relaxed);
+                    health.link_connected.store(true, Ordering::Relaxed);
+                    publish_health(&client, &store, &health, &trailer);
+                    reported = health.generation();
+                    last_report = std::time::Instant::now();
                     backoff = Duration::from_millis(500);
                     let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
                     let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true));
@@ -153,7 +154,7 @@ pub async fn run_link(
                         tracing::warn!(error = %e, broker = %cfg.broker_host, port = cfg.broker_port, "cannot connect to the agency broker");
                     }
                     state.on_disconnected();
-                    health.connected.store(false, Ordering::Relaxed);
+                    health.link_connected.store(false, Ordering::Relaxed);
                     let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff + jitter) => {}
@@ -164,6 +165,11 @@ pub async fn run_link(
             },
             _ = wake.notified() => pump(&client, &store, &mut state, &trailer, &cfg),
             _ = tick.tick() => {
+                if state.connected() && (health.generation() != reported || last_report.elapsed() >= health_every) {
+                    publish_health(&client, &store, &health, &trailer);
+                    reported = health.generation();
+                    last_report = std::time::Instant::now();
+                }
                 let expired = state.expire(now_ms());
                 if expired > 0 {
                     tracing::debug!(expired, "acknowledgements timed out; sending again");
@@ -191,6 +197,22 @@ pub async fn run_link(
         .await;
     }
     Ok(())
+}
+
+/// Health is not queued: only the latest matters, and it is sent whenever the link is up.
+fn publish_health(client: &AsyncClient, store: &Store, health: &HealthState, trailer: &str) {
+    let msg = Message::Health(health.snapshot(trailer, store, now_ms()));
+    match trailer_wire::encode(&msg) {
+        Ok(bytes) => {
+            let _ = client.try_publish(
+                Topic::up(trailer, UpKind::Health),
+                QoS::AtLeastOnce,
+                false,
+                bytes,
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot encode health"),
+    }
 }
 
 /// Sends what the state machine chooses from the outbox.

@@ -1,0 +1,94 @@
+//! Health at a glance: what a field crew and the operators need to see (camera, GPS fix,
+//! storage, sync backlog, last read, dropped frames). One shared [`HealthState`] that the stages
+//! update; the sync link turns it into `Health` messages, on change and periodically.
+use crate::store::Store;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use trailer_wire::{CameraState, Health, Position};
+
+#[derive(Debug)]
+pub struct HealthState {
+    camera: Mutex<CameraState>,
+    position: Mutex<Position>,
+    last_read: AtomicI64,
+    pub dropped_frames: AtomicU64,
+    /// The store repaired itself at start (quarantined or removed entries).
+    pub store_repaired: AtomicBool,
+    pub link_connected: AtomicBool,
+    /// Bumped on every change worth an immediate report.
+    generation: AtomicU64,
+}
+
+impl HealthState {
+    pub fn new(position: Position) -> HealthState {
+        HealthState {
+            camera: Mutex::new(CameraState::NotConfigured),
+            position: Mutex::new(position),
+            last_read: AtomicI64::new(0),
+            dropped_frames: AtomicU64::new(0),
+            store_repaired: AtomicBool::new(false),
+            link_connected: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set_camera(&self, state: CameraState) {
+        if let Ok(mut c) = self.camera.lock()
+            && *c != state
+        {
+            *c = state;
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn camera(&self) -> CameraState {
+        self.camera.lock().map(|c| *c).unwrap_or(CameraState::Down)
+    }
+
+    pub fn set_position(&self, p: Position) {
+        if let Ok(mut c) = self.position.lock() {
+            *c = p;
+        }
+    }
+
+    pub fn note_read(&self, at: i64) {
+        self.last_read.store(at, Ordering::Relaxed);
+    }
+
+    /// Marks a change that should be reported now (storage full, repairs, camera).
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// The health message as of now.
+    pub fn snapshot(&self, trailer_id: &str, store: &Store, now: i64) -> Health {
+        let backlog = store.backlog_len();
+        let used = store.disk_bytes().unwrap_or(0);
+        let limit = store.limit_bytes(used).unwrap_or(0).max(1);
+        let last = self.last_read.load(Ordering::Relaxed);
+        Health {
+            trailer_id: trailer_id.into(),
+            time: now,
+            camera: self.camera(),
+            position: self.position.lock().map(|p| *p).unwrap_or(Position::from_degrees(
+                0.0,
+                0.0,
+                trailer_wire::FixQuality::None,
+            )),
+            disk_used_pm: ((used as f64 / limit as f64) * 1000.0).min(1000.0) as u16,
+            storage_full: store.storage_full(),
+            battery_mv: None,
+            solar_mw: None,
+            modem_rssi_dbm: None,
+            backlog_items: backlog as u32,
+            backlog_oldest: None,
+            last_read: (last > 0).then_some(last),
+            dropped_frames: self.dropped_frames.load(Ordering::Relaxed),
+            software_version: crate::VERSION.into(),
+        }
+    }
+}
