@@ -814,16 +814,44 @@ impl Store {
             (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
         let mut refs = Vec::new();
         let mut per_day: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
-        for &id in ids {
-            for kind in [PictureKind::PlateCrop, PictureKind::Context] {
-                if let Some(r) = self.picture_ref(id, kind)? {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else { return Ok(refs) };
+        let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        // Sequential range scans instead of a lookup per read: ids are ascending, and so are
+        // the picture and outbox keys within each (priority, tag).
+        let id_of = |k: &[u8], at: usize| {
+            k.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+        };
+        for kv in self.pictures.range(
+            picture_key(first, PictureKind::PlateCrop)..=picture_key(last, PictureKind::Context),
+        ) {
+            let (k, v) = kv?;
+            if id_of(&k, 0).is_some_and(|id| wanted.contains(&id)) {
+                if let Ok(r) = postcard::from_bytes::<PictureRef>(&v) {
                     *per_day.entry(r.day).or_default() += 1;
                     refs.push(r);
-                    pics.remove(&picture_key(id, kind));
                 }
-                outbox.remove(&outbox_key(&AckRef::Picture(id, kind)));
+                pics.remove(k);
             }
-            outbox.remove(&outbox_key(&AckRef::Read(id)));
+        }
+        for probe in [
+            AckRef::Read(0),
+            AckRef::Picture(0, PictureKind::PlateCrop),
+            AckRef::Picture(0, PictureKind::Context),
+        ] {
+            let lo = outbox_key(&probe);
+            let mut from = lo;
+            from[2..10].copy_from_slice(&first.to_be_bytes());
+            let mut to = lo;
+            to[2..10].copy_from_slice(&last.to_be_bytes());
+            to[10] = 0xff;
+            for kv in self.outbox.range(from..=to) {
+                let (k, _) = kv?;
+                if id_of(&k, 2).is_some_and(|id| wanted.contains(&id)) {
+                    outbox.remove(k);
+                }
+            }
+        }
+        for &id in ids {
             reads.remove(&id.to_be_bytes());
         }
         self.pictures.apply_batch(pics)?;
