@@ -113,7 +113,18 @@ impl Records {
             .busy_timeout(Duration::from_secs(10));
         let pool =
             SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        // Another process (the server, a CLI) may hold the write lock for a moment.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations").run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 20 && e.to_string().contains("locked") => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(Records { pool, audit_lock: Arc::new(Mutex::new(())) })
     }
 
