@@ -81,7 +81,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         FixQuality::Configured,
     );
     let health = Arc::new(HealthState::new(position));
-    health.store_repaired.store(!report.clean(), Ordering::Relaxed);
+    health.store_repairs.store(
+        report.quarantined + report.dangling_outbox + report.orphan_pictures,
+        Ordering::Relaxed,
+    );
     if report.clean() {
         tracing::info!(reads = report.reads, "store checked");
     } else {

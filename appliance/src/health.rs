@@ -12,8 +12,8 @@ pub struct HealthState {
     position: Mutex<Position>,
     last_read: AtomicI64,
     pub dropped_frames: AtomicU64,
-    /// The store repaired itself at start (quarantined or removed entries).
-    pub store_repaired: AtomicBool,
+    /// Entries the store repaired or quarantined at start.
+    pub store_repairs: AtomicU64,
     pub link_connected: AtomicBool,
     /// Bumped on every change worth an immediate report.
     generation: AtomicU64,
@@ -26,7 +26,7 @@ impl HealthState {
             position: Mutex::new(position),
             last_read: AtomicI64::new(0),
             dropped_frames: AtomicU64::new(0),
-            store_repaired: AtomicBool::new(false),
+            store_repairs: AtomicU64::new(0),
             link_connected: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         }
@@ -81,6 +81,7 @@ impl HealthState {
             )),
             disk_used_pm: ((used as f64 / limit as f64) * 1000.0).min(1000.0) as u16,
             storage_full: store.storage_full(),
+            store_repairs: self.store_repairs.load(Ordering::Relaxed) as u32,
             battery_mv: None,
             solar_mw: None,
             modem_rssi_dbm: None,

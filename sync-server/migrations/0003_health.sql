@@ -8,6 +8,7 @@ CREATE TABLE trailer_health (
     fix              TEXT    NOT NULL,
     disk_used_pm     INTEGER NOT NULL,
     storage_full     INTEGER NOT NULL,
+    store_repairs    INTEGER NOT NULL,
     backlog_items    INTEGER NOT NULL,
     last_read        INTEGER,
     dropped_frames   INTEGER NOT NULL,

@@ -268,11 +268,12 @@ impl Records {
     pub async fn upsert_health(&self, h: &trailer_wire::Health) -> Result<(), RecordsError> {
         sqlx::query(
             "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
-             storage_full, backlog_items, last_read, dropped_frames, software_version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             storage_full, store_repairs, backlog_items, last_read, dropped_frames, software_version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (trailer_id) DO UPDATE SET reported_at = excluded.reported_at, camera = excluded.camera, \
              lat = excluded.lat, lon = excluded.lon, fix = excluded.fix, disk_used_pm = excluded.disk_used_pm, \
-             storage_full = excluded.storage_full, backlog_items = excluded.backlog_items, \
+             storage_full = excluded.storage_full, store_repairs = excluded.store_repairs, \
+             backlog_items = excluded.backlog_items, \
              last_read = excluded.last_read, dropped_frames = excluded.dropped_frames, \
              software_version = excluded.software_version \
              WHERE excluded.reported_at >= trailer_health.reported_at",
@@ -285,6 +286,7 @@ impl Records {
         .bind(fix_name(h.position.fix))
         .bind(i64::from(h.disk_used_pm))
         .bind(h.storage_full)
+        .bind(i64::from(h.store_repairs))
         .bind(i64::from(h.backlog_items))
         .bind(h.last_read)
         .bind(h.dropped_frames as i64)
@@ -298,7 +300,7 @@ impl Records {
     pub async fn health(&self) -> Result<Vec<serde_json::Value>, RecordsError> {
         let rows = sqlx::query(
             "SELECT trailer_id, reported_at, camera, fix, disk_used_pm, storage_full, backlog_items, last_read, \
-             dropped_frames, software_version FROM trailer_health ORDER BY trailer_id",
+             dropped_frames, software_version, store_repairs FROM trailer_health ORDER BY trailer_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -316,6 +318,7 @@ impl Records {
                     "last_read": r.get::<Option<i64>, _>(7).map(iso_time),
                     "dropped_frames": r.get::<i64, _>(8),
                     "software_version": r.get::<String, _>(9),
+                    "store_repairs": r.get::<i64, _>(10),
                 })
             })
             .collect())

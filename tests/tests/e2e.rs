@@ -106,6 +106,7 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
         serde_json::from_str(String::from_utf8_lossy(&health.stdout).trim())?;
     assert_eq!(health["trailer"], "trailer-01");
     assert_eq!(health["storage_full"], false);
+    assert_eq!(health["store_repairs"], 0);
     assert_eq!(health["software_version"], env!("CARGO_PKG_VERSION"));
 
     // The public location list shows the trailer's location and nothing read.

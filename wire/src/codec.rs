@@ -282,6 +282,7 @@ mod tests {
                 position: pos,
                 disk_used_pm: 10,
                 storage_full: false,
+                store_repairs: 0,
                 battery_mv: Some(12600),
                 solar_mw: None,
                 modem_rssi_dbm: Some(-80),

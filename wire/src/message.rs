@@ -132,6 +132,8 @@ pub struct Health {
     pub position: Position,
     pub disk_used_pm: u16,
     pub storage_full: bool,
+    /// Entries the store repaired or quarantined at its last start (0 after a clean stop).
+    pub store_repairs: u32,
     pub battery_mv: Option<u32>,
     pub solar_mw: Option<u32>,
     pub modem_rssi_dbm: Option<i16>,
