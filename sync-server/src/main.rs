@@ -1,7 +1,7 @@
 //! `sync-server`: the agency's ALPR server and its administration commands.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use sync_server::Config;
 use sync_server::audit::Entry;
 use sync_server::records::Records;
@@ -136,6 +136,43 @@ fn cli_actor() -> String {
     )
 }
 
+/// Opens the agency's records, runs `f`, closes them.
+fn with_records<T>(
+    config: &Path,
+    f: impl AsyncFnOnce(&Records) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let config = Config::load(config)?;
+    runtime()?.block_on(async {
+        let records = Records::open(&config.database_url()).await?;
+        let out = f(&records).await;
+        records.close().await;
+        out
+    })
+}
+
+/// Access to reads and alerts states why and for which case (Minn. Stat. 13.824).
+fn require_purpose(purpose: &str, case: &str, what: &str) -> anyhow::Result<()> {
+    if purpose.trim().is_empty() || case.trim().is_empty() {
+        anyhow::bail!(
+            "a purpose and a case number are required to access {what} (Minn. Stat. 13.824)"
+        );
+    }
+    Ok(())
+}
+
+/// The audit entry for a command-line access by the person running it.
+fn entry(action: &str, purpose: &str, case: &str, detail: String, count: usize) -> Entry {
+    Entry {
+        at: now_ms(),
+        actor: cli_actor(),
+        action: action.into(),
+        purpose: purpose.into(),
+        case_number: case.into(),
+        detail,
+        result_count: count as i64,
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -158,134 +195,77 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Reads { config, purpose, case, limit, json } => {
-            if purpose.trim().is_empty() || case.trim().is_empty() {
-                anyhow::bail!(
-                    "a purpose and a case number are required to access reads (Minn. Stat. 13.824)"
-                );
-            }
-            let config = Config::load(&config)?;
-            runtime()?.block_on(async {
-                let records = Records::open(&config.database_url()).await?;
-                let reads = records.list_reads(limit).await?;
-                records
-                    .audit(&Entry {
-                        at: now_ms(),
-                        actor: cli_actor(),
-                        action: "reads.list".into(),
-                        purpose: purpose.clone(),
-                        case_number: case.clone(),
-                        detail: format!("limit={limit}"),
-                        result_count: reads.len() as i64,
-                    })
-                    .await?;
-                for r in &reads {
-                    if json {
-                        println!("{}", serde_json::to_string(r)?);
-                    } else {
-                        println!(
-                            "{:<10} {:<12} {:>5.2}  {}  {:.5},{:.5}  read {} of {}",
-                            r.plate,
-                            r.trailer_id,
-                            r.confidence,
-                            r.seen_at,
-                            r.lat,
-                            r.lon,
-                            r.read_id,
-                            r.trailer_id
-                        );
-                    }
+            require_purpose(&purpose, &case, "reads")?;
+            let reads = with_records(&config, async |r: &Records| {
+                let reads = r.list_reads(limit).await?;
+                let detail = format!("limit={limit}");
+                r.audit(&entry("reads.list", &purpose, &case, detail, reads.len())).await?;
+                Ok(reads)
+            })?;
+            for r in &reads {
+                if json {
+                    println!("{}", serde_json::to_string(r)?);
+                } else {
+                    println!(
+                        "{:<10} {:<12} {:>5.2}  {}  {:.5},{:.5}  read {}",
+                        r.plate, r.trailer_id, r.confidence, r.seen_at, r.lat, r.lon, r.read_id
+                    );
                 }
-                records.close().await;
-                anyhow::Ok(())
-            })
+            }
+            Ok(())
         }
         Command::Alerts { config, purpose, case, json } => {
-            if purpose.trim().is_empty() || case.trim().is_empty() {
-                anyhow::bail!("a purpose and a case number are required to access alerts");
-            }
-            let config = Config::load(&config)?;
-            runtime()?.block_on(async {
-                let records = Records::open(&config.database_url()).await?;
-                let alerts = records.list_alerts(1000).await?;
-                records
-                    .audit(&Entry {
-                        at: now_ms(),
-                        actor: cli_actor(),
-                        action: "alerts.list".into(),
-                        purpose,
-                        case_number: case,
-                        detail: String::new(),
-                        result_count: alerts.len() as i64,
-                    })
+            require_purpose(&purpose, &case, "alerts")?;
+            let alerts = with_records(&config, async |r: &Records| {
+                let alerts = r.list_alerts(1000).await?;
+                r.audit(&entry("alerts.list", &purpose, &case, String::new(), alerts.len()))
                     .await?;
-                records.close().await;
-                for a in &alerts {
-                    if json {
-                        println!("{}", serde_json::to_string(a)?);
-                    } else {
-                        println!(
-                            "HIT {:<10} {:<24} list {} {} case {}  {} (verify with MNJIS/NLETS before acting)",
-                            a.plate,
-                            a.category,
-                            a.list_name,
-                            a.trailer_id,
-                            a.case_number.as_deref().unwrap_or("-"),
-                            a.seen_at
-                        );
-                    }
+                Ok(alerts)
+            })?;
+            for a in &alerts {
+                if json {
+                    println!("{}", serde_json::to_string(a)?);
+                } else {
+                    println!(
+                        "HIT {:<10} {:<24} list {} {} case {}  {} (verify with MNJIS/NLETS before acting)",
+                        a.plate,
+                        a.category,
+                        a.list_name,
+                        a.trailer_id,
+                        a.case_number.as_deref().unwrap_or("-"),
+                        a.seen_at
+                    );
                 }
-                anyhow::Ok(())
-            })
+            }
+            Ok(())
         }
         Command::Health { config } => {
-            let config = Config::load(&config)?;
-            runtime()?.block_on(async {
-                let records = Records::open(&config.database_url()).await?;
-                let health = records.health().await?;
-                records.close().await;
-                for h in health {
-                    println!("{h}");
-                }
-                anyhow::Ok(())
-            })
+            // Status, not data: no plate or read, so not an audited access.
+            for h in with_records(&config, async |r: &Records| Ok(r.health().await?))? {
+                println!("{h}");
+            }
+            Ok(())
         }
         Command::DeadLetters { config } => {
-            let config = Config::load(&config)?;
-            runtime()?.block_on(async {
-                let records = Records::open(&config.database_url()).await?;
-                let letters = records.dead_letters().await?;
-                records
-                    .audit(&Entry {
-                        at: now_ms(),
-                        actor: cli_actor(),
-                        action: "dead_letters.list".into(),
-                        purpose: "inspect refused messages".into(),
-                        case_number: String::new(),
-                        detail: String::new(),
-                        result_count: letters.len() as i64,
-                    })
-                    .await?;
-                records.close().await;
-                for (topic, reason) in letters {
-                    println!("{}", serde_json::json!({"topic": topic, "reason": reason}));
-                }
-                anyhow::Ok(())
-            })
+            let letters = with_records(&config, async |r: &Records| {
+                let letters = r.dead_letters().await?;
+                let why = "inspect refused messages";
+                r.audit(&entry("dead_letters.list", why, "", String::new(), letters.len())).await?;
+                Ok(letters)
+            })?;
+            for (topic, reason) in letters {
+                println!("{}", serde_json::json!({"topic": topic, "reason": reason}));
+            }
+            Ok(())
         }
         Command::AuditVerify { config } => {
-            let config = Config::load(&config)?;
-            runtime()?.block_on(async {
-                let records = Records::open(&config.database_url()).await?;
-                let result = records.audit_verify().await?;
-                records.close().await;
-                match result {
-                    Ok(n) => {
-                        println!("audit trail intact: {n} entries");
-                        Ok(())
-                    }
-                    Err(e) => anyhow::bail!("audit trail broken: {e}"),
+            match with_records(&config, async |r: &Records| Ok(r.audit_verify().await?))? {
+                Ok(n) => {
+                    println!("audit trail intact: {n} entries");
+                    Ok(())
                 }
-            })
+                Err(e) => anyhow::bail!("audit trail broken: {e}"),
+            }
         }
         Command::Pki { command: PkiCommand::Init { dir, agency, broker_hosts } } => {
             sync_server::pki::init(&dir, &agency, &broker_hosts)?;
