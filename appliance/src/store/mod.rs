@@ -249,6 +249,8 @@ pub struct Store {
     destroyed: sled::Tree,
     hotlist_meta: sled::Tree,
     hotlist: sled::Tree,
+    /// The lists' current versions, read once: matching runs for every read.
+    hotlist_cache: Arc<std::sync::RwLock<Option<Vec<ListMeta>>>>,
     alerts: sled::Tree,
     clock: SharedClock,
     retention_ms: i64,
@@ -323,6 +325,7 @@ impl Store {
             destroyed: db.open_tree("destroyed")?,
             hotlist_meta: db.open_tree("hotlist_meta")?,
             hotlist: db.open_tree("hotlist")?,
+            hotlist_cache: Arc::new(std::sync::RwLock::new(None)),
             alerts: db.open_tree("alerts")?,
             db,
             clock,
@@ -1052,6 +1055,9 @@ impl Store {
         })?;
         self.hotlist_meta.insert(name.as_bytes(), bytes)?;
         self.db.flush()?;
+        if let Ok(mut cache) = self.hotlist_cache.write() {
+            *cache = None;
+        }
         // 3. The old version's entries go.
         if let Some(c) = current {
             let mut batch = sled::Batch::default();
@@ -1076,6 +1082,19 @@ impl Store {
 
     /// The current version of every list (the databases reads are compared against).
     pub fn hotlists(&self) -> Result<Vec<ListMeta>, StoreError> {
+        if let Ok(cache) = self.hotlist_cache.read()
+            && let Some(lists) = cache.as_ref()
+        {
+            return Ok(lists.clone());
+        }
+        let lists = self.load_hotlists()?;
+        if let Ok(mut cache) = self.hotlist_cache.write() {
+            *cache = Some(lists.clone());
+        }
+        Ok(lists)
+    }
+
+    fn load_hotlists(&self) -> Result<Vec<ListMeta>, StoreError> {
         let mut out = Vec::new();
         for kv in self.hotlist_meta.iter() {
             let (k, v) = kv?;
@@ -1293,6 +1312,7 @@ mod tests {
             Store::open(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS))).expect("open");
         let v1 = hotlist::parse_csv("ABC123,MN,stolen vehicle,MN BCA\n", true).expect("csv");
         store.import_hotlist("mn-state", 1, "MN BCA plate data file", &v1).expect("import");
+        assert_eq!(store.hotlists().expect("lists")[0].version, 1, "now cached");
         let v2 =
             hotlist::parse_csv("XYZ789,MN,warrant,MN BCA\nA8C123,MN,stolen plate,MN BCA\n", true)
                 .expect("csv");
