@@ -259,7 +259,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     if let Some(link) = link {
         if matches!(capture_result, Ok(true)) && !*shutdown.borrow() {
             let deadline = Instant::now() + Duration::from_secs(config.sync.drain_timeout_s);
-            while store.backlog_len() > 0 && Instant::now() < deadline && !*shutdown.borrow() {
+            while !store.backlog_empty() && Instant::now() < deadline && !*shutdown.borrow() {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     _ = shutdown.changed() => {}

@@ -109,16 +109,14 @@ impl Stack {
 
     /// Issues a client certificate from the agency CA; returns (cert, key).
     pub fn issue(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-        let pki = self.pki();
-        if !pki.join(format!("{name}.pem")).exists() {
-            run_ok(
-                Command::new(bin("sync-server"))
-                    .args(["pki", "issue", "--dir"])
-                    .arg(&pki)
-                    .arg(name),
-            )?;
-        }
-        Ok((pki.join(format!("{name}.pem")), pki.join(format!("{name}.key"))))
+        issue_in(&self.pki(), name)
+    }
+
+    /// A client certificate from a CA that is not the agency's (a stranger's); returns (cert, key).
+    pub fn foreign_certificate(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let other = self.path("other-ca");
+        run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&other))?;
+        issue_in(&other, name)
     }
 
     /// Starts Mosquitto. A free port can be taken by another test between choosing and binding
@@ -306,6 +304,15 @@ impl Stack {
             .status()?;
         Ok(status)
     }
+}
+
+fn issue_in(pki: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if !pki.join(format!("{name}.pem")).exists() {
+        run_ok(
+            Command::new(bin("sync-server")).args(["pki", "issue", "--dir"]).arg(pki).arg(name),
+        )?;
+    }
+    Ok((pki.join(format!("{name}.pem")), pki.join(format!("{name}.key"))))
 }
 
 fn nix_is_root() -> bool {

@@ -207,17 +207,10 @@ fn broker_binds_clients_to_their_identity() -> anyhow::Result<()> {
         &read_batch("trailer-02", "FAKE02"),
     )?;
     // A client whose certificate comes from another CA cannot connect at all.
-    let other = stack.path("other-ca");
-    run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&other))?;
-    run_ok(
-        Command::new(bin("sync-server"))
-            .args(["pki", "issue", "--dir"])
-            .arg(&other)
-            .arg("trailer-03"),
-    )?;
+    let (foreign_cert, foreign_key) = stack.foreign_certificate("trailer-03")?;
     let foreign = stack.publish_raw(
-        &other.join("trailer-03.pem"),
-        &other.join("trailer-03.key"),
+        &foreign_cert,
+        &foreign_key,
         "trailer/trailer-03/up/reads",
         &read_batch("trailer-03", "FAKE03"),
     )?;
@@ -243,20 +236,8 @@ fn broker_binds_clients_to_their_identity() -> anyhow::Result<()> {
 fn appliance_with_a_foreign_certificate_says_so_and_keeps_its_reads() -> anyhow::Result<()> {
     let (video, scene) = three_passes();
     let stack = Stack::start()?;
-    let other = stack.path("other-ca");
-    run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&other))?;
-    run_ok(
-        Command::new(bin("sync-server"))
-            .args(["pki", "issue", "--dir"])
-            .arg(&other)
-            .arg("trailer-09"),
-    )?;
-    let config = stack.appliance_config(
-        "trailer-09",
-        video,
-        &other.join("trailer-09.pem"),
-        &other.join("trailer-09.key"),
-    )?;
+    let (foreign_cert, foreign_key) = stack.foreign_certificate("trailer-09")?;
+    let config = stack.appliance_config("trailer-09", video, &foreign_cert, &foreign_key)?;
     let mut text =
         std::fs::read_to_string(&config)?.replace("drain_timeout_s = 30", "drain_timeout_s = 3");
     text.push('\n');
@@ -270,8 +251,8 @@ fn appliance_with_a_foreign_certificate_says_so_and_keeps_its_reads() -> anyhow:
     // The reads wait in the trailer's store: the same trailer, given its real certificate, syncs them.
     let (cert, key) = stack.issue("trailer-09")?;
     let fixed = std::fs::read_to_string(&config)?
-        .replace(&other.join("trailer-09.pem").display().to_string(), &cert.display().to_string())
-        .replace(&other.join("trailer-09.key").display().to_string(), &key.display().to_string())
+        .replace(&foreign_cert.display().to_string(), &cert.display().to_string())
+        .replace(&foreign_key.display().to_string(), &key.display().to_string())
         .replace("drain_timeout_s = 3", "drain_timeout_s = 30");
     std::fs::write(&config, fixed)?;
     let out = run_appliance(&config);

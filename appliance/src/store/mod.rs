@@ -668,6 +668,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether anything waits for the server (O(1), unlike [`Store::backlog_len`]).
+    pub fn backlog_empty(&self) -> bool {
+        self.outbox.is_empty()
+    }
+
+    /// Items waiting for the server (counts the whole outbox).
     pub fn backlog_len(&self) -> usize {
         self.outbox.len()
     }
