@@ -136,7 +136,9 @@ fn main() -> anyhow::Result<()> {
     drop(store);
     let t = Instant::now();
     let store = Store::open(dir.path(), 60, Arc::new(clock.clone()))?.with_quota(unlimited);
+    let sled_open_s = t.elapsed().as_secs_f64();
     let report = store.check()?;
+    eprintln!("sled open {sled_open_s:.2} s, then the clean check");
     let open_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     store.full_check()?;

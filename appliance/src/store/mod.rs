@@ -2,42 +2,62 @@
 //! sent, only because the server acknowledged it, or because the law says it must be destroyed.
 //!
 //! # Trees and keys
-//! | tree       | key                                   | value                               |
-//! |------------|---------------------------------------|-------------------------------------|
-//! | `reads`    | read id (u64 BE)                      | postcard [`StoredRead`]             |
-//! | `pictures` | read id (u64 BE) + kind (u8)          | postcard [`pictures::PictureRef`]   |
-//! | `picture_days` | day (u32 BE)                      | live pictures of that day (u64 BE)  |
+//! Reads live in **day partitions** ([`days`]): three trees per collection day (days since the
+//! Unix epoch, UTC), so retention frees a whole expired day at once. A read id carries its day
+//! in its top 24 bits ([`keys::read_id`]), so a read is found from its id alone.
 //!
-//! Picture bytes live in per-day segment files under `pictures/` ([`pictures`] says why).
-//! | `usage`    | period id (u64 BE)                    | postcard `ActiveUse`                |
-//! | `outbox`   | priority (u8) + item tag (u8) + id (u64 BE) + sub (u8) | empty          |
-//! | `holds`    | hold id (u64 BE)                      | postcard [`HoldRecord`]             |
-//! | `held`     | read id (u64 BE) + hold id (u64 BE)   | empty (index: which reads are held) |
-//! | `acp`      | HMAC-SHA-256 digest (32 bytes)        | empty                               |
-//! | `destroyed`| day (u32 BE, days since epoch) + reason (u8) | count (u64 BE)               |
-//! | `hotlist_meta` | list name                         | postcard [`hotlist::ListMeta`]      |
-//! | `hotlist`  | list name + 0x00 + version (u64 BE) + plate | postcard [`hotlist::HotEntry`] |
-//! | `alerts`   | alert id (u64 BE)                     | postcard `Alert`                    |
+//! | tree           | key                                          | value                          |
+//! |----------------|----------------------------------------------|--------------------------------|
+//! | `day-D-r`      | read id (u64 BE)                             | postcard [`StoredRead`]        |
+//! | `day-D-r`      | `FF FF` ([`keys::COUNT`])                    | reads in the day (u64 BE)      |
+//! | `day-D-p`      | read id (u64 BE) + kind (u8)                 | postcard [`pictures::PictureRef`] |
+//! | `day-D-o`      | outbox key of a read or picture              | empty                          |
+//! | `outbox`       | outbox key of an alert or activity record    | empty                          |
+//! | `usage`        | period id (u64 BE)                           | postcard `ActiveUse`           |
+//! | `alerts`       | alert id (u64 BE)                            | postcard `Alert`               |
+//! | `holds`        | hold id (u64 BE)                             | postcard [`HoldRecord`]        |
+//! | `held`         | read id (u64 BE) + hold id (u64 BE)          | empty (which reads are held)   |
+//! | `acp`          | HMAC-SHA-256 digest (32 bytes)               | empty                          |
+//! | `destroyed`    | day (u32 BE) + reason (u8)                   | count (u64 BE)                 |
+//! | `destroyed`    | day (u32 BE) (a whole-day drop under way)    | reads in it (u64 BE)           |
+//! | `hotlist_meta` | list name                                    | postcard [`hotlist::ListMeta`] |
+//! | `quarantine`   | tree name + 0x00 + key                       | the undecodable record         |
+//! | default        | `format`, `clean-shutdown`                   | format version; clean marker   |
 //!
-//! Ids come from `Db::generate_id`, which is unique and increasing across restarts, so big-endian
-//! keys iterate in collection order. The outbox key starts with the priority, so one ordered scan
-//! yields alerts first, then activity records, read metadata, plate crops, context pictures.
+//! The outbox key is priority (u8) + item tag (u8) + id (u64 BE) + sub (u8). Priorities: alerts
+//! 0, activity records 1, read metadata 2, plate crops 3, context pictures 4; sending order is
+//! the global outbox, then each priority across the day partitions oldest day first.
+//!
+//! Picture bytes live in per-day segment files under `pictures/` ([`pictures`] says why), one
+//! segment per day partition. Hotlist versions are snapshot files under `hotlists/` ([`lists`]).
 //!
 //! # Invariants
-//! - A read, its pictures and its outbox entries are written in one transaction and flushed
-//!   before [`Store::insert_read`] returns: an acknowledged read survives a power cut whole.
-//! - Retention: [`Store::purge`] destroys every read collected more than `retention_days` ago,
-//!   with its pictures and outbox entries, synced or not (the law's limit wins over the backlog),
-//!   unless a hold names it (active investigation, exculpatory request).
-//! - ACP: a read whose plate digest is on the ACP list is never written ([`Store::insert_read`]
-//!   refuses it and counts it); adding digests destroys existing matching reads unless held.
+//! - A read, its picture references and its outbox entries are one atomic commit across its
+//!   day's trees, flushed (after the picture bytes are synced) before [`Store::insert_reads`] returns:
+//!   an acknowledged read survives a power cut whole.
+//! - Retention ([`retention`]): nothing collected more than `retention_days` ago survives a purge,
+//!   synced or not (the law's limit wins over the backlog), unless a hold names it.
+//! - ACP: a read whose plate digest is on the ACP list is never written; adding digests destroys
+//!   existing matching reads unless held.
 //! - Destruction is counted per day and reason in `destroyed`, never logged with plate text.
 pub mod acp;
+mod check;
+mod days;
 pub mod hotlist;
+pub mod keys;
+mod lists;
 pub mod pictures;
+mod quota;
+mod retention;
+
+pub use check::CheckReport;
+pub use quota::Quota;
+pub use retention::{Destruction, RetentionGuard};
 
 use crate::clock::{DAY_MS, SharedClock, UnixMs};
-use hotlist::{HotEntry, HotlistError, ListMeta};
+use days::{Change, Days, Part, dropped};
+use hotlist::HotlistError;
+use keys::{be_u64, held_key, outbox_key, parse_outbox_key, partition_of, picture_key, read_key};
 use pictures::{PictureLog, PictureRef};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -76,6 +96,30 @@ impl From<TransactionError<()>> for StoreError {
     }
 }
 
+fn encode<T: Serialize>(
+    tree: &'static str,
+    key: &dyn std::fmt::Display,
+    v: &T,
+) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode<'a, T: Deserialize<'a>>(
+    tree: &'static str,
+    key: &dyn std::fmt::Display,
+    v: &'a [u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(v).map_err(|e| StoreError::Corrupt {
+        tree,
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
 /// A read as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRead {
@@ -94,28 +138,6 @@ pub struct HoldRecord {
     pub read_ids: Vec<u64>,
 }
 
-/// Why reads were destroyed (counted per day for the audit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Destruction {
-    /// Past the retention age.
-    Retention = 1,
-    /// An ACP participant's plate, destroyed at collection (never written).
-    AcpAtCollection = 2,
-    /// An existing read destroyed when its plate joined the ACP list.
-    AcpExisting = 3,
-}
-
-impl Destruction {
-    fn from_byte(b: u8) -> Option<Destruction> {
-        Some(match b {
-            1 => Destruction::Retention,
-            2 => Destruction::AcpAtCollection,
-            3 => Destruction::AcpExisting,
-            _ => return None,
-        })
-    }
-}
-
 /// What happened to a read handed to [`Store::insert_read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
@@ -127,105 +149,9 @@ pub enum Inserted {
 
 /// Key in the default tree, present only between a clean shutdown and the next open.
 const CLEAN_MARK: &[u8] = b"clean-shutdown";
-
-/// Outbox priorities: lower goes first.
-fn priority(r: &AckRef) -> u8 {
-    match r {
-        AckRef::Alert(_) => 0,
-        AckRef::ActiveUse(_) | AckRef::Deployment(_) | AckRef::Downlink(_) => 1,
-        AckRef::Read(_) => 2,
-        AckRef::Picture(_, PictureKind::PlateCrop) => 3,
-        AckRef::Picture(_, PictureKind::Context) => 4,
-    }
-}
-
-fn kind_byte(k: PictureKind) -> u8 {
-    match k {
-        PictureKind::PlateCrop => 0,
-        PictureKind::Context => 1,
-    }
-}
-
-fn outbox_key(r: &AckRef) -> [u8; 11] {
-    let (tag, id, sub) = match *r {
-        AckRef::Read(id) => (1, id, 0),
-        AckRef::Picture(id, k) => (2, id, kind_byte(k)),
-        AckRef::Alert(id) => (3, id, 0),
-        AckRef::ActiveUse(id) => (4, id, 0),
-        AckRef::Deployment(id) => (5, id, 0),
-        AckRef::Downlink(id) => (6, id, 0),
-    };
-    let mut k = [0u8; 11];
-    k[0] = priority(r);
-    k[1] = tag;
-    k[2..10].copy_from_slice(&id.to_be_bytes());
-    k[10] = sub;
-    k
-}
-
-fn parse_outbox_key(k: &[u8]) -> Option<AckRef> {
-    if k.len() != 11 {
-        return None;
-    }
-    let id = u64::from_be_bytes(k[2..10].try_into().ok()?);
-    Some(match (k[1], k[10]) {
-        (1, _) => AckRef::Read(id),
-        (2, 0) => AckRef::Picture(id, PictureKind::PlateCrop),
-        (2, 1) => AckRef::Picture(id, PictureKind::Context),
-        (3, _) => AckRef::Alert(id),
-        (4, _) => AckRef::ActiveUse(id),
-        (5, _) => AckRef::Deployment(id),
-        (6, _) => AckRef::Downlink(id),
-        _ => return None,
-    })
-}
-
-fn held_key(read_id: u64, hold_id: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&read_id.to_be_bytes());
-    k[8..].copy_from_slice(&hold_id.to_be_bytes());
-    k
-}
-
-fn picture_key(id: u64, k: PictureKind) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[..8].copy_from_slice(&id.to_be_bytes());
-    key[8] = kind_byte(k);
-    key
-}
-
-/// Keeps the retention duty running; dropping it stops the duty and waits for it.
-#[derive(Debug)]
-pub struct RetentionGuard {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for RetentionGuard {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// What [`Store::check`] found and repaired.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CheckReport {
-    pub reads: u64,
-    pub quarantined: u64,
-    pub dangling_outbox: u64,
-    pub orphan_pictures: u64,
-    /// The last shutdown was clean, so only counts were taken.
-    pub skipped: bool,
-}
-
-impl CheckReport {
-    pub fn clean(&self) -> bool {
-        self.quarantined == 0 && self.dangling_outbox == 0 && self.orphan_pictures == 0
-    }
-}
+/// Key in the default tree naming the layout this code reads.
+const FORMAT_KEY: &[u8] = b"format";
+const FORMAT: &[u8] = b"2-day-partitions";
 
 /// Pictures of a new read.
 #[derive(Debug, Default, Clone)]
@@ -237,9 +163,7 @@ pub struct NewPictures {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    reads: sled::Tree,
-    pictures: sled::Tree,
-    picture_days: sled::Tree,
+    days: Arc<Days>,
     picture_log: Arc<PictureLog>,
     usage: sled::Tree,
     outbox: sled::Tree,
@@ -248,9 +172,7 @@ pub struct Store {
     acp: sled::Tree,
     destroyed: sled::Tree,
     hotlist_meta: sled::Tree,
-    hotlist: sled::Tree,
-    /// The lists' current versions, read once: matching runs for every read.
-    hotlist_cache: Arc<std::sync::RwLock<Option<Vec<ListMeta>>>>,
+    lists: Arc<lists::Lists>,
     alerts: sled::Tree,
     clock: SharedClock,
     retention_ms: i64,
@@ -261,23 +183,8 @@ pub struct Store {
     quota: Quota,
     /// Raised when unsynced data alone fills the quota (health shows "storage full").
     full: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// How much of the disk the store may use.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Quota {
-    /// Absolute limit in bytes (0: none).
-    pub max_bytes: u64,
-    /// At most this share of the filesystem's size.
-    pub max_fraction: f64,
-    /// Always leave this much free on the filesystem.
-    pub min_free_bytes: u64,
-}
-
-impl Default for Quota {
-    fn default() -> Self {
-        Quota { max_bytes: 0, max_fraction: 0.8, min_free_bytes: 512 << 20 }
-    }
+    /// Held while a batch adds or removes reads in a partition, so its count stays exact.
+    part_writes: Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -306,14 +213,28 @@ impl Store {
             Ok(Err(e)) => return Err(open_err(format!("{e} (damaged or not a store?)"))),
             Err(_) => return Err(open_err("the store's files are damaged or foreign".into())),
         };
+        match db.get(FORMAT_KEY)? {
+            Some(f) if f.as_ref() == FORMAT => {}
+            Some(f) => {
+                return Err(open_err(format!(
+                    "store format {:?}; this build reads {:?}",
+                    String::from_utf8_lossy(&f),
+                    String::from_utf8_lossy(FORMAT)
+                )));
+            }
+            None if db.tree_names().iter().any(|n| n.as_ref() == b"reads") => {
+                return Err(open_err("an older store format without day partitions".into()));
+            }
+            None => {
+                db.insert(FORMAT_KEY, FORMAT)?;
+            }
+        }
         // The clean-shutdown marker is consumed at open: a crash from now on leaves none.
         let was_clean = db.remove(CLEAN_MARK)?.is_some();
         db.flush()?;
         let store = Store {
             was_clean,
-            reads: db.open_tree("reads")?,
-            pictures: db.open_tree("pictures")?,
-            picture_days: db.open_tree("picture_days")?,
+            days: Arc::new(Days::open(&db)?),
             picture_log: Arc::new(
                 PictureLog::open(&dir.join("pictures")).map_err(|e| open_err(e.to_string()))?,
             ),
@@ -323,9 +244,11 @@ impl Store {
             held: db.open_tree("held")?,
             acp: db.open_tree("acp")?,
             destroyed: db.open_tree("destroyed")?,
+            lists: Arc::new(lists::Lists::open(
+                &dir.join("hotlists"),
+                &db.open_tree("hotlist_meta")?,
+            )?),
             hotlist_meta: db.open_tree("hotlist_meta")?,
-            hotlist: db.open_tree("hotlist")?,
-            hotlist_cache: Arc::new(std::sync::RwLock::new(None)),
             alerts: db.open_tree("alerts")?,
             db,
             clock,
@@ -333,6 +256,7 @@ impl Store {
             acp_key: None,
             quota: Quota::default(),
             full: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            part_writes: Arc::new(std::sync::Mutex::new(())),
         };
         Ok(store)
     }
@@ -343,89 +267,14 @@ impl Store {
         self
     }
 
-    pub fn with_quota(mut self, quota: Quota) -> Store {
-        self.quota = quota;
-        self
+    fn part_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.part_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether unsynced data alone fills the quota (capture must slow or stop).
-    pub fn storage_full(&self) -> bool {
-        self.full.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The byte limit now: the configured limit, the share of the filesystem, and what keeps
-    /// `min_free_bytes` free, whichever is smallest.
-    pub fn limit_bytes(&self, used: u64) -> Result<u64, StoreError> {
-        let st = nix::sys::statvfs::statvfs(self.picture_log.dir())
-            .map_err(|e| StoreError::Pictures(std::io::Error::from(e)))?;
-        let frag = st.fragment_size();
-        let total = st.blocks() * frag;
-        let free = st.blocks_available() * frag;
-        let mut limit = (total as f64 * self.quota.max_fraction) as u64;
-        if self.quota.max_bytes > 0 {
-            limit = limit.min(self.quota.max_bytes);
-        }
-        Ok(limit.min((used + free).saturating_sub(self.quota.min_free_bytes)))
-    }
-
-    /// Makes room for `incoming` bytes by dropping, oldest first: context pictures already
-    /// synced, then plate crops already synced, then synced reads. Never anything unsynced.
-    pub fn make_room(&self, incoming: u64) -> Result<(), StoreError> {
-        let mut used = self.disk_bytes()?;
-        let limit = self.limit_bytes(used)?;
-        if used + incoming <= limit {
-            self.full.store(false, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
-        }
-        let mut dropped = 0u64;
-        'stages: for stage in 0..3 {
-            for kv in self.reads.iter() {
-                let (k, v) = kv?;
-                let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
-                let Ok(read) = postcard::from_bytes::<StoredRead>(&v) else { continue };
-                let done = |r| !self.outbox.contains_key(outbox_key(&r)).unwrap_or(true);
-                let freed = match stage {
-                    0 if done(AckRef::Picture(id, PictureKind::Context)) => {
-                        self.drop_picture(id, PictureKind::Context)?
-                    }
-                    1 if done(AckRef::Picture(id, PictureKind::PlateCrop)) => {
-                        self.drop_picture(id, PictureKind::PlateCrop)?
-                    }
-                    // A synced read whose pictures are gone (or were synced and dropped above).
-                    2 if read.synced
-                        && !self.is_held(id)?
-                        && self.picture_ref(id, PictureKind::Context)?.is_none()
-                        && self.picture_ref(id, PictureKind::PlateCrop)?.is_none() =>
-                    {
-                        self.destroy_read(id)?;
-                        true
-                    }
-                    _ => false,
-                };
-                if freed {
-                    dropped += 1;
-                    if dropped.is_multiple_of(16) {
-                        used = self.disk_bytes()?;
-                        if used + incoming <= limit {
-                            break 'stages;
-                        }
-                    }
-                }
-            }
-            used = self.disk_bytes()?;
-            if used + incoming <= limit {
-                break;
-            }
-        }
-        if dropped > 0 {
-            self.db.flush()?;
-            tracing::info!(dropped, used, limit, "quota: dropped synced data to make room");
-        }
-        if used + incoming > limit {
-            self.full.store(true, std::sync::atomic::Ordering::Relaxed);
-            return Err(StoreError::Full { used, limit });
-        }
-        self.full.store(false, std::sync::atomic::Ordering::Relaxed);
+    /// Adds the day's new read count to a change (call with the writer lock held).
+    fn add_to_count(part: &Part, change: &mut Change, delta: i64) -> Result<(), StoreError> {
+        let n = part.count()?.saturating_add_signed(delta);
+        change.reads.insert(keys::COUNT, &n.to_be_bytes());
         Ok(())
     }
 
@@ -433,7 +282,11 @@ impl Store {
         self.clock.now_ms()
     }
 
-    /// A new id, unique and increasing across restarts.
+    fn today(&self) -> u32 {
+        self.now().div_euclid(DAY_MS).max(0) as u32
+    }
+
+    /// A new id for alerts and activity records, unique and increasing across restarts.
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()? + 1)
     }
@@ -449,8 +302,8 @@ impl Store {
         })
     }
 
-    /// Stores reads in one group commit: pictures appended and synced, then one sled batch
-    /// of transactions and one flush. Durable when this returns.
+    /// Stores reads in one group commit: pictures appended and synced, then one atomic batch in
+    /// the day's partition and one flush. Durable when this returns.
     pub fn insert_reads(
         &self,
         reads: Vec<(ReadMeta, NewPictures)>,
@@ -464,9 +317,10 @@ impl Store {
             .sum();
         self.make_room(incoming)?;
         let now = self.now();
-        let day = now.div_euclid(DAY_MS) as u32;
+        let day = self.today();
         let mut out = Vec::with_capacity(reads.len());
-        let mut staged = Vec::with_capacity(reads.len());
+        let mut change = Change::default();
+        let mut stored = 0;
         let mut acp_destroyed = 0;
         for (mut meta, pics) in reads {
             if self.is_acp(&meta.plate)? {
@@ -474,53 +328,34 @@ impl Store {
                 out.push(Inserted::DestroyedAcp);
                 continue;
             }
-            let id = self.next_id()?;
+            let id = keys::read_id(day, self.next_id()?);
             meta.read_id = id;
             meta.pictures = PictureSet {
                 plate_crop: pics.plate_crop.is_some(),
                 context: pics.context.is_some(),
             };
-            let mut refs = Vec::new();
             for (kind, pic) in
                 [(PictureKind::PlateCrop, &pics.plate_crop), (PictureKind::Context, &pics.context)]
             {
                 if let Some(jpeg) = pic {
-                    refs.push((kind, self.picture_log.append(day, jpeg)?));
+                    let pref = self.picture_log.append(day, jpeg)?;
+                    change.pictures.insert(&picture_key(id, kind), encode("pictures", &id, &pref)?);
+                    change.outbox.insert(&outbox_key(&AckRef::Picture(id, kind)), &[]);
                 }
             }
             let record = StoredRead { meta, collected: now, synced: false };
-            let bytes = postcard::to_allocvec(&record).map_err(|e| StoreError::Corrupt {
-                tree: "reads",
-                key: id.to_string(),
-                reason: e.to_string(),
-            })?;
-            staged.push((id, bytes, refs));
+            change.reads.insert(&read_key(id), encode("reads", &id, &record)?);
+            change.outbox.insert(&outbox_key(&AckRef::Read(id)), &[]);
+            stored += 1;
             out.push(Inserted::Stored(id));
         }
-        if !staged.is_empty() {
+        if stored > 0 {
             // The pictures are durable before anything points to them.
             self.picture_log.sync(day)?;
-            let added: u64 = staged.iter().map(|s| s.2.len() as u64).sum();
-            (&self.reads, &self.pictures, &self.outbox, &self.picture_days).transaction(
-                |(r, p, o, d)| {
-                    for (id, bytes, refs) in &staged {
-                        r.insert(&id.to_be_bytes(), bytes.as_slice())?;
-                        o.insert(&outbox_key(&AckRef::Read(*id)), &[])?;
-                        for (kind, pref) in refs {
-                            let v = postcard::to_allocvec(pref).unwrap_or_default();
-                            p.insert(&picture_key(*id, *kind), v)?;
-                            o.insert(&outbox_key(&AckRef::Picture(*id, *kind)), &[])?;
-                        }
-                    }
-                    let live = d
-                        .get(day.to_be_bytes())?
-                        .and_then(|v| v.as_ref().try_into().ok())
-                        .map(u64::from_be_bytes)
-                        .unwrap_or(0);
-                    d.insert(&day.to_be_bytes(), &(live + added).to_be_bytes())?;
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                },
-            )?;
+            let part = self.days.get_or_create(day)?;
+            let _writer = self.part_writer();
+            Store::add_to_count(&part, &mut change, stored)?;
+            part.commit(&change)?;
         }
         if acp_destroyed > 0 {
             self.count_destroyed(Destruction::AcpAtCollection, acp_destroyed)?;
@@ -531,12 +366,8 @@ impl Store {
 
     /// Records an active-use period (opened or closed) and queues it for sync.
     pub fn record_usage(&self, period: &ActiveUse) -> Result<(), StoreError> {
-        let bytes = postcard::to_allocvec(period).map_err(|e| StoreError::Corrupt {
-            tree: "usage",
-            key: period.period_id.to_string(),
-            reason: e.to_string(),
-        })?;
         let id = period.period_id;
+        let bytes = encode("usage", &id, period)?;
         (&self.usage, &self.outbox).transaction(|(u, o)| {
             u.insert(&id.to_be_bytes(), bytes.as_slice())?;
             o.insert(&outbox_key(&AckRef::ActiveUse(id)), &[])?;
@@ -546,25 +377,31 @@ impl Store {
         Ok(())
     }
 
+    /// A record from a read's day partition; `None` when the day is gone.
+    fn part_get(
+        &self,
+        read_id: u64,
+        tree: impl Fn(&Part) -> &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<sled::IVec>, StoreError> {
+        let Some(part) = self.days.get(keys::day_of(read_id)) else { return Ok(None) };
+        match tree(&part).get(key) {
+            Err(e) if dropped(&e) => Ok(None),
+            r => Ok(r?),
+        }
+    }
+
     pub fn read(&self, id: u64) -> Result<Option<StoredRead>, StoreError> {
-        match self.reads.get(id.to_be_bytes())? {
+        match self.part_get(id, |p| &p.reads, &read_key(id))? {
             None => Ok(None),
-            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| StoreError::Corrupt {
-                tree: "reads",
-                key: id.to_string(),
-                reason: e.to_string(),
-            }),
+            Some(v) => decode("reads", &id, &v).map(Some),
         }
     }
 
     fn picture_ref(&self, id: u64, kind: PictureKind) -> Result<Option<PictureRef>, StoreError> {
-        match self.pictures.get(picture_key(id, kind))? {
+        match self.part_get(id, |p| &p.pictures, &picture_key(id, kind))? {
             None => Ok(None),
-            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| StoreError::Corrupt {
-                tree: "pictures",
-                key: format!("{id}/{kind:?}"),
-                reason: e.to_string(),
-            }),
+            Some(v) => decode("pictures", &format!("{id}/{kind:?}"), &v).map(Some),
         }
     }
 
@@ -575,54 +412,57 @@ impl Store {
         }
     }
 
-    /// Removes one picture: its reference and outbox entry, and its bytes from the disk.
+    /// Removes one picture (its reference and outbox entry, atomically) and frees its bytes.
     fn drop_picture(&self, id: u64, kind: PictureKind) -> Result<bool, StoreError> {
-        match self.unref_picture(id, kind)? {
-            Some(pref) => {
-                self.picture_log.punch(&pref)?;
-                Ok(true)
-            }
-            None => Ok(false),
+        let Some(pref) = self.picture_ref(id, kind)? else { return Ok(false) };
+        let Some(part) = self.days.get(keys::day_of(id)) else { return Ok(false) };
+        let mut change = Change::default();
+        change.pictures.remove(&picture_key(id, kind));
+        change.outbox.remove(&outbox_key(&AckRef::Picture(id, kind)));
+        match part.commit(&change) {
+            Err(e) if dropped(&e) => return Ok(false),
+            r => r?,
         }
+        self.picture_log.punch(&pref)?;
+        Ok(true)
     }
 
-    /// Removes a picture's reference and outbox entry; the caller frees its bytes.
-    fn unref_picture(&self, id: u64, kind: PictureKind) -> Result<Option<PictureRef>, StoreError> {
-        let Some(pref) = self.picture_ref(id, kind)? else { return Ok(None) };
-        (&self.pictures, &self.outbox, &self.picture_days).transaction(|(p, o, d)| {
-            p.remove(&picture_key(id, kind))?;
-            o.remove(&outbox_key(&AckRef::Picture(id, kind)))?;
-            let key = pref.day.to_be_bytes();
-            let live = d
-                .get(key)?
-                .and_then(|v| v.as_ref().try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(1);
-            d.insert(&key, &live.saturating_sub(1).to_be_bytes())?;
-            Ok::<_, ConflictableTransactionError<()>>(())
-        })?;
-        Ok(Some(pref))
-    }
-
-    /// Unlinks the segment of every past day that has no live picture left.
-    fn remove_empty_days(&self) -> Result<(), StoreError> {
-        let today = self.now().div_euclid(DAY_MS) as u32;
-        for day in self.picture_log.days()? {
-            if day >= today {
-                continue;
-            }
-            let live = self
-                .picture_days
-                .get(day.to_be_bytes())?
-                .and_then(|v| v.as_ref().try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if live == 0 {
-                self.picture_log.remove_day(day)?;
-                self.picture_days.remove(day.to_be_bytes())?;
-            }
+    /// Destroys one read with its pictures and outbox entries in one atomic batch, then frees
+    /// the pictures' bytes.
+    fn destroy_read(&self, id: u64) -> Result<(), StoreError> {
+        let Some(part) = self.days.get(keys::day_of(id)) else { return Ok(()) };
+        let mut change = Change::default();
+        let mut bytes = Vec::new();
+        for kind in [PictureKind::PlateCrop, PictureKind::Context] {
+            bytes.extend(self.picture_ref(id, kind)?);
+        }
+        Store::remove_reads(&mut change, &[id]);
+        let writer = self.part_writer();
+        match part.reads.contains_key(read_key(id)) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) if dropped(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        Store::add_to_count(&part, &mut change, -1)?;
+        part.commit(&change)?;
+        drop(writer);
+        for r in bytes {
+            self.picture_log.punch(&r)?;
         }
         Ok(())
+    }
+
+    /// Adds the removal of reads with their pictures and outbox entries to a change.
+    fn remove_reads(change: &mut Change, ids: &[u64]) {
+        for &id in ids {
+            for kind in [PictureKind::PlateCrop, PictureKind::Context] {
+                change.pictures.remove(&picture_key(id, kind));
+                change.outbox.remove(&outbox_key(&AckRef::Picture(id, kind)));
+            }
+            change.reads.remove(&read_key(id));
+            change.outbox.remove(&outbox_key(&AckRef::Read(id)));
+        }
     }
 
     /// Bytes the store occupies on disk: sled's files and the picture segments.
@@ -633,13 +473,11 @@ impl Store {
     /// All stored reads, oldest first.
     pub fn reads(&self) -> Result<Vec<StoredRead>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.reads.iter() {
-            let (k, v) = kv?;
-            out.push(postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
-                tree: "reads",
-                key: hex_key(&k),
-                reason: e.to_string(),
-            })?);
+        for (_, part) in self.days.all() {
+            for kv in part.read_records() {
+                let (k, v) = kv?;
+                out.push(decode("reads", &hex_key(&k), &v)?);
+            }
         }
         Ok(out)
     }
@@ -651,31 +489,71 @@ impl Store {
         skip: &dyn Fn(&AckRef) -> bool,
     ) -> Result<Vec<AckRef>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.outbox.iter() {
-            let (k, _) = kv?;
-            match parse_outbox_key(&k) {
+        let mut take = |tree: &sled::Tree, k: &[u8]| -> Result<bool, StoreError> {
+            match parse_outbox_key(k) {
                 Some(r) if !skip(&r) => out.push(r),
                 Some(_) => {}
                 None => {
-                    tracing::warn!(key = %hex_key(&k), "dropping unparseable outbox key");
-                    self.outbox.remove(k)?;
+                    tracing::warn!(key = %hex_key(k), "dropping unparseable outbox key");
+                    tree.remove(k)?;
                 }
             }
-            if out.len() >= limit {
-                break;
+            Ok(out.len() >= limit)
+        };
+        for kv in self.outbox.iter() {
+            if take(&self.outbox, &kv?.0)? {
+                return Ok(out);
+            }
+        }
+        let parts = self.days.all();
+        for prio in 2u8..=4 {
+            for (_, part) in &parts {
+                for kv in part.outbox.scan_prefix([prio]) {
+                    let k = match kv {
+                        Err(e) if dropped(&e) => break,
+                        kv => kv?.0,
+                    };
+                    if take(&part.outbox, &k)? {
+                        return Ok(out);
+                    }
+                }
             }
         }
         Ok(out)
     }
 
-    /// Whether anything waits for the server (O(1), unlike [`Store::backlog_len`]).
+    /// Whether anything waits for the server (one probe per day, unlike [`Store::backlog_len`]).
     pub fn backlog_empty(&self) -> bool {
         self.outbox.is_empty()
+            && self
+                .days
+                .all()
+                .iter()
+                .all(|(_, p)| matches!(p.outbox.iter().next(), None | Some(Err(_))))
     }
 
     /// Items waiting for the server (counts the whole outbox).
     pub fn backlog_len(&self) -> usize {
-        self.outbox.len()
+        self.outbox.len() + self.days.all().iter().map(|(_, p)| p.outbox.len()).sum::<usize>()
+    }
+
+    fn remove_outbox(&self, r: &AckRef) -> Result<(), StoreError> {
+        match partition_of(r) {
+            None => {
+                self.outbox.remove(outbox_key(r))?;
+            }
+            Some(day) => {
+                if let Some(part) = self.days.get(day) {
+                    match part.outbox.remove(outbox_key(r)) {
+                        Err(e) if dropped(&e) => {}
+                        res => {
+                            res?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Builds the wire message for an outbox item; `None` if the item no longer exists (destroyed
@@ -692,29 +570,17 @@ impl Store {
                 Message::Picture(Picture { trailer_id: trailer_id.into(), read_id: id, kind, jpeg })
             }),
             AckRef::ActiveUse(id) => match self.usage.get(id.to_be_bytes())? {
-                Some(v) => Some(Message::ActiveUse(postcard::from_bytes(&v).map_err(|e| {
-                    StoreError::Corrupt {
-                        tree: "usage",
-                        key: id.to_string(),
-                        reason: e.to_string(),
-                    }
-                })?)),
+                Some(v) => Some(Message::ActiveUse(decode("usage", &id, &v)?)),
                 None => None,
             },
             AckRef::Alert(id) => match self.alerts.get(id.to_be_bytes())? {
-                Some(v) => Some(Message::Alert(postcard::from_bytes(&v).map_err(|e| {
-                    StoreError::Corrupt {
-                        tree: "alerts",
-                        key: id.to_string(),
-                        reason: e.to_string(),
-                    }
-                })?)),
+                Some(v) => Some(Message::Alert(decode("alerts", &id, &v)?)),
                 None => None,
             },
             AckRef::Deployment(_) | AckRef::Downlink(_) => None,
         };
         if msg.is_none() {
-            self.outbox.remove(outbox_key(r))?;
+            self.remove_outbox(r)?;
         }
         Ok(msg)
     }
@@ -723,14 +589,18 @@ impl Store {
     /// decides when they go), marked synced.
     pub fn ack(&self, refs: &[AckRef]) -> Result<(), StoreError> {
         for r in refs {
-            self.outbox.remove(outbox_key(r))?;
+            self.remove_outbox(r)?;
             if let AckRef::Read(id) = r
                 && let Some(mut s) = self.read(*id)?
                 && !s.synced
+                && let Some(part) = self.days.get(keys::day_of(*id))
             {
                 s.synced = true;
-                if let Ok(bytes) = postcard::to_allocvec(&s) {
-                    self.reads.insert(id.to_be_bytes(), bytes)?;
+                match part.reads.insert(read_key(*id), encode("reads", id, &s)?) {
+                    Err(e) if dropped(&e) => {}
+                    res => {
+                        res?;
+                    }
                 }
             }
         }
@@ -739,201 +609,9 @@ impl Store {
         Ok(())
     }
 
-    /// Starts the store's retention duty: a purge now and every `every`, on its own thread,
-    /// until the returned guard is dropped.
-    pub fn spawn_retention(
-        &self,
-        every: std::time::Duration,
-    ) -> Result<RetentionGuard, StoreError> {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let store = self.clone();
-        let handle = std::thread::Builder::new().name("retention".into()).spawn(move || loop {
-            if let Err(e) = store.purge() {
-                tracing::error!(error = %e, "retention purge failed; retrying at the next interval");
-            }
-            match stopped.recv_timeout(every) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                _ => break,
-            }
-        })?;
-        Ok(RetentionGuard { stop: Some(stop), handle: Some(handle) })
-    }
-
-    /// Destroys every read collected before the retention limit, with its pictures and outbox
-    /// entries, unless a hold names it. Returns how many reads were destroyed.
-    pub fn purge(&self) -> Result<usize, StoreError> {
-        let cutoff = self.now() - self.retention_ms;
-        let any_holds = !self.held.is_empty();
-        let mut destroyed = 0;
-        // Bytes are freed by unlinking whole days; only pictures on days that stay (because a
-        // held read keeps them) are punched out one by one.
-        let mut punch_later = Vec::new();
-        let mut expired = Vec::with_capacity(1024);
-        let mut done = false;
-        let mut iter = self.reads.iter();
-        while !done {
-            expired.clear();
-            for kv in iter.by_ref() {
-                let (k, v) = kv?;
-                let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
-                let collected =
-                    postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
-                if collected >= cutoff {
-                    // Keys are in collection order: everything after is younger.
-                    done = true;
-                    break;
-                }
-                if any_holds && self.is_held(id)? {
-                    continue;
-                }
-                expired.push(id);
-                if expired.len() == 1024 {
-                    break;
-                }
-            }
-            if expired.is_empty() {
-                break;
-            }
-            punch_later.extend(self.destroy_batch(&expired)?);
-            destroyed += expired.len();
-            if expired.len() < 1024 {
-                done = true;
-            }
-        }
-        if destroyed > 0 {
-            self.count_destroyed(Destruction::Retention, destroyed as u64)?;
-            self.db.flush()?;
-            tracing::info!(destroyed, "retention: destroyed reads past the retention age");
-        }
-        self.remove_empty_days()?;
-        let remaining: std::collections::HashSet<u32> =
-            self.picture_log.days()?.into_iter().collect();
-        for r in punch_later.iter().filter(|r| remaining.contains(&r.day)) {
-            self.picture_log.punch(r)?;
-        }
-        Ok(destroyed)
-    }
-
-    /// Destroys many reads with one batch per tree (retention's bulk path). Order of the
-    /// batches: picture references, outbox entries, reads: a crash between them leaves reads
-    /// without pictures or dangling outbox entries, which [`Store::check`] clears; never a
-    /// picture that cannot be found and destroyed. Returns the pictures whose bytes remain.
-    fn destroy_batch(&self, ids: &[u64]) -> Result<Vec<PictureRef>, StoreError> {
-        let (mut pics, mut outbox, mut reads) =
-            (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
-        let mut refs = Vec::new();
-        let mut per_day: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
-        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else { return Ok(refs) };
-        let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
-        // Sequential range scans instead of a lookup per read: ids are ascending, and so are
-        // the picture and outbox keys within each (priority, tag).
-        let id_of = |k: &[u8], at: usize| {
-            k.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
-        };
-        for kv in self.pictures.range(
-            picture_key(first, PictureKind::PlateCrop)..=picture_key(last, PictureKind::Context),
-        ) {
-            let (k, v) = kv?;
-            if id_of(&k, 0).is_some_and(|id| wanted.contains(&id)) {
-                if let Ok(r) = postcard::from_bytes::<PictureRef>(&v) {
-                    *per_day.entry(r.day).or_default() += 1;
-                    refs.push(r);
-                }
-                pics.remove(k);
-            }
-        }
-        for probe in [
-            AckRef::Read(0),
-            AckRef::Picture(0, PictureKind::PlateCrop),
-            AckRef::Picture(0, PictureKind::Context),
-        ] {
-            let lo = outbox_key(&probe);
-            let mut from = lo;
-            from[2..10].copy_from_slice(&first.to_be_bytes());
-            let mut to = lo;
-            to[2..10].copy_from_slice(&last.to_be_bytes());
-            to[10] = 0xff;
-            for kv in self.outbox.range(from..=to) {
-                let (k, _) = kv?;
-                if id_of(&k, 2).is_some_and(|id| wanted.contains(&id)) {
-                    outbox.remove(k);
-                }
-            }
-        }
-        for &id in ids {
-            reads.remove(&id.to_be_bytes());
-        }
-        self.pictures.apply_batch(pics)?;
-        for (day, n) in per_day {
-            self.picture_days.update_and_fetch(day.to_be_bytes(), |old| {
-                let live = old.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
-                Some(live.saturating_sub(n).to_be_bytes().to_vec())
-            })?;
-        }
-        self.outbox.apply_batch(outbox)?;
-        self.reads.apply_batch(reads)?;
-        Ok(refs)
-    }
-
-    fn destroy_read(&self, id: u64) -> Result<(), StoreError> {
-        for r in self.destroy_read_keep_bytes(id)? {
-            self.picture_log.punch(&r)?;
-        }
-        Ok(())
-    }
-
-    /// Destroys a read and its picture references; returns the pictures whose bytes are still
-    /// on disk. Pictures go first: a crash in between leaves a read without pictures (shown as
-    /// such), never a picture nobody can find to destroy.
-    fn destroy_read_keep_bytes(&self, id: u64) -> Result<Vec<PictureRef>, StoreError> {
-        let mut bytes = Vec::new();
-        for kind in [PictureKind::PlateCrop, PictureKind::Context] {
-            bytes.extend(self.unref_picture(id, kind)?);
-        }
-        (&self.reads, &self.outbox).transaction(|(r, o)| {
-            r.remove(&id.to_be_bytes())?;
-            o.remove(&outbox_key(&AckRef::Read(id)))?;
-            Ok::<_, ConflictableTransactionError<()>>(())
-        })?;
-        Ok(bytes)
-    }
-
-    fn count_destroyed(&self, why: Destruction, n: u64) -> Result<(), StoreError> {
-        let day = (self.now().div_euclid(DAY_MS)) as u32;
-        let mut key = [0u8; 5];
-        key[..4].copy_from_slice(&day.to_be_bytes());
-        key[4] = why as u8;
-        self.destroyed.update_and_fetch(key, |old| {
-            let prev = old.and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
-            Some((prev + n).to_be_bytes().to_vec())
-        })?;
-        Ok(())
-    }
-
-    /// Destruction counts: (day since epoch, reason, reads).
-    pub fn destruction_counts(&self) -> Result<Vec<(u32, Destruction, u64)>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.destroyed.iter() {
-            let (k, v) = kv?;
-            if k.len() != 5 {
-                continue;
-            }
-            let day = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
-            let n = v.as_ref().try_into().ok().map(u64::from_be_bytes).unwrap_or(0);
-            if let Some(why) = Destruction::from_byte(k[4]) {
-                out.push((day, why, n));
-            }
-        }
-        Ok(out)
-    }
-
     /// Places (or replaces) a hold on reads.
     pub fn place_hold(&self, hold_id: u64, hold: &HoldRecord) -> Result<(), StoreError> {
-        let bytes = postcard::to_allocvec(hold).map_err(|e| StoreError::Corrupt {
-            tree: "holds",
-            key: hold_id.to_string(),
-            reason: e.to_string(),
-        })?;
+        let bytes = encode("holds", &hold_id, hold)?;
         self.release_hold(hold_id)?;
         (&self.holds, &self.held).transaction(|(h, idx)| {
             h.insert(&hold_id.to_be_bytes(), bytes.as_slice())?;
@@ -949,11 +627,7 @@ impl Store {
     /// Releases a hold; its reads fall back under retention (other holds still apply).
     pub fn release_hold(&self, hold_id: u64) -> Result<bool, StoreError> {
         let Some(v) = self.holds.get(hold_id.to_be_bytes())? else { return Ok(false) };
-        let hold: HoldRecord = postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
-            tree: "holds",
-            key: hold_id.to_string(),
-            reason: e.to_string(),
-        })?;
+        let hold: HoldRecord = decode("holds", &hold_id, &v)?;
         (&self.holds, &self.held).transaction(|(h, idx)| {
             h.remove(&hold_id.to_be_bytes())?;
             for r in &hold.read_ids {
@@ -967,6 +641,13 @@ impl Store {
 
     pub fn is_held(&self, read_id: u64) -> Result<bool, StoreError> {
         Ok(self.held.scan_prefix(read_id.to_be_bytes()).next().transpose()?.is_some())
+    }
+
+    /// Whether a hold names any read of this collection day.
+    fn day_has_holds(&self, day: u32) -> Result<bool, StoreError> {
+        let from = held_key(keys::day_ids(day).0, 0);
+        let to = held_key(keys::day_ids(day).1, u64::MAX);
+        Ok(self.held.range(from..=to).next().transpose()?.is_some())
     }
 
     fn is_acp(&self, plate: &str) -> Result<bool, StoreError> {
@@ -987,13 +668,20 @@ impl Store {
         let mut destroyed = 0;
         if let Some(key) = &self.acp_key {
             let wanted: std::collections::HashSet<[u8; 32]> = digests.iter().copied().collect();
-            for kv in self.reads.iter() {
-                let (k, v) = kv?;
-                let Some(id) = k.as_ref().try_into().ok().map(u64::from_be_bytes) else { continue };
-                let Ok(read) = postcard::from_bytes::<StoredRead>(&v) else { continue };
-                if wanted.contains(&acp::acp_digest(key, &read.meta.plate)) && !self.is_held(id)? {
-                    self.destroy_read(id)?;
-                    destroyed += 1;
+            for (_, part) in self.days.all() {
+                for kv in part.read_records() {
+                    let (k, v) = match kv {
+                        Err(e) if dropped(&e) => break,
+                        kv => kv?,
+                    };
+                    let Some(id) = keys::id_in(&k) else { continue };
+                    let Ok(read) = postcard::from_bytes::<StoredRead>(&v) else { continue };
+                    if wanted.contains(&acp::acp_digest(key, &read.meta.plate))
+                        && !self.is_held(id)?
+                    {
+                        self.destroy_read(id)?;
+                        destroyed += 1;
+                    }
                 }
             }
         }
@@ -1002,144 +690,6 @@ impl Store {
         }
         self.db.flush()?;
         Ok(destroyed)
-    }
-
-    /// Imports a new version of a hotlist, replacing the current one atomically.
-    pub fn import_hotlist(
-        &self,
-        name: &str,
-        version: u64,
-        source: &str,
-        entries: &[HotEntry],
-    ) -> Result<ListMeta, StoreError> {
-        if !trailer_wire::topic::valid_id(name) {
-            return Err(HotlistError::BadName(name.to_string()).into());
-        }
-        let current = self.hotlist_meta(name)?;
-        if let Some(c) = &current
-            && c.version >= version
-        {
-            return Err(
-                HotlistError::Stale { name: name.into(), version, current: c.version }.into()
-            );
-        }
-        let prefix = |v: u64| {
-            let mut k = name.as_bytes().to_vec();
-            k.push(0);
-            k.extend_from_slice(&v.to_be_bytes());
-            k
-        };
-        // 1. The new version's entries, in batches (invisible until the meta switches).
-        let new_prefix = prefix(version);
-        let mut batch = sled::Batch::default();
-        for (i, e) in entries.iter().enumerate() {
-            let mut k = new_prefix.clone();
-            k.extend_from_slice(e.plate.as_bytes());
-            let v = postcard::to_allocvec(e).map_err(|err| StoreError::Corrupt {
-                tree: "hotlist",
-                key: e.plate.clone(),
-                reason: err.to_string(),
-            })?;
-            batch.insert(k, v);
-            if i % 10_000 == 9_999 {
-                self.hotlist.apply_batch(std::mem::take(&mut batch))?;
-            }
-        }
-        self.hotlist.apply_batch(batch)?;
-        self.db.flush()?;
-        // 2. Switch.
-        let meta = ListMeta {
-            name: name.into(),
-            version,
-            source: source.into(),
-            entries: entries.len() as u64,
-        };
-        let bytes = postcard::to_allocvec(&meta).map_err(|e| StoreError::Corrupt {
-            tree: "hotlist_meta",
-            key: name.into(),
-            reason: e.to_string(),
-        })?;
-        self.hotlist_meta.insert(name.as_bytes(), bytes)?;
-        self.db.flush()?;
-        if let Ok(mut cache) = self.hotlist_cache.write() {
-            *cache = None;
-        }
-        // 3. The old version's entries go.
-        if let Some(c) = current {
-            let mut batch = sled::Batch::default();
-            for kv in self.hotlist.scan_prefix(prefix(c.version)) {
-                batch.remove(kv?.0);
-            }
-            self.hotlist.apply_batch(batch)?;
-        }
-        Ok(meta)
-    }
-
-    pub fn hotlist_meta(&self, name: &str) -> Result<Option<ListMeta>, StoreError> {
-        match self.hotlist_meta.get(name.as_bytes())? {
-            None => Ok(None),
-            Some(v) => postcard::from_bytes(&v).map(Some).map_err(|e| StoreError::Corrupt {
-                tree: "hotlist_meta",
-                key: name.into(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
-    /// The current version of every list (the databases reads are compared against).
-    pub fn hotlists(&self) -> Result<Vec<ListMeta>, StoreError> {
-        if let Ok(cache) = self.hotlist_cache.read()
-            && let Some(lists) = cache.as_ref()
-        {
-            return Ok(lists.clone());
-        }
-        let lists = self.load_hotlists()?;
-        if let Ok(mut cache) = self.hotlist_cache.write() {
-            *cache = Some(lists.clone());
-        }
-        Ok(lists)
-    }
-
-    fn load_hotlists(&self) -> Result<Vec<ListMeta>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.hotlist_meta.iter() {
-            let (k, v) = kv?;
-            out.push(postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
-                tree: "hotlist_meta",
-                key: String::from_utf8_lossy(&k).into(),
-                reason: e.to_string(),
-            })?);
-        }
-        Ok(out)
-    }
-
-    /// Every list entry the plate matches (exactly, or within one known OCR confusion).
-    pub fn match_plate(
-        &self,
-        plate: &str,
-        ocr_tolerance: bool,
-    ) -> Result<Vec<(ListMeta, HotEntry)>, StoreError> {
-        let mut hits = Vec::new();
-        let candidates = hotlist::variants(plate, ocr_tolerance);
-        for list in self.hotlists()? {
-            for p in &candidates {
-                let mut k = list.name.as_bytes().to_vec();
-                k.push(0);
-                k.extend_from_slice(&list.version.to_be_bytes());
-                k.extend_from_slice(p.as_bytes());
-                if let Some(v) = self.hotlist.get(&k)? {
-                    let entry: HotEntry =
-                        postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt {
-                            tree: "hotlist",
-                            key: p.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    hits.push((list.clone(), entry));
-                    break;
-                }
-            }
-        }
-        Ok(hits)
     }
 
     /// Matches a stored read against the hotlists and raises an alert per hit, queued ahead of
@@ -1180,93 +730,6 @@ impl Store {
             self.db.flush()?;
         }
         Ok(alerts)
-    }
-
-    /// Checks the store after a start: every record decodes, every outbox entry points to an
-    /// item that exists, every picture belongs to a read. Undecodable records are moved to the
-    /// `quarantine` tree (kept for inspection, never synced); dangling entries are removed.
-    pub fn check(&self) -> Result<CheckReport, StoreError> {
-        if self.was_clean {
-            return Ok(CheckReport {
-                reads: self.reads.len() as u64,
-                skipped: true,
-                ..CheckReport::default()
-            });
-        }
-        self.full_check()
-    }
-
-    /// Records a clean shutdown (everything flushed): the next open may skip the full check.
-    pub fn mark_clean(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        self.db.insert(CLEAN_MARK, &[1u8])?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// The full check, whatever the last shutdown was.
-    pub fn full_check(&self) -> Result<CheckReport, StoreError> {
-        let mut report = CheckReport::default();
-        let quarantine = self.db.open_tree("quarantine")?;
-        for (name, tree) in
-            [("reads", &self.reads), ("usage", &self.usage), ("alerts", &self.alerts)]
-        {
-            for kv in tree.iter() {
-                let (k, v) = kv?;
-                let ok = match name {
-                    "reads" => postcard::from_bytes::<StoredRead>(&v).is_ok(),
-                    "usage" => postcard::from_bytes::<ActiveUse>(&v).is_ok(),
-                    _ => postcard::from_bytes::<Alert>(&v).is_ok(),
-                } && k.len() == 8;
-                if ok {
-                    if name == "reads" {
-                        report.reads += 1;
-                    }
-                } else {
-                    let mut qk = name.as_bytes().to_vec();
-                    qk.push(0);
-                    qk.extend_from_slice(&k);
-                    quarantine.insert(qk, v)?;
-                    tree.remove(&k)?;
-                    report.quarantined += 1;
-                }
-            }
-        }
-        for kv in self.outbox.iter() {
-            let (k, _) = kv?;
-            let exists = match parse_outbox_key(&k) {
-                Some(AckRef::Read(id)) => self.reads.contains_key(id.to_be_bytes())?,
-                Some(AckRef::Picture(id, kind)) => {
-                    self.pictures.contains_key(picture_key(id, kind))?
-                }
-                Some(AckRef::ActiveUse(id)) => self.usage.contains_key(id.to_be_bytes())?,
-                Some(AckRef::Alert(id)) => self.alerts.contains_key(id.to_be_bytes())?,
-                Some(AckRef::Deployment(_)) | Some(AckRef::Downlink(_)) => true,
-                None => false,
-            };
-            if !exists {
-                self.outbox.remove(&k)?;
-                report.dangling_outbox += 1;
-            }
-        }
-        for kv in self.pictures.iter() {
-            let (k, _) = kv?;
-            let owner = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-            let owned = match owner {
-                Some(id) => self.reads.contains_key(id.to_be_bytes())?,
-                None => false,
-            };
-            if !owned {
-                match (owner, k.get(8)) {
-                    (Some(id), Some(0)) => self.drop_picture(id, PictureKind::PlateCrop)?,
-                    (Some(id), Some(1)) => self.drop_picture(id, PictureKind::Context)?,
-                    _ => self.pictures.remove(&k)?.is_some(),
-                };
-                report.orphan_pictures += 1;
-            }
-        }
-        self.db.flush()?;
-        Ok(report)
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -1354,12 +817,14 @@ mod tests {
         let store =
             Store::open(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS))).expect("open");
         let good = put(&store, "GOOD1");
-        store.reads.insert(99u64.to_be_bytes(), &b"\xff\xff\xff"[..]).expect("corrupt");
-        store.outbox.insert(outbox_key(&AckRef::Read(12345)), &[]).expect("dangling");
-        store
-            .pictures
+        let part = store.days.get(keys::day_of(good)).expect("today's partition");
+        let id = |n| keys::read_id(1000, n);
+        part.reads.insert(read_key(id(99)), &b"\xff\xff\xff"[..]).expect("corrupt");
+        part.outbox.insert(outbox_key(&AckRef::Read(id(12345))), &[]).expect("dangling");
+        store.outbox.insert(outbox_key(&AckRef::Alert(4242)), &[]).expect("dangling alert");
+        part.pictures
             .insert(
-                picture_key(777, PictureKind::Context),
+                picture_key(id(777), PictureKind::Context),
                 postcard::to_allocvec(&PictureRef { day: 1000, offset: 0, len: 4, checksum: 0 })
                     .expect("ref"),
             )
@@ -1370,7 +835,7 @@ mod tests {
             CheckReport {
                 reads: 1,
                 quarantined: 1,
-                dangling_outbox: 1,
+                dangling_outbox: 2,
                 orphan_pictures: 1,
                 skipped: false
             }
@@ -1624,5 +1089,86 @@ mod tests {
             _ => true,
         }));
         assert!(store.read(young).expect("read").is_some());
+    }
+
+    #[test]
+    fn whole_days_go_at_once_and_an_interrupted_drop_is_counted_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let store = Store::open(dir.path(), 2, Arc::new(clock.clone())).expect("open");
+        let mut ids = Vec::new();
+        for day in 0..4 {
+            ids.push(put(&store, &format!("DAY{day}A")));
+            ids.push(put(&store, &format!("DAY{day}B")));
+            clock.advance(DAY_MS);
+        }
+        // Now day 1004 00:00: the limit is day 1002 00:00, so day 1002's reads are just young
+        // enough to stay.
+        // As if a purge had committed day 1000's count and then lost power before the drop.
+        store.destroyed.insert(1000u32.to_be_bytes(), &2u64.to_be_bytes()).expect("marker");
+        store.count_destroyed(Destruction::Retention, 2).expect("count");
+        assert_eq!(store.purge().expect("purge"), 4, "days 1000 and 1001 whole");
+        assert_eq!(store.days.all().iter().map(|d| d.0).collect::<Vec<_>>(), vec![1002, 1003]);
+        assert!(!dir.path().join("pictures/day-00001001.seg").exists());
+        assert!(ids[..4].iter().all(|id| store.read(*id).expect("read").is_none()));
+        assert!(ids[4..].iter().all(|id| store.read(*id).expect("read").is_some()));
+        let counted: u64 = store.destruction_counts().expect("counts").iter().map(|c| c.2).sum();
+        assert_eq!(counted, 4, "day 1000 was counted before the interruption, not again");
+        assert!(store.destroyed.get(1000u32.to_be_bytes()).expect("get").is_none(), "marker gone");
+        let pending = store.pending(100, &|_| false).expect("pending");
+        assert_eq!(pending.len(), 3 * 4, "the young days' reads, crops and pictures");
+        assert_eq!(pending[0], AckRef::Read(ids[4]), "oldest day first");
+    }
+
+    #[test]
+    fn an_older_store_format_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            db.open_tree("reads").expect("tree").insert(b"k", b"v").expect("insert");
+            db.flush().expect("flush");
+        }
+        let err = Store::open(dir.path(), 60, Arc::new(ManualClock::new(0))).expect_err("refused");
+        assert!(err.to_string().contains("older store format"), "{err}");
+    }
+
+    #[test]
+    fn hotlists_survive_reopen_and_a_damaged_file_only_disables_its_list() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_000 * DAY_MS));
+        {
+            let store = Store::open(dir.path(), 60, clock.clone()).expect("open");
+            let a = hotlist::parse_csv("ABC123,MN,stolen vehicle,MN BCA\n", true).expect("csv");
+            let b = hotlist::parse_csv("XYZ789,MN,warrant,Agency\n", true).expect("csv");
+            store.import_hotlist("state", 1, "MN BCA", &a).expect("import");
+            store.import_hotlist("agency", 4, "Agency", &b).expect("import");
+            store.import_hotlist("agency", 5, "Agency", &b).expect("import");
+        }
+        let lists = dir.path().join("hotlists");
+        std::fs::write(lists.join(".leftover.tmp"), b"half a file").expect("leftover");
+        let store = Store::open(dir.path(), 60, clock.clone()).expect("reopen");
+        assert_eq!(store.match_plate("ABC123", false).expect("match").len(), 1);
+        assert_eq!(store.match_plate("XYZ789", false).expect("match")[0].0.version, 5);
+        let mut files: Vec<_> = std::fs::read_dir(&lists)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["agency.00000000000000000005.hl", "state.00000000000000000001.hl"]);
+        drop(store);
+        let state = lists.join("state.00000000000000000001.hl");
+        let mut bytes = std::fs::read(&state).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&state, bytes).expect("damage");
+        let store =
+            Store::open(dir.path(), 60, clock).expect("a damaged list is not a failed start");
+        assert!(store.match_plate("ABC123", false).expect("match").is_empty());
+        assert_eq!(store.hotlists().expect("lists").len(), 1, "only the intact list is compared");
+        assert_eq!(store.hotlist_meta("state").expect("meta").map(|m| m.version), Some(1));
+        // The server resends it as a new version.
+        let a = hotlist::parse_csv("ABC123,MN,stolen vehicle,MN BCA\n", true).expect("csv");
+        store.import_hotlist("state", 2, "MN BCA", &a).expect("import");
+        assert_eq!(store.match_plate("ABC123", false).expect("match").len(), 1);
     }
 }
