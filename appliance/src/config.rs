@@ -44,12 +44,21 @@ pub struct LocationConfig {
     /// The deployment's position, used when no GPS fix is available (WGS84 degrees).
     pub latitude: f64,
     pub longitude: f64,
+    /// gpsd's address (`host:port`); empty: no GPS, the configured position only.
+    pub gpsd: String,
+    /// A fix older than this falls back to the configured position.
+    pub fix_stale_s: u64,
 }
 
 impl Default for LocationConfig {
     fn default() -> Self {
         // Mankato, Minnesota: a harmless default that is obviously not a real deployment.
-        LocationConfig { latitude: 44.1636, longitude: -93.9994 }
+        LocationConfig {
+            latitude: 44.1636,
+            longitude: -93.9994,
+            gpsd: "127.0.0.1:2947".into(),
+            fix_stale_s: 10,
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Pacing};
 use crate::engine::{Engine, EngineError};
 use crate::health::HealthState;
+use crate::location::{Location, run_gpsd};
 use crate::pass::{PassRead, PassTracker};
 use crate::store::{Inserted, NewPictures, Quota, Store, StoreError};
 use crate::sync::link::run_link;
@@ -23,9 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
-use trailer_wire::{
-    ActiveUse, CameraState, FixQuality, PictureSet, Position, ReadMeta, UsageReason,
-};
+use trailer_wire::{ActiveUse, CameraState, PictureSet, ReadMeta, UsageReason};
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -75,12 +74,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let clock: SharedClock = Arc::new(SystemClock);
     let store = open_store(&config, clock.clone())?;
     let report = store.check()?;
-    let position = Position::from_degrees(
+    let location = Arc::new(Location::new(
         config.location.latitude,
         config.location.longitude,
-        FixQuality::Configured,
-    );
-    let health = Arc::new(HealthState::new(position));
+        Duration::from_secs(config.location.fix_stale_s.max(1)),
+    ));
+    let health = Arc::new(HealthState::new(location.configured()));
+    let (gps_stop_tx, gps_stop_rx) = watch::channel(false);
+    let gps = (!config.location.gpsd.is_empty()).then(|| {
+        tokio::spawn(run_gpsd(
+            config.location.gpsd.clone(),
+            location.clone(),
+            health.clone(),
+            gps_stop_rx,
+        ))
+    });
     health.store_repairs.store(
         report.quarantined + report.dangling_outbox + report.orphan_pictures,
         Ordering::Relaxed,
@@ -133,7 +141,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         end: None,
         start_reason: UsageReason::DaemonStart,
         end_reason: None,
-        position,
+        position: location.current(),
         lists_compared: store.hotlists()?.into_iter().map(|l| l.source).collect(),
     };
     store.record_usage(&period)?;
@@ -182,7 +190,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                         confidence_pm: (r.confidence.clamp(0.0, 1.0) * 1000.0).round() as u16,
                         first_seen: r.first_seen,
                         best_seen: r.best_seen,
-                        position,
+                        position: location.current(),
                         plate_box: [r.plate_box.x as u16, r.plate_box.y as u16, r.plate_box.w as u16, r.plate_box.h as u16],
                         pictures: PictureSet::default(),
                     };
@@ -279,6 +287,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         link.await.map_err(|e| DaemonError::Internal(e.to_string()))??;
     }
     drop(retention);
+    let _ = gps_stop_tx.send(true);
+    if let Some(gps) = gps {
+        let _ = gps.await;
+    }
     watchdog.abort();
     store.mark_clean()?;
     tracing::info!(

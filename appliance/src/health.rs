@@ -51,6 +51,14 @@ impl HealthState {
         }
     }
 
+    pub fn position(&self) -> Position {
+        self.position.lock().map(|p| *p).unwrap_or(Position::from_degrees(
+            0.0,
+            0.0,
+            trailer_wire::FixQuality::None,
+        ))
+    }
+
     pub fn note_read(&self, at: i64) {
         self.last_read.store(at, Ordering::Relaxed);
     }
@@ -74,11 +82,7 @@ impl HealthState {
             trailer_id: trailer_id.into(),
             time: now,
             camera: self.camera(),
-            position: self.position.lock().map(|p| *p).unwrap_or(Position::from_degrees(
-                0.0,
-                0.0,
-                trailer_wire::FixQuality::None,
-            )),
+            position: self.position(),
             disk_used_pm: ((used as f64 / limit as f64) * 1000.0).min(1000.0) as u16,
             storage_full: store.storage_full(),
             store_repairs: self.store_repairs.load(Ordering::Relaxed) as u32,

@@ -14,6 +14,7 @@
 //! - [`pass`]: groups sightings into vehicle passes and emits one read per pass.
 //! - [`store`]: the sled store: reads, pictures, the outbox, retention.
 //! - [`sync`]: the outbox/ack state machine and the thin MQTT loop around it.
+//! - [`location`]: gpsd fixes with the configured position as fallback.
 //! - [`health`]: the shared health state the sync link reports.
 //! - [`daemon`]: wires the stages together; owns shutdown.
 //! - [`config`]: the strict TOML configuration and its defaults.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod health;
+pub mod location;
 pub mod pass;
 pub mod store;
 pub mod sync;
