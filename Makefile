@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store clean-demo
+.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store bench-capture bench-videos clean-demo
 
 setup:
 	@bash scripts/setup.sh
@@ -38,6 +38,17 @@ clean-demo:
 bench-alpr: build-release
 	@test -n "$(DIR)" || { echo "usage: make bench-alpr DIR=<folder>"; exit 2; }
 	$${CARGO_TARGET_DIR:-target}/release/bench-alpr $(DIR)
+
+# The capture path on a video: frames, gate, reads, CPU per minute of video, peak memory.
+bench-capture: build-release
+	@test -n "$(VIDEO)" || { echo "usage: make bench-capture VIDEO=<file>  (make bench-videos renders a static and a busy 1080p scene)"; exit 2; }
+	$${CARGO_TARGET_DIR:-target}/release/bench-capture $(VIDEO)
+
+# Two 1080p30 scenes for bench-capture: a static road (60 s) and 12 vehicles passing.
+bench-videos: build-release
+	@mkdir -p bench-videos
+	$${CARGO_TARGET_DIR:-target}/release/make-scene-video --out bench-videos/static-1080p.mp4 --vehicles 0 --idle-s 60 --fps 30 --width 1920 --height 1080
+	$${CARGO_TARGET_DIR:-target}/release/make-scene-video --out bench-videos/busy-1080p.mp4 --vehicles 12 --fps 30 --width 1920 --height 1080 --seed 7
 
 # The trailer store: write rate, bytes on disk per payload byte, 60-day purge, open, hotlists.
 bench-store: build-release

@@ -1,11 +1,13 @@
 //! Capture: a GStreamer pipeline from the camera (RTSP, V4L2) or a file to RGB frames.
 //!
 //! ```text
-//!  rtspsrc / v4l2src / filesrc ─► decodebin ─► videoconvert ─► videoscale
-//!      ─► video/x-raw,format=RGB,width=W,pixel-aspect-ratio=1/1 ─► appsink (newest frame)
+//!  rtspsrc / v4l2src / filesrc ─► decodebin ─► videorate (max_fps, drop only) ─► videoconvert
+//!      ─► videoscale ─► video/x-raw,format=RGB,width=W,pixel-aspect-ratio=1/1 ─► appsink
 //! ```
-//! `decodebin` picks a hardware decoder where the box has one. Colour conversion and scaling are
-//! done once, to the width the engine needs. Live sources hand over only the newest frame
+//! `decodebin` picks a hardware decoder where the box has one. Frames beyond `max_fps` are
+//! dropped right after decoding, so they never cost a colour conversion; the rest are converted
+//! and scaled once, to the width the engine needs. Decoded frames are counted by a probe in
+//! front of `videorate`. Live sources hand over only the newest frame
 //! (`max-buffers=1 drop=true`); the frames GStreamer dropped are counted from buffer offsets.
 //! File replays decode every frame and never drop. The pipeline's whole lifecycle is this
 //! module's [`Capture`]: built in `open`, set to `Null` on drop.
@@ -54,6 +56,9 @@ pub struct Capture {
     sink: gst_app::AppSink,
     bus: gst::Bus,
     frames: u64,
+    decoded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The current rate limit (0: none).
+    max_fps: u32,
 }
 
 impl std::fmt::Debug for Capture {
@@ -93,8 +98,12 @@ impl Capture {
         gst::init().map_err(|e| CaptureError::Init(e.to_string()))?;
         let src = source_description(cfg)?;
         let live = cfg.effective_pacing() == Pacing::Live;
+        let rate = match cfg.max_fps {
+            0 => "identity name=rate".to_string(),
+            fps => format!("videorate name=rate drop-only=true max-rate={fps}"),
+        };
         let desc = format!(
-            "{src} ! videoconvert ! videoscale ! \
+            "{src} ! {rate} ! videoconvert ! videoscale ! \
              video/x-raw,format=RGB,width={w},pixel-aspect-ratio=1/1 ! \
              appsink name=sink sync=false max-buffers={mb} drop={drop} enable-last-sample=false",
             w = cfg.width,
@@ -110,7 +119,17 @@ impl Capture {
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| CaptureError::Pipeline("no appsink".into()))?;
         let bus = pipeline.bus().ok_or_else(|| CaptureError::Pipeline("no bus".into()))?;
-        let cap = Capture { pipeline, sink, bus, frames: 0 };
+        let decoded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let pad = pipeline
+            .by_name("rate")
+            .and_then(|e| e.static_pad("sink"))
+            .ok_or_else(|| CaptureError::Pipeline("no rate element".into()))?;
+        let counter = decoded.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+        let cap = Capture { pipeline, sink, bus, frames: 0, decoded, max_fps: cfg.max_fps };
         cap.pipeline.set_state(gst::State::Playing).map_err(|_| {
             cap.bus_error().unwrap_or_else(|| CaptureError::Pipeline("cannot start".into()))
         })?;
@@ -172,8 +191,25 @@ impl Capture {
         Ok(Next::Frame(Frame { image, pts_ms: buffer.pts().map(|t| t.mseconds() as i64) }))
     }
 
+    /// Changes the rate limit while running (no-op without one, or when unchanged).
+    pub fn set_max_fps(&mut self, fps: u32) {
+        if fps == 0 || fps == self.max_fps || self.max_fps == 0 {
+            return;
+        }
+        if let Some(rate) = self.pipeline.by_name("rate") {
+            rate.set_property("max-rate", fps as i32);
+            self.max_fps = fps;
+        }
+    }
+
+    /// Frames handed over so far.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// Frames the decoder produced so far (handed over or dropped).
+    pub fn decoded(&self) -> u64 {
+        self.decoded.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -11,6 +11,7 @@ pub struct Config {
     pub trailer: TrailerConfig,
     pub location: LocationConfig,
     pub capture: CaptureConfig,
+    pub gate: crate::gate::GateConfig,
     pub engine: EngineConfig,
     pub pass: PassConfig,
     pub store: StoreConfig,
@@ -83,6 +84,9 @@ pub struct CaptureConfig {
     pub analyse_fps: f32,
     /// `live` or `every-frame`; by default `every-frame` for files, `live` otherwise.
     pub pacing: Option<Pacing>,
+    /// Frames per second handed to the appliance at most; the rest are dropped by GStreamer
+    /// right after decoding, before colour conversion and scaling (0: all).
+    pub max_fps: u32,
     /// Reconnect backoff for live sources, first and maximum delay.
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
@@ -94,6 +98,7 @@ impl Default for CaptureConfig {
             source: "rtsp://192.0.2.10:554/stream1".into(),
             width: 1280,
             analyse_fps: 8.0,
+            max_fps: 10,
             pacing: None,
             reconnect_initial_ms: 500,
             reconnect_max_ms: 30_000,

@@ -10,17 +10,18 @@
 //!
 //! Shutdown: one `watch` signal. The capture thread stops first and closes its passes; the store
 //! task drains the channel when it closes; the sync link gets a last chance to drain, then stops.
+use crate::analyse::{Analyser, Counters};
 use crate::capture::{Capture, CaptureError, Next};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, Pacing};
+use crate::config::Config;
 use crate::engine::{Engine, EngineError};
 use crate::health::HealthState;
 use crate::location::{Location, run_gpsd};
-use crate::pass::{PassRead, PassTracker};
+use crate::pass::PassRead;
 use crate::store::{Inserted, NewPictures, Quota, Store, StoreError};
 use crate::sync::link::run_link;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
@@ -38,14 +39,6 @@ pub enum DaemonError {
     Link(#[from] crate::sync::LinkError),
     #[error("internal: {0}")]
     Internal(String),
-}
-
-/// Counters shared by the stages (the health module reads them).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub frames_decoded: AtomicU64,
-    pub frames_analysed: AtomicU64,
-    pub reads: AtomicU64,
 }
 
 fn notify(state: &[sd_notify::NotifyState]) {
@@ -296,6 +289,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     tracing::info!(
         frames_decoded = counters.frames_decoded.load(Ordering::Relaxed),
         frames_analysed = counters.frames_analysed.load(Ordering::Relaxed),
+        frames_gated = counters.frames_gated.load(Ordering::Relaxed),
         reads = counters.reads.load(Ordering::Relaxed),
         "appliance stopped"
     );
@@ -305,7 +299,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
 /// The capture thread. Returns `Ok(true)` at the end of a file, `Ok(false)` when stopped.
 fn capture_loop(
     cfg: Config,
-    mut engine: Engine,
+    engine: Engine,
     reads: mpsc::Sender<PassRead>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
@@ -314,11 +308,7 @@ fn capture_loop(
 ) -> Result<bool, CaptureError> {
     let mut capture = Capture::open(&cfg.capture)?;
     health.set_camera(CameraState::Up);
-    let mut tracker = PassTracker::new(cfg.pass.clone());
-    let pacing = cfg.capture.effective_pacing();
-    let interval_ms = (1000.0 / cfg.capture.analyse_fps) as i64;
-    let start_wall = clock.now_ms();
-    let mut next_due = i64::MIN;
+    let mut analyser = Analyser::new(&cfg, engine, counters.clone(), clock.now_ms());
     let send = |r: PassRead| reads.blocking_send(r).is_ok();
     let ended = loop {
         if stop.load(Ordering::Relaxed) {
@@ -329,34 +319,18 @@ fn capture_loop(
             Next::Idle => continue,
             Next::EndOfStream => break true,
         };
-        counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
-        // Video time: replays map stream time onto the wall clock at start; live frames are
-        // stamped on arrival.
-        let time = match (pacing, frame.pts_ms) {
-            (Pacing::EveryFrame, Some(pts)) => start_wall + pts,
-            _ => clock.now_ms(),
-        };
-        if time < next_due {
-            continue;
-        }
-        next_due = time + interval_ms;
-        counters.frames_analysed.fetch_add(1, Ordering::Relaxed);
-        let reading = match engine.read(&frame.image) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "engine failed on a frame");
-                continue;
-            }
-        };
-        for r in tracker.observe(time, &frame.image, &reading.plates) {
+        counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
+        for r in analyser.frame(&frame, clock.now_ms()) {
             if !send(r) {
                 return Ok(false);
             }
         }
+        capture.set_max_fps(analyser.wanted_fps(&cfg));
     };
-    for r in tracker.finish() {
+    for r in analyser.finish() {
         send(r);
     }
-    tracing::info!(frames = capture.frames(), ended, "capture stopped");
+    counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
+    tracing::info!(frames = capture.frames(), gate = ?analyser.gate_counts(), ended, "capture stopped");
     Ok(ended)
 }

@@ -10,6 +10,8 @@
 //!                                                                  gps ──► position on each read
 //! ```
 //! - [`capture`]: the GStreamer pipeline; hands over the newest frame, counts drops.
+//! - [`analyse`]: the per-frame path: pacing, gate, engine, pass tracker.
+//! - [`gate`]: the motion gate that keeps the engine off while nothing moves.
 //! - [`engine`]: picture in, plate candidates out (ONNX Runtime).
 //! - [`pass`]: groups sightings into vehicle passes and emits one read per pass.
 //! - [`store`]: the sled store: reads, pictures, the outbox, retention.
@@ -19,11 +21,13 @@
 //! - [`daemon`]: wires the stages together; owns shutdown.
 //! - [`config`]: the strict TOML configuration and its defaults.
 //! - [`clock`]: injected time, so retention is testable in milliseconds.
+pub mod analyse;
 pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod gate;
 pub mod health;
 pub mod location;
 pub mod pass;

@@ -230,6 +230,24 @@ pub struct ScenePlan {
     pub fps: u32,
     /// A vehicle parked in view for this many seconds after the passes (0: none).
     pub parked_s: u32,
+    /// Seconds of empty road at the end (a static scene when there are no vehicles).
+    pub idle_s: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Default for ScenePlan {
+    fn default() -> Self {
+        ScenePlan {
+            vehicles: 3,
+            seed: 1,
+            fps: 10,
+            parked_s: 0,
+            idle_s: 0,
+            width: 1280,
+            height: 720,
+        }
+    }
 }
 
 /// Renders the plan into an H.264 MP4 at `out`. Each vehicle is first checked on a still with the
@@ -239,7 +257,7 @@ pub fn make_video(
     plan: &ScenePlan,
     engine: &mut appliance::engine::Engine,
 ) -> anyhow::Result<SceneVideo> {
-    let renderer = Renderer::new(1280, 720, plan.seed)?;
+    let renderer = Renderer::new(plan.width, plan.height, plan.seed)?;
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let mut pick = |rng: &mut StdRng| -> anyhow::Result<Vehicle> {
         for _ in 0..60 {
@@ -281,7 +299,7 @@ pub fn make_video(
         .into_iter()
         .map(|(v, x)| with(v.map(|i| &vehicles[i]), x))
         .chain((0..parked_frames).map(|_| with(parked.as_ref(), w / 2)))
-        .chain((0..fps).map(|_| with(None, 0)));
+        .chain((0..fps * (1 + plan.idle_s as i32)).map(|_| with(None, 0)));
     crate::video::write_mp4(out, plan.fps, render)?;
     let mut plates: Vec<String> = vehicles.into_iter().map(|v| v.plate).collect();
     plates.extend(parked.map(|p| p.plate));

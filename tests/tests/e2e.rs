@@ -18,7 +18,7 @@ fn three_passes() -> &'static (PathBuf, SceneVideo) {
         std::fs::create_dir_all(&dir).expect("video dir");
         let path = dir.join("three.mp4");
         let mut engine = Engine::load(&EngineConfig::default()).expect("engine (run make setup)");
-        let plan = ScenePlan { vehicles: 3, seed: 11, fps: 10, parked_s: 0 };
+        let plan = ScenePlan { vehicles: 3, seed: 11, ..ScenePlan::default() };
         let video = make_video(&path, &plan, &mut engine).expect("video");
         (path, video)
     })

@@ -20,12 +20,27 @@ struct Args {
     /// A vehicle parked in view for this many seconds after the passes (0: none).
     #[arg(long, default_value_t = 0)]
     parked_s: u32,
+    /// Seconds of empty road at the end (with `--vehicles 0`: a static scene).
+    #[arg(long, default_value_t = 0)]
+    idle_s: u32,
+    #[arg(long, default_value_t = 1280)]
+    width: u32,
+    #[arg(long, default_value_t = 720)]
+    height: u32,
 }
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let mut engine = Engine::load(&EngineConfig::default())?;
-    let plan = ScenePlan { vehicles: a.vehicles, seed: a.seed, fps: a.fps, parked_s: a.parked_s };
+    let plan = ScenePlan {
+        vehicles: a.vehicles,
+        seed: a.seed,
+        fps: a.fps,
+        parked_s: a.parked_s,
+        idle_s: a.idle_s,
+        width: a.width,
+        height: a.height,
+    };
     let video = make_video(&a.out, &plan, &mut engine)?;
     println!("{}", serde_json::json!({ "plates": video.plates }));
     Ok(())

@@ -1,0 +1,94 @@
+//! The per-frame path from a decoded frame to finished vehicle passes: pacing, the motion gate,
+//! the engine and the pass tracker. The daemon's capture thread and `bench-capture` both drive
+//! it, so the benchmark measures exactly what the trailer runs.
+use crate::capture::Frame;
+use crate::config::{Config, Pacing};
+use crate::engine::Engine;
+use crate::gate::{GateCounts, MotionGate};
+use crate::pass::{PassRead, PassTracker};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters shared by the stages (the health module and the benchmark read them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames the decoder produced.
+    pub frames_decoded: AtomicU64,
+    /// Frames handed over by the pipeline (after its rate limit and drops).
+    pub frames_delivered: AtomicU64,
+    pub frames_analysed: AtomicU64,
+    /// Frames the motion gate kept from the engine.
+    pub frames_gated: AtomicU64,
+    pub reads: AtomicU64,
+}
+
+pub struct Analyser {
+    engine: Engine,
+    tracker: PassTracker,
+    gate: MotionGate,
+    pacing: Pacing,
+    interval_ms: i64,
+    start_wall: i64,
+    next_due: i64,
+    counters: Arc<Counters>,
+}
+
+impl Analyser {
+    /// `start_wall`: the wall clock when the stream started (replays map stream time onto it).
+    pub fn new(cfg: &Config, engine: Engine, counters: Arc<Counters>, start_wall: i64) -> Analyser {
+        Analyser {
+            engine,
+            tracker: PassTracker::new(cfg.pass.clone()),
+            gate: MotionGate::new(cfg.gate.clone()),
+            pacing: cfg.capture.effective_pacing(),
+            interval_ms: (1000.0 / cfg.capture.analyse_fps) as i64,
+            start_wall,
+            next_due: i64::MIN,
+            counters,
+        }
+    }
+
+    /// Takes one delivered frame (`now`: the wall clock at arrival); returns the passes it ended.
+    pub fn frame(&mut self, frame: &Frame, now: i64) -> Vec<PassRead> {
+        self.counters.frames_delivered.fetch_add(1, Ordering::Relaxed);
+        // Video time: replays use stream time; live frames are stamped on arrival.
+        let time = match (self.pacing, frame.pts_ms) {
+            (Pacing::EveryFrame, Some(pts)) => self.start_wall + pts,
+            _ => now,
+        };
+        if time < self.next_due {
+            return Vec::new();
+        }
+        if !self.gate.decide(time, &frame.image, self.tracker.open_passes() > 0).analyse() {
+            self.counters.frames_gated.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        }
+        self.next_due = time + self.interval_ms;
+        self.counters.frames_analysed.fetch_add(1, Ordering::Relaxed);
+        match self.engine.read(&frame.image) {
+            Ok(reading) => self.tracker.observe(time, &frame.image, &reading.plates),
+            Err(e) => {
+                tracing::warn!(error = %e, "engine failed on a frame");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Ends every open pass (end of stream or shutdown).
+    pub fn finish(&mut self) -> Vec<PassRead> {
+        self.tracker.finish()
+    }
+
+    /// The frame rate the pipeline should deliver now: low while the scene is quiet.
+    pub fn wanted_fps(&self, cfg: &Config) -> u32 {
+        if self.gate.quiet() && cfg.gate.idle_fps > 0 {
+            cfg.gate.idle_fps
+        } else {
+            cfg.capture.max_fps
+        }
+    }
+
+    pub fn gate_counts(&self) -> GateCounts {
+        self.gate.counts()
+    }
+}
