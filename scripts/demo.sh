@@ -66,6 +66,8 @@ cat >"$state/appliance.toml" <<TOML
 [trailer]
 id = "$trailer"
 data_dir = "$state/appliance"
+[location]
+gpsd = ""   # no GPS receiver on a demo machine: the configured position is used
 [capture]
 source = "file://$video"
 [sync]

@@ -32,6 +32,8 @@ pub enum CaptureError {
     Pipeline(String),
     #[error("stream error from {element}: {message}")]
     Stream { element: String, message: String },
+    #[error("the file gave no frame and no end for {0:?}: damaged or incomplete (no index?)")]
+    Stalled(Duration),
 }
 
 /// One decoded frame.
@@ -59,6 +61,9 @@ pub struct Capture {
     decoded: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The current rate limit (0: none).
     max_fps: u32,
+    /// For a file: how long without a frame or an end counts as a damaged file.
+    file_stall: Option<Duration>,
+    last_progress: std::time::Instant,
 }
 
 impl std::fmt::Debug for Capture {
@@ -129,7 +134,16 @@ impl Capture {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
-        let cap = Capture { pipeline, sink, bus, frames: 0, decoded, max_fps: cfg.max_fps };
+        let cap = Capture {
+            pipeline,
+            sink,
+            bus,
+            frames: 0,
+            decoded,
+            max_fps: cfg.max_fps,
+            file_stall: cfg.is_file().then(|| Duration::from_millis(cfg.file_stall_ms.max(1))),
+            last_progress: std::time::Instant::now(),
+        };
         cap.pipeline.set_state(gst::State::Playing).map_err(|_| {
             cap.bus_error().unwrap_or_else(|| CaptureError::Pipeline("cannot start".into()))
         })?;
@@ -164,8 +178,19 @@ impl Capture {
             if let Some(e) = self.bus_error() {
                 return Err(e);
             }
-            return Ok(if self.sink.is_eos() { Next::EndOfStream } else { Next::Idle });
+            if self.sink.is_eos() {
+                return Ok(Next::EndOfStream);
+            }
+            // A file never waits on a camera: no frame and no end means it cannot be played
+            // (an MP4 cut before its index, for one, makes the demuxer wait for ever).
+            if let Some(limit) = self.file_stall
+                && self.last_progress.elapsed() > limit
+            {
+                return Err(CaptureError::Stalled(limit));
+            }
+            return Ok(Next::Idle);
         };
+        self.last_progress = std::time::Instant::now();
         let caps =
             sample.caps().ok_or_else(|| CaptureError::Pipeline("sample without caps".into()))?;
         let info = gstreamer_video::VideoInfo::from_caps(caps)
