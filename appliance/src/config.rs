@@ -100,7 +100,7 @@ impl Default for CaptureConfig {
             source: "rtsp://192.0.2.10:554/stream1".into(),
             width: 1280,
             analyse_fps: 8.0,
-            max_fps: 10,
+            max_fps: 30,
             file_stall_ms: 10_000,
             pacing: None,
             reconnect_initial_ms: 500,
