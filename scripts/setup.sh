@@ -15,6 +15,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # --- 1. Debian packages --------------------------------------------------------------------
 packages=(
   pkg-config build-essential libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-plugins-ugly gstreamer1.0-tools
   mosquitto mosquitto-clients openssl ca-certificates fonts-dejavu-core

@@ -79,13 +79,10 @@ impl Analyser {
         self.tracker.finish()
     }
 
-    /// The frame rate the pipeline should deliver now: low while the scene is quiet.
-    pub fn wanted_fps(&self, cfg: &Config) -> u32 {
-        if self.gate.quiet() && cfg.gate.idle_fps > 0 {
-            cfg.gate.idle_fps
-        } else {
-            cfg.capture.max_fps
-        }
+    /// The frame rate the pipeline should keep to now: `idle_fps` while the scene is quiet,
+    /// 0 (no extra limit) otherwise.
+    pub fn idle_fps(&self, cfg: &Config) -> u32 {
+        if self.gate.quiet() { cfg.gate.idle_fps } else { 0 }
     }
 
     pub fn gate_counts(&self) -> GateCounts {

@@ -6,8 +6,11 @@
 //! ```
 //! `decodebin` picks a hardware decoder where the box has one. Frames beyond `max_fps` are
 //! dropped right after decoding, so they never cost a colour conversion; the rest are converted
-//! and scaled once, to the width the engine needs. Decoded frames are counted by a probe in
-//! front of `videorate`. Live sources hand over only the newest frame
+//! and scaled once, to the width the engine needs. A probe in front of `videorate` counts the
+//! decoded frames and, while the motion gate says the scene is quiet, lets through only one
+//! frame per idle interval ([`Capture::set_idle_fps`]); the change takes effect on the next
+//! frame, with no caps renegotiation (changing `videorate`'s own rate lost about a second of
+//! frames when a vehicle arrived, and with them reads). Live sources hand over only the newest frame
 //! (`max-buffers=1 drop=true`); the frames GStreamer dropped are counted from buffer offsets.
 //! File replays decode every frame and never drop. The pipeline's whole lifecycle is this
 //! module's [`Capture`]: built in `open`, set to `Null` on drop.
@@ -32,7 +35,9 @@ pub enum CaptureError {
     Pipeline(String),
     #[error("stream error from {element}: {message}")]
     Stream { element: String, message: String },
-    #[error("the file gave no frame and no end for {0:?}: damaged or incomplete (no index?)")]
+    #[error(
+        "no frame and no end for {0:?}: a damaged or incomplete file, or a camera that stopped sending"
+    )]
     Stalled(Duration),
 }
 
@@ -59,10 +64,10 @@ pub struct Capture {
     bus: gst::Bus,
     frames: u64,
     decoded: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// The current rate limit (0: none).
-    max_fps: u32,
-    /// For a file: how long without a frame or an end counts as a damaged file.
-    file_stall: Option<Duration>,
+    /// While quiet, at most one frame per this many ms passes the probe (0: all).
+    idle_every_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// How long without a frame or an end counts as a damaged file or a silent camera.
+    stall: Duration,
     last_progress: std::time::Instant,
 }
 
@@ -125,13 +130,35 @@ impl Capture {
             .ok_or_else(|| CaptureError::Pipeline("no appsink".into()))?;
         let bus = pipeline.bus().ok_or_else(|| CaptureError::Pipeline("no bus".into()))?;
         let decoded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let pad = pipeline
+        let rate = pipeline
             .by_name("rate")
-            .and_then(|e| e.static_pad("sink"))
             .ok_or_else(|| CaptureError::Pipeline("no rate element".into()))?;
+        let pad = |name: &str| {
+            rate.static_pad(name)
+                .ok_or_else(|| CaptureError::Pipeline(format!("rate element without {name} pad")))
+        };
         let counter = decoded.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        pad("sink")?.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+        // The idle limit drops on the push side (dropping inside a sink pad's chain makes
+        // GStreamer 1.22 log a critical per frame), still before any colour conversion.
+        let idle_every_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let every = idle_every_ms.clone();
+        // The pts of the last frame let through (u64::MAX: none yet).
+        let last_passed = std::sync::atomic::AtomicU64::new(u64::MAX);
+        pad("src")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let Some(pts) = info.buffer().and_then(|b| b.pts()).map(|t| t.mseconds()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let every = every.load(Relaxed);
+            let last = last_passed.load(Relaxed);
+            if every > 0 && last != u64::MAX && pts >= last && pts - last < every {
+                return gst::PadProbeReturn::Drop;
+            }
+            last_passed.store(pts, Relaxed);
             gst::PadProbeReturn::Ok
         });
         let cap = Capture {
@@ -140,8 +167,8 @@ impl Capture {
             bus,
             frames: 0,
             decoded,
-            max_fps: cfg.max_fps,
-            file_stall: cfg.is_file().then(|| Duration::from_millis(cfg.file_stall_ms.max(1))),
+            idle_every_ms,
+            stall: Duration::from_millis(cfg.stall_ms.max(1)),
             last_progress: std::time::Instant::now(),
         };
         cap.pipeline.set_state(gst::State::Playing).map_err(|_| {
@@ -181,12 +208,11 @@ impl Capture {
             if self.sink.is_eos() {
                 return Ok(Next::EndOfStream);
             }
-            // A file never waits on a camera: no frame and no end means it cannot be played
-            // (an MP4 cut before its index, for one, makes the demuxer wait for ever).
-            if let Some(limit) = self.file_stall
-                && self.last_progress.elapsed() > limit
-            {
-                return Err(CaptureError::Stalled(limit));
+            // No frame and no end for this long: a file that cannot be played (an MP4 cut
+            // before its index may make the demuxer wait for ever), or a camera that went
+            // silent without closing its stream.
+            if self.last_progress.elapsed() > self.stall {
+                return Err(CaptureError::Stalled(self.stall));
             }
             return Ok(Next::Idle);
         };
@@ -216,15 +242,10 @@ impl Capture {
         Ok(Next::Frame(Frame { image, pts_ms: buffer.pts().map(|t| t.mseconds() as i64) }))
     }
 
-    /// Changes the rate limit while running (no-op without one, or when unchanged).
-    pub fn set_max_fps(&mut self, fps: u32) {
-        if fps == 0 || fps == self.max_fps || self.max_fps == 0 {
-            return;
-        }
-        if let Some(rate) = self.pipeline.by_name("rate") {
-            rate.set_property("max-rate", fps as i32);
-            self.max_fps = fps;
-        }
+    /// While the scene is quiet, deliver at most `fps` frames per second (0: all of them).
+    pub fn set_idle_fps(&self, fps: u32) {
+        let every = if fps == 0 { 0 } else { 1000 / u64::from(fps) };
+        self.idle_every_ms.store(every, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Frames handed over so far.

@@ -87,8 +87,9 @@ pub struct CaptureConfig {
     /// Frames per second handed to the appliance at most; the rest are dropped by GStreamer
     /// right after decoding, before colour conversion and scaling (0: all).
     pub max_fps: u32,
-    /// A file that gives no frame and no end for this long is reported as damaged.
-    pub file_stall_ms: u64,
+    /// A source that gives no frame and no end for this long has failed: a damaged file, or
+    /// a camera to reconnect.
+    pub stall_ms: u64,
     /// Reconnect backoff for live sources, first and maximum delay.
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
@@ -101,7 +102,7 @@ impl Default for CaptureConfig {
             width: 1280,
             analyse_fps: 8.0,
             max_fps: 30,
-            file_stall_ms: 10_000,
+            stall_ms: 10_000,
             pacing: None,
             reconnect_initial_ms: 500,
             reconnect_max_ms: 30_000,

@@ -104,7 +104,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
 
     // Stop signal for the blocking capture thread, raised from the async side.
     let stop_capture = Arc::new(AtomicBool::new(false));
-    let (reads_tx, mut reads_rx) = mpsc::channel::<PassRead>(64);
+    let (reads_tx, mut reads_rx) = mpsc::channel::<CaptureEvent>(64);
     let counters = Arc::new(Counters::default());
     let capture_thread = {
         let cfg = config.clone();
@@ -116,28 +116,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             .name("capture".into())
             .spawn(move || {
                 let result = capture_loop(cfg, engine, reads_tx, stop, counters, clock, &health);
-                health.set_camera(if result.is_err() {
-                    CameraState::Down
-                } else {
-                    CameraState::NotConfigured
-                });
+                if result.is_err() {
+                    health.set_camera(CameraState::Down);
+                }
                 result
             })
             .map_err(|e| DaemonError::Internal(e.to_string()))?
     };
 
-    // The active-use period opens now and closes when capture stops.
-    let period = ActiveUse {
-        trailer_id: config.trailer.id.clone(),
-        period_id: store.next_id()?,
-        start: clock.now_ms(),
-        end: None,
-        start_reason: UsageReason::DaemonStart,
-        end_reason: None,
-        position: location.current(),
-        lists_compared: store.hotlists()?.into_iter().map(|l| l.source).collect(),
-    };
-    store.record_usage(&period)?;
+    // Active-use periods: one opens when frames flow (first at start, then after each camera
+    // outage) and closes when the camera goes down or capture stops.
+    let mut periods = Periods { open: None, started: false };
 
     let wake = Arc::new(Notify::new());
     let (link_stop_tx, link_stop_rx) = watch::channel(false);
@@ -175,7 +164,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     loop {
         tokio::select! {
             read = reads_rx.recv() => match read {
-                Some(r) => {
+                Some(CaptureEvent::Camera { up, at }) => {
+                    if up {
+                        let lists = store.hotlists()?.into_iter().map(|l| l.source).collect();
+                        periods.camera_up(&store, &config.trailer.id, at, location.current(), lists)?;
+                    } else {
+                        periods.close(&store, at, UsageReason::CameraDown)?;
+                    }
+                    wake.notify_one();
+                }
+                Some(CaptureEvent::Read(r)) => {
                     let meta = ReadMeta {
                         read_id: 0,
                         camera_id: camera_id.clone(),
@@ -248,11 +246,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         Ok(false) => UsageReason::DaemonStop,
         Err(_) => UsageReason::CameraDown,
     };
-    store.record_usage(&ActiveUse {
-        end: Some(clock.now_ms()),
-        end_reason: Some(end_reason),
-        ..period
-    })?;
+    periods.close(&store, clock.now_ms(), end_reason)?;
     wake.notify_one();
     notify(&[sd_notify::NotifyState::Stopping]);
 
@@ -296,41 +290,161 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     capture_result.map(|_| ()).map_err(DaemonError::from)
 }
 
-/// The capture thread. Returns `Ok(true)` at the end of a file, `Ok(false)` when stopped.
+/// What the capture thread hands to the store task, in order.
+#[derive(Debug)]
+enum CaptureEvent {
+    Read(PassRead),
+    /// Frames started (`up`) or stopped flowing at `at`.
+    Camera {
+        up: bool,
+        at: i64,
+    },
+}
+
+/// The open active-use period, owned by the store task.
+struct Periods {
+    open: Option<ActiveUse>,
+    /// A period was opened before (the next one starts because the camera came back).
+    started: bool,
+}
+
+impl Periods {
+    fn camera_up(
+        &mut self,
+        store: &Store,
+        trailer_id: &str,
+        at: i64,
+        position: trailer_wire::Position,
+        lists_compared: Vec<String>,
+    ) -> Result<(), StoreError> {
+        if self.open.is_some() {
+            return Ok(());
+        }
+        let period = ActiveUse {
+            trailer_id: trailer_id.into(),
+            period_id: store.next_id()?,
+            start: at,
+            end: None,
+            start_reason: if self.started {
+                UsageReason::CameraUp
+            } else {
+                UsageReason::DaemonStart
+            },
+            end_reason: None,
+            position,
+            lists_compared,
+        };
+        store.record_usage(&period)?;
+        self.open = Some(period);
+        self.started = true;
+        Ok(())
+    }
+
+    fn close(&mut self, store: &Store, at: i64, why: UsageReason) -> Result<(), StoreError> {
+        if let Some(p) = self.open.take() {
+            store.record_usage(&ActiveUse { end: Some(at), end_reason: Some(why), ..p })?;
+        }
+        Ok(())
+    }
+}
+
+/// The capture thread. Returns `Ok(true)` at the end of a file, `Ok(false)` when stopped. A live
+/// source that fails or stalls is reopened with jittered exponential backoff; while it is away
+/// the health state says "camera down" and no active-use period is open.
 fn capture_loop(
     cfg: Config,
     engine: Engine,
-    reads: mpsc::Sender<PassRead>,
+    events: mpsc::Sender<CaptureEvent>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     clock: SharedClock,
     health: &HealthState,
 ) -> Result<bool, CaptureError> {
-    let mut capture = Capture::open(&cfg.capture)?;
-    health.set_camera(CameraState::Up);
+    let live = !cfg.capture.is_file();
     let mut analyser = Analyser::new(&cfg, engine, counters.clone(), clock.now_ms());
-    let send = |r: PassRead| reads.blocking_send(r).is_ok();
-    let ended = loop {
-        if stop.load(Ordering::Relaxed) {
-            break false;
+    let send = |e: CaptureEvent| events.blocking_send(e).is_ok();
+    let initial = Duration::from_millis(cfg.capture.reconnect_initial_ms.max(1));
+    let max = Duration::from_millis(cfg.capture.reconnect_max_ms.max(1)).max(initial);
+    let mut backoff = initial;
+    let mut up = false;
+    loop {
+        let result = stream(&cfg, &mut analyser, &stop, &counters, &clock, health, &send, &mut up);
+        // A pass cannot continue across a gap: what was seen so far becomes reads.
+        for r in analyser.finish() {
+            send(CaptureEvent::Read(r));
         }
-        let frame = match capture.next(Duration::from_millis(500))? {
-            Next::Frame(f) => f,
-            Next::Idle => continue,
-            Next::EndOfStream => break true,
+        let error = match result {
+            Ok(ended) => return Ok(ended),
+            Err(e) if !live => return Err(e),
+            Err(e) => e,
         };
-        counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
-        for r in analyser.frame(&frame, clock.now_ms()) {
-            if !send(r) {
+        if up {
+            up = false;
+            backoff = initial;
+            health.set_camera(CameraState::Down);
+            send(CaptureEvent::Camera { up: false, at: clock.now_ms() });
+        } else {
+            health.set_camera(CameraState::Down);
+        }
+        // Jitter: between half and all of the backoff, so a fleet does not reconnect in step.
+        let jitter = 0.5 + 0.5 * (clock.now_ms().rem_euclid(1000) as f64 / 1000.0);
+        let wait = backoff.mul_f64(jitter);
+        tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "camera down");
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
         }
-        capture.set_max_fps(analyser.wanted_fps(&cfg));
-    };
-    for r in analyser.finish() {
-        send(r);
+        backoff = (backoff * 2).min(max);
     }
+}
+
+/// One life of the pipeline: until the end of a file, a stop, or an error.
+#[allow(clippy::too_many_arguments)]
+fn stream(
+    cfg: &Config,
+    analyser: &mut Analyser,
+    stop: &AtomicBool,
+    counters: &Counters,
+    clock: &SharedClock,
+    health: &HealthState,
+    send: &dyn Fn(CaptureEvent) -> bool,
+    up: &mut bool,
+) -> Result<bool, CaptureError> {
+    let mut capture = Capture::open(&cfg.capture)?;
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(false);
+        }
+        let frame = match capture.next(Duration::from_millis(500)) {
+            Ok(Next::Frame(f)) => f,
+            Ok(Next::Idle) => continue,
+            Ok(Next::EndOfStream) if cfg.capture.is_file() => break Ok(true),
+            Ok(Next::EndOfStream) => {
+                break Err(CaptureError::Stream {
+                    element: "source".into(),
+                    message: "the camera ended its stream".into(),
+                });
+            }
+            Err(e) => break Err(e),
+        };
+        if !*up {
+            *up = true;
+            health.set_camera(CameraState::Up);
+            tracing::info!(source = %cfg.capture.source, "camera up: frames flowing");
+            send(CaptureEvent::Camera { up: true, at: clock.now_ms() });
+        }
+        counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
+        let reads = analyser.frame(&frame, clock.now_ms());
+        // The store task is gone only when the daemon is stopping.
+        if !reads.into_iter().all(|r| send(CaptureEvent::Read(r))) {
+            break Ok(false);
+        }
+        capture.set_idle_fps(analyser.idle_fps(cfg));
+    };
     counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
-    tracing::info!(frames = capture.frames(), gate = ?analyser.gate_counts(), ended, "capture stopped");
-    Ok(ended)
+    tracing::info!(frames = capture.frames(), gate = ?analyser.gate_counts(), "capture stopped");
+    result
 }

@@ -28,7 +28,7 @@ pub struct GateConfig {
     /// Analyse at least one frame this often even when nothing moves.
     pub idle_interval_ms: i64,
     /// Frames per second the pipeline delivers while the gate is idle (nothing moved within
-    /// `hold_ms`, no pass open); motion raises it back to `capture.max_fps` at once.
+    /// `hold_ms`, no pass open); the first frame that moves lifts the limit (0: no idle limit).
     pub idle_fps: u32,
 }
 

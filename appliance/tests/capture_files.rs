@@ -33,7 +33,7 @@ fn play(path: &Path) -> Result<u64, CaptureError> {
         source: path.display().to_string(),
         width: 160,
         max_fps: 0,
-        file_stall_ms: 1500,
+        stall_ms: 1500,
         pacing: Some(Pacing::EveryFrame),
         ..CaptureConfig::default()
     };

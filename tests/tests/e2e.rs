@@ -3,7 +3,7 @@
 //! One binary, so the video fixture is rendered once and shared.
 use appliance::engine::{Engine, EngineConfig};
 use e2e_tests::scene::{ScenePlan, SceneVideo, make_video};
-use e2e_tests::stack::{Stack, bin, run_ok};
+use e2e_tests::stack::{Stack, bin, free_port, run_ok};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -317,5 +317,101 @@ fn bad_inputs_at_the_edges_get_clear_errors() -> anyhow::Result<()> {
     std::fs::write(&config, "[trailer]\nidd = \"x\"\n")?;
     let out = run_appliance(&config);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `idd`"));
+    Ok(())
+}
+
+/// Serves the test camera on `port`; returns once it listens.
+fn start_camera(port: u16) -> anyhow::Result<std::process::Child> {
+    use std::io::BufRead;
+    let mut child = Command::new(bin("rtsp-serve"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    anyhow::ensure!(line.trim() == "ready", "rtsp-serve said {line:?}");
+    Ok(child)
+}
+
+/// Waits until the server's latest health report for `trailer` shows the camera `state`.
+fn wait_camera(stack: &Stack, trailer: &str, state: &str, secs: u64) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let out = run_ok(
+            Command::new(bin("sync-server"))
+                .arg("health")
+                .arg("--config")
+                .arg(stack.server_config()),
+        )?;
+        let seen = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|h| h["trailer"] == trailer && h["camera"] == state);
+        if seen {
+            return Ok(());
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "camera never {state} at the server");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn rtsp_camera_lost_and_back_reconnects_and_shows_the_gap() -> anyhow::Result<()> {
+    use appliance::store::Store;
+    use trailer_wire::UsageReason;
+    let stack = Stack::start()?;
+    let trailer = "trailer-rtsp";
+    let (cert, key) = stack.issue(trailer)?;
+    let port = free_port();
+    let config = stack.appliance_config(trailer, std::path::Path::new("/camera"), &cert, &key)?;
+    let text = std::fs::read_to_string(&config)?.replace(
+        "source = \"file:///camera\"",
+        &format!(
+            "source = \"rtsp://127.0.0.1:{port}/cam\"\nreconnect_initial_ms = 200\n\
+             reconnect_max_ms = 1000\nstall_ms = 3000"
+        ),
+    );
+    std::fs::write(&config, format!("{text}health_interval_s = 1\n[location]\ngpsd = \"\"\n"))?;
+    let mut camera = start_camera(port)?;
+    let log = std::fs::File::create(stack.path("appliance-rtsp.log"))?;
+    let mut appliance = Command::new(bin("appliance"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stderr(log.try_clone()?)
+        .stdout(log)
+        .spawn()?;
+    let result = (|| -> anyhow::Result<()> {
+        wait_camera(&stack, trailer, "Up", 120)?;
+        camera.kill()?;
+        camera.wait()?;
+        wait_camera(&stack, trailer, "Down", 60)?;
+        camera = start_camera(port)?;
+        wait_camera(&stack, trailer, "Up", 60)?;
+        Ok(())
+    })();
+    run_ok(Command::new("kill").arg("-TERM").arg(appliance.id().to_string()))?;
+    let status = appliance.wait()?;
+    let _ = camera.kill();
+    let _ = camera.wait();
+    let log = std::fs::read_to_string(stack.path("appliance-rtsp.log"))?;
+    result.map_err(|e| anyhow::anyhow!("{e}\nappliance log:\n{log}"))?;
+    assert!(status.success(), "the appliance stops cleanly: {status}\n{log}");
+    assert!(log.contains("camera down") && log.matches("camera up").count() >= 2, "{log}");
+    // The log of use: a period per stretch of frames, the gap between them.
+    let store = Store::open(
+        &stack.path(&format!("{trailer}-store")),
+        60,
+        std::sync::Arc::new(appliance::clock::SystemClock),
+    )?;
+    let periods = store.usage_periods()?;
+    assert!(periods.len() >= 2, "{periods:?}");
+    assert_eq!(periods[0].start_reason, UsageReason::DaemonStart);
+    assert_eq!(periods[0].end_reason, Some(UsageReason::CameraDown));
+    assert_eq!(periods[1].start_reason, UsageReason::CameraUp);
+    assert!(periods[1].start >= periods[0].end.unwrap_or(i64::MAX), "the gap is not covered");
+    let last = periods.last().ok_or_else(|| anyhow::anyhow!("no period"))?;
+    assert_eq!(last.end_reason, Some(UsageReason::DaemonStop));
     Ok(())
 }

@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
             Next::Frame(f) => {
                 last_pts = last_pts.max(f.pts_ms.unwrap_or(0));
                 reads.extend(analyser.frame(&f, 0).into_iter().map(|r| r.plate));
-                capture.set_max_fps(analyser.wanted_fps(&cfg));
+                capture.set_idle_fps(analyser.idle_fps(&cfg));
             }
             Next::Idle => anyhow::bail!("no frame for 5 s from a file"),
             Next::EndOfStream => break,

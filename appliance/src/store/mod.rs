@@ -377,6 +377,16 @@ impl Store {
         Ok(())
     }
 
+    /// Every active-use period recorded (open and closed), oldest first.
+    pub fn usage_periods(&self) -> Result<Vec<ActiveUse>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.usage.iter() {
+            let (k, v) = kv?;
+            out.push(decode("usage", &hex_key(&k), &v)?);
+        }
+        Ok(out)
+    }
+
     /// A record from a read's day partition; `None` when the day is gone.
     fn part_get(
         &self,
