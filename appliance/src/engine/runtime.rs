@@ -48,6 +48,12 @@ pub fn session(model: &Path, threads: usize) -> Result<Session, EngineError> {
         .with_intra_op_spinning(false)
         .map_err(e)?
         .with_inter_op_spinning(false)
+        .map_err(e)?
+        // No memory-pattern planning (measured on a 1080p static scene: peak RSS 391 -> 317 MB,
+        // detection time unchanged; turning the CPU arena off as well cost 7% speed and saved less).
+        .with_memory_pattern(false)
+        .map_err(e)?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(true).build()])
         .map_err(e)?;
     builder.commit_from_file(model).map_err(|e| err(e.to_string()))
 }
