@@ -128,6 +128,9 @@ pub struct PassConfig {
     pub min_sightings: usize,
     /// A vehicle that stays in view (parked) gives its read after this long, and no more reads.
     pub max_pass_ms: i64,
+    /// A parked vehicle already read is remembered this long between sightings (the motion
+    /// gate looks at a still scene only every `gate.idle_interval_ms`; keep this above it).
+    pub parked_gap_ms: i64,
     /// Context picture width (pixels) and JPEG quality.
     pub context_width: u32,
     pub jpeg_quality: u8,
@@ -139,6 +142,7 @@ impl Default for PassConfig {
             gap_ms: 2000,
             min_sightings: 2,
             max_pass_ms: 60_000,
+            parked_gap_ms: 120_000,
             context_width: 960,
             jpeg_quality: 80,
         }
@@ -272,6 +276,13 @@ impl Config {
         }
         if self.pass.min_sightings == 0 || self.pass.gap_ms <= 0 {
             return bad("pass: min_sightings and gap_ms must be positive".into());
+        }
+        if self.gate.enabled && self.pass.parked_gap_ms <= self.gate.idle_interval_ms {
+            return bad(
+                "pass.parked_gap_ms must exceed gate.idle_interval_ms, or a parked vehicle is \
+                 read again at every idle look"
+                    .into(),
+            );
         }
         self.engine.validate().map_err(|e| ConfigError::Invalid(e.to_string()))
     }

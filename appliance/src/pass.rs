@@ -123,7 +123,14 @@ impl PassTracker {
                     d <= 1 || (d <= 2 && cand.text.len() >= 6)
                 });
                 let near = p.last_box.iou(&cand.bbox) > 0.2;
-                time - p.last_seen <= self.config.gap_ms && (text_close || near)
+                if p.emitted {
+                    // A parked vehicle already read: the motion gate looks at it only now and
+                    // then, so it is remembered longer, but only the same plate in the same
+                    // place is it (another vehicle stopping there is a new pass).
+                    time - p.last_seen <= self.config.parked_gap_ms && text_close && near
+                } else {
+                    time - p.last_seen <= self.config.gap_ms && (text_close || near)
+                }
             });
             let sighting =
                 Sighting { text: cand.text.clone(), char_conf: cand.char_confidences.clone() };
@@ -165,7 +172,8 @@ impl PassTracker {
         let cfg = self.config.clone();
         let mut keep = Vec::with_capacity(self.open.len());
         for mut p in self.open.drain(..) {
-            let ended = now.is_none_or(|t| t - p.last_seen > cfg.gap_ms);
+            let gap = if p.emitted { cfg.parked_gap_ms.max(cfg.gap_ms) } else { cfg.gap_ms };
+            let ended = now.is_none_or(|t| t - p.last_seen > gap);
             let too_long = now.is_some_and(|t| t - p.first_seen >= cfg.max_pass_ms);
             if !p.emitted && (ended || too_long) && p.sightings.len() >= cfg.min_sightings {
                 if let Some(read) = emit(&p, &cfg) {
@@ -294,6 +302,35 @@ mod tests {
         }
         reads.extend(t.finish());
         assert_eq!(reads.len(), 1);
+    }
+
+    #[test]
+    fn a_parked_vehicle_seen_only_at_the_idle_rate_gives_one_read() {
+        let frame = RgbImage::new(320, 240);
+        let mut t = PassTracker::new(cfg());
+        let mut reads = Vec::new();
+        // Seen at the full rate until its read, then (the gate quiet) once every 30 s.
+        for i in 0..=600 {
+            reads.extend(t.observe(i * 100, &frame, &[cand("PARK01", 50.0, 0.8)]));
+        }
+        assert_eq!(reads.len(), 1, "the read comes after max_pass_ms");
+        // The gate's rule, as in `gate`: analyse while a pass is open, else every 30 s.
+        let (mut time, mut last) = (60_000, 60_000);
+        while time < 660_000 {
+            time += 100;
+            if t.open_passes() > 0 || time - last >= 30_000 {
+                last = time;
+                reads.extend(t.observe(time, &frame, &[cand("PARK01", 50.0, 0.8)]));
+            }
+        }
+        assert_eq!(reads.len(), 1, "ten minutes parked, still one read");
+        // Another vehicle stops at the same place: its own read.
+        for i in 1..=5 {
+            reads.extend(t.observe(700_000 + i * 100, &frame, &[cand("NEW777", 50.0, 0.9)]));
+        }
+        reads.extend(t.finish());
+        let plates: Vec<_> = reads.iter().map(|r| r.plate.as_str()).collect();
+        assert_eq!(plates, ["PARK01", "NEW777"]);
     }
 
     #[test]
