@@ -418,7 +418,12 @@ impl Store {
     pub fn picture(&self, id: u64, kind: PictureKind) -> Result<Option<Vec<u8>>, StoreError> {
         match self.picture_ref(id, kind)? {
             None => Ok(None),
-            Some(r) => Ok(Some(self.picture_log.read(&r)?)),
+            Some(r) => match self.picture_log.read(&r) {
+                Ok(bytes) => Ok(Some(bytes)),
+                // Retention unlinked the day between the lookup and the read: destroyed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
         }
     }
 
@@ -1180,5 +1185,18 @@ mod tests {
         let a = hotlist::parse_csv("ABC123,MN,stolen vehicle,MN BCA\n", true).expect("csv");
         store.import_hotlist("state", 2, "MN BCA", &a).expect("import");
         assert_eq!(store.match_plate("ABC123", false).expect("match").len(), 1);
+    }
+
+    #[test]
+    fn a_picture_whose_day_was_just_unlinked_reads_as_destroyed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS))).expect("open");
+        let id = put(&store, "RACE01");
+        // As if retention removed the segment between the reference lookup and the read.
+        std::fs::remove_file(dir.path().join("pictures/day-00001000.seg")).expect("unlink");
+        assert_eq!(store.picture(id, PictureKind::Context).expect("no error"), None);
+        let msg = store.message_for("t1", &AckRef::Picture(id, PictureKind::Context));
+        assert!(msg.expect("no error").is_none(), "the sync link skips it");
     }
 }
