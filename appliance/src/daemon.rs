@@ -360,39 +360,36 @@ fn capture_loop(
     clock: SharedClock,
     health: &HealthState,
 ) -> Result<bool, CaptureError> {
-    let live = !cfg.capture.is_file();
-    let mut analyser = Analyser::new(&cfg, engine, counters.clone(), clock.now_ms());
-    let send = |e: CaptureEvent| events.blocking_send(e).is_ok();
-    let initial = Duration::from_millis(cfg.capture.reconnect_initial_ms.max(1));
-    let max = Duration::from_millis(cfg.capture.reconnect_max_ms.max(1)).max(initial);
+    let analyser = Analyser::new(&cfg, engine, counters.clone(), clock.now_ms());
+    let mut camera =
+        Camera { cfg, analyser, events, stop, counters, clock, health, flowing: false };
+    let initial = Duration::from_millis(camera.cfg.capture.reconnect_initial_ms.max(1));
+    let max = Duration::from_millis(camera.cfg.capture.reconnect_max_ms.max(1)).max(initial);
     let mut backoff = initial;
-    let mut up = false;
     loop {
-        let result = stream(&cfg, &mut analyser, &stop, &counters, &clock, health, &send, &mut up);
+        let result = camera.stream();
         // A pass cannot continue across a gap: what was seen so far becomes reads.
-        for r in analyser.finish() {
-            send(CaptureEvent::Read(r));
+        for r in camera.analyser.finish() {
+            camera.send(CaptureEvent::Read(r));
         }
         let error = match result {
             Ok(ended) => return Ok(ended),
-            Err(e) if !live => return Err(e),
+            Err(e) if camera.cfg.capture.is_file() => return Err(e),
             Err(e) => e,
         };
-        if up {
-            up = false;
+        camera.health.set_camera(CameraState::Down);
+        if camera.flowing {
+            camera.flowing = false;
             backoff = initial;
-            health.set_camera(CameraState::Down);
-            send(CaptureEvent::Camera { up: false, at: clock.now_ms() });
-        } else {
-            health.set_camera(CameraState::Down);
+            camera.send(CaptureEvent::Camera { up: false, at: camera.clock.now_ms() });
         }
         // Jitter: between half and all of the backoff, so a fleet does not reconnect in step.
-        let jitter = 0.5 + 0.5 * (clock.now_ms().rem_euclid(1000) as f64 / 1000.0);
+        let jitter = 0.5 + 0.5 * (camera.clock.now_ms().rem_euclid(1000) as f64 / 1000.0);
         let wait = backoff.mul_f64(jitter);
         tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "camera down");
         let until = Instant::now() + wait;
         while Instant::now() < until {
-            if stop.load(Ordering::Relaxed) {
+            if camera.stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
@@ -401,50 +398,59 @@ fn capture_loop(
     }
 }
 
-/// One life of the pipeline: until the end of a file, a stop, or an error.
-#[allow(clippy::too_many_arguments)]
-fn stream(
-    cfg: &Config,
-    analyser: &mut Analyser,
-    stop: &AtomicBool,
-    counters: &Counters,
-    clock: &SharedClock,
-    health: &HealthState,
-    send: &dyn Fn(CaptureEvent) -> bool,
-    up: &mut bool,
-) -> Result<bool, CaptureError> {
-    let mut capture = Capture::open(&cfg.capture)?;
-    let result = loop {
-        if stop.load(Ordering::Relaxed) {
-            break Ok(false);
-        }
-        let frame = match capture.next(Duration::from_millis(500)) {
-            Ok(Next::Frame(f)) => f,
-            Ok(Next::Idle) => continue,
-            Ok(Next::EndOfStream) if cfg.capture.is_file() => break Ok(true),
-            Ok(Next::EndOfStream) => {
-                break Err(CaptureError::Stream {
-                    element: "source".into(),
-                    message: "the camera ended its stream".into(),
-                });
+/// What the capture thread works with across the lives of its pipeline.
+struct Camera<'a> {
+    cfg: Config,
+    analyser: Analyser,
+    events: mpsc::Sender<CaptureEvent>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    clock: SharedClock,
+    health: &'a HealthState,
+    /// Frames are flowing (an "up" event was sent and no "down" since).
+    flowing: bool,
+}
+
+impl Camera<'_> {
+    /// Hands an event to the store task; false once it is gone (the daemon is stopping).
+    fn send(&self, e: CaptureEvent) -> bool {
+        self.events.blocking_send(e).is_ok()
+    }
+
+    /// One life of the pipeline: until the end of a file, a stop, or an error.
+    fn stream(&mut self) -> Result<bool, CaptureError> {
+        let mut capture = Capture::open(&self.cfg.capture)?;
+        let result = loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break Ok(false);
             }
-            Err(e) => break Err(e),
+            let frame = match capture.next(Duration::from_millis(500)) {
+                Ok(Next::Frame(f)) => f,
+                Ok(Next::Idle) => continue,
+                Ok(Next::EndOfStream) if self.cfg.capture.is_file() => break Ok(true),
+                Ok(Next::EndOfStream) => {
+                    break Err(CaptureError::Stream {
+                        element: "source".into(),
+                        message: "the camera ended its stream".into(),
+                    });
+                }
+                Err(e) => break Err(e),
+            };
+            if !self.flowing {
+                self.flowing = true;
+                self.health.set_camera(CameraState::Up);
+                tracing::info!(source = %self.cfg.capture.source, "camera up: frames flowing");
+                self.send(CaptureEvent::Camera { up: true, at: self.clock.now_ms() });
+            }
+            self.counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
+            let reads = self.analyser.frame(&frame, self.clock.now_ms());
+            if !reads.into_iter().all(|r| self.send(CaptureEvent::Read(r))) {
+                break Ok(false);
+            }
+            capture.set_idle_fps(self.analyser.idle_fps(&self.cfg));
         };
-        if !*up {
-            *up = true;
-            health.set_camera(CameraState::Up);
-            tracing::info!(source = %cfg.capture.source, "camera up: frames flowing");
-            send(CaptureEvent::Camera { up: true, at: clock.now_ms() });
-        }
-        counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
-        let reads = analyser.frame(&frame, clock.now_ms());
-        // The store task is gone only when the daemon is stopping.
-        if !reads.into_iter().all(|r| send(CaptureEvent::Read(r))) {
-            break Ok(false);
-        }
-        capture.set_idle_fps(analyser.idle_fps(cfg));
-    };
-    counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
-    tracing::info!(frames = capture.frames(), gate = ?analyser.gate_counts(), "capture stopped");
-    result
+        self.counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
+        tracing::info!(frames = capture.frames(), gate = ?self.analyser.gate_counts(), "capture stopped");
+        result
+    }
 }

@@ -2,11 +2,11 @@
 //! against a simple in-memory model of what the law and the outbox require.
 use appliance::clock::{Clock, DAY_MS, ManualClock};
 use appliance::store::acp::acp_digest;
-use appliance::store::{HoldRecord, Inserted, NewPictures, Store};
+use appliance::store::{HoldRecord, Inserted, NewPictures, Store, sample_read};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use trailer_wire::{AckRef, FixQuality, HoldKind, PictureSet, Position, ReadMeta};
+use trailer_wire::{AckRef, HoldKind};
 
 const KEY: &[u8] = b"model-acp-key";
 const RETENTION_DAYS: u32 = 3;
@@ -42,20 +42,6 @@ struct ModelRead {
     synced: bool,
 }
 
-fn meta(plate: &str) -> ReadMeta {
-    ReadMeta {
-        read_id: 0,
-        camera_id: "cam0".into(),
-        plate: plate.into(),
-        confidence_pm: 900,
-        first_seen: 0,
-        best_seen: 0,
-        position: Position::from_degrees(44.0, -93.0, FixQuality::Configured),
-        plate_box: [0, 0, 1, 1],
-        pictures: PictureSet::default(),
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -74,7 +60,7 @@ proptest! {
             match op {
                 Op::Store(p) => {
                     let pics = NewPictures { plate_crop: Some(vec![1; 100]), context: Some(vec![2; 300]) };
-                    match store.insert_read(meta(PLATES[p]), pics).expect("insert") {
+                    match store.insert_read(sample_read(PLATES[p]), pics).expect("insert") {
                         Inserted::Stored(id) => {
                             prop_assert!(!acp.contains(PLATES[p]), "an ACP plate was written");
                             model.insert(id, ModelRead { plate: PLATES[p], collected: clock.now_ms(), synced: false });

@@ -173,6 +173,22 @@ fn entry(action: &str, purpose: &str, case: &str, detail: String, count: usize) 
     }
 }
 
+/// Prints rows one per line: as JSON, or as the table line `line` makes.
+fn print_rows<T: serde::Serialize>(
+    rows: &[T],
+    json: bool,
+    line: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    for r in rows {
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+        } else {
+            println!("{}", line(r));
+        }
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -202,17 +218,12 @@ fn main() -> anyhow::Result<()> {
                 r.audit(&entry("reads.list", &purpose, &case, detail, reads.len())).await?;
                 Ok(reads)
             })?;
-            for r in &reads {
-                if json {
-                    println!("{}", serde_json::to_string(r)?);
-                } else {
-                    println!(
-                        "{:<10} {:<12} {:>5.2}  {}  {:.5},{:.5}  read {}",
-                        r.plate, r.trailer_id, r.confidence, r.seen_at, r.lat, r.lon, r.read_id
-                    );
-                }
-            }
-            Ok(())
+            print_rows(&reads, json, |r| {
+                format!(
+                    "{:<10} {:<12} {:>5.2}  {}  {:.5},{:.5}  read {}",
+                    r.plate, r.trailer_id, r.confidence, r.seen_at, r.lat, r.lon, r.read_id
+                )
+            })
         }
         Command::Alerts { config, purpose, case, json } => {
             require_purpose(&purpose, &case, "alerts")?;
@@ -222,22 +233,17 @@ fn main() -> anyhow::Result<()> {
                     .await?;
                 Ok(alerts)
             })?;
-            for a in &alerts {
-                if json {
-                    println!("{}", serde_json::to_string(a)?);
-                } else {
-                    println!(
-                        "HIT {:<10} {:<24} list {} {} case {}  {} (verify with MNJIS/NLETS before acting)",
-                        a.plate,
-                        a.category,
-                        a.list_name,
-                        a.trailer_id,
-                        a.case_number.as_deref().unwrap_or("-"),
-                        a.seen_at
-                    );
-                }
-            }
-            Ok(())
+            print_rows(&alerts, json, |a| {
+                format!(
+                    "HIT {:<10} {:<24} list {} {} case {}  {} (verify with MNJIS/NLETS before acting)",
+                    a.plate,
+                    a.category,
+                    a.list_name,
+                    a.trailer_id,
+                    a.case_number.as_deref().unwrap_or("-"),
+                    a.seen_at
+                )
+            })
         }
         Command::Health { config } => {
             // Status, not data: no plate or read, so not an audited access.

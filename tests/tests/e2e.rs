@@ -389,6 +389,13 @@ fn rtsp_camera_lost_and_back_reconnects_and_shows_the_gap() -> anyhow::Result<()
         wait_camera(&stack, trailer, "Down", 60)?;
         camera = start_camera(port)?;
         wait_camera(&stack, trailer, "Up", 60)?;
+        // A camera that goes silent without closing its stream (frozen, not gone): the stall
+        // limit notices it.
+        run_ok(Command::new("kill").arg("-STOP").arg(camera.id().to_string()))?;
+        let frozen = wait_camera(&stack, trailer, "Down", 60);
+        run_ok(Command::new("kill").arg("-CONT").arg(camera.id().to_string()))?;
+        frozen?;
+        wait_camera(&stack, trailer, "Up", 90)?;
         Ok(())
     })();
     run_ok(Command::new("kill").arg("-TERM").arg(appliance.id().to_string()))?;
@@ -398,7 +405,8 @@ fn rtsp_camera_lost_and_back_reconnects_and_shows_the_gap() -> anyhow::Result<()
     let log = std::fs::read_to_string(stack.path("appliance-rtsp.log"))?;
     result.map_err(|e| anyhow::anyhow!("{e}\nappliance log:\n{log}"))?;
     assert!(status.success(), "the appliance stops cleanly: {status}\n{log}");
-    assert!(log.contains("camera down") && log.matches("camera up").count() >= 2, "{log}");
+    assert!(log.contains("camera down") && log.matches("camera up").count() >= 3, "{log}");
+    assert!(log.contains("no frame and no end"), "the frozen camera was noticed as such: {log}");
     // The log of use: a period per stretch of frames, the gap between them.
     let store = Store::open(
         &stack.path(&format!("{trailer}-store")),

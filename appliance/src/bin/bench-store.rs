@@ -8,28 +8,14 @@
 //! BENCH_PURGE_READS (default 1500000 small reads over 60 days), BENCH_HOTLIST (default 1000000).
 use appliance::clock::{DAY_MS, ManualClock};
 use appliance::store::hotlist::HotEntry;
-use appliance::store::{NewPictures, Quota, Store};
+use appliance::store::{NewPictures, Quota, Store, sample_read};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::sync::Arc;
 use std::time::Instant;
-use trailer_wire::{FixQuality, HitCategory, PictureSet, Position, ReadMeta};
+use trailer_wire::HitCategory;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn meta(plate: String) -> ReadMeta {
-    ReadMeta {
-        read_id: 0,
-        camera_id: "cam0".into(),
-        plate,
-        confidence_pm: 950,
-        first_seen: 1_790_000_000_000,
-        best_seen: 1_790_000_000_400,
-        position: Position::from_degrees(44.1636, -93.9994, FixQuality::Fix3d),
-        plate_box: [640, 400, 120, 60],
-        pictures: PictureSet::default(),
-    }
 }
 
 fn plate(rng: &mut StdRng) -> String {
@@ -68,7 +54,7 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..n.div_ceil(100) {
         let batch: Vec<_> = (0..100)
             .map(|_| {
-                let m = meta(plate(&mut rng));
+                let m = sample_read(&plate(&mut rng));
                 payload += (crop.len() + context.len()) as u64
                     + postcard::to_allocvec(&m).map(|v| v.len() as u64).unwrap_or(0);
                 (m, NewPictures { plate_crop: Some(crop.clone()), context: Some(context.clone()) })
@@ -121,7 +107,7 @@ fn main() -> anyhow::Result<()> {
             let batch: Vec<_> = (0..k)
                 .map(|_| {
                     (
-                        meta(plate(&mut rng)),
+                        sample_read(&plate(&mut rng)),
                         NewPictures { plate_crop: Some(small.clone()), context: None },
                     )
                 })

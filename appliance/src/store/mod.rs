@@ -147,6 +147,26 @@ pub enum Inserted {
     DestroyedAcp,
 }
 
+/// A plausible read as capture hands it to the store (which assigns the id and the picture
+/// flags). One fixture for the store's tests, its benchmark and the power-cut writer.
+pub fn sample_read(plate: &str) -> ReadMeta {
+    ReadMeta {
+        read_id: 0,
+        camera_id: "cam0".into(),
+        plate: plate.into(),
+        confidence_pm: 950,
+        first_seen: 1_790_000_000_000,
+        best_seen: 1_790_000_000_400,
+        position: trailer_wire::Position::from_degrees(
+            44.1636,
+            -93.9994,
+            trailer_wire::FixQuality::Fix3d,
+        ),
+        plate_box: [640, 400, 120, 60],
+        pictures: PictureSet::default(),
+    }
+}
+
 /// Key in the default tree, present only between a clean shutdown and the next open.
 const CLEAN_MARK: &[u8] = b"clean-shutdown";
 /// Key in the default tree naming the layout this code reads.
@@ -728,12 +748,8 @@ impl Store {
                 category: entry.category,
                 case_number: entry.case_number,
             };
-            let bytes = postcard::to_allocvec(&alert).map_err(|e| StoreError::Corrupt {
-                tree: "alerts",
-                key: alert.alert_id.to_string(),
-                reason: e.to_string(),
-            })?;
             let id = alert.alert_id;
+            let bytes = encode("alerts", &id, &alert)?;
             (&self.alerts, &self.outbox).transaction(|(a, o)| {
                 a.insert(&id.to_be_bytes(), bytes.as_slice())?;
                 o.insert(&outbox_key(&AckRef::Alert(id)), &[])?;
@@ -762,28 +778,13 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use std::sync::Arc;
-    use trailer_wire::{FixQuality, Position};
-
-    fn meta(plate: &str) -> ReadMeta {
-        ReadMeta {
-            read_id: 0,
-            camera_id: "cam0".into(),
-            plate: plate.into(),
-            confidence_pm: 900,
-            first_seen: 0,
-            best_seen: 0,
-            position: Position::from_degrees(44.0, -93.0, FixQuality::Configured),
-            plate_box: [0, 0, 10, 5],
-            pictures: PictureSet::default(),
-        }
-    }
 
     fn pics() -> NewPictures {
         NewPictures { plate_crop: Some(vec![1; 10]), context: Some(vec![2; 20]) }
     }
 
     fn put(store: &Store, plate: &str) -> u64 {
-        match store.insert_read(meta(plate), pics()).expect("insert") {
+        match store.insert_read(sample_read(plate), pics()).expect("insert") {
             Inserted::Stored(id) => id,
             Inserted::DestroyedAcp => panic!("{plate} was destroyed as ACP"),
         }
@@ -905,7 +906,7 @@ mod tests {
         // Half of what arrives is synced; keep going well past the quota.
         for i in 0..200 {
             clock.advance(60_000);
-            match store.insert_read(meta(&format!("Q{i:04}")), big()) {
+            match store.insert_read(sample_read(&format!("Q{i:04}")), big()) {
                 Ok(Inserted::Stored(id)) => {
                     if i % 2 == 0 {
                         let refs = [
@@ -1022,7 +1023,7 @@ mod tests {
         );
         assert!(store.read(other).expect("read").is_some());
         assert_eq!(
-            store.insert_read(meta("ACP123"), pics()).expect("insert"),
+            store.insert_read(sample_read("ACP123"), pics()).expect("insert"),
             Inserted::DestroyedAcp
         );
         assert!(
@@ -1060,10 +1061,12 @@ mod tests {
         let clock = ManualClock::new(1_000 * DAY_MS);
         let store = Store::open(dir.path(), 60, Arc::new(clock)).expect("open");
         let a = put(&store, "AAA111");
-        let b = match store.insert_read(meta("BBB222"), NewPictures::default()).expect("insert") {
-            Inserted::Stored(id) => id,
-            Inserted::DestroyedAcp => panic!("not ACP"),
-        };
+        let b =
+            match store.insert_read(sample_read("BBB222"), NewPictures::default()).expect("insert")
+            {
+                Inserted::Stored(id) => id,
+                Inserted::DestroyedAcp => panic!("not ACP"),
+            };
         let pending = store.pending(10, &|_| false).expect("pending");
         assert_eq!(
             pending,

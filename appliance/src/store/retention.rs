@@ -127,18 +127,16 @@ impl Store {
             be_u64(&v).unwrap_or(0) as usize
         } else {
             let n = part.count()? as usize;
-            if n == 0 {
-                self.days.drop_day(day)?;
-                self.picture_log.remove_day(day)?;
-                return Ok(0);
+            // An empty day (its reads destroyed one by one before) has nothing to count.
+            if n > 0 {
+                let key = count_key(self.today(), Destruction::Retention);
+                let prev = self.destroyed.get(key)?.and_then(|v| be_u64(&v)).unwrap_or(0);
+                let mut batch = sled::Batch::default();
+                batch.insert(&key, &(prev + n as u64).to_be_bytes());
+                batch.insert(&marker, &(n as u64).to_be_bytes());
+                self.destroyed.apply_batch(batch)?;
+                self.db.flush()?;
             }
-            let key = count_key(self.today(), Destruction::Retention);
-            let prev = self.destroyed.get(key)?.and_then(|v| be_u64(&v)).unwrap_or(0);
-            let mut batch = sled::Batch::default();
-            batch.insert(&key, &(prev + n as u64).to_be_bytes());
-            batch.insert(&marker, &(n as u64).to_be_bytes());
-            self.destroyed.apply_batch(batch)?;
-            self.db.flush()?;
             n
         };
         self.days.drop_day(day)?;
