@@ -13,6 +13,22 @@ struct Cli {
     command: Command,
 }
 
+/// What every audited access command takes.
+#[derive(clap::Args)]
+struct Access {
+    #[arg(long)]
+    config: PathBuf,
+    /// Why the data is accessed (recorded in the audit trail).
+    #[arg(long)]
+    purpose: String,
+    /// The case, complaint or incident number.
+    #[arg(long)]
+    case: String,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -24,30 +40,16 @@ enum Command {
     PrintDefaultConfig,
     /// List stored reads (an audited access: purpose and case number are required).
     Reads {
-        #[arg(long)]
-        config: PathBuf,
-        /// Why the data is accessed (recorded in the audit trail).
-        #[arg(long)]
-        purpose: String,
-        /// The case, complaint or incident number.
-        #[arg(long)]
-        case: String,
+        #[command(flatten)]
+        access: Access,
         #[arg(long, default_value_t = 100)]
         limit: i64,
-        #[arg(long)]
-        json: bool,
     },
     /// List hotlist alerts (an audited access). Every alert must be verified against the state
     /// systems before any action.
     Alerts {
-        #[arg(long)]
-        config: PathBuf,
-        #[arg(long)]
-        purpose: String,
-        #[arg(long)]
-        case: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        access: Access,
     },
     /// Trailer health at a glance: the latest report of each trailer (JSON lines).
     Health {
@@ -210,7 +212,7 @@ fn main() -> anyhow::Result<()> {
             })?;
             Ok(())
         }
-        Command::Reads { config, purpose, case, limit, json } => {
+        Command::Reads { access: Access { config, purpose, case, json }, limit } => {
             require_purpose(&purpose, &case, "reads")?;
             let reads = with_records(&config, async |r: &Records| {
                 let reads = r.list_reads(limit).await?;
@@ -225,7 +227,7 @@ fn main() -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Alerts { config, purpose, case, json } => {
+        Command::Alerts { access: Access { config, purpose, case, json } } => {
             require_purpose(&purpose, &case, "alerts")?;
             let alerts = with_records(&config, async |r: &Records| {
                 let alerts = r.list_alerts(1000).await?;
