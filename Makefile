@@ -35,9 +35,10 @@ clean-demo:
 
 # Engine accuracy and speed on a folder in the OpenALPR benchmark layout, e.g.
 #   make bench-alpr DIR=../shared/data/openalpr-benchmarks/us-dev
+ALPR_REF ?= $(wildcard ../shared/tools/alpr-ref)
 bench-alpr: build-release
 	@test -n "$(DIR)" || { echo "usage: make bench-alpr DIR=<folder>"; exit 2; }
-	$${CARGO_TARGET_DIR:-target}/release/bench-alpr $(DIR)
+	$${CARGO_TARGET_DIR:-target}/release/bench-alpr $(if $(ALPR_REF),--reference $(ALPR_REF)) $(DIR)
 
 # The capture path on a video: frames, gate, reads, CPU per minute of video, peak memory.
 bench-capture: build-release

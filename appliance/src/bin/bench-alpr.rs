@@ -2,8 +2,13 @@
 //! benchmark layout (`IMAGE.jpg` beside `IMAGE.txt` holding `image x y w h PLATE`).
 //!
 //! Prints per-folder figures, then one JSON line with `images`, `det_recall`, `exact`, `edit1`,
-//! `ms_median`, `ms_p90`, `detect_ms_median`, `read_ms_median` over all folders. Times are the
+//! `ms_median`, `ms_p90`, `detect_ms_median`, `read_ms_median` over all folders, and `peak_rss_mb`. Times are the
 //! engine's (detection + reading), not JPEG decoding, measured after one warm-up image.
+//!
+//! Options: `--engine-config FILE` (a TOML `[engine]` table's contents, to compare models or
+//! settings); `--reference CMD` runs a reference pipeline on the same folders in the same run
+//! (`alpr-ref DIR... --threads N --json OUT`, as `../shared/tools/alpr-ref` takes), and adds its
+//! figures and the ratio of our median time to its median time (`python_*`, `speed_ratio`).
 use appliance::engine::plate::normalise_text;
 use appliance::engine::{Engine, EngineConfig, PlateBox, load_picture};
 use appliance::pass::edit_distance;
@@ -75,12 +80,59 @@ fn summary(rows: &[Row]) -> serde_json::Value {
     })
 }
 
-fn main() -> anyhow::Result<()> {
-    let dirs: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
-    if dirs.is_empty() {
-        anyhow::bail!("usage: bench-alpr DIR [DIR...] (OpenALPR benchmark layout)");
+const USAGE: &str =
+    "usage: bench-alpr [--engine-config FILE] [--reference CMD] DIR [DIR...] (OpenALPR layout)";
+
+/// Runs the reference pipeline on the same folders; returns its per-image times and figures.
+fn reference(cmd: &str, dirs: &[PathBuf], threads: usize) -> anyhow::Result<serde_json::Value> {
+    let out = std::env::temp_dir().join(format!("bench-alpr-ref-{}.json", std::process::id()));
+    let status = std::process::Command::new(cmd)
+        .args(dirs)
+        .args(["--threads", &threads.to_string(), "--json"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run reference {cmd}: {e}"))?;
+    anyhow::ensure!(status.success(), "reference {cmd} failed: {status}");
+    let text = std::fs::read_to_string(&out)?;
+    let _ = std::fs::remove_file(&out);
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    let (mut ms, mut det, mut exact, mut n) = (Vec::new(), Vec::new(), 0usize, 0usize);
+    for set in v["sets"].as_object().into_iter().flat_map(|o| o.values()) {
+        for img in set["images"].as_array().into_iter().flatten() {
+            ms.push(img["total_ms"].as_f64().unwrap_or(f64::NAN));
+            det.push(img["det_ms"].as_f64().unwrap_or(f64::NAN));
+            exact += usize::from(img["exact"].as_bool().unwrap_or(false));
+            n += 1;
+        }
     }
-    let cfg = EngineConfig::default();
+    let r1 = |x: f64| (x * 10.0).round() / 10.0;
+    Ok(serde_json::json!({
+        "python_images": n,
+        "python_exact": (exact as f64 / n.max(1) as f64 * 10_000.0).round() / 10_000.0,
+        "python_ms_median": r1(percentile(&ms, 0.5)),
+        "python_detect_ms_median": r1(percentile(&det, 0.5)),
+    }))
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut dirs, mut engine_config, mut reference_cmd) = (Vec::new(), None, None);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--engine-config" => engine_config = Some(args.next().ok_or(anyhow::anyhow!(USAGE))?),
+            "--reference" => reference_cmd = Some(args.next().ok_or(anyhow::anyhow!(USAGE))?),
+            _ if a.starts_with("--") => anyhow::bail!("{USAGE}"),
+            _ => dirs.push(PathBuf::from(a)),
+        }
+    }
+    if dirs.is_empty() {
+        anyhow::bail!("{USAGE}");
+    }
+    let cfg: EngineConfig = match &engine_config {
+        Some(f) => toml::from_str(&std::fs::read_to_string(f)?)?,
+        None => EngineConfig::default(),
+    };
     let us = cfg.us_o_as_zero;
     let mut engine = Engine::load(&cfg)?;
     let mut all = Vec::new();
@@ -130,6 +182,25 @@ fn main() -> anyhow::Result<()> {
         println!("{s}");
         all.extend(rows);
     }
-    println!("{}", summary(&all));
+    let mut total = summary(&all);
+    // Peak resident memory of this process: the engine with both models, and the pictures.
+    let peak_rss_mb = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?
+        .max_rss() as f64
+        / 1024.0;
+    total["peak_rss_mb"] = serde_json::json!((peak_rss_mb * 10.0).round() / 10.0);
+    if let Some(cmd) = reference_cmd {
+        let r = reference(&cmd, &dirs, cfg.threads)?;
+        eprintln!("reference {cmd}: {r}");
+        let ours = total["ms_median"].as_f64().unwrap_or(f64::NAN);
+        let theirs = r["python_ms_median"].as_f64().unwrap_or(f64::NAN);
+        if let (Some(t), Some(o)) = (total.as_object_mut(), r.as_object()) {
+            t.extend(o.clone());
+            t.insert(
+                "speed_ratio".into(),
+                serde_json::json!((ours / theirs * 1000.0).round() / 1000.0),
+            );
+        }
+    }
+    println!("{total}");
     Ok(())
 }

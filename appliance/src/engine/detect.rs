@@ -87,6 +87,101 @@ pub fn nms(mut dets: Vec<(PlateBox, f32)>, iou: f32) -> Vec<(PlateBox, f32)> {
     keep
 }
 
+/// What the detector's outputs hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Head {
+    /// One output `[1, 4 + classes (+ mask coefficients), N]` with boxes already decoded (a
+    /// stock YOLOv8 export).
+    Decoded { classes: usize },
+    /// The raw YOLOv8 head, one output per stride: `[1, 4 * BINS + classes, H/s, W/s]`, distance
+    /// bins and class logits (what `scripts/prepare-detector.py` makes). Decoded here, which
+    /// spares the runtime the in-graph decoding and lets the input be any multiple of 32.
+    Raw { classes: usize },
+}
+
+/// Distance bins per box side in a YOLOv8 head (its `reg_max`).
+pub const BINS: usize = 16;
+
+/// One detection in detector-input pixels, before NMS: centre, size, score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputBox {
+    pub cx: f32,
+    pub cy: f32,
+    pub w: f32,
+    pub h: f32,
+    pub score: f32,
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The expected distance (in grid cells) of one side: a softmax over its bins, then their mean.
+fn expected_bin(logits: impl Iterator<Item = f32> + Clone) -> f32 {
+    let max = logits.clone().fold(f32::NEG_INFINITY, f32::max);
+    let (mut sum, mut weighted) = (0.0f32, 0.0f32);
+    for (i, l) in logits.enumerate() {
+        let e = (l - max).exp();
+        sum += e;
+        weighted += e * i as f32;
+    }
+    weighted / sum
+}
+
+/// Decodes one raw head level: `values` is `[4 * BINS + classes, gh, gw]` (batch 1), `stride` the
+/// input pixels per grid cell. Only cells whose best class clears `threshold` are decoded.
+pub fn decode_raw_level(
+    values: &[f32],
+    classes: usize,
+    gh: usize,
+    gw: usize,
+    stride: f32,
+    threshold: f32,
+    out: &mut Vec<InputBox>,
+) {
+    let plane = gh * gw;
+    // Compare logits, not probabilities: sigmoid is monotonic, so one inverse per level suffices.
+    let logit_threshold = (threshold / (1.0 - threshold).max(f32::EPSILON)).ln();
+    for cell in 0..plane {
+        let best = (0..classes)
+            .map(|c| values[(4 * BINS + c) * plane + cell])
+            .fold(f32::NEG_INFINITY, f32::max);
+        if best < logit_threshold {
+            continue;
+        }
+        let side =
+            |k: usize| expected_bin((0..BINS).map(move |b| values[(k * BINS + b) * plane + cell]));
+        let (l, t, r, b) = (side(0), side(1), side(2), side(3));
+        let ax = (cell % gw) as f32 + 0.5;
+        let ay = (cell / gw) as f32 + 0.5;
+        let (x1, y1, x2, y2) = (ax - l, ay - t, ax + r, ay + b);
+        out.push(InputBox {
+            cx: (x1 + x2) / 2.0 * stride,
+            cy: (y1 + y2) / 2.0 * stride,
+            w: (x2 - x1) * stride,
+            h: (y2 - y1) * stride,
+            score: sigmoid(best),
+        });
+    }
+}
+
+/// Decodes a stock export's `[4 + classes (+ masks), n]` rows (batch 1).
+pub fn decode_flat(values: &[f32], classes: usize, n: usize, threshold: f32) -> Vec<InputBox> {
+    let at = |row: usize, i: usize| values[row * n + i];
+    (0..n)
+        .filter_map(|i| {
+            let score = (0..classes).map(|c| at(4 + c, i)).fold(0.0f32, f32::max);
+            (score >= threshold).then(|| InputBox {
+                cx: at(0, i),
+                cy: at(1, i),
+                w: at(2, i),
+                h: at(3, i),
+                score,
+            })
+        })
+        .collect()
+}
+
 pub struct Detector {
     session: Session,
     path: PathBuf,
@@ -94,7 +189,24 @@ pub struct Detector {
     in_w: u32,
     in_h: u32,
     half: bool,
-    classes: usize,
+    head: Head,
+}
+
+fn tensor_dims(v: &ValueType) -> Option<Vec<i64>> {
+    match v {
+        ValueType::Tensor { shape, .. } => Some(shape.to_vec()),
+        _ => None,
+    }
+}
+
+fn to_f32(v: &ort::value::DynValue) -> Result<(Vec<i64>, Vec<f32>), ort::Error> {
+    match v.try_extract_tensor::<f16>() {
+        Ok((s, d)) => Ok((s.to_vec(), d.iter().map(|x| x.to_f32()).collect())),
+        Err(_) => {
+            let (s, d) = v.try_extract_tensor::<f32>()?;
+            Ok((s.to_vec(), d.to_vec()))
+        }
+    }
 }
 
 impl Detector {
@@ -120,25 +232,40 @@ impl Detector {
             }
         };
         let side = |d: i64| if d > 0 { d as u32 } else { 640 };
-        let output = session.outputs().first().ok_or_else(|| shape_err("no output".into()))?;
-        let out_dims = match output.dtype() {
-            ValueType::Tensor { shape, .. } => shape.to_vec(),
-            other => return Err(shape_err(format!("output is {other:?}, not a tensor"))),
-        };
-        if out_dims.len() != 3 || out_dims[1] < 5 {
-            return Err(shape_err(format!(
-                "detector output must be [1,4+classes,N] (YOLO), found {out_dims:?}"
-            )));
+        let (in_w, in_h) = (side(dims[3]), side(dims[2]));
+        if in_w % 32 != 0 || in_h % 32 != 0 {
+            return Err(shape_err(format!("detector input {in_h}x{in_w} is not a multiple of 32")));
         }
-        // A segmentation export carries 32 mask coefficients after the class scores.
-        let rows = out_dims[1] as usize;
-        let classes = if session.outputs().len() > 1 && rows > 36 { rows - 36 } else { rows - 4 };
+        let outs: Vec<Vec<i64>> = session
+            .outputs()
+            .iter()
+            .map(|o| {
+                tensor_dims(o.dtype()).ok_or_else(|| shape_err("an output is not a tensor".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        let first = outs.first().ok_or_else(|| shape_err("no output".into()))?;
+        let head = if outs.len() == 3
+            && outs.iter().all(|d| d.len() == 4 && d[1] > (4 * BINS) as i64 && d[1] == first[1])
+        {
+            Head::Raw { classes: first[1] as usize - 4 * BINS }
+        } else if first.len() == 3 && first[1] >= 5 {
+            // A segmentation export carries 32 mask coefficients after the class scores.
+            let rows = first[1] as usize;
+            Head::Decoded {
+                classes: if outs.len() > 1 && rows > 36 { rows - 36 } else { rows - 4 },
+            }
+        } else {
+            return Err(shape_err(format!(
+                "detector outputs must be [1,4+classes,N] (a YOLO export) or three raw YOLOv8 \
+                 head levels [1,64+classes,H/s,W/s], found {outs:?}"
+            )));
+        };
         Ok(Detector {
             input_name: input.name().to_string(),
-            in_w: side(dims[3]),
-            in_h: side(dims[2]),
+            in_w,
+            in_h,
             half,
-            classes,
+            head,
             session,
             path: path.to_path_buf(),
         })
@@ -168,33 +295,36 @@ impl Detector {
             let t = Tensor::from_array((shape, chw)).map_err(fail)?;
             self.session.run(ort::inputs![self.input_name.as_str() => t]).map_err(fail)?
         };
-        let out = &outputs[0];
-        let (dims, values): (Vec<i64>, Vec<f32>) = match out.try_extract_tensor::<f16>() {
-            Ok((s, v)) => (s.to_vec(), v.iter().map(|x| x.to_f32()).collect()),
-            Err(_) => {
-                let (s, v) = out.try_extract_tensor::<f32>().map_err(fail)?;
-                (s.to_vec(), v.to_vec())
-            }
+        let wrong = |dims: &[i64]| EngineError::ModelShape {
+            path: self.path.clone(),
+            reason: format!("detector produced {dims:?}"),
         };
-        if dims.len() != 3 || (dims[1] as usize) < 4 + self.classes {
-            return Err(EngineError::ModelShape {
-                path: self.path.clone(),
-                reason: format!("detector produced {dims:?}"),
-            });
-        }
-        let n = dims[2] as usize;
-        let at = |row: usize, i: usize| values[row * n + i];
-        let mut dets = Vec::new();
-        for i in 0..n {
-            let score = (0..self.classes).map(|c| at(4 + c, i)).fold(0.0f32, f32::max);
-            if score < threshold {
-                continue;
+        let mut found = Vec::new();
+        match self.head {
+            Head::Decoded { classes } => {
+                let (dims, values) = to_f32(&outputs[0]).map_err(fail)?;
+                if dims.len() != 3 || (dims[1] as usize) < 4 + classes {
+                    return Err(wrong(&dims));
+                }
+                found = decode_flat(&values, classes, dims[2] as usize, threshold);
             }
-            let b = lb.to_picture(at(0, i), at(1, i), at(2, i), at(3, i), pw, ph);
-            if b.w >= 4.0 && b.h >= 4.0 {
-                dets.push((b, score));
+            Head::Raw { classes } => {
+                for i in 0..3 {
+                    let (dims, values) = to_f32(&outputs[i]).map_err(fail)?;
+                    if dims.len() != 4 || dims[1] as usize != 4 * BINS + classes || dims[2] <= 0 {
+                        return Err(wrong(&dims));
+                    }
+                    let (gh, gw) = (dims[2] as usize, dims[3] as usize);
+                    let stride = self.in_h as f32 / gh as f32;
+                    decode_raw_level(&values, classes, gh, gw, stride, threshold, &mut found);
+                }
             }
         }
+        let dets = found
+            .into_iter()
+            .map(|d| (lb.to_picture(d.cx, d.cy, d.w, d.h, pw, ph), d.score))
+            .filter(|(b, _)| b.w >= 4.0 && b.h >= 4.0)
+            .collect();
         Ok(nms(dets, iou))
     }
 }
@@ -247,5 +377,38 @@ mod tests {
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0], (b(1.0), 0.9));
         assert_eq!(kept[1], (b(50.0), 0.3));
+    }
+
+    #[test]
+    fn raw_head_decodes_distances_and_scores() {
+        // A 2x3 grid at stride 8 with one class: only cell (x=1, y=1) clears the threshold.
+        let (gh, gw, classes) = (2usize, 3usize, 1usize);
+        let plane = gh * gw;
+        let mut v = vec![0.0f32; (4 * BINS + classes) * plane];
+        v[4 * BINS * plane..].fill(-5.0);
+        let cell = gw + 1;
+        v[4 * BINS * plane + cell] = 2.0;
+        // Sides left, top, right, bottom peak sharply at bins 2, 1, 3, 1 (in grid cells).
+        for (side, bin) in [(0, 2), (1, 1), (2, 3), (3, 1)] {
+            v[(side * BINS + bin) * plane + cell] = 30.0;
+        }
+        let mut out = Vec::new();
+        decode_raw_level(&v, classes, gh, gw, 8.0, 0.5, &mut out);
+        assert_eq!(out.len(), 1);
+        let d = out[0];
+        // Anchor (1.5, 1.5): x -0.5 .. 4.5 (centre 2), y 0.5 .. 2.5 (centre 1.5), times 8.
+        assert!((d.cx - 16.0).abs() < 1e-3 && (d.cy - 12.0).abs() < 1e-3, "{d:?}");
+        assert!((d.w - 40.0).abs() < 1e-3 && (d.h - 16.0).abs() < 1e-3, "{d:?}");
+        assert!((d.score - sigmoid(2.0)).abs() < 1e-6);
+        // Flat bins give the mean distance, 7.5 cells.
+        assert!((expected_bin([0.0f32; BINS].into_iter()) - 7.5).abs() < 1e-5);
+    }
+
+    #[test]
+    fn decoded_head_keeps_rows_over_threshold() {
+        // Two candidates, rows cx, cy, w, h, score: only the second clears 0.5.
+        let v = [10.0, 20.0, 30.0, 40.0, 5.0, 6.0, 7.0, 8.0, 0.2, 0.9];
+        let d = decode_flat(&v, 1, 2, 0.5);
+        assert_eq!(d, vec![InputBox { cx: 20.0, cy: 40.0, w: 6.0, h: 8.0, score: 0.9 }]);
     }
 }

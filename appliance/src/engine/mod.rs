@@ -50,6 +50,11 @@ pub struct EngineConfig {
     pub recogniser_min_width: u32,
     /// Fractions of the box height trimmed off top and bottom; each is read, the best wins.
     pub trims: Vec<f32>,
+    /// Angles (degrees) each trim is also read at when the level reads are unsure; the most
+    /// confident read wins. Plates on trailers' pictures are rarely level to the degree.
+    pub angles: Vec<f32>,
+    /// A level read at least this confident is taken without trying the other angles.
+    pub settle_confidence: f32,
     /// US plates: hotlists and state files treat the letter O and the digit 0 alike; write 0.
     pub us_o_as_zero: bool,
     /// Intra-op threads per model (1 suits a 2-core trailer running capture beside it).
@@ -61,15 +66,17 @@ impl Default for EngineConfig {
         let models = default_models_dir();
         EngineConfig {
             runtime_library: models.join("libonnxruntime.so.1.31.1"),
-            detector_model: models.join("platedet.onnx"),
-            recogniser_model: models.join("ch_PP-OCRv4_rec_infer.onnx"),
-            recogniser_dictionary: None,
+            detector_model: models.join("platedet-384x640-int8.onnx"),
+            recogniser_model: models.join("ppocrv6_rec.onnx"),
+            recogniser_dictionary: Some(models.join("ppocrv6_dict.txt")),
             detect_threshold: 0.25,
             nms_iou: 0.45,
             max_plates: 3,
             read_threshold: 0.5,
             recogniser_min_width: 160,
             trims: vec![0.05, 0.15],
+            angles: vec![-4.0, 4.0],
+            settle_confidence: 0.97,
             us_o_as_zero: true,
             threads: 1,
         }
@@ -114,11 +121,15 @@ impl EngineConfig {
         if !in_unit(self.detect_threshold)
             || !in_unit(self.nms_iou)
             || !in_unit(self.read_threshold)
+            || !in_unit(self.settle_confidence)
         {
             return Err(EngineError::Config("thresholds must lie between 0 and 1".into()));
         }
         if self.trims.is_empty() || self.trims.iter().any(|t| !(0.0..0.4).contains(t)) {
             return Err(EngineError::Config("trims: one or more fractions in [0, 0.4)".into()));
+        }
+        if self.angles.iter().any(|a| !(-30.0..=30.0).contains(a)) {
+            return Err(EngineError::Config("angles: degrees between -30 and 30".into()));
         }
         if self.threads == 0 || self.max_plates == 0 {
             return Err(EngineError::Config("threads and max_plates must be at least 1".into()));
@@ -241,21 +252,31 @@ impl Engine {
         detect_score: f32,
     ) -> Result<Option<PlateCandidate>, EngineError> {
         let mut best: Option<PlateCandidate> = None;
-        for &trim in &self.config.trims {
-            let Some(crop) = recognise::crop_trimmed(picture, bbox, trim) else { continue };
-            let raw = self.recogniser.recognise(&crop, self.config.recogniser_min_width)?;
-            let Some((text, confs)) = plate::normalise(&raw, self.config.us_o_as_zero) else {
-                continue;
-            };
-            let confidence = confs.iter().sum::<f32>() / confs.len() as f32;
-            if best.as_ref().is_none_or(|b| confidence > b.confidence) {
-                best = Some(PlateCandidate {
-                    text,
-                    confidence,
-                    char_confidences: confs,
-                    detect_score,
-                    bbox,
-                });
+        let level = std::iter::once(0.0f32);
+        let angles: Vec<f32> = level.chain(self.config.angles.iter().copied()).collect();
+        for (i, &angle) in angles.iter().enumerate() {
+            if i > 0 && best.as_ref().is_some_and(|b| b.confidence >= self.config.settle_confidence)
+            {
+                break;
+            }
+            for &trim in &self.config.trims {
+                let Some(crop) = recognise::crop_rotated(picture, bbox, trim, angle) else {
+                    continue;
+                };
+                let raw = self.recogniser.recognise(&crop, self.config.recogniser_min_width)?;
+                let Some((text, confs)) = plate::normalise(&raw, self.config.us_o_as_zero) else {
+                    continue;
+                };
+                let confidence = confs.iter().sum::<f32>() / confs.len() as f32;
+                if best.as_ref().is_none_or(|b| confidence > b.confidence) {
+                    best = Some(PlateCandidate {
+                        text,
+                        confidence,
+                        char_confidences: confs,
+                        detect_score,
+                        bbox,
+                    });
+                }
             }
         }
         Ok(best.filter(|c| c.confidence >= self.config.read_threshold))

@@ -23,6 +23,44 @@ pub fn crop_trimmed(pic: &RgbImage, bbox: PlateBox, trim: f32) -> Option<RgbImag
     Some(image::imageops::crop_imm(pic, x1, y1, x2 - x1, y2 - y1).to_image())
 }
 
+/// The crop of `bbox` as [`crop_trimmed`] makes it, turned by `degrees` about the box centre
+/// (positive degrees turn the content counter-clockwise as seen on screen, levelling a plate whose
+/// text falls to the right).
+/// Pixels are sampled from the whole picture, so the corners show what surrounds the plate, not
+/// black.
+pub fn crop_rotated(pic: &RgbImage, bbox: PlateBox, trim: f32, degrees: f32) -> Option<RgbImage> {
+    if degrees == 0.0 {
+        return crop_trimmed(pic, bbox, trim);
+    }
+    let (pw, ph) = pic.dimensions();
+    let w = bbox.w.round() as u32;
+    let h = (bbox.h * (1.0 - 2.0 * trim)).round() as u32;
+    if w < 4 || h < 4 || pw < 2 || ph < 2 {
+        return None;
+    }
+    let (cx, cy) = bbox.centre();
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let src = pic.as_raw();
+    let stride = pw as usize * 3;
+    let mut out = RgbImage::new(w, h);
+    for (ox, oy, px) in out.enumerate_pixels_mut() {
+        let dx = ox as f32 + 0.5 - w as f32 / 2.0;
+        let dy = oy as f32 + 0.5 - h as f32 / 2.0;
+        let sx = (cx + dx * cos - dy * sin - 0.5).clamp(0.0, (pw - 1) as f32);
+        let sy = (cy + dx * sin + dy * cos - 0.5).clamp(0.0, (ph - 1) as f32);
+        let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(pw as usize - 1), (y0 + 1).min(ph as usize - 1));
+        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+        for c in 0..3 {
+            let p = |x: usize, y: usize| f32::from(src[y * stride + x * 3 + c]);
+            let v = (p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx) * (1.0 - fy)
+                + (p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx) * fy;
+            px.0[c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Some(out)
+}
+
 /// The recogniser's input for one crop: `[3, 48, W]` BGR in [-1, 1], zero-padded on the right.
 pub fn prepare(crop: &RgbImage, min_width: u32) -> (Vec<f32>, u32) {
     let (w, h) = crop.dimensions();
@@ -177,5 +215,27 @@ mod tests {
         // x 90..100 (clipped), y 42..50 (trimmed 2 px at the top, clipped at the bottom).
         assert_eq!(c.dimensions(), (10, 8));
         assert!(crop_trimmed(&pic, PlateBox { x: 99.0, y: 0.0, w: 1.0, h: 1.0 }, 0.0).is_none());
+    }
+
+    #[test]
+    fn rotated_crop_turns_about_the_box_centre() {
+        // A white picture with a dark horizontal bar through (50, 50); the box is centred there.
+        let mut pic = RgbImage::from_pixel(100, 100, image::Rgb([255, 255, 255]));
+        for x in 20..80 {
+            pic.put_pixel(x, 50, image::Rgb([0, 0, 0]));
+        }
+        let bbox = PlateBox { x: 30.0, y: 40.0, w: 40.0, h: 20.0 };
+        let level = crop_rotated(&pic, bbox, 0.0, 0.0).expect("crop");
+        let turned = crop_rotated(&pic, bbox, 0.0, 10.0).expect("crop");
+        assert_eq!(level.dimensions(), turned.dimensions());
+        let dark_rows = |img: &RgbImage, x: u32| {
+            (0..img.height()).filter(|&y| img.get_pixel(x, y).0[0] < 128).collect::<Vec<_>>()
+        };
+        // Level: the bar is on row 10 at both ends. Turned 10 degrees: the bar's left end sits
+        // lower in the crop than its right end (the content turns the other way).
+        assert_eq!(dark_rows(&level, 2), vec![10]);
+        assert_eq!(dark_rows(&level, 37), vec![10]);
+        let (left, right) = (dark_rows(&turned, 2), dark_rows(&turned, 37));
+        assert!(left.iter().all(|&y| y > 11) && right.iter().all(|&y| y < 9), "{left:?} {right:?}");
     }
 }
