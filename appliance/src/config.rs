@@ -90,6 +90,10 @@ pub struct CaptureConfig {
     /// A source that gives no frame and no end for this long has failed: a damaged file, or
     /// a camera to reconnect.
     pub stall_ms: u64,
+    /// While the scene is quiet, decode only keyframes (the rest of each group of pictures is
+    /// skipped before the decoder). Set the camera's keyframe interval to a second or less: a
+    /// vehicle is noticed at the first keyframe it is in.
+    pub keyframes_when_quiet: bool,
     /// Reconnect backoff for live sources, first and maximum delay.
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
@@ -103,6 +107,7 @@ impl Default for CaptureConfig {
             analyse_fps: 8.0,
             max_fps: 30,
             stall_ms: 10_000,
+            keyframes_when_quiet: true,
             pacing: None,
             reconnect_initial_ms: 500,
             reconnect_max_ms: 30_000,

@@ -447,7 +447,7 @@ impl Camera<'_> {
             if !reads.into_iter().all(|r| self.send(CaptureEvent::Read(r))) {
                 break Ok(false);
             }
-            capture.set_idle_fps(self.analyser.idle_fps(&self.cfg));
+            capture.judged(frame.pts_ms, self.analyser.idle_fps(&self.cfg));
         };
         self.counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
         tracing::info!(frames = capture.frames(), gate = ?self.analyser.gate_counts(), "capture stopped");

@@ -20,6 +20,9 @@ fn cpu_s() -> anyhow::Result<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let mut args = std::env::args().skip(1);
     let mut cfg = Config::default();
     let mut video = None;
@@ -47,7 +50,7 @@ fn main() -> anyhow::Result<()> {
             Next::Frame(f) => {
                 last_pts = last_pts.max(f.pts_ms.unwrap_or(0));
                 reads.extend(analyser.frame(&f, 0).into_iter().map(|r| r.plate));
-                capture.set_idle_fps(analyser.idle_fps(&cfg));
+                capture.judged(f.pts_ms, analyser.idle_fps(&cfg));
             }
             Next::Idle => anyhow::bail!("no frame for 5 s from a file"),
             Next::EndOfStream => break,
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     reads.extend(analyser.finish().into_iter().map(|r| r.plate));
     let (cpu, wall) = (cpu_s()? - cpu0, wall0.elapsed().as_secs_f64());
     let decoded = capture.decoded();
+    let skipped = capture.skipped();
     drop(capture);
     let analysed = counters.frames_analysed.load(Ordering::Relaxed);
     let video_min = (last_pts as f64 / 60_000.0).max(1e-9);
@@ -81,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             "video_s": r(last_pts as f64 / 1000.0, 10.0),
             "wall_s": r(wall, 100.0),
             "frames_gated": gate.skipped,
+            "frames_skipped_undecoded": skipped,
         })
     );
     Ok(())

@@ -1,19 +1,22 @@
 //! Capture: a GStreamer pipeline from the camera (RTSP, V4L2) or a file to RGB frames.
 //!
 //! ```text
-//!  rtspsrc / v4l2src / filesrc ─► decodebin ─► videorate (max_fps, drop only) ─► videoconvert
-//!      ─► videoscale ─► video/x-raw,format=RGB,width=W,pixel-aspect-ratio=1/1 ─► appsink
+//!  rtspsrc / v4l2src / filesrc ─► decodebin [parser ─► (keyframe probe) decoder] ─► identity
+//!      (rate probe) ─► videoconvert ─► videoscale ─► video/x-raw,format=RGB,width=W ─► appsink
 //! ```
-//! `decodebin` picks a hardware decoder where the box has one. Frames beyond `max_fps` are
-//! dropped right after decoding, so they never cost a colour conversion; the rest are converted
-//! and scaled once, to the width the engine needs. A probe in front of `videorate` counts the
-//! decoded frames and, while the motion gate says the scene is quiet, lets through only one
-//! frame per idle interval ([`Capture::set_idle_fps`]); the change takes effect on the next
-//! frame, with no caps renegotiation (changing `videorate`'s own rate lost about a second of
-//! frames when a vehicle arrived, and with them reads). Live sources hand over only the newest frame
-//! (`max-buffers=1 drop=true`); the frames GStreamer dropped are counted from buffer offsets.
-//! File replays decode every frame and never drop. The pipeline's whole lifecycle is this
-//! module's [`Capture`]: built in `open`, set to `Null` on drop.
+//! `decodebin` picks a hardware decoder where the box has one. While the motion gate says the
+//! scene is quiet, a probe in front of the decoder lets only keyframes through
+//! ([`keyframes`]: decoding is most of what an empty road costs). After the decoder, the rate
+//! probe counts the decoded frames and drops those beyond `max_fps`, or beyond `idle_fps` while
+//! quiet, before any colour conversion; the rest are converted and scaled once, to the width
+//! the engine needs. Both probes act on the next frame, with no caps renegotiation (changing a
+//! `videorate`'s rate lost about a second of frames when a vehicle arrived, and `videorate`
+//! holds a frame back, which the keyframe rendezvous cannot wait for). The analyser reports its
+//! verdict on each frame with [`Capture::judged`]. Live sources hand over only the newest frame
+//! (`max-buffers=1 drop=true`). File replays decode every frame and never drop. The pipeline's
+//! whole lifecycle is this module's [`Capture`]: built in `open`, set to `Null` on drop.
+pub mod keyframes;
+
 use crate::config::{CaptureConfig, Pacing};
 use crate::engine::RgbImage;
 use gstreamer as gst;
@@ -66,6 +69,8 @@ pub struct Capture {
     decoded: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// While quiet, at most one frame per this many ms passes the probe (0: all).
     idle_every_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Keyframe-only decoding while quiet (`None`: configured off).
+    quiet_decoding: Option<std::sync::Arc<keyframes::QuietDecoding>>,
     /// How long without a frame or an end counts as a damaged file or a silent camera.
     stall: Duration,
     last_progress: std::time::Instant,
@@ -108,12 +113,8 @@ impl Capture {
         gst::init().map_err(|e| CaptureError::Init(e.to_string()))?;
         let src = source_description(cfg)?;
         let live = cfg.effective_pacing() == Pacing::Live;
-        let rate = match cfg.max_fps {
-            0 => "identity name=rate".to_string(),
-            fps => format!("videorate name=rate drop-only=true max-rate={fps}"),
-        };
         let desc = format!(
-            "{src} ! {rate} ! videoconvert ! videoscale ! \
+            "{src} ! identity name=rate ! videoconvert ! videoscale ! \
              video/x-raw,format=RGB,width={w},pixel-aspect-ratio=1/1 ! \
              appsink name=sink sync=false max-buffers={mb} drop={drop} enable-last-sample=false",
             w = cfg.width,
@@ -142,10 +143,18 @@ impl Capture {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
-        // The idle limit drops on the push side (dropping inside a sink pad's chain makes
+        // The rate limits drop on the push side (dropping inside a sink pad's chain makes
         // GStreamer 1.22 log a critical per frame), still before any colour conversion.
         let idle_every_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let every = idle_every_ms.clone();
+        let max_every = if cfg.max_fps == 0 { 0 } else { 1000 / u64::from(cfg.max_fps) };
+        let quiet_decoding = cfg.keyframes_when_quiet.then(|| {
+            // Files are replayed as fast as they decode, and the analyser may be busy with a
+            // pass: wait longer for a verdict there than on a live camera.
+            let wait = if live { 1000 } else { 5000 };
+            std::sync::Arc::new(keyframes::QuietDecoding::new(Duration::from_millis(wait)))
+        });
+        let passed_over = quiet_decoding.clone();
         // The pts of the last frame let through (u64::MAX: none yet).
         let last_passed = std::sync::atomic::AtomicU64::new(u64::MAX);
         pad("src")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
@@ -153,14 +162,60 @@ impl Capture {
             let Some(pts) = info.buffer().and_then(|b| b.pts()).map(|t| t.mseconds()) else {
                 return gst::PadProbeReturn::Ok;
             };
-            let every = every.load(Relaxed);
+            let every = match every.load(Relaxed) {
+                0 => max_every,
+                idle => idle.max(max_every),
+            };
             let last = last_passed.load(Relaxed);
-            if every > 0 && last != u64::MAX && pts >= last && pts - last < every {
+            // Frame times are whole milliseconds: allow one of rounding.
+            if every > 0 && last != u64::MAX && pts >= last && pts - last + 1 < every {
+                if let Some(q) = &passed_over {
+                    q.passed_over(pts);
+                }
                 return gst::PadProbeReturn::Drop;
             }
             last_passed.store(pts, Relaxed);
             gst::PadProbeReturn::Ok
         });
+        if let Some(q) = &quiet_decoding {
+            let q = q.clone();
+            pipeline.connect_deep_element_added(move |_, _, element| {
+                let is_video_decoder = element.factory().is_some_and(|f| {
+                    let klass = f.klass();
+                    klass.contains("Decoder") && klass.contains("Video")
+                });
+                if !is_video_decoder {
+                    return;
+                }
+                // Frame threading holds decoded frames back, which the rendezvous cannot wait
+                // for; one frame at a time is plenty when most frames are skipped.
+                if element.find_property("thread-type").is_some() {
+                    element.set_property_from_str("thread-type", "slice");
+                }
+                let Some(sink) = element.static_pad("sink") else { return };
+                // The probe sits on the pad that feeds the decoder: a sink pad's probe that
+                // drops makes GStreamer 1.22 log a critical per buffer.
+                let q = q.clone();
+                sink.connect_linked(move |_, feeder| {
+                    let q = q.clone();
+                    feeder.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                        let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
+                        let flags = buffer.flags();
+                        // A keyframe may carry the stream's headers in band (HEADER set);
+                        // a header-only buffer without a picture is never skipped.
+                        let keyframe = !flags.contains(gst::BufferFlags::DELTA_UNIT);
+                        if !keyframe && flags.contains(gst::BufferFlags::HEADER) {
+                            return gst::PadProbeReturn::Ok;
+                        }
+                        if q.admit(keyframe, buffer.pts().map(|t| t.mseconds())) {
+                            gst::PadProbeReturn::Ok
+                        } else {
+                            gst::PadProbeReturn::Drop
+                        }
+                    });
+                });
+            });
+        }
         let cap = Capture {
             pipeline,
             sink,
@@ -168,6 +223,7 @@ impl Capture {
             frames: 0,
             decoded,
             idle_every_ms,
+            quiet_decoding,
             stall: Duration::from_millis(cfg.stall_ms.max(1)),
             last_progress: std::time::Instant::now(),
         };
@@ -242,10 +298,20 @@ impl Capture {
         Ok(Next::Frame(Frame { image, pts_ms: buffer.pts().map(|t| t.mseconds() as i64) }))
     }
 
-    /// While the scene is quiet, deliver at most `fps` frames per second (0: all of them).
-    pub fn set_idle_fps(&self, fps: u32) {
-        let every = if fps == 0 { 0 } else { 1000 / u64::from(fps) };
+    /// The analyser's verdict after the frame at `pts_ms`: while the scene is quiet
+    /// (`idle_fps` > 0) deliver at most `idle_fps` frames per second and decode only keyframes;
+    /// otherwise every frame up to `max_fps`.
+    pub fn judged(&self, pts_ms: Option<i64>, idle_fps: u32) {
+        let every = if idle_fps == 0 { 0 } else { 1000 / u64::from(idle_fps) };
         self.idle_every_ms.store(every, std::sync::atomic::Ordering::Relaxed);
+        if let Some(q) = &self.quiet_decoding {
+            q.judged(pts_ms.and_then(|p| u64::try_from(p).ok()), idle_fps > 0);
+        }
+    }
+
+    /// Compressed frames skipped before the decoder (keyframe-only decoding while quiet).
+    pub fn skipped(&self) -> u64 {
+        self.quiet_decoding.as_ref().map_or(0, |q| q.skipped())
     }
 
     /// Frames handed over so far.
@@ -261,6 +327,9 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
+        if let Some(q) = &self.quiet_decoding {
+            q.close();
+        }
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
