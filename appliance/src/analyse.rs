@@ -1,13 +1,14 @@
 //! The per-frame path from a decoded frame to finished vehicle passes: pacing, the motion gate,
 //! the engine and the pass tracker. The daemon's capture thread and `bench-capture` both drive
 //! it, so the benchmark measures exactly what the trailer runs.
-use crate::capture::Frame;
+use crate::capture::{Capture, CaptureError, Frame, Next};
 use crate::config::{Config, Pacing};
 use crate::engine::Engine;
 use crate::gate::{GateCounts, MotionGate};
 use crate::pass::{PassRead, PassTracker};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Counters shared by the stages (the health module and the benchmark read them).
 #[derive(Debug, Default)]
@@ -88,4 +89,54 @@ impl Analyser {
     pub fn gate_counts(&self) -> GateCounts {
         self.gate.counts()
     }
+}
+
+/// What a replay of a video file produced.
+#[derive(Debug)]
+pub struct Replay {
+    pub reads: Vec<PassRead>,
+    /// Frames the decoder produced.
+    pub decoded: u64,
+    /// Compressed frames skipped before the decoder (keyframe-only decoding while quiet).
+    pub skipped_undecoded: u64,
+    pub delivered: u64,
+    pub analysed: u64,
+    pub gate: GateCounts,
+    /// The last frame's presentation time: the video's length, near enough.
+    pub video_ms: i64,
+}
+
+/// Plays a video file through the whole capture path (decode, rate limits, gate, engine, passes)
+/// as fast as it decodes, every frame in order, and returns the reads with the counts. The
+/// source in `cfg.capture` must be a file.
+pub fn replay(cfg: &Config, engine: Engine) -> Result<Replay, CaptureError> {
+    let mut cfg = cfg.clone();
+    cfg.capture.pacing = Some(Pacing::EveryFrame);
+    let counters = Arc::new(Counters::default());
+    let mut analyser = Analyser::new(&cfg, engine, counters.clone(), 0);
+    let mut capture = Capture::open(&cfg.capture)?;
+    let mut reads = Vec::new();
+    let mut video_ms = 0;
+    loop {
+        match capture.next(Duration::from_secs(5))? {
+            Next::Frame(f) => {
+                video_ms = f.pts_ms.unwrap_or(0).max(video_ms);
+                reads.extend(analyser.frame(&f, 0));
+                capture.judged(f.pts_ms, analyser.idle_fps(&cfg));
+            }
+            // `next` turns a long silence into `Stalled`; a short one is waited out.
+            Next::Idle => {}
+            Next::EndOfStream => break,
+        }
+    }
+    reads.extend(analyser.finish());
+    Ok(Replay {
+        reads,
+        decoded: capture.decoded(),
+        skipped_undecoded: capture.skipped(),
+        delivered: counters.frames_delivered.load(Ordering::Relaxed),
+        analysed: counters.frames_analysed.load(Ordering::Relaxed),
+        gate: analyser.gate_counts(),
+        video_ms,
+    })
 }

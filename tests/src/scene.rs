@@ -232,6 +232,9 @@ pub struct ScenePlan {
     pub parked_s: u32,
     /// Seconds of empty road at the end (a static scene when there are no vehicles).
     pub idle_s: u32,
+    /// Milliseconds of empty road before each pass (long enough, and the motion gate has gone
+    /// quiet when the vehicle arrives).
+    pub lead_ms: u32,
     pub width: u32,
     pub height: u32,
 }
@@ -244,6 +247,7 @@ impl Default for ScenePlan {
             fps: 10,
             parked_s: 0,
             idle_s: 0,
+            lead_ms: 500,
             width: 1280,
             height: 720,
         }
@@ -277,11 +281,11 @@ pub fn make_video(
     let parked = if plan.parked_s > 0 { Some(pick(&mut rng)?) } else { None };
     let fps = plan.fps as i32;
     let w = renderer.width as i32;
-    // Each pass: 0.5 s of empty road, the vehicle crossing the middle half of the picture in 3 s,
+    // Each pass: `lead_ms` of empty road (0.5 s by default), the vehicle crossing the middle half of the picture in 3 s,
     // then 1 s of empty road (the pass ends when the plate has gone).
     let mut frames: Vec<(Option<usize>, i32)> = Vec::new();
     for i in 0..vehicles.len() {
-        frames.extend((0..fps / 2).map(|_| (None, 0)));
+        frames.extend((0..fps * plan.lead_ms as i32 / 1000).map(|_| (None, 0)));
         let steps = 3 * fps;
         frames.extend((0..steps).map(|s| (Some(i), w / 4 + (w / 2) * s / steps)));
         frames.extend((0..fps).map(|_| (None, 0)));
@@ -295,10 +299,12 @@ pub fn make_video(
         }
         img
     };
+    // A parked vehicle does not move: its picture is drawn once.
+    let parked_picture = parked.as_ref().map(|v| with(Some(v), w / 2));
     let render = frames
         .into_iter()
         .map(|(v, x)| with(v.map(|i| &vehicles[i]), x))
-        .chain((0..parked_frames).map(|_| with(parked.as_ref(), w / 2)))
+        .chain(parked_picture.iter().flat_map(|p| (0..parked_frames).map(|_| p.clone())))
         .chain((0..fps * (1 + plan.idle_s as i32)).map(|_| with(None, 0)));
     crate::video::write_mp4(out, plan.fps, render)?;
     let mut plates: Vec<String> = vehicles.into_iter().map(|v| v.plate).collect();

@@ -127,6 +127,42 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The capture path alone on a trailer's day in small: vehicles arrive on an empty road (the gate
+/// has gone quiet and only keyframes are decoded), then one parks in view for ten minutes. Each
+/// pass gives exactly one read with the right text, the parked vehicle one read, and the quiet
+/// stretches were skipped before the decoder.
+#[test]
+fn passes_and_a_parked_vehicle_through_keyframe_only_decoding() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("parked.mp4");
+    let mut engine = Engine::load(&EngineConfig::default())?;
+    let plan = ScenePlan {
+        vehicles: 3,
+        seed: 23,
+        fps: 5,
+        lead_ms: 4000,
+        parked_s: 600,
+        idle_s: 2,
+        ..ScenePlan::default()
+    };
+    let scene = make_video(&path, &plan, &mut engine)?;
+    let mut cfg = appliance::Config::default();
+    cfg.capture.source = path.display().to_string();
+    assert!(cfg.capture.keyframes_when_quiet, "the default decodes only keyframes while quiet");
+    let run = appliance::analyse::replay(&cfg, engine)?;
+    let plates: Vec<&str> = run.reads.iter().map(|r| r.plate.as_str()).collect();
+    let expected: Vec<&str> = scene.plates.iter().map(String::as_str).collect();
+    assert_eq!(plates, expected, "one read per pass and one for the parked vehicle: {run:?}");
+    let frames = u64::from(plan.fps) * (3 * (4 + 3 + 1) + 600 + 3);
+    assert!(
+        run.skipped_undecoded > frames / 2,
+        "most of the parked ten minutes never reached the decoder: {} of {frames} skipped",
+        run.skipped_undecoded
+    );
+    assert_eq!(run.decoded + run.skipped_undecoded, frames, "every frame decoded or skipped");
+    Ok(())
+}
+
 fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;

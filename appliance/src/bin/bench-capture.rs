@@ -4,14 +4,11 @@
 //! `analysed_fps`, `cpu_s_per_min` (CPU seconds of this process per minute of video, decode
 //! included, model loading excluded) and `peak_rss_mb`. The configuration is the default one
 //! (`--config FILE` to use another), with the video as the source.
-use appliance::analyse::{Analyser, Counters};
-use appliance::capture::{Capture, Next};
-use appliance::config::{Config, Pacing};
+use appliance::analyse::replay;
+use appliance::config::Config;
 use appliance::engine::Engine;
 use nix::sys::resource::{UsageWho, getrusage};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn cpu_s() -> anyhow::Result<f64> {
     let u = getrusage(UsageWho::RUSAGE_SELF)?;
@@ -37,39 +34,20 @@ fn main() -> anyhow::Result<()> {
     let video =
         video.ok_or_else(|| anyhow::anyhow!("usage: bench-capture [--config FILE] VIDEO"))?;
     cfg.capture.source = video.clone();
-    cfg.capture.pacing = Some(Pacing::EveryFrame);
     let engine = Engine::load(&cfg.engine)?;
-    let counters = Arc::new(Counters::default());
-    let mut analyser = Analyser::new(&cfg, engine, counters.clone(), 0);
     let (cpu0, wall0) = (cpu_s()?, Instant::now());
-    let mut capture = Capture::open(&cfg.capture)?;
-    let mut reads = Vec::new();
-    let mut last_pts = 0i64;
-    loop {
-        match capture.next(Duration::from_secs(5))? {
-            Next::Frame(f) => {
-                last_pts = last_pts.max(f.pts_ms.unwrap_or(0));
-                reads.extend(analyser.frame(&f, 0).into_iter().map(|r| r.plate));
-                capture.judged(f.pts_ms, analyser.idle_fps(&cfg));
-            }
-            Next::Idle => anyhow::bail!("no frame for 5 s from a file"),
-            Next::EndOfStream => break,
-        }
-    }
-    reads.extend(analyser.finish().into_iter().map(|r| r.plate));
+    let run = replay(&cfg, engine)?;
     let (cpu, wall) = (cpu_s()? - cpu0, wall0.elapsed().as_secs_f64());
-    let decoded = capture.decoded();
-    let skipped = capture.skipped();
-    drop(capture);
-    let analysed = counters.frames_analysed.load(Ordering::Relaxed);
-    let video_min = (last_pts as f64 / 60_000.0).max(1e-9);
+    let reads: Vec<String> = run.reads.iter().map(|r| r.plate.clone()).collect();
+    let video_min = (run.video_ms as f64 / 60_000.0).max(1e-9);
     let peak_rss_mb = getrusage(UsageWho::RUSAGE_SELF)?.max_rss() as f64 / 1024.0;
-    let gate = analyser.gate_counts();
+    let (decoded, analysed, skipped) = (run.decoded, run.analysed, run.skipped_undecoded);
     eprintln!(
-        "{video}: {:.1} s of video, {decoded} frames decoded, {} delivered, {analysed} analysed \
-         ({gate:?}), {} reads in {wall:.1} s wall, {cpu:.1} s CPU",
-        last_pts as f64 / 1000.0,
-        counters.frames_delivered.load(Ordering::Relaxed),
+        "{video}: {:.1} s of video, {decoded} frames decoded, {skipped} skipped undecoded, {} \
+         delivered, {analysed} analysed ({:?}), {} reads in {wall:.1} s wall, {cpu:.1} s CPU",
+        run.video_ms as f64 / 1000.0,
+        run.delivered,
+        run.gate,
         reads.len()
     );
     let r = |x: f64, d: f64| (x * d).round() / d;
@@ -82,9 +60,9 @@ fn main() -> anyhow::Result<()> {
             "analysed_fps": r(analysed as f64 / wall.max(1e-9), 100.0),
             "cpu_s_per_min": r(cpu / video_min, 100.0),
             "peak_rss_mb": r(peak_rss_mb, 10.0),
-            "video_s": r(last_pts as f64 / 1000.0, 10.0),
+            "video_s": r(run.video_ms as f64 / 1000.0, 10.0),
             "wall_s": r(wall, 100.0),
-            "frames_gated": gate.skipped,
+            "frames_gated": run.gate.skipped,
             "frames_skipped_undecoded": skipped,
         })
     );

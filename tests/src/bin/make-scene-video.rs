@@ -23,6 +23,9 @@ struct Args {
     /// Seconds of empty road at the end (with `--vehicles 0`: a static scene).
     #[arg(long, default_value_t = 0)]
     idle_s: u32,
+    /// Milliseconds of empty road before each pass.
+    #[arg(long, default_value_t = 500)]
+    lead_ms: u32,
     #[arg(long, default_value_t = 1280)]
     width: u32,
     #[arg(long, default_value_t = 720)]
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         fps: a.fps,
         parked_s: a.parked_s,
         idle_s: a.idle_s,
+        lead_ms: a.lead_ms,
         width: a.width,
         height: a.height,
     };
