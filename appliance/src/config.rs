@@ -27,6 +27,11 @@ pub struct TrailerConfig {
     pub camera_id: String,
     /// Where the store lives.
     pub data_dir: PathBuf,
+    /// After a stop request the daemon finishes the passes in view, stores their reads and
+    /// stops its tasks; if that takes longer than this (a source or a link that hangs), it
+    /// exits anyway: everything stored is already durable. Keep it below systemd's
+    /// `TimeoutStopSec`.
+    pub stop_deadline_s: u64,
 }
 
 impl Default for TrailerConfig {
@@ -35,6 +40,7 @@ impl Default for TrailerConfig {
             id: "trailer-01".into(),
             camera_id: "cam0".into(),
             data_dir: PathBuf::from("/var/lib/trailer-alpr"),
+            stop_deadline_s: 20,
         }
     }
 }
@@ -269,6 +275,9 @@ impl Config {
             || !(-180.0..=180.0).contains(&self.location.longitude)
         {
             return bad("location: latitude/longitude out of range".into());
+        }
+        if self.trailer.stop_deadline_s == 0 {
+            return bad("trailer.stop_deadline_s must be at least 1".into());
         }
         if !(0.1..=60.0).contains(&self.capture.analyse_fps) || self.capture.width < 64 {
             return bad("capture: analyse_fps must be 0.1-60 and width at least 64".into());

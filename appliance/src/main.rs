@@ -72,10 +72,21 @@ fn main() -> anyhow::Result<()> {
                 .context("cannot start the async runtime")?;
             rt.block_on(async {
                 let (tx, rx) = tokio::sync::watch::channel(false);
+                let deadline = std::time::Duration::from_secs(config.trailer.stop_deadline_s);
                 tokio::spawn(async move {
                     wait_for_signal().await;
                     tracing::info!("stop requested");
                     let _ = tx.send(true);
+                    // A plain thread: it must fire even if the runtime itself is stuck.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(deadline);
+                        tracing::error!(
+                            deadline_s = deadline.as_secs(),
+                            "stop deadline passed: exiting with work unfinished (what was \
+                             stored is durable; the outbox syncs on the next start)"
+                        );
+                        std::process::exit(1);
+                    });
                 });
                 appliance::run(config, rx).await
             })?;

@@ -358,9 +358,16 @@ fn bad_inputs_at_the_edges_get_clear_errors() -> anyhow::Result<()> {
 
 /// Serves the test camera on `port`; returns once it listens.
 fn start_camera(port: u16) -> anyhow::Result<std::process::Child> {
+    serve_camera(port, None)
+}
+
+/// Serves the test camera on `port`, showing `video` in real time if given; returns once it
+/// listens.
+fn serve_camera(port: u16, video: Option<&std::path::Path>) -> anyhow::Result<std::process::Child> {
     use std::io::BufRead;
     let mut child = Command::new(bin("rtsp-serve"))
         .arg(port.to_string())
+        .args(video)
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let out = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
@@ -457,5 +464,121 @@ fn rtsp_camera_lost_and_back_reconnects_and_shows_the_gap() -> anyhow::Result<()
     assert!(periods[1].start >= periods[0].end.unwrap_or(i64::MAX), "the gap is not covered");
     let last = periods.last().ok_or_else(|| anyhow::anyhow!("no period"))?;
     assert_eq!(last.end_reason, Some(UsageReason::DaemonStop));
+    Ok(())
+}
+
+/// A stop request while a vehicle is in view of a live camera: the daemon finishes the open pass
+/// into a stored read before it exits, and exits cleanly.
+#[test]
+fn a_stop_mid_pass_finishes_the_pass_into_a_read() -> anyhow::Result<()> {
+    use appliance::store::Store;
+    let dir = tempfile::tempdir()?;
+    let video = dir.path().join("parked.mp4");
+    let scene = {
+        let mut engine = Engine::load(&EngineConfig::default())?;
+        let plan = ScenePlan { vehicles: 0, seed: 31, parked_s: 60, ..ScenePlan::default() };
+        make_video(&video, &plan, &mut engine)?
+    };
+    let port = free_port();
+    let mut camera = serve_camera(port, Some(&video))?;
+    let store_dir = dir.path().join("store");
+    let config = dir.path().join("appliance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trailer]\nid = \"trailer-stop\"\ndata_dir = \"{}\"\n[location]\ngpsd = \"\"\n\
+             [capture]\nsource = \"rtsp://127.0.0.1:{port}/cam\"\n",
+            store_dir.display()
+        ),
+    )?;
+    // systemd's side of the notify protocol: a datagram socket, and a watchdog of 400 ms.
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path)?;
+    notify.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let listener = {
+        let heard = heard.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let (mut quiet, mut waits) = (0, 0);
+            // Until the daemon has been silent for a while after it said it was stopping (or
+            // two minutes of timeouts, if it never does).
+            while quiet < 10 && waits < 600 {
+                match notify.recv(&mut buf) {
+                    Ok(n) => {
+                        quiet = 0;
+                        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                        heard.lock().map(|mut h| h.push(text)).ok();
+                    }
+                    Err(_) => {
+                        waits += 1;
+                        let stopping = heard
+                            .lock()
+                            .map(|h| h.iter().any(|m| m.contains("STOPPING=1")))
+                            .unwrap_or(true);
+                        quiet += usize::from(stopping);
+                    }
+                }
+            }
+        })
+    };
+    let log_path = dir.path().join("appliance.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut appliance = Command::new(bin("appliance"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(log.try_clone()?)
+        .stdout(log)
+        .spawn()?;
+    let up = (|| -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !std::fs::read_to_string(&log_path)?.contains("camera up") {
+            anyhow::ensure!(std::time::Instant::now() < deadline, "the camera never came up");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(())
+    })();
+    // Seconds into a pass that would stay open for a minute (`pass.max_pass_ms`).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    run_ok(Command::new("kill").arg("-TERM").arg(appliance.id().to_string()))?;
+    let status = appliance.wait()?;
+    let _ = camera.kill();
+    let _ = camera.wait();
+    let log = std::fs::read_to_string(&log_path)?;
+    up.map_err(|e| anyhow::anyhow!("{e}\n{log}"))?;
+    assert!(status.success(), "a clean stop: {status}\n{log}");
+    listener.join().map_err(|_| anyhow::anyhow!("notify listener panicked"))?;
+    let heard = heard.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.join("\n");
+    for said in ["READY=1", "STATUS=collecting", "WATCHDOG=1", "STOPPING=1"] {
+        assert!(heard.contains(said), "the daemon told systemd {said}: {heard}");
+    }
+    let store = Store::open(&store_dir, 60, std::sync::Arc::new(appliance::clock::SystemClock))?;
+    let plates: Vec<String> = store.reads()?.into_iter().map(|r| r.meta.plate).collect();
+    assert_eq!(plates, scene.plates, "the pass in view became one read\n{log}");
+    Ok(())
+}
+
+/// The systemd units in `systemd/` pass `systemd-analyze verify` (pointed at the built binaries):
+/// no unknown keys, no bad values.
+#[test]
+fn systemd_units_verify() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+    let mut paths = Vec::new();
+    for unit in ["trailer-alpr.service", "trailer-alpr-server.service"] {
+        let text = std::fs::read_to_string(units.join(unit))?;
+        let built = bin("appliance");
+        let built_dir = built.parent().ok_or_else(|| anyhow::anyhow!("no bin dir"))?;
+        let text = text.replace("/usr/bin/", &format!("{}/", built_dir.display()));
+        let path = dir.path().join(unit);
+        std::fs::write(&path, text)?;
+        paths.push(path);
+    }
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&paths).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify:\n{err}");
     Ok(())
 }
