@@ -45,6 +45,10 @@ enum Command {
         /// Engine settings from this config file (its [engine] table).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Each image is one plate, already cropped (by a person or another detector): read it
+        /// whole, without detection.
+        #[arg(long)]
+        crops: bool,
         paths: Vec<PathBuf>,
     },
 }
@@ -110,7 +114,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Read { json, config, paths } => {
+        Command::Read { json, config, crops, paths } => {
             init_logging();
             let engine_cfg = match config {
                 Some(p) => Config::load(&p)?.engine,
@@ -122,7 +126,7 @@ fn main() -> anyhow::Result<()> {
                 collect(p, &mut files);
             }
             for f in files {
-                print_reading(&mut engine, &f, json);
+                print_reading(&mut engine, &f, json, crops);
             }
             Ok(())
         }
@@ -163,15 +167,23 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn print_reading(engine: &mut Engine, path: &Path, json: bool) {
+fn print_reading(engine: &mut Engine, path: &Path, json: bool, crops: bool) {
     let t0 = Instant::now();
-    let result = load_picture(path).and_then(|pic| engine.read(&pic).map_err(|e| e.to_string()));
+    let result = load_picture(path).and_then(|pic| {
+        let plates = if crops {
+            let (w, h) = pic.dimensions();
+            let whole = appliance::engine::PlateBox { x: 0.0, y: 0.0, w: w as f32, h: h as f32 };
+            engine.read_box(&pic, whole, 1.0).map(|c| c.into_iter().collect())
+        } else {
+            engine.read(&pic).map(|r| r.plates)
+        };
+        plates.map_err(|e| e.to_string())
+    });
     let elapsed_ms = (t0.elapsed().as_secs_f64() * 1e4).round() / 10.0;
     let image = path.display().to_string();
     match (result, json) {
-        (Ok(r), true) => {
-            let plates: Vec<_> = r
-                .plates
+        (Ok(plates), true) => {
+            let plates: Vec<_> = plates
                 .iter()
                 .map(|p| {
                     serde_json::json!({
@@ -192,9 +204,9 @@ fn print_reading(engine: &mut Engine, path: &Path, json: bool) {
                 serde_json::json!({"image": image, "error": e, "elapsed_ms": elapsed_ms})
             );
         }
-        (Ok(r), false) => {
+        (Ok(plates), false) => {
             let texts: Vec<String> =
-                r.plates.iter().map(|p| format!("{} ({:.2})", p.text, p.confidence)).collect();
+                plates.iter().map(|p| format!("{} ({:.2})", p.text, p.confidence)).collect();
             println!(
                 "{image}: {} [{elapsed_ms} ms]",
                 if texts.is_empty() { "-".into() } else { texts.join(", ") }

@@ -5,11 +5,11 @@
 //! winning a step that a plate character nearly won.
 
 /// Decodes `[steps, classes]` probabilities: arg-max over `allowed` per step, merge repeats,
-/// drop blanks. Returns `(class index, probability)` per emitted character.
-pub fn greedy_decode(probs: &[f32], classes: usize, allowed: &[usize]) -> Vec<(usize, f32)> {
+/// drop blanks. Returns `(class index, probability, time step)` per emitted character.
+pub fn greedy_decode(probs: &[f32], classes: usize, allowed: &[usize]) -> Vec<(usize, f32, usize)> {
     let mut out = Vec::new();
     let mut prev = usize::MAX;
-    for step in probs.chunks_exact(classes) {
+    for (t, step) in probs.chunks_exact(classes).enumerate() {
         let mut best = 0usize;
         let mut best_p = f32::MIN;
         for &c in allowed {
@@ -20,7 +20,7 @@ pub fn greedy_decode(probs: &[f32], classes: usize, allowed: &[usize]) -> Vec<(u
             }
         }
         if best != prev && best != 0 {
-            out.push((best, best_p));
+            out.push((best, best_p, t));
         }
         prev = best;
     }
@@ -52,6 +52,6 @@ mod tests {
         let mut p = steps(&[3, 0, 1], 4);
         p[2] = 0.5; // class 2 is the best allowed at step 0
         let out = greedy_decode(&p, 4, &[0, 1, 2]);
-        assert_eq!(out, vec![(2, 0.5), (1, 0.9)]);
+        assert_eq!(out, vec![(2, 0.5, 0), (1, 0.9, 2)]);
     }
 }

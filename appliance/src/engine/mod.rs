@@ -55,8 +55,16 @@ pub struct EngineConfig {
     pub angles: Vec<f32>,
     /// A level read at least this confident is taken without trying the other angles.
     pub settle_confidence: f32,
+    /// Fractions of the box width added at each side before cropping, each read: a box that
+    /// clips the first or last character reads short.
+    pub pads: Vec<f32>,
     /// US plates: hotlists and state files treat the letter O and the digit 0 alike; write 0.
     pub us_o_as_zero: bool,
+    /// US plates: where a read fits no standard layout but would with one letter/digit
+    /// look-alike swapped (I/1, Z/7, S/5...), and only one such swap fits, take it. Off by
+    /// default: layouts differ too much between states (on 751 plate crops from many states it
+    /// cost more reads than it fixed).
+    pub us_formats: bool,
     /// Intra-op threads per model (1 suits a 2-core trailer running capture beside it).
     pub threads: usize,
 }
@@ -77,7 +85,9 @@ impl Default for EngineConfig {
             trims: vec![0.05, 0.15],
             angles: vec![-4.0, 4.0],
             settle_confidence: 0.97,
+            pads: vec![0.0, 0.08, 0.15],
             us_o_as_zero: true,
+            us_formats: false,
             threads: 1,
         }
     }
@@ -124,6 +134,9 @@ impl EngineConfig {
             || !in_unit(self.settle_confidence)
         {
             return Err(EngineError::Config("thresholds must lie between 0 and 1".into()));
+        }
+        if self.pads.is_empty() || self.pads.iter().any(|p| !(0.0..0.5).contains(p)) {
+            return Err(EngineError::Config("pads: one or more fractions in [0, 0.5)".into()));
         }
         if self.trims.is_empty() || self.trims.iter().any(|t| !(0.0..0.4).contains(t)) {
             return Err(EngineError::Config("trims: one or more fractions in [0, 0.4)".into()));
@@ -251,35 +264,57 @@ impl Engine {
         bbox: PlateBox,
         detect_score: f32,
     ) -> Result<Option<PlateCandidate>, EngineError> {
-        let mut best: Option<PlateCandidate> = None;
+        // Every crop is read; the most confident read of a plausible length wins. The other
+        // angles are tried only while it is unsure.
+        let mut best: Option<(PlateCandidate, Vec<plate::Glyph>)> = None;
+        let score = |c: &PlateCandidate| c.confidence * plate::length_prior(&c.text);
         let level = std::iter::once(0.0f32);
         let angles: Vec<f32> = level.chain(self.config.angles.iter().copied()).collect();
         for (i, &angle) in angles.iter().enumerate() {
-            if i > 0 && best.as_ref().is_some_and(|b| b.confidence >= self.config.settle_confidence)
+            if i > 0
+                && best.as_ref().is_some_and(|(b, _)| b.confidence >= self.config.settle_confidence)
             {
                 break;
             }
-            for &trim in &self.config.trims {
-                let Some(crop) = recognise::crop_rotated(picture, bbox, trim, angle) else {
+            let variants = self
+                .config
+                .trims
+                .iter()
+                .flat_map(|t| self.config.pads.iter().map(move |p| (*t, *p)));
+            for (trim, pad) in variants {
+                let padded =
+                    PlateBox { x: bbox.x - pad * bbox.w, w: bbox.w * (1.0 + 2.0 * pad), ..bbox };
+                let Some(crop) = recognise::crop_rotated(picture, padded, trim, angle) else {
                     continue;
                 };
                 let raw = self.recogniser.recognise(&crop, self.config.recogniser_min_width)?;
-                let Some((text, confs)) = plate::normalise(&raw, self.config.us_o_as_zero) else {
+                let Some(glyphs) = plate::normalise(&raw, self.config.us_o_as_zero) else {
                     continue;
                 };
+                let confs: Vec<f32> = glyphs.iter().map(|g| g.p).collect();
                 let confidence = confs.iter().sum::<f32>() / confs.len() as f32;
-                if best.as_ref().is_none_or(|b| confidence > b.confidence) {
-                    best = Some(PlateCandidate {
-                        text,
-                        confidence,
-                        char_confidences: confs,
-                        detect_score,
-                        bbox,
-                    });
+                let text = plate::text(&glyphs);
+                let read = PlateCandidate {
+                    text,
+                    confidence,
+                    char_confidences: confs,
+                    detect_score,
+                    bbox,
+                };
+                if best.as_ref().is_none_or(|(b, _)| score(&read) > score(b)) {
+                    best = Some((read, glyphs));
                 }
             }
         }
-        Ok(best.filter(|c| c.confidence >= self.config.read_threshold))
+        // The layout rule relabels the winner only: it must not change which crop wins.
+        Ok(best
+            .map(|(mut c, mut glyphs)| {
+                if self.config.us_formats && plate::fit_us_format(&mut glyphs) {
+                    c.text = plate::text(&glyphs);
+                }
+                c
+            })
+            .filter(|c| c.confidence >= self.config.read_threshold))
     }
 
     /// Detects and reads every plate in a picture, best first.

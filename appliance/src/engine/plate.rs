@@ -27,62 +27,201 @@ pub const MAX_LEN: usize = 8;
 /// frame edge or a sticker, not a character.
 pub const EDGE_CONFIDENCE: f32 = 0.5;
 
-/// Normalises a recogniser read (characters with their confidences). `None` when what is left
-/// cannot be a plate.
-pub fn normalise(raw: &[(char, f32)], us_o_as_zero: bool) -> Option<(String, Vec<f32>)> {
-    let mut chars: Vec<(char, f32)> = raw
+/// How plausible a read's length is for a US plate, as a weight on its confidence when crops of
+/// one box disagree: standard plates have 5 to 8 characters; a shorter read is usually a crop
+/// that cut characters off, though vanity plates can be that short.
+pub fn length_prior(text: &str) -> f32 {
+    if text.len() >= 5 { 1.0 } else { SHORT_READ_WEIGHT }
+}
+
+/// See [`length_prior`].
+pub const SHORT_READ_WEIGHT: f32 = 0.9;
+
+/// Plate characters a glyph's alternatives cover: 0-9 then A-Z.
+pub const SLOTS: usize = 36;
+
+/// The slot of a plate character (either case), if it is one.
+pub fn slot(c: char) -> Option<usize> {
+    match c.to_ascii_uppercase() {
+        d @ '0'..='9' => Some(d as usize - '0' as usize),
+        l @ 'A'..='Z' => Some(10 + l as usize - 'A' as usize),
+        _ => None,
+    }
+}
+
+/// One character as the recogniser read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glyph {
+    pub ch: char,
+    /// Its probability.
+    pub p: f32,
+    /// How probable each plate character ([`slot`]) was at the same point of the line.
+    pub alts: [f32; SLOTS],
+}
+
+impl Glyph {
+    /// A glyph without alternatives (tests, hand-made reads).
+    pub fn plain(ch: char, p: f32) -> Glyph {
+        let mut alts = [0.0; SLOTS];
+        if let Some(s) = slot(ch) {
+            alts[s] = p;
+        }
+        Glyph { ch, p, alts }
+    }
+}
+
+/// Normalises a recogniser read: plate characters only, upper case, O written 0 for US plates,
+/// unsure edge characters dropped. `None` when what is left cannot be a plate.
+pub fn normalise(raw: &[Glyph], us_o_as_zero: bool) -> Option<Vec<Glyph>> {
+    let (o, zero) = (10 + ('O' as usize - 'A' as usize), 0);
+    let mut chars: Vec<Glyph> = raw
         .iter()
-        .filter_map(|&(c, p)| {
-            let u = c.to_ascii_uppercase();
+        .filter_map(|g| {
+            let u = g.ch.to_ascii_uppercase();
+            let mut g = Glyph { ch: u, ..g.clone() };
+            if us_o_as_zero {
+                g.alts[zero] = g.alts[zero].max(g.alts[o]);
+                g.alts[o] = 0.0;
+            }
             match u {
-                'O' if us_o_as_zero => Some(('0', p)),
-                'A'..='Z' | '0'..='9' => Some((u, p)),
+                'O' if us_o_as_zero => Some(Glyph { ch: '0', ..g }),
+                'A'..='Z' | '0'..='9' => Some(g),
                 _ => None,
             }
         })
         .collect();
     if chars.len() > MIN_LEN + 2 {
-        if chars.last().is_some_and(|c| c.1 < EDGE_CONFIDENCE) {
+        if chars.last().is_some_and(|c| c.p < EDGE_CONFIDENCE) {
             chars.pop();
         }
-        if chars.first().is_some_and(|c| c.1 < EDGE_CONFIDENCE) {
+        if chars.first().is_some_and(|c| c.p < EDGE_CONFIDENCE) {
             chars.remove(0);
         }
     }
     if !(MIN_LEN..=MAX_LEN).contains(&chars.len()) {
         return None;
     }
-    Some((chars.iter().map(|c| c.0).collect(), chars.iter().map(|c| c.1).collect()))
+    Some(chars)
+}
+
+/// Standard US passenger plate layouts, `L` a letter and `D` a digit: California's 1ABC234,
+/// the ABC1234 most large states issue, Illinois' AB12345, and the six-character ABC123 and
+/// 123ABC.
+pub const US_FORMATS: [&str; 5] = ["DLLLDDD", "LLLDDDD", "LLDDDDD", "LLLDDD", "DDDLLL"];
+
+/// A look-alike the recogniser gave less than this probability where it read the character is
+/// not considered.
+pub const MIN_LOOK_ALIKE_P: f32 = 0.01;
+
+/// Letters and digits plate fonts make look alike.
+const LOOK_ALIKE: [(char, char); 12] = [
+    ('0', 'D'),
+    ('0', 'Q'),
+    ('1', 'I'),
+    ('1', 'T'),
+    ('2', 'Z'),
+    ('4', 'A'),
+    ('4', 'L'),
+    ('5', 'S'),
+    ('6', 'G'),
+    ('7', 'Z'),
+    ('7', 'T'),
+    ('8', 'B'),
+];
+
+/// Letter/digit disambiguation where a format makes it certain: a read that fits no standard
+/// layout, but would fit one if exactly one character were its look-alike (a letter where the
+/// layout needs a digit or the reverse), gets that look-alike; where a letter has two digit
+/// look-alikes the recogniser's own probabilities choose, and a look-alike it gave under
+/// [`MIN_LOOK_ALIKE_P`] is not one. Anything else is left as read (vanity
+/// plates fit no layout). Returns whether it changed a character.
+pub fn fit_us_format(glyphs: &mut [Glyph]) -> bool {
+    let kind = |c: char| if c.is_ascii_digit() { 'D' } else { 'L' };
+    let layout: Vec<u8> = glyphs.iter().map(|g| kind(g.ch) as u8).collect();
+    // On US plates O and 0 are one character (written 0): it fits a letter or a digit place.
+    let fits = |layout: &[u8], format: &str| {
+        layout.len() == format.len()
+            && glyphs
+                .iter()
+                .zip(layout.iter().zip(format.bytes()))
+                .all(|(g, (&k, f))| k == f || g.ch == '0')
+    };
+    if US_FORMATS.iter().any(|f| fits(&layout, f)) {
+        return false;
+    }
+    let mut fixes = Vec::new();
+    for (i, g) in glyphs.iter().enumerate() {
+        let partners = LOOK_ALIKE.iter().filter_map(|&(d, l)| match g.ch {
+            c if c == d => Some(l),
+            c if c == l => Some(d),
+            _ => None,
+        });
+        let p = |c: char| slot(c).map_or(0.0, |s| g.alts[s]);
+        let Some(swap) = partners.max_by(|a, b| p(*a).total_cmp(&p(*b))) else {
+            continue;
+        };
+        // The recogniser must have considered the look-alike at all.
+        if p(swap) < MIN_LOOK_ALIKE_P {
+            continue;
+        }
+        if g.ch == '0' {
+            // O/0 fits either place already: nothing to swap it for.
+            continue;
+        }
+        let mut fixed = layout.clone();
+        fixed[i] = kind(swap) as u8;
+        if US_FORMATS.iter().any(|f| fits(&fixed, f)) {
+            fixes.push((i, swap));
+        }
+    }
+    match fixes.as_slice() {
+        // The glyph keeps its probability: the shape was read that surely, the layout only
+        // says which of two look-alikes it is.
+        [(i, swap)] => {
+            glyphs[*i].ch = *swap;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The text of a read.
+pub fn text(glyphs: &[Glyph]) -> String {
+    glyphs.iter().map(|g| g.ch).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn raw(s: &str, p: f32) -> Vec<(char, f32)> {
-        s.chars().map(|c| (c, p)).collect()
+    fn raw(s: &str, p: f32) -> Vec<Glyph> {
+        s.chars().map(|c| Glyph::plain(c, p)).collect()
+    }
+
+    fn read(s: &str) -> String {
+        text(&normalise(&raw(s, 0.9), true).expect("plate"))
     }
 
     #[test]
     fn keeps_only_plate_characters() {
-        let (t, c) = normalise(&raw("ab-c 12.3", 0.9), false).expect("plate");
-        assert_eq!(t, "ABC123");
-        assert_eq!(c.len(), 6);
+        let g = normalise(&raw("ab-c 12.3", 0.9), false).expect("plate");
+        assert_eq!(text(&g), "ABC123");
+        assert_eq!(g.len(), 6);
     }
 
     #[test]
     fn us_option_writes_o_as_zero() {
-        assert_eq!(normalise(&raw("GO0D", 0.9), true).expect("plate").0, "G00D");
-        assert_eq!(normalise(&raw("GO0D", 0.9), false).expect("plate").0, "GO0D");
+        assert_eq!(read("GO0D"), "G00D");
+        assert_eq!(text(&normalise(&raw("GO0D", 0.9), false).expect("plate")), "GO0D");
         assert_eq!(normalise_text("abc-1o2", true), "ABC102");
     }
 
     #[test]
     fn unsure_edges_are_dropped() {
         let mut r = raw("XABC123Y", 0.95);
-        r[0].1 = 0.3;
-        r[7].1 = 0.2;
-        assert_eq!(normalise(&r, false).expect("plate").0, "ABC123");
+        r[0].p = 0.3;
+        r[7].p = 0.2;
+        assert_eq!(text(&normalise(&r, false).expect("plate")), "ABC123");
     }
 
     #[test]
@@ -90,5 +229,64 @@ mod tests {
         assert!(normalise(&raw("A", 0.9), false).is_none());
         assert!(normalise(&raw("LANDOF10000LAKES", 0.9), false).is_none());
         assert!(normalise(&raw("---", 0.9), false).is_none());
+    }
+
+    /// Reads `s` as if the recogniser gave every look-alike of every character 5%.
+    fn fitted(s: &str) -> String {
+        let mut g = normalise(&raw(s, 0.9), true).expect("plate");
+        for glyph in &mut g {
+            for &(d, l) in &LOOK_ALIKE {
+                for c in [d, l] {
+                    if let Some(s) = slot(c).filter(|_| glyph.ch == d || glyph.ch == l) {
+                        glyph.alts[s] = glyph.alts[s].max(0.05);
+                    }
+                }
+            }
+        }
+        fit_us_format(&mut g);
+        text(&g)
+    }
+
+    #[test]
+    fn a_look_alike_is_swapped_only_where_one_format_makes_it_certain() {
+        // California's 1ABC234: the first character is a digit.
+        assert_eq!(fitted("ZEAV033"), "7EAV033");
+        assert_eq!(fitted("LGLX168"), "4GLX168");
+        // LGLS168 could be 4GLS168 or LGL5168 (ABC1234): not certain, left alone.
+        assert_eq!(fitted("LGLS168"), "LGLS168");
+        // ABC1234: a 5 among the letters is an S, an I among the digits a 1.
+        assert_eq!(fitted("K5M4455"), "KSM4455");
+        assert_eq!(fitted("KIM44I5"), "KIM4415");
+        // Reads that fit a layout, or fit none within one look-alike, are left alone.
+        assert_eq!(fitted("ABC1234"), "ABC1234");
+        assert_eq!(fitted("SH0LR7X"), "SH0LR7X");
+        assert_eq!(fitted("GR8TFUN"), "GR8TFUN");
+        // O and 0 are one on US plates: 5A0J230 fits 1ABC234 as it is, and a 0 is never
+        // swapped for D or Q.
+        assert_eq!(fitted("5A0J230"), "5A0J230");
+        assert_eq!(fitted("0AM1456"), "0AM1456");
+    }
+
+    #[test]
+    fn the_recogniser_chooses_between_two_look_alikes() {
+        // Z before EAV033 could be 2 or 7; the recogniser thought 2 more likely.
+        let mut g = normalise(&raw("ZEAV033", 0.9), true).expect("plate");
+        g[0].alts[slot('7').expect("slot")] = 0.01;
+        g[0].alts[slot('2').expect("slot")] = 0.05;
+        assert!(fit_us_format(&mut g));
+        assert_eq!(text(&g), "2EAV033");
+        // A look-alike the recogniser never considered is not taken.
+        let mut g = normalise(&raw("ZEAV033", 0.9), true).expect("plate");
+        g[0].alts[slot('7').expect("slot")] = 0.001;
+        assert!(!fit_us_format(&mut g));
+        assert_eq!(text(&g), "ZEAV033");
+    }
+
+    #[test]
+    fn two_possible_fixes_leave_the_read_alone() {
+        // 8BC1234: B for the 8 gives ABC1234's layout, I for the 1 California's 1ABC234.
+        let mut g = normalise(&raw("8BC1234", 0.9), true).expect("plate");
+        assert!(!fit_us_format(&mut g));
+        assert_eq!(text(&g), "8BC1234");
     }
 }

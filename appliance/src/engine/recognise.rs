@@ -2,6 +2,7 @@
 //!
 //! PaddleOCR-style recognisers take BGR, normalised to [-1, 1], 48 pixels high, right-padded with
 //! zeros; padding narrow crops to ~160 px reads plates better than batching them to the widest.
+use super::plate::{self, Glyph};
 use super::{EngineError, PlateBox, RgbImage, ctc, runtime};
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
@@ -103,6 +104,8 @@ pub struct Recogniser {
     chars: Vec<char>,
     /// Blank plus the classes a plate may contain (printable ASCII).
     allowed: Vec<usize>,
+    /// Class index -> plate character slot ([`plate::slot`]) for A-Z, a-z and 0-9.
+    slots: Vec<Option<usize>>,
 }
 
 impl Recogniser {
@@ -157,15 +160,17 @@ impl Recogniser {
         let allowed = std::iter::once(0)
             .chain((1..chars.len()).filter(|&i| chars[i].is_ascii_graphic()))
             .collect();
-        Ok(Recogniser { session, path: path.to_path_buf(), input_name, chars, allowed })
+        let slots = chars.iter().map(|&c| plate::slot(c)).collect();
+        Ok(Recogniser { session, path: path.to_path_buf(), input_name, chars, allowed, slots })
     }
 
-    /// Reads one crop: characters with their probabilities.
+    /// Reads one crop: characters with their probabilities and, for each, how probable every
+    /// plate character was at that point (what a plate format may choose instead).
     pub fn recognise(
         &mut self,
         crop: &RgbImage,
         min_width: u32,
-    ) -> Result<Vec<(char, f32)>, EngineError> {
+    ) -> Result<Vec<Glyph>, EngineError> {
         let fail =
             |e: ort::Error| EngineError::Inference { stage: "recognise", reason: e.to_string() };
         let (data, width) = prepare(crop, min_width);
@@ -186,7 +191,16 @@ impl Recogniser {
         }
         Ok(ctc::greedy_decode(probs, classes, &self.allowed)
             .into_iter()
-            .map(|(i, p)| (self.chars[i], p))
+            .map(|(i, p, t)| {
+                let mut alts = [0.0f32; plate::SLOTS];
+                let step = &probs[t * classes..(t + 1) * classes];
+                for (class, slot) in self.slots.iter().enumerate() {
+                    if let Some(s) = *slot {
+                        alts[s] = alts[s].max(step[class]);
+                    }
+                }
+                Glyph { ch: self.chars[i], p, alts }
+            })
             .collect())
     }
 }
