@@ -10,6 +10,7 @@ use thiserror::Error;
 pub struct Config {
     pub trailer: TrailerConfig,
     pub location: LocationConfig,
+    pub deployment: crate::deployment::DeploymentConfig,
     pub capture: CaptureConfig,
     pub gate: crate::gate::GateConfig,
     pub engine: EngineConfig,
@@ -275,6 +276,12 @@ impl Config {
             || !(-180.0..=180.0).contains(&self.location.longitude)
         {
             return bad("location: latitude/longitude out of range".into());
+        }
+        if !self.deployment.move_m.is_finite()
+            || self.deployment.move_m <= 0.0
+            || self.deployment.settle_s == 0
+        {
+            return bad("deployment: move_m and settle_s must be positive".into());
         }
         if self.trailer.stop_deadline_s == 0 {
             return bad("trailer.stop_deadline_s must be at least 1".into());

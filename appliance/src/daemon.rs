@@ -14,6 +14,7 @@ use crate::analyse::{Analyser, Counters};
 use crate::capture::{Capture, CaptureError, Next};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::deployment::DeploymentTracker;
 use crate::engine::{Engine, EngineError};
 use crate::health::HealthState;
 use crate::location::{Location, run_gpsd};
@@ -25,7 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
-use trailer_wire::{ActiveUse, CameraState, PictureSet, ReadMeta, UsageReason};
+use trailer_wire::{
+    ActiveUse, CameraState, DeploymentEvent, DeploymentEventKind, PictureSet, ReadMeta, UsageReason,
+};
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -104,18 +107,22 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
 
     // Stop signal for the blocking capture thread, raised from the async side.
     let stop_capture = Arc::new(AtomicBool::new(false));
+    // Cleared between deployments (the trailer is being moved): frames are not analysed.
+    let collecting = Arc::new(AtomicBool::new(true));
     let (reads_tx, mut reads_rx) = mpsc::channel::<CaptureEvent>(64);
     let counters = Arc::new(Counters::default());
     let capture_thread = {
         let cfg = config.clone();
         let stop = stop_capture.clone();
+        let collecting = collecting.clone();
         let counters = counters.clone();
         let clock = clock.clone();
         let health = health.clone();
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
-                let result = capture_loop(cfg, engine, reads_tx, stop, counters, clock, &health);
+                let flags = Flags { stop, collecting };
+                let result = capture_loop(cfg, engine, reads_tx, flags, counters, clock, &health);
                 if result.is_err() {
                     health.set_camera(CameraState::Down);
                 }
@@ -125,8 +132,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     };
 
     // Active-use periods: one opens when frames flow (first at start, then after each camera
-    // outage) and closes when the camera goes down or capture stops.
-    let mut periods = Periods { open: None, started: false };
+    // outage or move) and closes when the camera goes down, the trailer moves or capture stops.
+    let mut periods = Periods { open: None, started: false, camera: false, moving: false };
+    // Deployments from the GPS fix, looked at once a second.
+    let mut deployments = DeploymentTracker::new(config.deployment.clone());
+    let mut gps_tick = tokio::time::interval(Duration::from_secs(1));
+    gps_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let wake = Arc::new(Notify::new());
     let (link_stop_tx, link_stop_rx) = watch::channel(false);
@@ -169,7 +180,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                         let lists = store.hotlists()?.into_iter().map(|l| l.source).collect();
                         periods.camera_up(&store, &config.trailer.id, at, location.current(), lists)?;
                     } else {
-                        periods.close(&store, at, UsageReason::CameraDown)?;
+                        periods.camera_down(&store, at)?;
                     }
                     wake.notify_one();
                 }
@@ -229,6 +240,37 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 }
                 None => break,
             },
+            _ = gps_tick.tick(), if !stopping => {
+                let here = location.current();
+                let at = clock.now_ms();
+                if let Some(kind) = deployments.observe(at, here) {
+                    let event = DeploymentEvent {
+                        trailer_id: trailer_id.clone(),
+                        event_id: store.next_id()?,
+                        kind,
+                        time: at,
+                        position: here,
+                        note: "from the GPS fix".into(),
+                    };
+                    store.record_deployment(&event)?;
+                    match kind {
+                        DeploymentEventKind::End => {
+                            collecting.store(false, Ordering::Relaxed);
+                            periods.deployment_end(&store, at)?;
+                            tracing::info!("the trailer is moving: deployment ended, collection stopped");
+                            notify(&[sd_notify::NotifyState::Status("moving: not collecting")]);
+                        }
+                        DeploymentEventKind::Start => {
+                            let lists = store.hotlists()?.into_iter().map(|l| l.source).collect();
+                            periods.deployment_start(&store, &trailer_id, at, here, lists)?;
+                            collecting.store(true, Ordering::Relaxed);
+                            tracing::info!(lat = here.lat(), lon = here.lon(), "the trailer stands at a new place: deployment started, collecting");
+                            notify(&[sd_notify::NotifyState::Status("collecting")]);
+                        }
+                    }
+                    wake.notify_one();
+                }
+            }
             _ = shutdown.changed(), if !stopping => {
                 if *shutdown.borrow() {
                     tracing::info!("shutting down: stopping capture");
@@ -301,11 +343,16 @@ enum CaptureEvent {
     },
 }
 
-/// The open active-use period, owned by the store task.
+/// The open active-use period, owned by the store task: open while frames flow and the trailer
+/// stands (is deployed).
 struct Periods {
     open: Option<ActiveUse>,
     /// A period was opened before (the next one starts because the camera came back).
     started: bool,
+    /// Frames are flowing.
+    camera: bool,
+    /// The trailer is between deployments.
+    moving: bool,
 }
 
 impl Periods {
@@ -317,6 +364,49 @@ impl Periods {
         position: trailer_wire::Position,
         lists_compared: Vec<String>,
     ) -> Result<(), StoreError> {
+        self.camera = true;
+        if self.moving {
+            return Ok(());
+        }
+        let why = if self.started { UsageReason::CameraUp } else { UsageReason::DaemonStart };
+        self.open(store, trailer_id, at, position, lists_compared, why)
+    }
+
+    fn camera_down(&mut self, store: &Store, at: i64) -> Result<(), StoreError> {
+        self.camera = false;
+        self.close(store, at, UsageReason::CameraDown)
+    }
+
+    fn deployment_end(&mut self, store: &Store, at: i64) -> Result<(), StoreError> {
+        self.moving = true;
+        self.close(store, at, UsageReason::DeploymentEnd)
+    }
+
+    fn deployment_start(
+        &mut self,
+        store: &Store,
+        trailer_id: &str,
+        at: i64,
+        position: trailer_wire::Position,
+        lists_compared: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.moving = false;
+        if !self.camera {
+            return Ok(());
+        }
+        let why = UsageReason::DeploymentStart;
+        self.open(store, trailer_id, at, position, lists_compared, why)
+    }
+
+    fn open(
+        &mut self,
+        store: &Store,
+        trailer_id: &str,
+        at: i64,
+        position: trailer_wire::Position,
+        lists_compared: Vec<String>,
+        why: UsageReason,
+    ) -> Result<(), StoreError> {
         if self.open.is_some() {
             return Ok(());
         }
@@ -325,11 +415,7 @@ impl Periods {
             period_id: store.next_id()?,
             start: at,
             end: None,
-            start_reason: if self.started {
-                UsageReason::CameraUp
-            } else {
-                UsageReason::DaemonStart
-            },
+            start_reason: why,
             end_reason: None,
             position,
             lists_compared,
@@ -348,6 +434,14 @@ impl Periods {
     }
 }
 
+/// The capture thread's signals from the async side.
+struct Flags {
+    /// Stop capturing (the daemon is stopping).
+    stop: Arc<AtomicBool>,
+    /// Analyse frames (cleared while the trailer is between deployments).
+    collecting: Arc<AtomicBool>,
+}
+
 /// The capture thread. Returns `Ok(true)` at the end of a file, `Ok(false)` when stopped. A live
 /// source that fails or stalls is reopened with jittered exponential backoff; while it is away
 /// the health state says "camera down" and no active-use period is open.
@@ -355,14 +449,23 @@ fn capture_loop(
     cfg: Config,
     engine: Engine,
     events: mpsc::Sender<CaptureEvent>,
-    stop: Arc<AtomicBool>,
+    flags: Flags,
     counters: Arc<Counters>,
     clock: SharedClock,
     health: &HealthState,
 ) -> Result<bool, CaptureError> {
     let analyser = Analyser::new(&cfg, engine, counters.clone(), clock.now_ms());
-    let mut camera =
-        Camera { cfg, analyser, events, stop, counters, clock, health, flowing: false };
+    let mut camera = Camera {
+        cfg,
+        analyser,
+        events,
+        flags,
+        counters,
+        clock,
+        health,
+        flowing: false,
+        paused: false,
+    };
     let initial = Duration::from_millis(camera.cfg.capture.reconnect_initial_ms.max(1));
     let max = Duration::from_millis(camera.cfg.capture.reconnect_max_ms.max(1)).max(initial);
     let mut backoff = initial;
@@ -389,7 +492,7 @@ fn capture_loop(
         tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "camera down");
         let until = Instant::now() + wait;
         while Instant::now() < until {
-            if camera.stop.load(Ordering::Relaxed) {
+            if camera.flags.stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
@@ -403,12 +506,14 @@ struct Camera<'a> {
     cfg: Config,
     analyser: Analyser,
     events: mpsc::Sender<CaptureEvent>,
-    stop: Arc<AtomicBool>,
+    flags: Flags,
     counters: Arc<Counters>,
     clock: SharedClock,
     health: &'a HealthState,
     /// Frames are flowing (an "up" event was sent and no "down" since).
     flowing: bool,
+    /// Frames are passed over: the trailer is between deployments.
+    paused: bool,
 }
 
 impl Camera<'_> {
@@ -421,7 +526,7 @@ impl Camera<'_> {
     fn stream(&mut self) -> Result<bool, CaptureError> {
         let mut capture = Capture::open(&self.cfg.capture)?;
         let result = loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.flags.stop.load(Ordering::Relaxed) {
                 break Ok(false);
             }
             let frame = match capture.next(Duration::from_millis(500)) {
@@ -443,6 +548,23 @@ impl Camera<'_> {
                 self.send(CaptureEvent::Camera { up: true, at: self.clock.now_ms() });
             }
             self.counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
+            if !self.flags.collecting.load(Ordering::Relaxed) {
+                // Between deployments: the passes in view end, nothing new is analysed, and the
+                // pipeline decodes as little as it does on an empty road.
+                if !self.paused {
+                    self.paused = true;
+                    tracing::info!("capture paused: no frame is analysed until the trailer stands");
+                }
+                if !self.analyser.finish().into_iter().all(|r| self.send(CaptureEvent::Read(r))) {
+                    break Ok(false);
+                }
+                capture.judged(frame.pts_ms, self.cfg.gate.idle_fps.max(1));
+                continue;
+            }
+            if self.paused {
+                self.paused = false;
+                tracing::info!("capture resumed: analysing frames again");
+            }
             let reads = self.analyser.frame(&frame, self.clock.now_ms());
             if !reads.into_iter().all(|r| self.send(CaptureEvent::Read(r))) {
                 break Ok(false);

@@ -26,6 +26,7 @@ pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod deployment;
 pub mod engine;
 pub mod gate;
 pub mod health;

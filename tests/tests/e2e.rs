@@ -582,3 +582,148 @@ fn systemd_units_verify() -> anyhow::Result<()> {
     assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify:\n{err}");
     Ok(())
 }
+
+/// A gpsd on a local port that reports whatever latitude the test sets, ten times a second.
+struct Gpsd {
+    port: u16,
+    lat_e7: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Gpsd {
+    fn start(lat: f64) -> anyhow::Result<Gpsd> {
+        use std::io::{BufRead, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let lat_e7 = std::sync::Arc::new(std::sync::atomic::AtomicI64::new((lat * 1e7) as i64));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, s) = (lat_e7.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(mut sock) = sock else { return };
+                let mut watch = String::new();
+                let Ok(reader) = sock.try_clone() else { return };
+                if std::io::BufReader::new(reader).read_line(&mut watch).is_err() {
+                    continue;
+                }
+                let hello = "{\"class\":\"VERSION\",\"release\":\"3.22\",\"rev\":\"3.22\",\"proto_major\":3,\"proto_minor\":14}\n";
+                if sock.write_all(hello.as_bytes()).is_err() {
+                    continue;
+                }
+                while !s.load(Ordering::Relaxed) {
+                    let lat = l.load(Ordering::Relaxed) as f64 / 1e7;
+                    let tpv = format!(
+                        "{{\"class\":\"TPV\",\"device\":\"/dev/ttyACM0\",\"mode\":3,\"lat\":{lat},\"lon\":-93.27}}\n"
+                    );
+                    if sock.write_all(tpv.as_bytes()).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        });
+        Ok(Gpsd { port, lat_e7, stop })
+    }
+
+    fn set(&self, lat: f64) {
+        self.lat_e7.store((lat * 1e7) as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Gpsd {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Waits until the log at `path` contains `what`.
+fn wait_log(path: &std::path::Path, what: &str, secs: u64) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !std::fs::read_to_string(path)?.contains(what) {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the log never said {what:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A trailer towed to a new place: its GPS ends the deployment (collection stops, the period of
+/// active use closes), and once it stands still a new deployment and period start there.
+#[test]
+fn a_towed_trailer_ends_its_deployment_and_starts_another_where_it_stops() -> anyhow::Result<()> {
+    use appliance::store::Store;
+    use trailer_wire::{DeploymentEventKind, UsageReason};
+    let dir = tempfile::tempdir()?;
+    let gpsd = Gpsd::start(45.0)?;
+    let port = free_port();
+    let mut camera = start_camera(port)?;
+    let store_dir = dir.path().join("store");
+    let config = dir.path().join("appliance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trailer]\nid = \"trailer-tow\"\ndata_dir = \"{}\"\n\
+             [location]\ngpsd = \"127.0.0.1:{}\"\n\
+             [deployment]\nmove_m = 150.0\nsettle_s = 2\n\
+             [capture]\nsource = \"rtsp://127.0.0.1:{port}/cam\"\n",
+            store_dir.display(),
+            gpsd.port
+        ),
+    )?;
+    let log_path = dir.path().join("appliance.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut appliance = Command::new(bin("appliance"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stderr(log.try_clone()?)
+        .stdout(log)
+        .spawn()?;
+    let towed = (|| -> anyhow::Result<()> {
+        wait_log(&log_path, "camera up", 60)?;
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        // Towed north, 330 m and on, then parked at 45.010.
+        for lat in [45.003, 45.006, 45.008, 45.010] {
+            gpsd.set(lat);
+            std::thread::sleep(std::time::Duration::from_millis(700));
+        }
+        wait_log(&log_path, "deployment ended", 30)?;
+        wait_log(&log_path, "capture paused", 30)?;
+        wait_log(&log_path, "deployment started", 30)?;
+        wait_log(&log_path, "capture resumed", 30)?;
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        Ok(())
+    })();
+    run_ok(Command::new("kill").arg("-TERM").arg(appliance.id().to_string()))?;
+    let status = appliance.wait()?;
+    let _ = camera.kill();
+    let _ = camera.wait();
+    let log = std::fs::read_to_string(&log_path)?;
+    towed.map_err(|e| anyhow::anyhow!("{e}\n{log}"))?;
+    assert!(status.success(), "{status}\n{log}");
+    let at = |what: &str| log.find(what).unwrap_or(usize::MAX);
+    assert!(
+        at("deployment ended") < at("capture paused")
+            && at("capture paused") < at("deployment started")
+            && at("deployment started") < at("capture resumed"),
+        "collection stops while the trailer moves:\n{log}"
+    );
+
+    let store = Store::open(&store_dir, 60, std::sync::Arc::new(appliance::clock::SystemClock))?;
+    let events = store.deployment_events()?;
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [DeploymentEventKind::End, DeploymentEventKind::Start], "{events:?}");
+    assert!((events[1].position.lat() - 45.010).abs() < 1e-4, "{events:?}");
+    let periods = store.usage_periods()?;
+    assert_eq!(periods.len(), 2, "{periods:?}");
+    assert_eq!(periods[0].start_reason, UsageReason::DaemonStart);
+    assert_eq!(periods[0].end_reason, Some(UsageReason::DeploymentEnd));
+    assert_eq!(periods[1].start_reason, UsageReason::DeploymentStart);
+    assert_eq!(periods[1].end_reason, Some(UsageReason::DaemonStop));
+    assert!((periods[1].position.lat() - 45.010).abs() < 1e-4, "the new place: {periods:?}");
+    assert!(periods[1].start > periods[0].end.unwrap_or(i64::MAX), "no collection in between");
+    Ok(())
+}

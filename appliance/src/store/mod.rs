@@ -66,7 +66,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 use trailer_wire::{
-    AckRef, ActiveUse, Alert, HoldKind, Message, Picture, PictureKind, PictureSet, ReadMeta,
+    AckRef, ActiveUse, Alert, DeploymentEvent, HoldKind, Message, Picture, PictureKind, PictureSet,
+    ReadMeta,
 };
 
 #[derive(Debug, Error)]
@@ -186,6 +187,8 @@ pub struct Store {
     days: Arc<Days>,
     picture_log: Arc<PictureLog>,
     usage: sled::Tree,
+    /// Deployment events (a trailer moved away, or stands at a new place), by event id.
+    deployments: sled::Tree,
     outbox: sled::Tree,
     holds: sled::Tree,
     held: sled::Tree,
@@ -259,6 +262,7 @@ impl Store {
                 PictureLog::open(&dir.join("pictures")).map_err(|e| open_err(e.to_string()))?,
             ),
             usage: db.open_tree("usage")?,
+            deployments: db.open_tree("deployments")?,
             outbox: db.open_tree("outbox")?,
             holds: db.open_tree("holds")?,
             held: db.open_tree("held")?,
@@ -395,6 +399,29 @@ impl Store {
         })?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Records a deployment event and queues it for sync.
+    pub fn record_deployment(&self, event: &DeploymentEvent) -> Result<(), StoreError> {
+        let id = event.event_id;
+        let bytes = encode("deployments", &id, event)?;
+        (&self.deployments, &self.outbox).transaction(|(d, o)| {
+            d.insert(&id.to_be_bytes(), bytes.as_slice())?;
+            o.insert(&outbox_key(&AckRef::Deployment(id)), &[])?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every deployment event recorded, oldest first.
+    pub fn deployment_events(&self) -> Result<Vec<DeploymentEvent>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.deployments.iter() {
+            let (k, v) = kv?;
+            out.push(decode("deployments", &hex_key(&k), &v)?);
+        }
+        Ok(out)
     }
 
     /// Every active-use period recorded (open and closed), oldest first.
@@ -612,7 +639,11 @@ impl Store {
                 Some(v) => Some(Message::Alert(decode("alerts", &id, &v)?)),
                 None => None,
             },
-            AckRef::Deployment(_) | AckRef::Downlink(_) => None,
+            AckRef::Deployment(id) => match self.deployments.get(id.to_be_bytes())? {
+                Some(v) => Some(Message::Deployment(decode("deployments", &id, &v)?)),
+                None => None,
+            },
+            AckRef::Downlink(_) => None,
         };
         if msg.is_none() {
             self.remove_outbox(r)?;
@@ -1080,6 +1111,39 @@ mod tests {
         store.ack(&[AckRef::Read(a)]).expect("ack");
         assert!(store.read(a).expect("read").expect("kept").synced);
         assert_eq!(store.pending(10, &|_| false).expect("pending").len(), 3);
+    }
+
+    #[test]
+    fn deployment_events_are_kept_and_synced_until_acknowledged() {
+        use trailer_wire::{DeploymentEventKind, FixQuality, Position};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let event = |id, kind| DeploymentEvent {
+            trailer_id: "t1".into(),
+            event_id: id,
+            kind,
+            time: 1_000 * DAY_MS,
+            position: Position::from_degrees(45.01, -93.27, FixQuality::Fix3d),
+            note: "from the GPS fix".into(),
+        };
+        {
+            let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("open");
+            store.record_deployment(&event(7, DeploymentEventKind::End)).expect("record");
+            store.record_deployment(&event(9, DeploymentEventKind::Start)).expect("record");
+        }
+        let store = Store::open(dir.path(), 60, Arc::new(clock)).expect("reopen");
+        let kept: Vec<_> =
+            store.deployment_events().expect("events").into_iter().map(|e| e.kind).collect();
+        assert_eq!(kept, [DeploymentEventKind::End, DeploymentEventKind::Start]);
+        let pending = store.pending(10, &|_| false).expect("pending");
+        assert_eq!(pending, vec![AckRef::Deployment(7), AckRef::Deployment(9)]);
+        match store.message_for("t1", &AckRef::Deployment(9)).expect("message") {
+            Some(Message::Deployment(e)) => assert_eq!(e, event(9, DeploymentEventKind::Start)),
+            other => panic!("a deployment message: {other:?}"),
+        }
+        store.ack(&[AckRef::Deployment(7)]).expect("ack");
+        assert_eq!(store.pending(10, &|_| false).expect("pending"), vec![AckRef::Deployment(9)]);
+        assert_eq!(store.deployment_events().expect("events").len(), 2, "kept after sync");
     }
 
     #[test]
