@@ -34,6 +34,11 @@ pub struct ServerConfig {
     pub database_url: String,
     /// This instance's name: several instances of one agency split ingestion between them.
     pub instance: String,
+    /// Reads, pictures and alerts are destroyed this many days after collection (1-60; Minn.
+    /// Stat. 13.824 allows at most 60).
+    pub retention_days: u32,
+    /// How often the retention duty runs.
+    pub purge_interval_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +47,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("/var/lib/trailer-alpr-server"),
             database_url: String::new(),
             instance: "a".into(),
+            retention_days: 60,
+            purge_interval_s: 600,
         }
     }
 }
@@ -109,6 +116,14 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !trailer_wire::topic::valid_id(&self.server.instance) {
             return Err(ConfigError::Invalid("server.instance: use A-Z a-z 0-9 - _ .".into()));
+        }
+        if !(1..=60).contains(&self.server.retention_days) {
+            return Err(ConfigError::Invalid(
+                "server.retention_days must be 1-60 (the law's maximum is 60)".into(),
+            ));
+        }
+        if self.server.purge_interval_s == 0 {
+            return Err(ConfigError::Invalid("server.purge_interval_s must be at least 1".into()));
         }
         if self.agency.name.trim().is_empty() {
             return Err(ConfigError::Invalid("agency.name is empty".into()));

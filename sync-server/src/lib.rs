@@ -10,7 +10,9 @@
 //!  operators/CLI ─► audit (hash-chained trail of every access)
 //! ```
 //! - [`config`]: strict TOML configuration.
-//! - [`records`]: the database (SQLite embedded by default), its migrations and queries.
+//! - [`records`]: the database (SQLite embedded by default), its migrations and queries, and
+//!   retention (`Records::purge`, run by the server's retention duty at start and every
+//!   `purge_interval_s`).
 //! - [`ingest`]: validates and applies uplink messages; idempotent on `(trailer, id)`.
 //! - [`mqtt`]: the broker connection: shared subscription, commit-then-ack.
 //! - [`public`]: the public location list over HTTP; never a plate, a picture or a read.
@@ -40,6 +42,40 @@ pub enum ServerError {
     Http { addr: String, reason: String },
 }
 
+/// Destroys what is past retention at start and every `every` until `shutdown`. Several
+/// instances may run it at once: deletes are idempotent.
+async fn retention_duty(
+    db: records::Records,
+    days: u32,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match db.purge(now, days).await {
+            Ok(p) if p.reads + p.pictures + p.alerts > 0 => {
+                tracing::info!(
+                    reads = p.reads,
+                    pictures = p.pictures,
+                    alerts = p.alerts,
+                    "retention destroyed data past {days} days"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention failed; retrying at the next run"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
 /// Runs the server until `shutdown` turns true.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
     let db = records::Records::open(&config.database_url()).await?;
@@ -61,8 +97,15 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
             })
             .await;
     });
+    let retention = tokio::spawn(retention_duty(
+        db.clone(),
+        config.server.retention_days,
+        std::time::Duration::from_secs(config.server.purge_interval_s),
+        shutdown.clone(),
+    ));
     let result = mqtt::run(config, db.clone(), shutdown).await;
     http.abort();
+    let _ = retention.await;
     db.close().await;
     result.map_err(ServerError::from)
 }

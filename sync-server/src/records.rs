@@ -39,6 +39,14 @@ pub struct AlertView {
 /// Distance beyond which a trailer is at a new location, metres.
 pub const NEW_LOCATION_M: f64 = 150.0;
 
+/// What one retention run destroyed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub reads: u64,
+    pub pictures: u64,
+    pub alerts: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Records {
     pool: SqlitePool,
@@ -446,6 +454,92 @@ impl Records {
             .collect())
     }
 
+    /// Destroys what was collected more than `retention_days` before `now_ms`: reads, their
+    /// pictures (and pictures whose read never arrived, by arrival time) and alerts, in batches
+    /// so ingestion keeps its turn at the write lock. The location history, the periods of use
+    /// and the audit trail stay. The counts go into the audit trail (one entry per run that
+    /// destroyed anything). `now_ms` is the caller's clock: the duty passes the system time,
+    /// tests any time they like.
+    pub async fn purge(&self, now_ms: i64, retention_days: u32) -> Result<Purged, RecordsError> {
+        const BATCH: i64 = 5_000;
+        let cutoff = now_ms - i64::from(retention_days) * 86_400_000;
+        let mut done = Purged::default();
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let pictures = sqlx::query(
+                "DELETE FROM pictures WHERE rowid IN (SELECT p.rowid FROM pictures p \
+                 JOIN reads r ON r.trailer_id = p.trailer_id AND r.read_id = p.read_id \
+                 WHERE r.first_seen < ? LIMIT ?)",
+            )
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            // A read goes only once its pictures have: none may outlive it as an orphan.
+            let reads = if pictures < BATCH as u64 {
+                sqlx::query(
+                    "DELETE FROM reads WHERE rowid IN \
+                     (SELECT rowid FROM reads WHERE first_seen < ? LIMIT ?)",
+                )
+                .bind(cutoff)
+                .bind(BATCH)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            } else {
+                0
+            };
+            let orphans = sqlx::query(
+                "DELETE FROM pictures WHERE rowid IN (SELECT p.rowid FROM pictures p \
+                 WHERE p.received_at < ? AND NOT EXISTS (SELECT 1 FROM reads r \
+                 WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id) LIMIT ?)",
+            )
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let alerts = sqlx::query(
+                "DELETE FROM alerts WHERE rowid IN \
+                 (SELECT rowid FROM alerts WHERE seen_at < ? LIMIT ?)",
+            )
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            done.reads += reads;
+            done.pictures += pictures + orphans;
+            done.alerts += alerts;
+            if reads + pictures + orphans + alerts == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let total = done.reads + done.pictures + done.alerts;
+        if total > 0 {
+            self.audit(&Entry {
+                at: now_ms,
+                actor: "retention".into(),
+                action: "destroy".into(),
+                purpose: format!("retention: collected more than {retention_days} days ago"),
+                case_number: String::new(),
+                detail: format!(
+                    "{} reads, {} pictures, {} alerts collected before {}",
+                    done.reads,
+                    done.pictures,
+                    done.alerts,
+                    iso_time(cutoff)
+                ),
+                result_count: total as i64,
+            })
+            .await?;
+        }
+        Ok(done)
+    }
+
     /// Appends an audit entry, chained to the previous one. Returns its sequence number.
     pub async fn audit(&self, e: &Entry) -> Result<i64, RecordsError> {
         let _guard = self.audit_lock.lock().await;
@@ -599,6 +693,99 @@ mod tests {
         tb.await.expect("b");
         let c = Records::open(&url).await.expect("open c");
         assert_eq!(c.audit_verify().await.expect("verify"), Ok(80));
+    }
+
+    fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
+        ReadMeta {
+            read_id,
+            camera_id: "cam0".into(),
+            plate: plate.into(),
+            confidence_pm: 950,
+            first_seen: seen,
+            best_seen: seen + 500,
+            position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
+            plate_box: [1, 2, 3, 4],
+            pictures: trailer_wire::PictureSet { plate_crop: true, context: true },
+        }
+    }
+
+    async fn count(db: &Records, table: &str) -> i64 {
+        let sql = match table {
+            "pictures" => "SELECT COUNT(*) FROM pictures",
+            "alerts" => "SELECT COUNT(*) FROM alerts",
+            "usage_periods" => "SELECT COUNT(*) FROM usage_periods",
+            "locations" => "SELECT COUNT(*) FROM locations",
+            "audit" => "SELECT COUNT(*) FROM audit",
+            other => panic!("no count for {other}"),
+        };
+        sqlx::query(sql).fetch_one(db.pool()).await.expect("count").get(0)
+    }
+
+    /// Reads, their pictures and alerts collected more than the retention period ago are
+    /// destroyed by the clock the caller passes; younger ones, the periods of use and the
+    /// location history stay; the destruction is counted in the audit trail, which verifies.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_destroys_what_is_past_its_days_and_audits_the_counts() {
+        const DAY: i64 = 86_400_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let db = Records::open(&url).await.expect("open");
+        let now = 20_000 * DAY;
+        let (old, young) = (now - 61 * DAY, now - 59 * DAY);
+        db.insert_reads("t1", &[read_at(1, "OLD111", old), read_at(2, "NEW222", young)], old)
+            .await
+            .expect("reads");
+        for id in [1, 2] {
+            for kind in [PictureKind::PlateCrop, PictureKind::Context] {
+                db.insert_picture("t1", id, kind, b"jpeg", young).await.expect("picture");
+            }
+        }
+        // A picture whose read never arrived, received long ago.
+        db.insert_picture("t1", 99, PictureKind::Context, b"jpeg", old).await.expect("orphan");
+        let alert = |alert_id, read| trailer_wire::Alert {
+            trailer_id: "t1".into(),
+            alert_id,
+            read,
+            list_name: "mn-state".into(),
+            list_version: 1,
+            category: trailer_wire::HitCategory::StolenVehicle,
+            case_number: None,
+        };
+        db.insert_alert("t1", &alert(1, read_at(1, "OLD111", old)), old).await.expect("alert");
+        db.insert_alert("t1", &alert(2, read_at(2, "NEW222", young)), young).await.expect("alert");
+        let period = ActiveUse {
+            trailer_id: "t1".into(),
+            period_id: 5,
+            start: old - DAY,
+            end: Some(old + DAY),
+            start_reason: trailer_wire::UsageReason::DaemonStart,
+            end_reason: Some(trailer_wire::UsageReason::DaemonStop),
+            position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
+            lists_compared: vec!["MN BCA".into()],
+        };
+        db.upsert_usage("t1", &period).await.expect("usage");
+
+        // Nothing is due a day early.
+        assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
+        let purged = db.purge(now, 60).await.expect("purge");
+        assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1 });
+        let plates: Vec<String> =
+            db.list_reads(10).await.expect("reads").into_iter().map(|r| r.plate).collect();
+        assert_eq!(plates, ["NEW222"]);
+        assert_eq!(count(&db, "pictures").await, 2);
+        assert_eq!(count(&db, "alerts").await, 1);
+        assert_eq!(count(&db, "usage_periods").await, 1, "the log of use outlives the reads");
+        assert!(count(&db, "locations").await >= 1, "the location history outlives the reads");
+        // Run again: nothing more, and no second audit entry.
+        assert_eq!(db.purge(now, 60).await.expect("purge"), Purged::default());
+        let (action, result): (String, i64) =
+            sqlx::query_as("SELECT action, result_count FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_one(db.pool())
+                .await
+                .expect("audit");
+        assert_eq!((action.as_str(), result), ("destroy", 5));
+        assert_eq!(count(&db, "audit").await, 1);
+        assert_eq!(db.audit_verify().await.expect("verify"), Ok(1));
     }
 
     #[test]
