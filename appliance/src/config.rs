@@ -5,6 +5,22 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+/// An `f32` setting as the decimal it was written as: 0.45, not 0.44999998807907104 (TOML
+/// writes f64).
+fn shortest(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// `serialize_with` for an `f32` setting; see [`shortest`].
+pub fn short_f32<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(shortest(*v))
+}
+
+/// `serialize_with` for a list of `f32` settings; see [`shortest`].
+pub fn short_f32s<S: serde::Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|x| shortest(*x)))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -312,6 +328,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_config_prints_settings_as_written() {
+        let text = Config::default_toml();
+        assert!(text.contains("nms_iou = 0.45\n"), "{text}");
+        assert!(text.contains("min_changed = 0.004\n"), "{text}");
+        assert!(!text.contains("0000000"), "no float noise:\n{text}");
+    }
 
     #[test]
     fn default_config_round_trips_through_toml() {

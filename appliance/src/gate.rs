@@ -22,6 +22,7 @@ pub struct GateConfig {
     /// A sample "changed" when its grey level moved by more than this (0-255).
     pub pixel_threshold: u8,
     /// Motion: at least this share of the samples changed.
+    #[serde(serialize_with = "crate::config::short_f32")]
     pub min_changed: f32,
     /// Keep analysing this long after the last motion.
     pub hold_ms: i64,

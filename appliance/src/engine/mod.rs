@@ -39,24 +39,31 @@ pub struct EngineConfig {
     /// (`character` key, as PaddleOCR exports carry).
     pub recogniser_dictionary: Option<PathBuf>,
     /// Minimum detector score for a plate box (0-1).
+    #[serde(serialize_with = "crate::config::short_f32")]
     pub detect_threshold: f32,
     /// Boxes overlapping a better one by more than this IoU are dropped.
+    #[serde(serialize_with = "crate::config::short_f32")]
     pub nms_iou: f32,
     /// At most this many boxes per picture are read.
     pub max_plates: usize,
     /// Minimum confidence of a read plate (mean character probability, 0-1).
+    #[serde(serialize_with = "crate::config::short_f32")]
     pub read_threshold: f32,
     /// Recogniser input is right-padded to at least this width (pixels at height 48).
     pub recogniser_min_width: u32,
     /// Fractions of the box height trimmed off top and bottom; each is read, the best wins.
+    #[serde(serialize_with = "crate::config::short_f32s")]
     pub trims: Vec<f32>,
     /// Angles (degrees) each trim is also read at when the level reads are unsure; the most
     /// confident read wins. Plates on trailers' pictures are rarely level to the degree.
+    #[serde(serialize_with = "crate::config::short_f32s")]
     pub angles: Vec<f32>,
     /// A level read at least this confident is taken without trying the other angles.
+    #[serde(serialize_with = "crate::config::short_f32")]
     pub settle_confidence: f32,
     /// Fractions of the box width added at each side before cropping, each read: a box that
     /// clips the first or last character reads short.
+    #[serde(serialize_with = "crate::config::short_f32s")]
     pub pads: Vec<f32>,
     /// US plates: hotlists and state files treat the letter O and the digit 0 alike; write 0.
     pub us_o_as_zero: bool,
