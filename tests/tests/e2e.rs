@@ -727,3 +727,44 @@ fn a_towed_trailer_ends_its_deployment_and_starts_another_where_it_stops() -> an
     assert!(periods[1].start > periods[0].end.unwrap_or(i64::MAX), "no collection in between");
     Ok(())
 }
+
+/// The stop deadline: a trailer whose disk is full of unsynced reads holds the next read and
+/// waits for room; a stop request then cannot finish gracefully, and the daemon exits at its
+/// deadline instead of hanging until systemd kills it.
+#[test]
+fn a_stop_that_cannot_finish_exits_at_its_deadline() -> anyhow::Result<()> {
+    let (video, _) = three_passes();
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("appliance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trailer]\nid = \"trailer-full\"\ndata_dir = \"{}\"\nstop_deadline_s = 2\n\
+             [location]\ngpsd = \"\"\n[capture]\nsource = \"file://{}\"\n\
+             [store]\nmax_disk_bytes = 1\n",
+            dir.path().join("store").display(),
+            video.display()
+        ),
+    )?;
+    let log_path = dir.path().join("appliance.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut appliance = Command::new(bin("appliance"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stderr(log.try_clone()?)
+        .stdout(log)
+        .spawn()?;
+    let full = wait_log(&log_path, "storage full", 120);
+    run_ok(Command::new("kill").arg("-TERM").arg(appliance.id().to_string()))?;
+    let started = std::time::Instant::now();
+    let status = appliance.wait()?;
+    let waited = started.elapsed();
+    let log = std::fs::read_to_string(&log_path)?;
+    full.map_err(|e| anyhow::anyhow!("{e}\n{log}"))?;
+    assert_eq!(status.code(), Some(1), "exit code of a stop cut short:\n{log}");
+    assert!(log.contains("stop deadline passed"), "{log}");
+    // Not a timing assertion on the machine's speed: only that it did not wait for ever.
+    assert!(waited < std::time::Duration::from_secs(60), "{waited:?}\n{log}");
+    Ok(())
+}
