@@ -177,8 +177,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             read = reads_rx.recv() => match read {
                 Some(CaptureEvent::Camera { up, at }) => {
                     if up {
-                        let lists = store.hotlists()?.into_iter().map(|l| l.source).collect();
-                        periods.camera_up(&store, &config.trailer.id, at, location.current(), lists)?;
+                        periods.camera_up(&store, &trailer_id, at, location.current())?;
                     } else {
                         periods.camera_down(&store, at)?;
                     }
@@ -261,8 +260,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                             notify(&[sd_notify::NotifyState::Status("moving: not collecting")]);
                         }
                         DeploymentEventKind::Start => {
-                            let lists = store.hotlists()?.into_iter().map(|l| l.source).collect();
-                            periods.deployment_start(&store, &trailer_id, at, here, lists)?;
+                            periods.deployment_start(&store, &trailer_id, at, here)?;
                             collecting.store(true, Ordering::Relaxed);
                             tracing::info!(lat = here.lat(), lon = here.lon(), "the trailer stands at a new place: deployment started, collecting");
                             notify(&[sd_notify::NotifyState::Status("collecting")]);
@@ -362,14 +360,10 @@ impl Periods {
         trailer_id: &str,
         at: i64,
         position: trailer_wire::Position,
-        lists_compared: Vec<String>,
     ) -> Result<(), StoreError> {
         self.camera = true;
-        if self.moving {
-            return Ok(());
-        }
         let why = if self.started { UsageReason::CameraUp } else { UsageReason::DaemonStart };
-        self.open(store, trailer_id, at, position, lists_compared, why)
+        self.open_if_collecting(store, trailer_id, at, position, why)
     }
 
     fn camera_down(&mut self, store: &Store, at: i64) -> Result<(), StoreError> {
@@ -388,26 +382,22 @@ impl Periods {
         trailer_id: &str,
         at: i64,
         position: trailer_wire::Position,
-        lists_compared: Vec<String>,
     ) -> Result<(), StoreError> {
         self.moving = false;
-        if !self.camera {
-            return Ok(());
-        }
-        let why = UsageReason::DeploymentStart;
-        self.open(store, trailer_id, at, position, lists_compared, why)
+        self.open_if_collecting(store, trailer_id, at, position, UsageReason::DeploymentStart)
     }
 
-    fn open(
+    /// Opens a period if frames flow, the trailer stands and none is open; it records the
+    /// hotlists loaded now as the databases compared against.
+    fn open_if_collecting(
         &mut self,
         store: &Store,
         trailer_id: &str,
         at: i64,
         position: trailer_wire::Position,
-        lists_compared: Vec<String>,
         why: UsageReason,
     ) -> Result<(), StoreError> {
-        if self.open.is_some() {
+        if !self.camera || self.moving || self.open.is_some() {
             return Ok(());
         }
         let period = ActiveUse {
@@ -418,7 +408,7 @@ impl Periods {
             start_reason: why,
             end_reason: None,
             position,
-            lists_compared,
+            lists_compared: store.hotlists()?.into_iter().map(|l| l.source).collect(),
         };
         store.record_usage(&period)?;
         self.open = Some(period);

@@ -461,54 +461,45 @@ impl Records {
     /// destroyed anything). `now_ms` is the caller's clock: the duty passes the system time,
     /// tests any time they like.
     pub async fn purge(&self, now_ms: i64, retention_days: u32) -> Result<Purged, RecordsError> {
-        const BATCH: i64 = 5_000;
         let cutoff = now_ms - i64::from(retention_days) * 86_400_000;
         let mut done = Purged::default();
         loop {
             let mut tx = self.pool.begin().await?;
-            let pictures = sqlx::query(
+            let pictures = delete_batch(
+                &mut tx,
                 "DELETE FROM pictures WHERE rowid IN (SELECT p.rowid FROM pictures p \
                  JOIN reads r ON r.trailer_id = p.trailer_id AND r.read_id = p.read_id \
                  WHERE r.first_seen < ? LIMIT ?)",
+                cutoff,
             )
-            .bind(cutoff)
-            .bind(BATCH)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
             // A read goes only once its pictures have: none may outlive it as an orphan.
             let reads = if pictures < BATCH as u64 {
-                sqlx::query(
+                delete_batch(
+                    &mut tx,
                     "DELETE FROM reads WHERE rowid IN \
                      (SELECT rowid FROM reads WHERE first_seen < ? LIMIT ?)",
+                    cutoff,
                 )
-                .bind(cutoff)
-                .bind(BATCH)
-                .execute(&mut *tx)
                 .await?
-                .rows_affected()
             } else {
                 0
             };
-            let orphans = sqlx::query(
+            let orphans = delete_batch(
+                &mut tx,
                 "DELETE FROM pictures WHERE rowid IN (SELECT p.rowid FROM pictures p \
                  WHERE p.received_at < ? AND NOT EXISTS (SELECT 1 FROM reads r \
                  WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id) LIMIT ?)",
+                cutoff,
             )
-            .bind(cutoff)
-            .bind(BATCH)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let alerts = sqlx::query(
+            .await?;
+            let alerts = delete_batch(
+                &mut tx,
                 "DELETE FROM alerts WHERE rowid IN \
                  (SELECT rowid FROM alerts WHERE seen_at < ? LIMIT ?)",
+                cutoff,
             )
-            .bind(cutoff)
-            .bind(BATCH)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
             tx.commit().await?;
             done.reads += reads;
             done.pictures += pictures + orphans;
@@ -655,6 +646,19 @@ async fn note_location(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Rows one retention statement deletes at most, so ingestion keeps its turn at the write lock.
+const BATCH: i64 = 5_000;
+
+/// Runs one of retention's batch deletes (`?` the cutoff, then the batch size); rows deleted.
+async fn delete_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    sql: &'static str,
+    cutoff: i64,
+) -> Result<u64, RecordsError> {
+    let done = sqlx::query(sql).bind(cutoff).bind(BATCH).execute(&mut **tx).await?;
+    Ok(done.rows_affected())
 }
 
 #[cfg(test)]

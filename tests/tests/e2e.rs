@@ -33,6 +33,14 @@ fn run_appliance(config: &std::path::Path) -> std::process::Output {
         .expect("appliance runs")
 }
 
+/// `appliance run --config CONFIG` with its output going to a new log file at `log`.
+fn appliance_logged(config: &std::path::Path, log: &std::path::Path) -> anyhow::Result<Command> {
+    let file = std::fs::File::create(log)?;
+    let mut cmd = Command::new(bin("appliance"));
+    cmd.arg("run").arg("--config").arg(config).stderr(file.try_clone()?).stdout(file);
+    Ok(cmd)
+}
+
 #[test]
 fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
     let (video, scene) = three_passes();
@@ -417,14 +425,7 @@ fn rtsp_camera_lost_and_back_reconnects_and_shows_the_gap() -> anyhow::Result<()
     );
     std::fs::write(&config, format!("{text}health_interval_s = 1\n[location]\ngpsd = \"\"\n"))?;
     let mut camera = start_camera(port)?;
-    let log = std::fs::File::create(stack.path("appliance-rtsp.log"))?;
-    let mut appliance = Command::new(bin("appliance"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stderr(log.try_clone()?)
-        .stdout(log)
-        .spawn()?;
+    let mut appliance = appliance_logged(&config, &stack.path("appliance-rtsp.log"))?.spawn()?;
     let result = (|| -> anyhow::Result<()> {
         wait_camera(&stack, trailer, "Up", 120)?;
         camera.kill()?;
@@ -523,24 +524,11 @@ fn a_stop_mid_pass_finishes_the_pass_into_a_read() -> anyhow::Result<()> {
         })
     };
     let log_path = dir.path().join("appliance.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut appliance = Command::new(bin("appliance"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
+    let mut appliance = appliance_logged(&config, &log_path)?
         .env("NOTIFY_SOCKET", &notify_path)
         .env("WATCHDOG_USEC", "400000")
-        .stderr(log.try_clone()?)
-        .stdout(log)
         .spawn()?;
-    let up = (|| -> anyhow::Result<()> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !std::fs::read_to_string(&log_path)?.contains("camera up") {
-            anyhow::ensure!(std::time::Instant::now() < deadline, "the camera never came up");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Ok(())
-    })();
+    let up = wait_log(&log_path, "camera up", 60);
     // Seconds into a pass that would stay open for a minute (`pass.max_pass_ms`).
     std::thread::sleep(std::time::Duration::from_secs(5));
     run_ok(Command::new("kill").arg("-TERM").arg(appliance.id().to_string()))?;
@@ -674,14 +662,7 @@ fn a_towed_trailer_ends_its_deployment_and_starts_another_where_it_stops() -> an
         ),
     )?;
     let log_path = dir.path().join("appliance.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut appliance = Command::new(bin("appliance"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stderr(log.try_clone()?)
-        .stdout(log)
-        .spawn()?;
+    let mut appliance = appliance_logged(&config, &log_path)?.spawn()?;
     let towed = (|| -> anyhow::Result<()> {
         wait_log(&log_path, "camera up", 60)?;
         std::thread::sleep(std::time::Duration::from_secs(2));
@@ -747,14 +728,7 @@ fn a_stop_that_cannot_finish_exits_at_its_deadline() -> anyhow::Result<()> {
         ),
     )?;
     let log_path = dir.path().join("appliance.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut appliance = Command::new(bin("appliance"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stderr(log.try_clone()?)
-        .stdout(log)
-        .spawn()?;
+    let mut appliance = appliance_logged(&config, &log_path)?.spawn()?;
     let full = wait_log(&log_path, "storage full", 120);
     run_ok(Command::new("kill").arg("-TERM").arg(appliance.id().to_string()))?;
     let started = std::time::Instant::now();

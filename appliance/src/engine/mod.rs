@@ -199,6 +199,10 @@ impl PlateBox {
     pub fn centre(&self) -> (f32, f32) {
         (self.x + self.w / 2.0, self.y + self.h / 2.0)
     }
+    /// The box with `pad` of its width added at each side (the same centre).
+    pub fn widened(&self, pad: f32) -> PlateBox {
+        PlateBox { x: self.x - pad * self.w, w: self.w * (1.0 + 2.0 * pad), ..*self }
+    }
 }
 
 /// One plate the engine found and read.
@@ -275,7 +279,7 @@ impl Engine {
         // Every crop is read; the most confident read of a plausible length wins. The other
         // angles are tried only while it is unsure.
         let mut best: Option<(PlateCandidate, Vec<plate::Glyph>)> = None;
-        let score = |c: &PlateCandidate| c.confidence * plate::length_prior(&c.text);
+        let score = |c: &PlateCandidate| plate::weighed(&c.text, c.confidence);
         let level = std::iter::once(0.0f32);
         let angles: Vec<f32> = level.chain(self.config.angles.iter().copied()).collect();
         for (i, &angle) in angles.iter().enumerate() {
@@ -290,9 +294,8 @@ impl Engine {
                 .iter()
                 .flat_map(|t| self.config.pads.iter().map(move |p| (*t, *p)));
             for (trim, pad) in variants {
-                let padded =
-                    PlateBox { x: bbox.x - pad * bbox.w, w: bbox.w * (1.0 + 2.0 * pad), ..bbox };
-                let Some(crop) = recognise::crop_rotated(picture, padded, trim, angle) else {
+                let Some(crop) = recognise::crop_rotated(picture, bbox.widened(pad), trim, angle)
+                else {
                     continue;
                 };
                 let raw = self.recogniser.recognise(&crop, self.config.recogniser_min_width)?;

@@ -37,6 +37,12 @@ pub fn length_prior(text: &str) -> f32 {
 /// See [`length_prior`].
 pub const SHORT_READ_WEIGHT: f32 = 0.9;
 
+/// What a read of one box weighs against the other crops' reads: its confidence times
+/// [`length_prior`].
+pub fn weighed(text: &str, confidence: f32) -> f32 {
+    confidence * length_prior(text)
+}
+
 /// Plate characters a glyph's alternatives cover: 0-9 then A-Z.
 pub const SLOTS: usize = 36;
 
@@ -280,6 +286,16 @@ mod tests {
         g[0].alts[slot('7').expect("slot")] = 0.001;
         assert!(!fit_us_format(&mut g));
         assert_eq!(text(&g), "ZEAV033");
+    }
+
+    #[test]
+    fn a_short_read_loses_to_a_longer_one_unless_far_more_confident() {
+        // A padded crop that read three characters surely, and the plain one that read six.
+        assert!(weighed("627WNI", 0.946) > weighed("627", 0.989));
+        // Among reads of plausible length, confidence alone decides.
+        assert!(weighed("627WWI", 0.956) > weighed("627WNI", 0.946));
+        // A short vanity plate still wins when the longer reads are unsure.
+        assert!(weighed("AB1", 0.99) > weighed("XAB1Y", 0.7));
     }
 
     #[test]

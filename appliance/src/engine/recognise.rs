@@ -104,8 +104,9 @@ pub struct Recogniser {
     chars: Vec<char>,
     /// Blank plus the classes a plate may contain (printable ASCII).
     allowed: Vec<usize>,
-    /// Class index -> plate character slot ([`plate::slot`]) for A-Z, a-z and 0-9.
-    slots: Vec<Option<usize>>,
+    /// `(class index, plate character slot)` for the classes that are A-Z, a-z or 0-9 (a few
+    /// dozen of the dictionary's thousands): what a glyph's alternatives are read from.
+    slots: Vec<(usize, usize)>,
 }
 
 impl Recogniser {
@@ -160,7 +161,8 @@ impl Recogniser {
         let allowed = std::iter::once(0)
             .chain((1..chars.len()).filter(|&i| chars[i].is_ascii_graphic()))
             .collect();
-        let slots = chars.iter().map(|&c| plate::slot(c)).collect();
+        let slots =
+            chars.iter().enumerate().filter_map(|(i, &c)| Some((i, plate::slot(c)?))).collect();
         Ok(Recogniser { session, path: path.to_path_buf(), input_name, chars, allowed, slots })
     }
 
@@ -194,10 +196,8 @@ impl Recogniser {
             .map(|(i, p, t)| {
                 let mut alts = [0.0f32; plate::SLOTS];
                 let step = &probs[t * classes..(t + 1) * classes];
-                for (class, slot) in self.slots.iter().enumerate() {
-                    if let Some(s) = *slot {
-                        alts[s] = alts[s].max(step[class]);
-                    }
+                for &(class, slot) in &self.slots {
+                    alts[slot] = alts[slot].max(step[class]);
                 }
                 Glyph { ch: self.chars[i], p, alts }
             })
@@ -219,6 +219,18 @@ mod tests {
         assert!((t[2 * plane] - 1.0).abs() < 1e-6, "red plane of a red pixel");
         let (_, w) = prepare(&RgbImage::new(20, 48), 160);
         assert_eq!(w, 160, "narrow crops are padded to the minimum width");
+    }
+
+    #[test]
+    fn a_widened_box_keeps_its_centre_and_crops_inside_the_picture() {
+        let b = PlateBox { x: 100.0, y: 40.0, w: 50.0, h: 20.0 };
+        let w = b.widened(0.25);
+        assert_eq!((w.x, w.w, w.y, w.h), (87.5, 75.0, 40.0, 20.0));
+        assert_eq!(w.centre(), b.centre());
+        // At the picture's edge the crop is clipped, not refused.
+        let pic = RgbImage::new(120, 80);
+        let crop = crop_trimmed(&pic, b.widened(0.15), 0.0).expect("crop");
+        assert_eq!(crop.dimensions(), (120 - 92, 20));
     }
 
     #[test]

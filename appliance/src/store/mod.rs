@@ -391,23 +391,28 @@ impl Store {
     /// Records an active-use period (opened or closed) and queues it for sync.
     pub fn record_usage(&self, period: &ActiveUse) -> Result<(), StoreError> {
         let id = period.period_id;
-        let bytes = encode("usage", &id, period)?;
-        (&self.usage, &self.outbox).transaction(|(u, o)| {
-            u.insert(&id.to_be_bytes(), bytes.as_slice())?;
-            o.insert(&outbox_key(&AckRef::ActiveUse(id)), &[])?;
-            Ok::<_, ConflictableTransactionError<()>>(())
-        })?;
-        self.db.flush()?;
-        Ok(())
+        self.record_queued(&self.usage, "usage", id, period, AckRef::ActiveUse(id))
     }
 
     /// Records a deployment event and queues it for sync.
     pub fn record_deployment(&self, event: &DeploymentEvent) -> Result<(), StoreError> {
         let id = event.event_id;
-        let bytes = encode("deployments", &id, event)?;
-        (&self.deployments, &self.outbox).transaction(|(d, o)| {
-            d.insert(&id.to_be_bytes(), bytes.as_slice())?;
-            o.insert(&outbox_key(&AckRef::Deployment(id)), &[])?;
+        self.record_queued(&self.deployments, "deployments", id, event, AckRef::Deployment(id))
+    }
+
+    /// Writes `value` under `id` in `tree` and its outbox entry in one transaction, durably.
+    fn record_queued<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        name: &'static str,
+        id: u64,
+        value: &T,
+        ack: AckRef,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(name, &id, value)?;
+        (tree, &self.outbox).transaction(|(t, o)| {
+            t.insert(&id.to_be_bytes(), bytes.as_slice())?;
+            o.insert(&outbox_key(&ack), &[])?;
             Ok::<_, ConflictableTransactionError<()>>(())
         })?;
         self.db.flush()?;
