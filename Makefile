@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store bench-capture bench-videos clean-demo
+.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store bench-capture bench-videos bench-sync clean-demo
 
 setup:
 	@bash scripts/setup.sh
@@ -54,3 +54,8 @@ bench-videos: build-release
 # The trailer store: write rate, bytes on disk per payload byte, 60-day purge, open, hotlists.
 bench-store: build-release
 	$${CARGO_TARGET_DIR:-target}/release/bench-store
+
+# Sync through a private Mosquitto with mutual TLS and the server binary: ingest rate, a 100k-read
+# backlog's drain with an alert raised during it, bytes on the wire per read.
+bench-sync: build-release
+	$${CARGO_TARGET_DIR:-target}/release/bench-sync

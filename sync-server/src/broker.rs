@@ -59,7 +59,8 @@ pub fn mosquitto_conf(s: &BrokerSetup<'_>) -> String {
     let _ = writeln!(c, "log_type warning");
     let _ = writeln!(c, "log_type notice");
     let _ = writeln!(c, "max_queued_messages 200000");
-    let _ = writeln!(c, "max_inflight_messages 100");
+    let _ = writeln!(c, "max_inflight_messages 1000");
+    let _ = writeln!(c, "set_tcp_nodelay true");
     let _ = writeln!(c, "message_size_limit {}", trailer_wire::codec::MAX_FRAME_BYTES);
     let _ = writeln!(c, "acl_file {state}/acl");
     let _ = writeln!(c, "listener {} {}", s.port, s.bind);

@@ -3,7 +3,8 @@
 //! Validation refuses, with a reason, anything that is not a well-formed message of the topic's
 //! kind from the trailer the topic names. Refused messages go to the dead-letter table; they never
 //! stop the server.
-use crate::records::{Records, RecordsError};
+use crate::records::{Records, RecordsError, write};
+use sqlx::SqliteConnection;
 use trailer_wire::{AckRef, Message, Topic, UpKind};
 
 /// A message that passed validation.
@@ -58,20 +59,25 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
     }
 }
 
-/// Applies an accepted message. Returns what to acknowledge to the trailer (after commit).
-pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckRef>, RecordsError> {
+/// Applies an accepted message inside the caller's transaction. Returns what to acknowledge to
+/// the trailer once that transaction commits.
+pub async fn apply(
+    c: &mut SqliteConnection,
+    a: &Accepted,
+    now: i64,
+) -> Result<Vec<AckRef>, RecordsError> {
     Ok(match &a.message {
-        Message::ReadBatch(b) => records.insert_reads(&a.trailer, &b.reads, now).await?,
+        Message::ReadBatch(b) => write::reads(c, &a.trailer, &b.reads, now).await?,
         Message::Picture(p) => {
-            vec![records.insert_picture(&a.trailer, p.read_id, p.kind, &p.jpeg, now).await?]
+            vec![write::picture(c, &a.trailer, p.read_id, p.kind, &p.jpeg, now).await?]
         }
-        Message::ActiveUse(u) => vec![records.upsert_usage(&a.trailer, u).await?],
+        Message::ActiveUse(u) => vec![write::usage(c, &a.trailer, u).await?],
         Message::Status(s) => {
-            records.set_status(&a.trailer, s.online, s.time, &s.software_version).await?;
+            write::status(c, &a.trailer, s.online, s.time, &s.software_version).await?;
             Vec::new()
         }
         Message::Alert(al) => {
-            if records.insert_alert(&a.trailer, al, now).await? {
+            if write::alert(c, &a.trailer, al, now).await? {
                 // The plate stays out of the log: the alert is in the records, for operators.
                 tracing::warn!(trailer = %a.trailer, alert_id = al.alert_id, list = %al.list_name,
                     category = ?al.category, "hotlist hit: verify against state systems before acting");
@@ -79,7 +85,7 @@ pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckR
             vec![AckRef::Alert(al.alert_id), AckRef::Read(al.read.read_id)]
         }
         Message::Health(h) => {
-            records.upsert_health(h).await?;
+            write::health(c, h).await?;
             Vec::new()
         }
         // Deployments and downlink acks are stored by the issues that build them; until then
@@ -87,6 +93,24 @@ pub async fn apply(records: &Records, a: &Accepted, now: i64) -> Result<Vec<AckR
         Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
         Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => Vec::new(),
     })
+}
+
+/// Applies a batch of accepted messages in one transaction (one commit, one fsync for all).
+/// Returns each message's acks, in order. On any error nothing of the batch is stored, and the
+/// caller falls back to one transaction per message so that one bad message cannot hold back
+/// the rest.
+pub async fn apply_batch(
+    records: &Records,
+    batch: &[Accepted],
+    now: i64,
+) -> Result<Vec<Vec<AckRef>>, RecordsError> {
+    let mut tx = records.begin().await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for a in batch {
+        out.push(apply(&mut tx, a, now).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -7,15 +7,15 @@
 use crate::config::Config;
 use crate::ingest;
 use crate::records::Records;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::watch;
-use trailer_wire::{Ack, Message, Topic};
+use tokio::sync::{mpsc, watch};
+use trailer_wire::{Ack, AckRef, Message, Topic};
 
 #[derive(Debug, Error)]
 pub enum MqttError {
@@ -64,6 +64,9 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Messages committed together at most (the broker's in-flight window bounds it too).
+const MAX_BATCH: usize = 500;
+
 pub async fn run(
     config: Config,
     records: Records,
@@ -82,6 +85,14 @@ pub async fn run(
             trailer_wire::codec::MAX_FRAME_BYTES + 1024,
         );
     let (client, mut events) = AsyncClient::new(opts, 1024);
+    // Small messages (acks, batches) go out at once, not after Nagle's delay.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    events.set_network_options(net);
+    // The event loop only receives; a writer task commits what arrived meanwhile as one batch,
+    // then acks. The event loop keeps the connection alive while a commit runs.
+    let (to_writer, from_loop) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(writer(client.clone(), records, from_loop));
     let mut backoff = Duration::from_millis(250);
     loop {
         tokio::select! {
@@ -97,9 +108,9 @@ pub async fn run(
                     tracing::info!("subscribed to trailer uplinks");
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    handle(&client, &records, &p).await;
-                    if let Err(e) = client.ack(&p).await {
-                        tracing::warn!(error = %e, "cannot acknowledge delivery");
+                    if to_writer.send(p).is_err() {
+                        tracing::error!("the ingest writer stopped");
+                        break;
                     }
                 }
                 Ok(_) => {}
@@ -114,50 +125,106 @@ pub async fn run(
             }
         }
     }
+    drop(to_writer);
+    // What was received is committed and acknowledged before the connection closes.
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(ev) = events.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
     Ok(())
 }
 
-async fn handle(client: &AsyncClient, records: &Records, p: &rumqttc::Publish) {
+/// Commits what arrived as batches; after each commit publishes the end-to-end acks (one message
+/// per trailer) and then acknowledges the MQTT deliveries.
+async fn writer(client: AsyncClient, records: Records, mut rx: mpsc::UnboundedReceiver<Publish>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let acks = ingest_batch(&records, &batch).await;
+        for (trailer, refs) in acks {
+            match trailer_wire::encode(&Message::Ack(Ack { refs })) {
+                Ok(bytes) => {
+                    if let Err(e) = client
+                        .publish(Topic::down_ack(&trailer), QoS::AtLeastOnce, false, bytes)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot publish an ack; the trailer will resend");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot encode an ack"),
+            }
+        }
+        for p in batch.drain(..) {
+            if let Err(e) = client.ack(&p).await {
+                tracing::warn!(error = %e, "cannot acknowledge delivery");
+            }
+        }
+    }
+}
+
+/// Validates and stores a batch; returns the acks to publish, per trailer. Refused messages go to
+/// the dead letters. A batch that fails as a whole is retried one message per transaction.
+async fn ingest_batch(records: &Records, batch: &[Publish]) -> Vec<(String, Vec<AckRef>)> {
     let now = now_ms();
-    let accepted = match ingest::validate(&p.topic, &p.payload) {
-        Ok(a) => a,
-        Err(refused) => {
-            tracing::warn!(topic = %p.topic, bytes = p.payload.len(), reason = %refused.0, "message refused; kept as a dead letter");
-            if let Err(e) = records.dead_letter(&p.topic, &refused.0, &p.payload, now).await {
-                tracing::error!(error = %e, "cannot store a dead letter");
+    let mut accepted = Vec::with_capacity(batch.len());
+    for p in batch {
+        match ingest::validate(&p.topic, &p.payload) {
+            Ok(a) => accepted.push(a),
+            Err(refused) => {
+                tracing::warn!(topic = %p.topic, bytes = p.payload.len(), reason = %refused.0, "message refused; kept as a dead letter");
+                if let Err(e) = records.dead_letter(&p.topic, &refused.0, &p.payload, now).await {
+                    tracing::error!(error = %e, "cannot store a dead letter");
+                }
             }
-            return;
+        }
+    }
+    let results: Vec<Option<Vec<AckRef>>> = match ingest::apply_batch(records, &accepted, now).await
+    {
+        Ok(all) => all.into_iter().map(Some).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, messages = accepted.len(), "cannot store a batch; storing its messages one by one");
+            let mut one_by_one = Vec::with_capacity(accepted.len());
+            for a in &accepted {
+                one_by_one.push(apply_one(records, a, now).await);
+            }
+            one_by_one
         }
     };
-    // Commit, then ack. A database error leaves the trailer without an ack: it will resend.
-    let mut attempt = 0;
-    let refs = loop {
-        match ingest::apply(records, &accepted, now).await {
-            Ok(refs) => break refs,
-            Err(e) if attempt < 3 => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "cannot store a message; retrying");
-                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-            }
+    let mut per_trailer: Vec<(String, Vec<AckRef>)> = Vec::new();
+    for (a, refs) in accepted.iter().zip(results) {
+        let Some(refs) = refs.filter(|r| !r.is_empty()) else { continue };
+        match per_trailer.iter_mut().find(|(t, _)| *t == a.trailer) {
+            Some((_, all)) => all.extend(refs),
+            None => per_trailer.push((a.trailer.clone(), refs)),
+        }
+    }
+    per_trailer
+}
+
+/// One message in its own transaction, with a few retries; `None` if it could not be stored
+/// (no ack: the trailer sends it again).
+async fn apply_one(records: &Records, a: &ingest::Accepted, now: i64) -> Option<Vec<AckRef>> {
+    for attempt in 0..4u64 {
+        let result = async {
+            let mut tx = records.begin().await?;
+            let refs = ingest::apply(&mut tx, a, now).await?;
+            tx.commit().await?;
+            Ok::<_, crate::records::RecordsError>(refs)
+        }
+        .await;
+        match result {
+            Ok(refs) => return Some(refs),
             Err(e) => {
-                tracing::error!(error = %e, trailer = %accepted.trailer, "cannot store a message; the trailer will resend it");
-                return;
+                tracing::warn!(error = %e, attempt, trailer = %a.trailer, "cannot store a message");
+                tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
             }
         }
-    };
-    if refs.is_empty() {
-        return;
     }
-    match trailer_wire::encode(&Message::Ack(Ack { refs })) {
-        Ok(bytes) => {
-            if let Err(e) = client
-                .publish(Topic::down_ack(&accepted.trailer), QoS::AtLeastOnce, false, bytes)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot publish an ack; the trailer will resend");
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot encode an ack"),
-    }
+    tracing::error!(trailer = %a.trailer, "giving up on a message; the trailer will resend it");
+    None
 }

@@ -1,6 +1,8 @@
 //! Shared fixtures for the end-to-end tests and the demo: a scene generator that renders vehicles
 //! with plates into H.264 video, and helpers that start the real parts (Mosquitto, the server,
 //! the appliance) on free ports in a private directory.
+pub mod backlog;
+pub mod proxy;
 pub mod scene;
 pub mod stack;
 pub mod video;

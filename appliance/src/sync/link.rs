@@ -102,6 +102,10 @@ pub async fn run_link(
             true,
         ));
     let (client, mut events) = AsyncClient::new(opts, 512);
+    // Small messages (acks, batches) go out at once, not after Nagle's delay.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    events.set_network_options(net);
     let mut state = SyncState::new(cfg.max_in_flight, cfg.ack_timeout_ms);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut backoff = Duration::from_millis(500);

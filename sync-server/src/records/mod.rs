@@ -12,7 +12,12 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::Mutex;
 use trailer_wire::console::{PublicLocation, ReadView};
-use trailer_wire::{AckRef, ActiveUse, FixQuality, PictureKind, ReadMeta};
+use trailer_wire::{FixQuality, PictureKind};
+
+pub mod write;
+
+/// A transaction on the records; ingestion's writes ([`write`]) run inside one.
+pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 #[derive(Debug, Error)]
 pub enum RecordsError {
@@ -136,172 +141,13 @@ impl Records {
         Ok(Records { pool, audit_lock: Arc::new(Mutex::new(())) })
     }
 
+    /// Opens a transaction: a batch of ingested messages is written in one and committed once.
+    pub async fn begin(&self) -> Result<Tx, RecordsError> {
+        Ok(self.pool.begin().await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Stores a batch of reads; returns the acks for all of them (new or already stored).
-    pub async fn insert_reads(
-        &self,
-        trailer: &str,
-        reads: &[ReadMeta],
-        now: i64,
-    ) -> Result<Vec<AckRef>, RecordsError> {
-        let mut tx = self.pool.begin().await?;
-        let mut acks = Vec::with_capacity(reads.len());
-        for r in reads {
-            sqlx::query(
-                "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, first_seen, \
-                 best_seen, lat, lon, fix, plate_box, has_crop, has_context, received_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (trailer_id, read_id) DO NOTHING",
-            )
-            .bind(trailer)
-            .bind(r.read_id as i64)
-            .bind(&r.camera_id)
-            .bind(&r.plate)
-            .bind(f64::from(r.confidence_pm) / 1000.0)
-            .bind(r.first_seen)
-            .bind(r.best_seen)
-            .bind(r.position.lat())
-            .bind(r.position.lon())
-            .bind(fix_name(r.position.fix))
-            .bind(format!("{:?}", r.plate_box))
-            .bind(r.pictures.plate_crop)
-            .bind(r.pictures.context)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            acks.push(AckRef::Read(r.read_id));
-        }
-        if let Some(last) = reads.last() {
-            note_location(
-                &mut tx,
-                trailer,
-                last.position.lat(),
-                last.position.lon(),
-                last.best_seen,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(acks)
-    }
-
-    /// Stores a hotlist hit (and its read, which the alert carries so it can overtake the
-    /// backlog). Returns whether it was new.
-    pub async fn insert_alert(
-        &self,
-        trailer: &str,
-        a: &trailer_wire::Alert,
-        now: i64,
-    ) -> Result<bool, RecordsError> {
-        self.insert_reads(trailer, std::slice::from_ref(&a.read), now).await?;
-        let done = sqlx::query(
-            "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
-             case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (trailer_id, alert_id) DO NOTHING",
-        )
-        .bind(trailer)
-        .bind(a.alert_id as i64)
-        .bind(a.read.read_id as i64)
-        .bind(&a.read.plate)
-        .bind(&a.list_name)
-        .bind(a.list_version as i64)
-        .bind(format!("{:?}", a.category))
-        .bind(&a.case_number)
-        .bind(a.read.best_seen)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn insert_picture(
-        &self,
-        trailer: &str,
-        read_id: u64,
-        kind: PictureKind,
-        jpeg: &[u8],
-        now: i64,
-    ) -> Result<AckRef, RecordsError> {
-        sqlx::query(
-            "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (trailer_id, read_id, kind) DO NOTHING",
-        )
-        .bind(trailer)
-        .bind(read_id as i64)
-        .bind(picture_kind(kind))
-        .bind(jpeg)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(AckRef::Picture(read_id, kind))
-    }
-
-    /// Stores an active-use period; a closing update replaces the open record.
-    pub async fn upsert_usage(&self, trailer: &str, u: &ActiveUse) -> Result<AckRef, RecordsError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, start_reason, end_reason, lat, lon, lists) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (trailer_id, period_id) DO UPDATE SET \
-             end_ms = COALESCE(excluded.end_ms, usage_periods.end_ms), \
-             end_reason = COALESCE(excluded.end_reason, usage_periods.end_reason)",
-        )
-        .bind(trailer)
-        .bind(u.period_id as i64)
-        .bind(u.start)
-        .bind(u.end)
-        .bind(format!("{:?}", u.start_reason))
-        .bind(u.end_reason.map(|r| format!("{r:?}")))
-        .bind(u.position.lat())
-        .bind(u.position.lon())
-        .bind(u.lists_compared.join(","))
-        .execute(&mut *tx)
-        .await?;
-        note_location(
-            &mut tx,
-            trailer,
-            u.position.lat(),
-            u.position.lon(),
-            u.end.unwrap_or(u.start),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(AckRef::ActiveUse(u.period_id))
-    }
-
-    /// Keeps the newest health report per trailer (an older one arriving late is ignored).
-    pub async fn upsert_health(&self, h: &trailer_wire::Health) -> Result<(), RecordsError> {
-        sqlx::query(
-            "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
-             storage_full, store_repairs, backlog_items, last_read, dropped_frames, software_version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (trailer_id) DO UPDATE SET reported_at = excluded.reported_at, camera = excluded.camera, \
-             lat = excluded.lat, lon = excluded.lon, fix = excluded.fix, disk_used_pm = excluded.disk_used_pm, \
-             storage_full = excluded.storage_full, store_repairs = excluded.store_repairs, \
-             backlog_items = excluded.backlog_items, \
-             last_read = excluded.last_read, dropped_frames = excluded.dropped_frames, \
-             software_version = excluded.software_version \
-             WHERE excluded.reported_at >= trailer_health.reported_at",
-        )
-        .bind(&h.trailer_id)
-        .bind(h.time)
-        .bind(format!("{:?}", h.camera))
-        .bind(h.position.lat())
-        .bind(h.position.lon())
-        .bind(fix_name(h.position.fix))
-        .bind(i64::from(h.disk_used_pm))
-        .bind(h.storage_full)
-        .bind(i64::from(h.store_repairs))
-        .bind(i64::from(h.backlog_items))
-        .bind(h.last_read)
-        .bind(h.dropped_frames as i64)
-        .bind(&h.software_version)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// Latest health per trailer as JSON objects (status, not data: no plate or read).
@@ -330,27 +176,6 @@ impl Records {
                 })
             })
             .collect())
-    }
-
-    pub async fn set_status(
-        &self,
-        trailer: &str,
-        online: bool,
-        at: i64,
-        version: &str,
-    ) -> Result<(), RecordsError> {
-        sqlx::query(
-            "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
-             last_change = excluded.last_change, software_version = excluded.software_version",
-        )
-        .bind(trailer)
-        .bind(online)
-        .bind(at)
-        .bind(version)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     pub async fn dead_letter(
@@ -605,49 +430,6 @@ impl Records {
     }
 }
 
-/// Records that `trailer` stood at (lat, lon) at `at`: extends its current location, or — if it
-/// moved more than [`NEW_LOCATION_M`] — closes that one and opens a new one.
-async fn note_location(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    trailer: &str,
-    lat: f64,
-    lon: f64,
-    at: i64,
-) -> Result<(), RecordsError> {
-    let current =
-        sqlx::query("SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1")
-            .bind(trailer)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if let Some(row) = &current {
-        let (id, clat, clon): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
-        if distance_m(clat, clon, lat, lon) <= NEW_LOCATION_M {
-            sqlx::query("UPDATE locations SET first_ms = MIN(first_ms, ?), last_ms = MAX(last_ms, ?) WHERE id = ?")
-                .bind(at)
-                .bind(at)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-            return Ok(());
-        }
-        sqlx::query("UPDATE locations SET current = 0 WHERE id = ?")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    sqlx::query(
-        "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(trailer)
-    .bind(lat)
-    .bind(lon)
-    .bind(at)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Rows one retention statement deletes at most, so ingestion keeps its turn at the write lock.
 const BATCH: i64 = 5_000;
 
@@ -664,6 +446,7 @@ async fn delete_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trailer_wire::{ActiveUse, ReadMeta};
 
     /// Two processes (here: two pools) appending to one audit trail at once: every entry lands,
     /// chained, none fails with "database is locked".
@@ -736,16 +519,19 @@ mod tests {
         let db = Records::open(&url).await.expect("open");
         let now = 20_000 * DAY;
         let (old, young) = (now - 61 * DAY, now - 59 * DAY);
-        db.insert_reads("t1", &[read_at(1, "OLD111", old), read_at(2, "NEW222", young)], old)
+        let mut tx = db.begin().await.expect("begin");
+        write::reads(&mut tx, "t1", &[read_at(1, "OLD111", old), read_at(2, "NEW222", young)], old)
             .await
             .expect("reads");
         for id in [1, 2] {
             for kind in [PictureKind::PlateCrop, PictureKind::Context] {
-                db.insert_picture("t1", id, kind, b"jpeg", young).await.expect("picture");
+                write::picture(&mut tx, "t1", id, kind, b"jpeg", young).await.expect("picture");
             }
         }
         // A picture whose read never arrived, received long ago.
-        db.insert_picture("t1", 99, PictureKind::Context, b"jpeg", old).await.expect("orphan");
+        write::picture(&mut tx, "t1", 99, PictureKind::Context, b"jpeg", old)
+            .await
+            .expect("orphan");
         let alert = |alert_id, read| trailer_wire::Alert {
             trailer_id: "t1".into(),
             alert_id,
@@ -755,8 +541,12 @@ mod tests {
             category: trailer_wire::HitCategory::StolenVehicle,
             case_number: None,
         };
-        db.insert_alert("t1", &alert(1, read_at(1, "OLD111", old)), old).await.expect("alert");
-        db.insert_alert("t1", &alert(2, read_at(2, "NEW222", young)), young).await.expect("alert");
+        write::alert(&mut tx, "t1", &alert(1, read_at(1, "OLD111", old)), old)
+            .await
+            .expect("alert");
+        write::alert(&mut tx, "t1", &alert(2, read_at(2, "NEW222", young)), young)
+            .await
+            .expect("alert");
         let period = ActiveUse {
             trailer_id: "t1".into(),
             period_id: 5,
@@ -767,7 +557,8 @@ mod tests {
             position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
             lists_compared: vec!["MN BCA".into()],
         };
-        db.upsert_usage("t1", &period).await.expect("usage");
+        write::usage(&mut tx, "t1", &period).await.expect("usage");
+        tx.commit().await.expect("commit");
 
         // Nothing is due a day early.
         assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());

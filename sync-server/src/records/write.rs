@@ -1,0 +1,223 @@
+//! The writes of ingestion, each on a connection the caller holds inside one transaction: the
+//! server commits a whole batch of messages at once and acknowledges them after the commit.
+//! Every insert is idempotent on the trailer's own ids.
+use super::{NEW_LOCATION_M, RecordsError, distance_m, fix_name, picture_kind};
+use sqlx::{Row, SqliteConnection};
+use trailer_wire::{AckRef, ActiveUse, PictureKind, ReadMeta};
+
+/// Stores a batch of reads; returns the acks for all of them (new or already stored).
+pub async fn reads(
+    c: &mut SqliteConnection,
+    trailer: &str,
+    reads: &[ReadMeta],
+    now: i64,
+) -> Result<Vec<AckRef>, RecordsError> {
+    let mut acks = Vec::with_capacity(reads.len());
+    for r in reads {
+        sqlx::query(
+            "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, first_seen, \
+             best_seen, lat, lon, fix, plate_box, has_crop, has_context, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (trailer_id, read_id) DO NOTHING",
+        )
+        .bind(trailer)
+        .bind(r.read_id as i64)
+        .bind(&r.camera_id)
+        .bind(&r.plate)
+        .bind(f64::from(r.confidence_pm) / 1000.0)
+        .bind(r.first_seen)
+        .bind(r.best_seen)
+        .bind(r.position.lat())
+        .bind(r.position.lon())
+        .bind(fix_name(r.position.fix))
+        .bind(format!("{:?}", r.plate_box))
+        .bind(r.pictures.plate_crop)
+        .bind(r.pictures.context)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        acks.push(AckRef::Read(r.read_id));
+    }
+    if let Some(last) = reads.last() {
+        note_location(c, trailer, last.position.lat(), last.position.lon(), last.best_seen).await?;
+    }
+    Ok(acks)
+}
+
+/// Stores a hotlist hit (and its read, which the alert carries so it can overtake the
+/// backlog). Returns whether it was new.
+pub async fn alert(
+    c: &mut SqliteConnection,
+    trailer: &str,
+    a: &trailer_wire::Alert,
+    now: i64,
+) -> Result<bool, RecordsError> {
+    reads(c, trailer, std::slice::from_ref(&a.read), now).await?;
+    let done = sqlx::query(
+        "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
+         case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (trailer_id, alert_id) DO NOTHING",
+    )
+    .bind(trailer)
+    .bind(a.alert_id as i64)
+    .bind(a.read.read_id as i64)
+    .bind(&a.read.plate)
+    .bind(&a.list_name)
+    .bind(a.list_version as i64)
+    .bind(format!("{:?}", a.category))
+    .bind(&a.case_number)
+    .bind(a.read.best_seen)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn picture(
+    c: &mut SqliteConnection,
+    trailer: &str,
+    read_id: u64,
+    kind: PictureKind,
+    jpeg: &[u8],
+    now: i64,
+) -> Result<AckRef, RecordsError> {
+    sqlx::query(
+        "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (trailer_id, read_id, kind) DO NOTHING",
+    )
+    .bind(trailer)
+    .bind(read_id as i64)
+    .bind(picture_kind(kind))
+    .bind(jpeg)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(AckRef::Picture(read_id, kind))
+}
+
+/// Stores an active-use period; a closing update replaces the open record.
+pub async fn usage(
+    c: &mut SqliteConnection,
+    trailer: &str,
+    u: &ActiveUse,
+) -> Result<AckRef, RecordsError> {
+    sqlx::query(
+        "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, start_reason, end_reason, lat, lon, lists) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (trailer_id, period_id) DO UPDATE SET \
+         end_ms = COALESCE(excluded.end_ms, usage_periods.end_ms), \
+         end_reason = COALESCE(excluded.end_reason, usage_periods.end_reason)",
+    )
+    .bind(trailer)
+    .bind(u.period_id as i64)
+    .bind(u.start)
+    .bind(u.end)
+    .bind(format!("{:?}", u.start_reason))
+    .bind(u.end_reason.map(|r| format!("{r:?}")))
+    .bind(u.position.lat())
+    .bind(u.position.lon())
+    .bind(u.lists_compared.join(","))
+    .execute(&mut *c)
+    .await?;
+    note_location(c, trailer, u.position.lat(), u.position.lon(), u.end.unwrap_or(u.start)).await?;
+    Ok(AckRef::ActiveUse(u.period_id))
+}
+
+/// Keeps the newest health report per trailer (an older one arriving late is ignored).
+pub async fn health(
+    c: &mut SqliteConnection,
+    h: &trailer_wire::Health,
+) -> Result<(), RecordsError> {
+    sqlx::query(
+        "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
+         storage_full, store_repairs, backlog_items, last_read, dropped_frames, software_version) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (trailer_id) DO UPDATE SET reported_at = excluded.reported_at, camera = excluded.camera, \
+         lat = excluded.lat, lon = excluded.lon, fix = excluded.fix, disk_used_pm = excluded.disk_used_pm, \
+         storage_full = excluded.storage_full, store_repairs = excluded.store_repairs, \
+         backlog_items = excluded.backlog_items, \
+         last_read = excluded.last_read, dropped_frames = excluded.dropped_frames, \
+         software_version = excluded.software_version \
+         WHERE excluded.reported_at >= trailer_health.reported_at",
+    )
+    .bind(&h.trailer_id)
+    .bind(h.time)
+    .bind(format!("{:?}", h.camera))
+    .bind(h.position.lat())
+    .bind(h.position.lon())
+    .bind(fix_name(h.position.fix))
+    .bind(i64::from(h.disk_used_pm))
+    .bind(h.storage_full)
+    .bind(i64::from(h.store_repairs))
+    .bind(i64::from(h.backlog_items))
+    .bind(h.last_read)
+    .bind(h.dropped_frames as i64)
+    .bind(&h.software_version)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub async fn status(
+    c: &mut SqliteConnection,
+    trailer: &str,
+    online: bool,
+    at: i64,
+    version: &str,
+) -> Result<(), RecordsError> {
+    sqlx::query(
+        "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
+         last_change = excluded.last_change, software_version = excluded.software_version",
+    )
+    .bind(trailer)
+    .bind(online)
+    .bind(at)
+    .bind(version)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Records that `trailer` stood at (lat, lon) at `at`: extends its current location, or — if it
+/// moved more than [`NEW_LOCATION_M`] — closes that one and opens a new one.
+async fn note_location(
+    c: &mut SqliteConnection,
+    trailer: &str,
+    lat: f64,
+    lon: f64,
+    at: i64,
+) -> Result<(), RecordsError> {
+    let current =
+        sqlx::query("SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1")
+            .bind(trailer)
+            .fetch_optional(&mut *c)
+            .await?;
+    if let Some(row) = &current {
+        let (id, clat, clon): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
+        if distance_m(clat, clon, lat, lon) <= NEW_LOCATION_M {
+            sqlx::query("UPDATE locations SET first_ms = MIN(first_ms, ?), last_ms = MAX(last_ms, ?) WHERE id = ?")
+            .bind(at)
+            .bind(at)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            return Ok(());
+        }
+        sqlx::query("UPDATE locations SET current = 0 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(trailer)
+    .bind(lat)
+    .bind(lon)
+    .bind(at)
+    .bind(at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
