@@ -225,14 +225,32 @@ pub struct SyncConfig {
     pub keep_alive_s: u64,
     /// Outbox items sent but not yet acknowledged end to end, at most.
     pub max_in_flight: usize,
-    /// Items not acknowledged after this long are sent again.
+    /// Bytes sent but not yet acknowledged, at most (alerts pass): keeps the link's queue short,
+    /// so an alert never waits behind a backlog of pictures.
+    pub max_in_flight_bytes: usize,
+    /// Items not acknowledged after this long, with no ack at all meanwhile, are sent again.
     pub ack_timeout_ms: i64,
+    /// Reconnect backoff to the broker: first delay, doubling up to the maximum (jittered).
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
     /// Read metadata per batch message.
     pub batch_reads: usize,
     /// For file sources: after the end of the video, wait this long for the outbox to drain.
     pub drain_timeout_s: u64,
     /// Health is sent on every change and at least this often while the link is up.
     pub health_interval_s: u64,
+}
+
+impl SyncConfig {
+    pub fn limits(&self) -> crate::sync::state::Limits {
+        crate::sync::state::Limits {
+            max_in_flight: self.max_in_flight,
+            max_in_flight_bytes: self.max_in_flight_bytes,
+            ack_timeout_ms: self.ack_timeout_ms,
+            reconnect_initial_ms: self.reconnect_initial_ms,
+            reconnect_max_ms: self.reconnect_max_ms,
+        }
+    }
 }
 
 impl Default for SyncConfig {
@@ -245,7 +263,10 @@ impl Default for SyncConfig {
             key_file: PathBuf::from("/etc/trailer-alpr/trailer.key"),
             keep_alive_s: 30,
             max_in_flight: 64,
+            max_in_flight_bytes: 128 * 1024,
             ack_timeout_ms: 30_000,
+            reconnect_initial_ms: 500,
+            reconnect_max_ms: 60_000,
             batch_reads: 50,
             drain_timeout_s: 60,
             health_interval_s: 60,
@@ -308,8 +329,14 @@ impl Config {
         if !(0.01..=0.99).contains(&self.store.max_disk_fraction) {
             return bad("store.max_disk_fraction must lie between 0.01 and 0.99".into());
         }
-        if self.sync.max_in_flight == 0 || self.sync.batch_reads == 0 {
-            return bad("sync: max_in_flight and batch_reads must be at least 1".into());
+        if self.sync.max_in_flight == 0
+            || self.sync.batch_reads == 0
+            || self.sync.max_in_flight_bytes == 0
+        {
+            return bad(
+                "sync: max_in_flight, max_in_flight_bytes and batch_reads must be at least 1"
+                    .into(),
+            );
         }
         if self.pass.min_sightings == 0 || self.pass.gap_ms <= 0 {
             return bad("pass: min_sightings and gap_ms must be positive".into());

@@ -106,9 +106,8 @@ pub async fn run_link(
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     events.set_network_options(net);
-    let mut state = SyncState::new(cfg.max_in_flight, cfg.ack_timeout_ms);
+    let mut state = SyncState::new(cfg.limits());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut backoff = Duration::from_millis(500);
     let ack_topic = Topic::down_ack(&trailer);
     let health_every = Duration::from_secs(cfg.health_interval_s.max(1));
     let mut reported = u64::MAX;
@@ -123,12 +122,11 @@ pub async fn run_link(
             event = events.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(trailer, "connected to the agency broker");
-                    state.on_connected();
+                    state.on_connected(now_ms());
                     health.link_connected.store(true, Ordering::Relaxed);
                     publish_health(&client, &store, &health, &trailer);
                     reported = health.generation();
                     last_report = std::time::Instant::now();
-                    backoff = Duration::from_millis(500);
                     let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
                     let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true));
                     pump(&client, &store, &mut state, &trailer, &cfg);
@@ -137,7 +135,7 @@ pub async fn run_link(
                     if p.topic == ack_topic {
                         match trailer_wire::decode(&p.payload) {
                             Ok(Message::Ack(ack)) => {
-                                let done = state.on_ack(&ack.refs);
+                                let done = state.on_ack(&ack.refs, now_ms());
                                 if let Err(e) = store.ack(&done) {
                                     tracing::error!(error = %e, "cannot record acknowledgements");
                                 }
@@ -157,14 +155,15 @@ pub async fn run_link(
                     } else {
                         tracing::warn!(error = %e, broker = %cfg.broker_host, port = cfg.broker_port, "cannot connect to the agency broker");
                     }
-                    state.on_disconnected();
+                    let backoff = state.on_disconnected();
                     health.link_connected.store(false, Ordering::Relaxed);
-                    let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+                    // Jitter: between the backoff and half as much again, so a fleet coming back
+                    // after an outage does not reconnect in step.
+                    let jitter = rand::random::<u64>() % (backoff / 2 + 1);
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff + jitter) => {}
+                        _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
                         _ = shutdown.changed() => if *shutdown.borrow() { break },
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
             },
             _ = wake.notified() => pump(&client, &store, &mut state, &trailer, &cfg),
@@ -219,7 +218,7 @@ fn publish_health(client: &AsyncClient, store: &Store, health: &HealthState, tra
     }
 }
 
-/// Sends what the state machine chooses from the outbox.
+/// Sends what the state machine lets through, in the outbox's order (alerts first).
 fn pump(
     client: &AsyncClient,
     store: &Store,
@@ -237,17 +236,19 @@ fn pump(
             return;
         }
     };
-    let chosen = state.choose(&pending);
     let mut i = 0;
-    while i < chosen.len() {
+    while i < pending.len() {
+        if !matches!(pending[i], AckRef::Alert(_)) && !state.has_room() {
+            break;
+        }
         // Consecutive reads travel as one batch.
-        let mut group = vec![chosen[i]];
-        if matches!(chosen[i], AckRef::Read(_)) {
-            while i + group.len() < chosen.len()
+        let mut group = vec![pending[i]];
+        if matches!(pending[i], AckRef::Read(_)) {
+            while i + group.len() < pending.len()
                 && group.len() < cfg.batch_reads
-                && matches!(chosen[i + group.len()], AckRef::Read(_))
+                && matches!(pending[i + group.len()], AckRef::Read(_))
             {
-                group.push(chosen[i + group.len()]);
+                group.push(pending[i + group.len()]);
             }
         }
         i += group.len();
@@ -266,11 +267,15 @@ fn pump(
                 continue;
             }
         };
+        if !state.may_send(&group[0], bytes.len()) {
+            break;
+        }
+        let len = bytes.len();
         if client.try_publish(Topic::up(trailer, kind), QoS::AtLeastOnce, false, bytes).is_err() {
             // The client's queue is full: the rest waits for the next pump.
             break;
         }
-        state.on_sent(&group, now_ms());
+        state.on_sent(&group, len, now_ms());
     }
 }
 

@@ -4,26 +4,50 @@
 //! not yet acknowledged end to end). It never deletes anything: the driver removes items from the
 //! store when [`SyncState::on_ack`] says the server committed them.
 //!
-//! - At most `max_in_flight` items are in flight; alerts are always sent, past the window, so a
-//!   backlog of pictures can never hold one back.
+//! - At most `max_in_flight` items and `max_in_flight_bytes` bytes are in flight. The byte bound
+//!   keeps the link's queue short, so on a slow cellular link an alert never waits behind
+//!   megabytes of pictures; alerts themselves are always sent, past both bounds.
 //! - An item not acknowledged within `ack_timeout_ms` is sent again (the server may have lost it
-//!   before committing; its ingestion is idempotent, so a duplicate costs only bytes).
+//!   before committing; its ingestion is idempotent, so a duplicate costs only bytes). The clock
+//!   of a timeout runs only while no ack arrives at all: on a slow link that is still delivering,
+//!   items queued behind others are not declared lost.
 //! - When the link drops, nothing is in flight any more: everything pending is sent again after
-//!   the reconnect.
+//!   the reconnect. Reconnects back off (doubling, jittered by the driver) up to a ceiling.
 use std::collections::BTreeMap;
 use trailer_wire::AckRef;
+
+/// The window and timing of the sync link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_in_flight: usize,
+    pub max_in_flight_bytes: usize,
+    pub ack_timeout_ms: i64,
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
 
 #[derive(Debug)]
 pub struct SyncState {
     connected: bool,
-    in_flight: BTreeMap<AckRef, i64>,
-    max_in_flight: usize,
-    ack_timeout_ms: i64,
+    /// Sent, not yet acknowledged: when, and how many bytes.
+    in_flight: BTreeMap<AckRef, (i64, usize)>,
+    bytes: usize,
+    /// The last sign of progress: the connection, or an ack.
+    progress: i64,
+    backoff_ms: u64,
+    limits: Limits,
 }
 
 impl SyncState {
-    pub fn new(max_in_flight: usize, ack_timeout_ms: i64) -> SyncState {
-        SyncState { connected: false, in_flight: BTreeMap::new(), max_in_flight, ack_timeout_ms }
+    pub fn new(limits: Limits) -> SyncState {
+        SyncState {
+            connected: false,
+            in_flight: BTreeMap::new(),
+            bytes: 0,
+            progress: 0,
+            backoff_ms: limits.reconnect_initial_ms.max(1),
+            limits,
+        }
     }
 
     pub fn connected(&self) -> bool {
@@ -34,59 +58,96 @@ impl SyncState {
         self.in_flight.len()
     }
 
+    pub fn in_flight_bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn is_in_flight(&self, r: &AckRef) -> bool {
         self.in_flight.contains_key(r)
     }
 
-    pub fn on_connected(&mut self) {
+    pub fn on_connected(&mut self, now: i64) {
         self.connected = true;
-        self.in_flight.clear();
+        self.clear();
+        self.progress = now;
+        self.backoff_ms = self.limits.reconnect_initial_ms.max(1);
     }
 
-    pub fn on_disconnected(&mut self) {
+    /// The link dropped (or could not be made). Returns how long to wait before the next
+    /// attempt, before jitter.
+    pub fn on_disconnected(&mut self) -> u64 {
         self.connected = false;
-        self.in_flight.clear();
+        self.clear();
+        let wait = self.backoff_ms;
+        self.backoff_ms = (self.backoff_ms * 2).min(self.limits.reconnect_max_ms.max(1));
+        wait
     }
 
-    /// Items whose ack timed out are no longer in flight: they will be picked again.
+    fn clear(&mut self) {
+        self.in_flight.clear();
+        self.bytes = 0;
+    }
+
+    /// Items whose ack timed out, with no ack at all meanwhile, are no longer in flight: they
+    /// will be picked again. Returns how many.
     pub fn expire(&mut self, now: i64) -> usize {
+        let timeout = self.limits.ack_timeout_ms;
+        if now - self.progress < timeout {
+            return 0;
+        }
         let before = self.in_flight.len();
-        let timeout = self.ack_timeout_ms;
-        self.in_flight.retain(|_, sent| now - *sent < timeout);
+        let mut freed = 0;
+        self.in_flight.retain(|_, (sent, bytes)| {
+            let keep = now - *sent < timeout;
+            if !keep {
+                freed += *bytes;
+            }
+            keep
+        });
+        self.bytes -= freed;
         before - self.in_flight.len()
     }
 
-    /// Chooses what to send from `pending` (in the store's priority order).
-    pub fn choose(&self, pending: &[AckRef]) -> Vec<AckRef> {
-        if !self.connected {
-            return Vec::new();
+    /// Whether `r`, encoded in `bytes`, may be sent now.
+    pub fn may_send(&self, r: &AckRef, bytes: usize) -> bool {
+        if !self.connected || self.in_flight.contains_key(r) {
+            return false;
         }
-        let mut room = self.max_in_flight.saturating_sub(self.in_flight.len());
-        let mut out = Vec::new();
-        for r in pending {
-            if self.in_flight.contains_key(r) {
-                continue;
-            }
-            if matches!(r, AckRef::Alert(_)) {
-                out.push(*r);
-            } else if room > 0 {
-                out.push(*r);
-                room -= 1;
-            }
+        if matches!(r, AckRef::Alert(_)) {
+            return true;
         }
-        out
+        // One item may always go when nothing is in flight, however large.
+        self.in_flight.is_empty()
+            || (self.in_flight.len() < self.limits.max_in_flight
+                && self.bytes + bytes <= self.limits.max_in_flight_bytes)
     }
 
-    pub fn on_sent(&mut self, sent: &[AckRef], now: i64) {
+    /// Whether a non-alert item could be sent at all (the window has room).
+    pub fn has_room(&self) -> bool {
+        self.connected
+            && (self.in_flight.is_empty()
+                || (self.in_flight.len() < self.limits.max_in_flight
+                    && self.bytes < self.limits.max_in_flight_bytes))
+    }
+
+    /// `sent` went out together in one message of `bytes`.
+    pub fn on_sent(&mut self, sent: &[AckRef], bytes: usize, now: i64) {
+        let share = bytes / sent.len().max(1);
         for r in sent {
-            self.in_flight.insert(*r, now);
+            if let Some((_, old)) = self.in_flight.insert(*r, (now, share)) {
+                self.bytes -= old;
+            }
+            self.bytes += share;
         }
     }
 
     /// The server acknowledged `refs`: they are done and may leave the outbox.
-    pub fn on_ack(&mut self, refs: &[AckRef]) -> Vec<AckRef> {
+    pub fn on_ack(&mut self, refs: &[AckRef], now: i64) -> Vec<AckRef> {
+        self.progress = now;
         for r in refs {
-            self.in_flight.remove(r);
+            if let Some((_, b)) = self.in_flight.remove(r) {
+                self.bytes -= b;
+            }
         }
         refs.to_vec()
     }
@@ -97,41 +158,63 @@ mod tests {
     use super::*;
     use trailer_wire::PictureKind;
 
-    #[test]
-    fn window_bounds_sends_but_alerts_pass() {
-        let mut s = SyncState::new(2, 1000);
-        let pending = [AckRef::Read(1), AckRef::Read(2), AckRef::Picture(1, PictureKind::Context)];
-        assert!(s.choose(&pending).is_empty(), "nothing is sent while offline");
-        s.on_connected();
-        let first = s.choose(&pending);
-        assert_eq!(first, vec![AckRef::Read(1), AckRef::Read(2)]);
-        s.on_sent(&first, 0);
-        assert!(s.choose(&pending).is_empty(), "window full");
-        let with_alert = [AckRef::Alert(9), AckRef::Read(1), AckRef::Read(2)];
-        assert_eq!(s.choose(&with_alert), vec![AckRef::Alert(9)]);
+    fn limits(items: usize, bytes: usize, timeout: i64) -> Limits {
+        Limits {
+            max_in_flight: items,
+            max_in_flight_bytes: bytes,
+            ack_timeout_ms: timeout,
+            reconnect_initial_ms: 500,
+            reconnect_max_ms: 4000,
+        }
     }
 
     #[test]
-    fn acks_free_the_window_and_timeouts_resend() {
-        let mut s = SyncState::new(1, 1000);
-        s.on_connected();
-        s.on_sent(&[AckRef::Read(1)], 0);
+    fn window_bounds_items_and_bytes_but_alerts_pass() {
+        let mut s = SyncState::new(limits(2, 1000, 1000));
+        let (r1, r2, pic) =
+            (AckRef::Read(1), AckRef::Read(2), AckRef::Picture(1, PictureKind::Context));
+        assert!(!s.may_send(&r1, 10), "nothing is sent while offline");
+        s.on_connected(0);
+        assert!(s.may_send(&r1, 10));
+        s.on_sent(&[r1], 10, 0);
+        assert!(!s.may_send(&r1, 10), "already in flight");
+        assert!(!s.may_send(&pic, 995), "the byte window is full");
+        s.on_sent(&[r2], 10, 0);
+        assert!(!s.has_room() && !s.may_send(&pic, 1), "two items: the item window is full");
+        assert!(s.may_send(&AckRef::Alert(9), 50_000), "alerts pass both bounds");
+        s.on_ack(&[r1, r2], 1);
+        assert_eq!((s.in_flight(), s.in_flight_bytes()), (0, 0));
+        assert!(s.may_send(&pic, 50_000), "one item always goes when nothing is in flight");
+    }
+
+    #[test]
+    fn timeouts_resend_only_without_progress() {
+        let mut s = SyncState::new(limits(8, 1 << 20, 1000));
+        s.on_connected(0);
+        s.on_sent(&[AckRef::Read(1), AckRef::Read(2)], 100, 0);
         assert_eq!(s.expire(999), 0);
-        assert_eq!(s.expire(1000), 1);
-        assert_eq!(s.choose(&[AckRef::Read(1)]), vec![AckRef::Read(1)]);
-        s.on_sent(&[AckRef::Read(1)], 1000);
-        assert_eq!(s.on_ack(&[AckRef::Read(1)]), vec![AckRef::Read(1)]);
-        assert_eq!(s.in_flight(), 0);
+        // An ack for another item at 900 shows the link delivers: the others wait longer.
+        s.on_ack(&[AckRef::Read(2)], 900);
+        assert_eq!(s.expire(1500), 0, "progress 600 ms ago");
+        assert_eq!(s.expire(1900), 1, "no progress for the timeout");
+        assert_eq!(s.in_flight_bytes(), 0);
+        assert!(s.may_send(&AckRef::Read(1), 50));
     }
 
     #[test]
-    fn reconnect_resends_everything_pending() {
-        let mut s = SyncState::new(4, 60_000);
-        s.on_connected();
-        s.on_sent(&[AckRef::Read(1), AckRef::Read(2)], 0);
-        s.on_disconnected();
+    fn reconnect_resends_everything_pending_and_backs_off_to_a_ceiling() {
+        let mut s = SyncState::new(limits(4, 1 << 20, 60_000));
+        s.on_connected(0);
+        s.on_sent(&[AckRef::Read(1), AckRef::Read(2)], 10, 0);
+        assert_eq!(s.on_disconnected(), 500);
         assert_eq!(s.in_flight(), 0);
-        s.on_connected();
-        assert_eq!(s.choose(&[AckRef::Read(1), AckRef::Read(2)]).len(), 2);
+        assert_eq!(
+            [s.on_disconnected(), s.on_disconnected(), s.on_disconnected()],
+            [1000, 2000, 4000]
+        );
+        assert_eq!(s.on_disconnected(), 4000, "the ceiling");
+        s.on_connected(10);
+        assert!(s.may_send(&AckRef::Read(1), 10) && s.may_send(&AckRef::Read(2), 10));
+        assert_eq!(s.on_disconnected(), 500, "a connection resets the backoff");
     }
 }
