@@ -3,7 +3,8 @@
 //! Each instance joins the shared subscription `$share/ingest/trailer/+/up/+`, so the broker
 //! splits trailers' messages between instances. For each message: validate, apply in one
 //! transaction, then publish the end-to-end ack to the trailer and only then acknowledge the
-//! MQTT delivery (manual acks): a crash before the commit leaves the message with the broker.
+//! MQTT delivery (manual acks). A crash before the commit loses nothing: the trailer keeps every
+//! item until its end-to-end ack and sends it again.
 use crate::config::Config;
 use crate::ingest;
 use crate::records::Records;
@@ -78,7 +79,11 @@ pub async fn run(
         MqttOptions::new(format!("sync-server-{}", config.server.instance), b.host.clone(), b.port);
     opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
         .set_keep_alive(Duration::from_secs(30))
-        .set_clean_session(false)
+        // A clean session: an instance that leaves (or dies) must not keep a queue of its own.
+        // Mosquitto goes on handing a shared subscription's messages to an offline member with
+        // a persistent session, where they would wait until it came back. Whatever an instance
+        // received and did not commit is sent again by its trailer (no end-to-end ack).
+        .set_clean_session(true)
         .set_manual_acks(true)
         .set_max_packet_size(
             trailer_wire::codec::MAX_FRAME_BYTES + 1024,

@@ -24,8 +24,9 @@ pub fn crop(n: u64) -> Vec<u8> {
 }
 
 /// Writes `count` reads into the store at `dir`, spread evenly over the `days` days that end
-/// now, 500 per batch; with a plate crop each if `crops`. Returns the read ids.
-pub fn fill(dir: &Path, count: u64, days: u32, crops: bool) -> anyhow::Result<Vec<u64>> {
+/// now, 500 per batch; every `crop_every`th read with a plate crop (0: none). Returns the read
+/// ids.
+pub fn fill(dir: &Path, count: u64, days: u32, crop_every: u64) -> anyhow::Result<Vec<u64>> {
     let now = appliance::clock::Clock::now_ms(&SystemClock);
     let start = now - i64::from(days.saturating_sub(1)) * DAY_MS;
     let clock = ManualClock::new(start);
@@ -42,7 +43,9 @@ pub fn fill(dir: &Path, count: u64, days: u32, crops: bool) -> anyhow::Result<Ve
                     let t = appliance::clock::Clock::now_ms(&clock) + i as i64;
                     (m.first_seen, m.best_seen) = (t, t + 400);
                     m.camera_id = "cam0".into();
-                    let pics = NewPictures { plate_crop: crops.then(|| crop(i)), context: None };
+                    let with_crop = crop_every > 0 && i % crop_every == 0;
+                    let pics =
+                        NewPictures { plate_crop: with_crop.then(|| crop(i)), context: None };
                     (m, pics)
                 })
                 .collect();
@@ -126,7 +129,8 @@ impl Trailer {
             source: "test list".into(),
             case_number: None,
         };
-        self.store.import_hotlist("test-list", 1, "test list", &[entry])?;
+        let version = self.store.hotlist_meta("test-list")?.map_or(1, |m| m.version + 1);
+        self.store.import_hotlist("test-list", version, "test list", &[entry])?;
         let ids = self.store.insert_reads(vec![(sample_read(plate), NewPictures::default())])?;
         let Some(Inserted::Stored(id)) = ids.first() else {
             anyhow::bail!("the alert's read was not stored");

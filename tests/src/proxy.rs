@@ -210,3 +210,51 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>, generation:
         close(&closer2);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo_server() -> std::io::Result<u16> {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(port)
+    }
+
+    /// Bytes cross both ways, late by the latency each way, counted; a cut closes the
+    /// connection and a new one works.
+    #[test]
+    fn delays_counts_and_cuts() -> std::io::Result<()> {
+        let proxy = Proxy::start(echo_server()?)?;
+        proxy.set(Faults { latency_ms: 200, bytes_per_s: 100_000, ..Faults::default() });
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.port))?;
+        let t = Instant::now();
+        c.write_all(b"hello")?;
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf)?;
+        assert_eq!(&buf, b"hello");
+        assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+        assert_eq!(proxy.bytes(), (5, 5));
+        proxy.cut();
+        c.set_read_timeout(Some(Duration::from_secs(5)))?;
+        assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "the cut closes the connection");
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.port))?;
+        c.write_all(b"again")?;
+        c.read_exact(&mut buf)?;
+        assert_eq!(&buf, b"again");
+        Ok(())
+    }
+}

@@ -166,11 +166,15 @@ impl Stack {
     }
 
     fn write_server_config(&self) -> anyhow::Result<()> {
+        self.write_instance_config(&self.server_config(), "a", self.http_port)
+    }
+
+    fn write_instance_config(&self, path: &Path, instance: &str, http: u16) -> anyhow::Result<()> {
         let pki = self.pki();
         std::fs::write(
-            self.server_config(),
+            path,
             format!(
-                "[agency]\nname = \"Test Police Department\"\n[server]\ndata_dir = \"{}\"\n\
+                "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
                  [http]\nlisten = \"127.0.0.1:{}\"\n",
                 self.path("server").display(),
@@ -178,7 +182,7 @@ impl Stack {
                 pki.join("ca.pem").display(),
                 pki.join("sync-server.pem").display(),
                 pki.join("sync-server.key").display(),
-                self.http_port
+                http
             ),
         )?;
         Ok(())
@@ -205,6 +209,47 @@ impl Stack {
         Ok(())
     }
 
+    /// Another server instance on the same database, sharing ingestion through the broker's
+    /// shared subscription. It stops (SIGKILL) when the returned guard drops.
+    pub fn start_instance(&self, instance: &str) -> anyhow::Result<impl Drop + use<>> {
+        let config = self.path(&format!("server-{instance}.toml"));
+        self.write_instance_config(&config, instance, free_port())?;
+        let log_path = self.path(&format!("server-{instance}.log"));
+        let child = Command::new(bin("sync-server"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path)?)
+            .spawn()?;
+        let child = Killed(child);
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if log.contains("subscribed to trailer uplinks") {
+                return Ok(child);
+            }
+            anyhow::ensure!(
+                Instant::now() < end,
+                "server instance {instance} did not start: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// (reads, distinct plates, alerts) the server holds from `trailer`, from its database.
+    pub fn counts(&self, trailer: &str) -> anyhow::Result<(i64, i64, i64)> {
+        let url = format!("sqlite://{}?mode=rwc", self.path("server").join("server.db").display());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let db = sync_server::records::Records::open(&url).await?;
+            let c = db.counts(trailer).await;
+            db.close().await;
+            Ok(c?)
+        })
+    }
+
+    /// Stops the server at once (SIGKILL): what it had not committed stays with the broker.
     pub fn stop_server(&mut self) {
         self.server = None;
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use trailer_wire::{AckRef, Message, ReadBatch, Status, Topic, UpKind};
 
 #[derive(Debug, Error)]
@@ -106,6 +106,27 @@ pub async fn run_link(
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     events.set_network_options(net);
+    // The event loop is polled in its own task: a poll dropped half-way (as a `select!` branch
+    // losing to a timer would be) abandons a TLS handshake in progress, and over a link with a
+    // few hundred milliseconds of latency every handshake would be abandoned.
+    let (event_tx, mut event_rx) = mpsc::channel::<Result<Event, rumqttc::ConnectionError>>(64);
+    let (resume_tx, mut resume_rx) = mpsc::channel::<Duration>(1);
+    let poller = tokio::spawn(async move {
+        loop {
+            let event = events.poll().await;
+            let failed = event.is_err();
+            if event_tx.send(event).await.is_err() {
+                break;
+            }
+            if failed {
+                // The next poll reconnects: wait as long as the link says.
+                match resume_rx.recv().await {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => break,
+                }
+            }
+        }
+    });
     let mut state = SyncState::new(cfg.limits());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let ack_topic = Topic::down_ack(&trailer);
@@ -119,7 +140,7 @@ pub async fn run_link(
                     break;
                 }
             }
-            event = events.poll() => match event {
+            event = event_rx.recv() => match event.unwrap_or(Err(rumqttc::ConnectionError::RequestsDone)) {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(trailer, "connected to the agency broker");
                     state.on_connected(now_ms());
@@ -160,9 +181,8 @@ pub async fn run_link(
                     // Jitter: between the backoff and half as much again, so a fleet coming back
                     // after an outage does not reconnect in step.
                     let jitter = rand::random::<u64>() % (backoff / 2 + 1);
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
-                        _ = shutdown.changed() => if *shutdown.borrow() { break },
+                    if resume_tx.send(Duration::from_millis(backoff + jitter)).await.is_err() {
+                        break;
                     }
                 }
             },
@@ -191,7 +211,7 @@ pub async fn run_link(
         let _ = client.try_disconnect();
         // Let the event loop flush the last publish and the disconnect.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Ok(ev) = events.poll().await {
+            while let Some(Ok(ev)) = event_rx.recv().await {
                 if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                     break;
                 }
@@ -199,6 +219,7 @@ pub async fn run_link(
         })
         .await;
     }
+    poller.abort();
     Ok(())
 }
 

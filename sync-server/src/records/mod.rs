@@ -197,6 +197,22 @@ impl Records {
         Ok(())
     }
 
+    /// What the server holds from one trailer: reads, distinct plates among them, alerts. A
+    /// count, not an access: no plate leaves the database.
+    pub async fn counts(&self, trailer: &str) -> Result<(i64, i64, i64), RecordsError> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM reads WHERE trailer_id = ?), \
+             (SELECT COUNT(DISTINCT plate) FROM reads WHERE trailer_id = ?), \
+             (SELECT COUNT(*) FROM alerts WHERE trailer_id = ?)",
+        )
+        .bind(trailer)
+        .bind(trailer)
+        .bind(trailer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((r.get(0), r.get(1), r.get(2)))
+    }
+
     /// `(topic, reason)` of the dead letters, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<(String, String)>, RecordsError> {
         let rows = sqlx::query("SELECT topic, reason FROM dead_letters ORDER BY id")

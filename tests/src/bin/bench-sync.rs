@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     // 1. Wire cost: metadata only, through a counting proxy.
     let (cert, key) = stack.issue("wire-1")?;
     let dir = stack.path("wire-1-store");
-    fill(&dir, wire_n, 1, false)?;
+    fill(&dir, wire_n, 1, 0)?;
     let proxy = Proxy::start(stack.broker_port)?;
     let trailer = Trailer::start("wire-1", &dir, sync_config(proxy.port, &ca, &cert, &key))?;
     let took = trailer.wait_drained(limit).ok_or_else(|| anyhow::anyhow!("wire run stalled"))?;
@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         let id = format!("ingest-{i}");
         let (cert, key) = stack.issue(&id)?;
         let dir = stack.path(&format!("{id}-store"));
-        fill(&dir, ingest_n, 1, true)?;
+        fill(&dir, ingest_n, 1, 1)?;
         trailers.push((id, dir, cert, key));
     }
     let t = Instant::now();
@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
     let (cert, key) = stack.issue("drain-1")?;
     let dir = stack.path("drain-1-store");
     let t = Instant::now();
-    fill(&dir, drain_n, 7, true)?;
+    fill(&dir, drain_n, 7, 1)?;
     eprintln!(
         "drain: {drain_n} reads with crops over 7 days written in {:.1} s",
         t.elapsed().as_secs_f64()

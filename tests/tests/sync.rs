@@ -1,0 +1,256 @@
+//! Sync under failure, through the real parts: a private Mosquitto with mutual TLS, the sync
+//! server binary on SQLite, and the appliance's own sync link (in this process, or the appliance
+//! binary where it is killed). Every scenario ends with counts at the server: each read of the
+//! backlog exactly once (reads = distinct plates = backlog), nothing lost, nothing twice.
+use e2e_tests::backlog::{Trailer, fill, sync_config};
+use e2e_tests::proxy::{Faults, Proxy};
+use e2e_tests::stack::{Stack, bin, free_port};
+use rand::Rng;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Waits until `cond` holds, polling; fails with `what` after `secs`.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        anyhow::ensure!(Instant::now() < end, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The server holds exactly `reads` reads from `trailer`, each once, and `alerts` alerts.
+fn exactly(stack: &Stack, trailer: &str, reads: u64, alerts: i64) -> anyhow::Result<()> {
+    let (n, distinct, a) = stack.counts(trailer)?;
+    anyhow::ensure!(
+        (n, distinct, a) == (reads as i64, reads as i64, alerts),
+        "{trailer}: the server holds {n} reads ({distinct} distinct plates) and {a} alerts; \
+         expected {reads} reads, each once, and {alerts} alerts"
+    );
+    Ok(())
+}
+
+/// A trailer with a backlog and quick reconnects and timeouts, so failures heal within a test.
+fn config(
+    stack: &Stack,
+    port: u16,
+    trailer: &str,
+) -> anyhow::Result<appliance::config::SyncConfig> {
+    let (cert, key) = stack.issue(trailer)?;
+    let mut cfg = sync_config(port, &stack.pki().join("ca.pem"), &cert, &key);
+    cfg.reconnect_initial_ms = 100;
+    cfg.reconnect_max_ms = 1000;
+    cfg.ack_timeout_ms = 3000;
+    Ok(cfg)
+}
+
+/// A week without a link: a week of reads (one day partition each) and an alert raised while
+/// offline wait on the trailer, which keeps trying; when the link returns everything arrives
+/// once, the alert among the first.
+#[test]
+fn a_week_offline_then_every_read_arrives_once() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let dir = stack.path("week-store");
+    let n = 7000;
+    fill(&dir, n, 7, 10)?;
+    let proxy = Proxy::start(stack.broker_port)?;
+    proxy.set(Faults { refuse: true, ..Faults::default() });
+    let trailer = Trailer::start("week", &dir, config(&stack, proxy.port, "week")?)?;
+    let alert = trailer.raise_alert("WEEK001")?;
+    std::thread::sleep(Duration::from_secs(2));
+    exactly(&stack, "week", 0, 0)?;
+    anyhow::ensure!(
+        trailer.store.backlog_len() as u64 >= n + 1,
+        "the backlog waits on the trailer"
+    );
+    proxy.set(Faults::default());
+    wait_for(60, "the alert", || !trailer.alert_pending(alert))?;
+    let left = trailer.store.backlog_len();
+    anyhow::ensure!(
+        left > 1000,
+        "the alert was acknowledged only after most of the backlog ({left} left)"
+    );
+    trailer.wait_drained(Duration::from_secs(120)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+    exactly(&stack, "week", n + 1, 1)?;
+    Ok(())
+}
+
+/// The broker is killed (SIGKILL: it loses what it had queued) and restarted in the middle of
+/// a drain, then the server is killed and restarted: the trailer resends what was never
+/// acknowledged end to end, the server stores each read once.
+#[test]
+fn broker_and_server_killed_mid_drain_lose_and_duplicate_nothing() -> anyhow::Result<()> {
+    let mut stack = Stack::start()?;
+    let dir = stack.path("restarts-store");
+    let n = 30_000;
+    fill(&dir, n, 2, 1)?;
+    let mut cfg = config(&stack, stack.broker_port, "restarts")?;
+    cfg.max_in_flight = 16; // a longer drain, so the failures land in its middle
+    let trailer = Trailer::start("restarts", &dir, cfg)?;
+    let total = 2 * n as usize;
+    wait_for(60, "a third of the drain", || trailer.store.backlog_len() < total * 2 / 3)?;
+    stack.stop_broker();
+    std::thread::sleep(Duration::from_millis(500));
+    stack.start_broker()?;
+    wait_for(60, "two thirds of the drain", || trailer.store.backlog_len() < total / 3)?;
+    anyhow::ensure!(!trailer.store.backlog_empty(), "the drain ended before the server was killed");
+    stack.stop_server();
+    std::thread::sleep(Duration::from_millis(500));
+    stack.start_server()?;
+    trailer.wait_drained(Duration::from_secs(120)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+    exactly(&stack, "restarts", n, 0)?;
+    Ok(())
+}
+
+/// A second server instance joins in the middle of a drain and the first leaves (killed): the
+/// broker's shared subscription hands the rest to the second, which stores it once.
+#[test]
+fn a_second_server_instance_joins_and_the_first_leaves() -> anyhow::Result<()> {
+    let mut stack = Stack::start()?;
+    let dir = stack.path("share-store");
+    let n = 30_000;
+    fill(&dir, n, 1, 1)?;
+    let mut cfg = config(&stack, stack.broker_port, "share")?;
+    cfg.max_in_flight = 16;
+    let trailer = Trailer::start("share", &dir, cfg)?;
+    let total = 2 * n as usize;
+    wait_for(60, "a quarter of the drain", || trailer.store.backlog_len() < total * 3 / 4)?;
+    let second = stack.start_instance("b")?;
+    wait_for(60, "half of the drain", || trailer.store.backlog_len() < total / 2)?;
+    anyhow::ensure!(
+        !trailer.store.backlog_empty(),
+        "the drain ended before the first instance left"
+    );
+    stack.stop_server();
+    trailer.wait_drained(Duration::from_secs(120)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+    exactly(&stack, "share", n, 0)?;
+    drop(second);
+    Ok(())
+}
+
+/// The appliance binary is killed with SIGKILL in the middle of a drain and started again: it
+/// finds its outbox intact and finishes; the server holds each read once.
+#[test]
+fn appliance_killed_mid_drain_resumes_and_nothing_is_doubled() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let dir = stack.path("killed-store");
+    let n = 20_000;
+    fill(&dir, n, 3, 1)?;
+    let (cert, key) = stack.issue("killed")?;
+    // A camera that is not there: the appliance keeps trying it and syncs meanwhile.
+    let config = stack.path("killed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trailer]\nid = \"killed\"\ndata_dir = \"{}\"\n[capture]\nsource = \"rtsp://127.0.0.1:{}/none\"\n\
+             [sync]\nbroker_host = \"localhost\"\nbroker_port = {}\nca_file = \"{}\"\ncert_file = \"{}\"\n\
+             key_file = \"{}\"\nmax_in_flight = 16\nack_timeout_ms = 3000\n",
+            dir.display(),
+            free_port(),
+            stack.broker_port,
+            stack.pki().join("ca.pem").display(),
+            cert.display(),
+            key.display()
+        ),
+    )?;
+    let start = |log: &Path| -> anyhow::Result<std::process::Child> {
+        Ok(Command::new(bin("appliance"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?)
+    };
+    let mut app = start(&stack.path("killed-1.log"))?;
+    let mut rng = rand::rng();
+    let kill_at = rng.random_range(2000..8000);
+    wait_for(60, "part of the drain", || stack.counts("killed").is_ok_and(|c| c.0 >= kill_at))?;
+    app.kill()?; // SIGKILL
+    app.wait()?;
+    let (mid, _, _) = stack.counts("killed")?;
+    anyhow::ensure!(mid < n as i64, "the drain ended before the kill");
+    let mut app = start(&stack.path("killed-2.log"))?;
+    let done = wait_for(120, "the rest of the drain", || {
+        stack.counts("killed").is_ok_and(|c| c.0 >= n as i64)
+    });
+    let _ = nix_term(&app);
+    let _ = app.wait();
+    done?;
+    exactly(&stack, "killed", n, 0)?;
+    Ok(())
+}
+
+fn nix_term(child: &std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()
+}
+
+/// A bad cellular link: 300 ms each way, 80 kB/s, stalls of up to 3 s and cuts at random.
+/// Every read still arrives once, and alerts raised during it arrive well before the backlog.
+#[test]
+fn a_bad_cellular_link_loses_nothing_and_alerts_still_arrive() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt().with_env_filter("appliance=info").with_test_writer().try_init();
+    let stack = Stack::start()?;
+    let dir = stack.path("cell-store");
+    let n = 3000;
+    fill(&dir, n, 2, 4)?;
+    let proxy = std::sync::Arc::new(Proxy::start(stack.broker_port)?);
+    let link = Faults { latency_ms: 300, bytes_per_s: 80_000, ..Faults::default() };
+    proxy.set(link);
+    let mut cfg = config(&stack, proxy.port, "cell")?;
+    cfg.keep_alive_s = 5;
+    let trailer = Trailer::start("cell", &dir, cfg)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let chaos = {
+        let (proxy, stop) = (proxy.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rng = rand::rng();
+            let (mut cuts, mut stalls) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(rng.random_range(1000..4000)));
+                match rng.random_range(0..10) {
+                    0..3 => {
+                        proxy.cut();
+                        cuts += 1;
+                    }
+                    3..6 => {
+                        proxy.set(Faults { stalled: true, ..link });
+                        std::thread::sleep(Duration::from_millis(rng.random_range(200..3000)));
+                        proxy.set(link);
+                        stalls += 1;
+                    }
+                    _ => {}
+                }
+            }
+            (cuts, stalls)
+        })
+    };
+    let mut alerts = 0;
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_secs(if i == 0 { 1 } else { 3 }));
+        let id = trailer.raise_alert(&format!("CELL00{i}"))?;
+        alerts += 1;
+        let t = Instant::now();
+        let arrived = wait_for(120, "an alert over the bad link", || !trailer.alert_pending(id));
+        eprintln!(
+            "alert {i}: {:?}, {} items waiting, {} connections, bytes {:?}",
+            t.elapsed(),
+            trailer.store.backlog_len(),
+            proxy.connections(),
+            proxy.bytes()
+        );
+        arrived?;
+        // It overtook the backlog: most of it is still waiting.
+        let left = trailer.store.backlog_len();
+        anyhow::ensure!(left > 300, "alert {i} arrived only after the backlog ({left} items left)");
+    }
+    let drained = trailer.wait_drained(Duration::from_secs(300));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (cuts, stalls) = chaos.join().map_err(|_| anyhow::anyhow!("chaos thread panicked"))?;
+    drained.ok_or_else(|| anyhow::anyhow!("no drain over the bad link"))?;
+    eprintln!("bad link: {cuts} cuts, {stalls} stalls, {} connections", proxy.connections());
+    anyhow::ensure!(proxy.connections() > 1, "the link was never cut and reconnected");
+    exactly(&stack, "cell", n + alerts, alerts as i64)?;
+    Ok(())
+}
