@@ -147,7 +147,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     } else {
         let (cfg, id, st, w) =
             (config.sync.clone(), config.trailer.id.clone(), store.clone(), wake.clone());
-        Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health.clone())))
+        let o_as_zero = config.engine.us_o_as_zero;
+        Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health.clone(), o_as_zero)))
     };
     let retention =
         store.spawn_retention(Duration::from_secs(config.store.purge_interval_s.max(1)))?;

@@ -88,10 +88,11 @@ pub async fn apply(
             write::health(c, h).await?;
             Vec::new()
         }
-        // Deployments and downlink acks are stored by the issues that build them; until then
-        // deployments are acknowledged so the trailer does not resend.
+        // Deployments are stored by the server's location history (issue 6); until then they
+        // are acknowledged so the trailer does not resend.
         Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
-        Message::DownlinkAck(_) | Message::Ack(_) | Message::Downlink(_) => Vec::new(),
+        Message::DownlinkAck(d) => vec![write::downlink_answer(c, &a.trailer, d, now).await?],
+        Message::Ack(_) | Message::Downlink(_) => Vec::new(),
     })
 }
 

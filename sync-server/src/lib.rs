@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod broker;
 pub mod config;
+pub mod downlink;
 pub mod ingest;
 pub mod mqtt;
 pub mod pki;

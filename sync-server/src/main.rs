@@ -62,6 +62,14 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Send commands to trailers: queued here, delivered by the running server (at most a few
+    /// at a time per trailer, again if unanswered), each trailer's answer kept with it.
+    Downlink {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: DownlinkCommand,
+    },
     /// Check the audit trail's hash chain.
     AuditVerify {
         #[arg(long)]
@@ -106,6 +114,199 @@ enum PkiCommand {
         dir: PathBuf,
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum DownlinkCommand {
+    /// A new version of a hotlist (CSV: plate,state,category,source[,case_number]), in chunks
+    /// verified by SHA-256; the trailer switches to it only when all of it arrived.
+    Hotlist {
+        #[arg(long = "trailer", required = true)]
+        trailers: Vec<String>,
+        #[arg(long)]
+        name: String,
+        /// Must be above the version the trailers hold.
+        #[arg(long)]
+        version: u64,
+        file: PathBuf,
+    },
+    /// Hold reads on the trailer beyond the retention period (active investigation or an
+    /// exculpatory-evidence request).
+    Hold {
+        #[arg(long = "trailer", required = true)]
+        trailers: Vec<String>,
+        #[arg(long)]
+        hold_id: u64,
+        #[arg(long, value_parser = ["active-investigation", "exculpatory"])]
+        kind: String,
+        #[arg(long)]
+        case: String,
+        /// Read ids, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        reads: Vec<u64>,
+    },
+    /// Release a hold: its reads fall under retention again.
+    Release {
+        #[arg(long = "trailer", required = true)]
+        trailers: Vec<String>,
+        #[arg(long)]
+        hold_id: u64,
+    },
+    /// Address Confidentiality Program digests (HMAC-SHA-256 under the agency key, hex):
+    /// matching reads are destroyed and never collected again.
+    Acp {
+        #[arg(long = "trailer", required = true)]
+        trailers: Vec<String>,
+        #[arg(long = "digest", required = true)]
+        digests: Vec<String>,
+    },
+    /// Ask for a health report now.
+    Health {
+        #[arg(long = "trailer", required = true)]
+        trailers: Vec<String>,
+    },
+    /// Ask for a picture of a read (pictures on request).
+    Picture {
+        #[arg(long)]
+        trailer: String,
+        #[arg(long)]
+        read: u64,
+        /// The context picture instead of the plate crop.
+        #[arg(long)]
+        context: bool,
+    },
+    /// The downlinks sent, newest first, with each trailer's answer.
+    List {
+        #[arg(long)]
+        trailer: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_digest(hex_text: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(hex_text.trim())
+        .with_context(|| format!("ACP digest {hex_text:?} is not hex"))?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("an ACP digest is 32 bytes (64 hex digits)"))
+}
+
+/// Queues `command` for each trailer, audited as `action`; prints the downlink ids.
+fn queue_for(
+    config: &Path,
+    trailers: &[String],
+    command: sync_server::downlink::Command,
+    action: &str,
+    purpose: &str,
+    case: &str,
+) -> anyhow::Result<()> {
+    for t in trailers {
+        anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
+    }
+    let summary = command.summary();
+    let ids = with_records(config, async |r: &Records| {
+        let mut ids = Vec::new();
+        for t in trailers {
+            ids.push(
+                sync_server::downlink::queue(r, t, command.clone(), &cli_actor(), now_ms()).await?,
+            );
+        }
+        let detail = format!("{summary} to {}", trailers.join(","));
+        r.audit(&entry(action, purpose, case, detail, ids.len())).await?;
+        Ok(ids)
+    })?;
+    for (t, id) in trailers.iter().zip(ids) {
+        println!("downlink {id} queued for {t}: {summary}");
+    }
+    Ok(())
+}
+
+fn downlink(config: &Path, command: DownlinkCommand) -> anyhow::Result<()> {
+    use sync_server::downlink::Command as C;
+    use trailer_wire::{HoldKind, PictureKind};
+    match command {
+        DownlinkCommand::Hotlist { trailers, name, version, file } => {
+            anyhow::ensure!(trailer_wire::topic::valid_id(&name), "invalid list name {name:?}");
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let ids = with_records(config, async |r: &Records| {
+                let mut all = Vec::new();
+                for t in &trailers {
+                    anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
+                    let ids = sync_server::downlink::queue_hotlist(
+                        r,
+                        t,
+                        &name,
+                        version,
+                        &bytes,
+                        &cli_actor(),
+                        now_ms(),
+                    )
+                    .await?;
+                    all.push((t.clone(), ids));
+                }
+                let detail = format!(
+                    "hotlist {name} version {version} ({} bytes) to {}",
+                    bytes.len(),
+                    trailers.join(",")
+                );
+                r.audit(&entry("downlink.hotlist", "hotlist update", "", detail, trailers.len()))
+                    .await?;
+                Ok(all)
+            })?;
+            for (t, ids) in ids {
+                println!("hotlist {name} version {version} queued for {t} in {} chunks", ids.len());
+            }
+            Ok(())
+        }
+        DownlinkCommand::Hold { trailers, hold_id, kind, case, reads } => {
+            anyhow::ensure!(!case.trim().is_empty(), "a hold needs a case number");
+            let kind = if kind == "exculpatory" {
+                HoldKind::Exculpatory
+            } else {
+                HoldKind::ActiveInvestigation
+            };
+            let cmd = C::PlaceHold { hold_id, kind, case_number: case.clone(), read_ids: reads };
+            queue_for(config, &trailers, cmd, "downlink.hold", "hold", &case)
+        }
+        DownlinkCommand::Release { trailers, hold_id } => {
+            queue_for(config, &trailers, C::ReleaseHold { hold_id }, "downlink.release", "hold", "")
+        }
+        DownlinkCommand::Acp { trailers, digests } => {
+            let digests = digests.iter().map(|d| parse_digest(d)).collect::<anyhow::Result<_>>()?;
+            let cmd = C::AcpAdd { digests };
+            queue_for(config, &trailers, cmd, "downlink.acp", "address confidentiality", "")
+        }
+        DownlinkCommand::Health { trailers } => {
+            queue_for(config, &trailers, C::SendHealth, "downlink.health", "status", "")
+        }
+        DownlinkCommand::Picture { trailer, read, context } => {
+            let kind = if context { PictureKind::Context } else { PictureKind::PlateCrop };
+            let cmd = C::SendPicture { read_id: read, kind };
+            queue_for(config, &[trailer], cmd, "downlink.picture", "picture on request", "")
+        }
+        DownlinkCommand::List { trailer, limit, json } => {
+            let rows = with_records(config, async |r: &Records| {
+                Ok(r.downlinks(trailer.as_deref(), limit).await?)
+            })?;
+            print_rows(&rows, json, |d| {
+                let state = match d.applied {
+                    None => format!("waiting ({} sends)", d.attempts),
+                    Some(true) => "applied".into(),
+                    Some(false) => "refused".into(),
+                };
+                format!(
+                    "{:>6} {:<12} {:<40} {:<20} {}",
+                    d.id,
+                    d.trailer_id,
+                    d.summary,
+                    state,
+                    d.answer.as_deref().unwrap_or("")
+                )
+            })
+        }
+    }
 }
 
 fn init_logging() {
@@ -266,6 +467,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Downlink { config, command } => downlink(&config, command),
         Command::AuditVerify { config } => {
             match with_records(&config, async |r: &Records| Ok(r.audit_verify().await?))? {
                 Ok(n) => {

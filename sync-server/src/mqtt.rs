@@ -97,36 +97,56 @@ pub async fn run(
     // The event loop only receives; a writer task commits what arrived meanwhile as one batch,
     // then acks. The event loop keeps the connection alive while a commit runs.
     let (to_writer, from_loop) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(writer(client.clone(), records, from_loop));
-    let mut backoff = Duration::from_millis(250);
+    let writer = tokio::spawn(writer(client.clone(), records.clone(), from_loop));
+    // The event loop is polled in its own task (a poll dropped by a `select!` would abandon a
+    // connection attempt half-way); it waits out the backoff after a failure itself.
+    let (event_tx, mut event_rx) = mpsc::channel::<Result<Event, rumqttc::ConnectionError>>(256);
+    let poller = tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let event = events.poll().await;
+            let failed = event.is_err();
+            if event_tx.send(event).await.is_err() {
+                break;
+            }
+            if failed {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            } else {
+                backoff = Duration::from_millis(250);
+            }
+        }
+    });
+    let mut connected = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
-            ev = events.poll() => match ev {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            ev = event_rx.recv() => match ev {
+                None => break,
+                Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                     tracing::info!(host = %b.host, port = b.port, "connected to the broker");
-                    backoff = Duration::from_millis(250);
+                    connected = true;
                     let _ = client.try_subscribe(Topic::ingest_filter(), QoS::AtLeastOnce);
                     let _ = client.try_subscribe(Topic::status_filter(), QoS::AtLeastOnce);
                 }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                Some(Ok(Event::Incoming(Packet::SubAck(_)))) => {
                     tracing::info!("subscribed to trailer uplinks");
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
+                Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
                     if to_writer.send(p).is_err() {
                         tracing::error!("the ingest writer stopped");
                         break;
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    connected = false;
                     tracing::warn!(error = %e, "broker connection failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => if *shutdown.borrow() { break },
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
+            },
+            _ = tick.tick() => if connected {
+                send_downlinks(&client, &records).await;
             }
         }
     }
@@ -135,14 +155,43 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(ev) = events.poll().await {
+        while let Some(Ok(ev)) = event_rx.recv().await {
             if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                 break;
             }
         }
     })
     .await;
+    poller.abort();
     Ok(())
+}
+
+/// Downlinks outstanding per trailer, and how long before an unanswered one is sent again.
+const DOWNLINK_WINDOW: usize = 4;
+const DOWNLINK_RESEND_MS: i64 = 60_000;
+
+/// Publishes the downlinks that are due (QoS 1 to the trailer's persistent session: the broker
+/// keeps them for a trailer that is offline).
+async fn send_downlinks(client: &AsyncClient, records: &Records) {
+    let now = now_ms();
+    let due = match records.due_downlinks(now, DOWNLINK_RESEND_MS, DOWNLINK_WINDOW).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the downlink queue");
+            return;
+        }
+    };
+    for d in due {
+        if client
+            .try_publish(Topic::down_cmd(&d.trailer_id), QoS::AtLeastOnce, false, d.frame)
+            .is_err()
+        {
+            break;
+        }
+        if let Err(e) = records.mark_downlink_sent(d.id, now).await {
+            tracing::error!(error = %e, "cannot record a downlink as sent");
+        }
+    }
 }
 
 /// Commits what arrived as batches; after each commit publishes the end-to-end acks (one message

@@ -106,7 +106,9 @@ impl Trailer {
                     return;
                 }
             };
-            if let Err(e) = rt.block_on(appliance::sync::run_link(cfg, t, s, w, stop_rx, health)) {
+            if let Err(e) =
+                rt.block_on(appliance::sync::run_link(cfg, t, s, w, stop_rx, health, false))
+            {
                 eprintln!("trailer link: {e}");
             }
         });

@@ -252,3 +252,100 @@ fn a_bad_cellular_link_loses_nothing_and_alerts_still_arrive() -> anyhow::Result
     exactly(&stack, "cell", n + alerts, alerts as i64)?;
     Ok(())
 }
+
+/// `sync-server downlink …` through the running server to a trailer, over a link that is cut
+/// in the middle of a hotlist: the chunks already received are kept, the version is imported
+/// once whole, and every command's answer comes back and is kept with it.
+#[test]
+fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let dir = stack.path("down-store");
+    let ids = fill(&dir, 20, 1, 1)?;
+    let proxy = Proxy::start(stack.broker_port)?;
+    proxy.set(Faults { bytes_per_s: 40_000, ..Faults::default() });
+    let trailer = Trailer::start("down", &dir, config(&stack, proxy.port, "down")?)?;
+    trailer.wait_drained(Duration::from_secs(60)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+
+    // A state list of 6,000 plates (about 260 KB: five chunks), the first read's plate on it.
+    let mut csv = format!("{},MN,stolen vehicle,MN BCA\n", e2e_tests::backlog::plate(0));
+    for i in 0..6000 {
+        csv.push_str(&format!("H{i:06},MN,warrant,MN BCA hotlist file {i:04}\n"));
+    }
+    let file = stack.path("state.csv");
+    std::fs::write(&file, &csv)?;
+    let cli = |args: &[&str]| -> anyhow::Result<String> {
+        let out = e2e_tests::stack::run_ok(
+            Command::new(bin("sync-server"))
+                .arg("downlink")
+                .arg("--config")
+                .arg(stack.server_config())
+                .args(args),
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let out = cli(&[
+        "hotlist",
+        "--trailer",
+        "down",
+        "--name",
+        "mn-state",
+        "--version",
+        "1",
+        &file.display().to_string(),
+    ])?;
+    anyhow::ensure!(out.contains("in 5 chunks"), "{out}");
+    // Cut the link once the first chunk is answered.
+    let list = || -> anyhow::Result<Vec<serde_json::Value>> {
+        cli(&["list", "--json"])?
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
+            .collect()
+    };
+    wait_for(60, "the first chunk's answer", || {
+        list().is_ok_and(|l| l.iter().any(|d| d["applied"] == serde_json::json!(true)))
+    })?;
+    proxy.cut();
+    let first = ids[0].to_string();
+    cli(&[
+        "hold",
+        "--trailer",
+        "down",
+        "--hold-id",
+        "7",
+        "--kind",
+        "active-investigation",
+        "--case",
+        "24-000123",
+        "--reads",
+        &first,
+    ])?;
+    cli(&["health", "--trailer", "down"])?;
+    cli(&["picture", "--trailer", "down", "--read", &first])?;
+    cli(&["picture", "--trailer", "down", "--read", "12345", "--context"])?;
+    wait_for(120, "every answer", || {
+        list().is_ok_and(|l| l.len() == 9 && l.iter().all(|d| !d["applied"].is_null()))
+    })?;
+    let rows = list()?;
+    let answer = |summary: &str| -> anyhow::Result<(bool, String)> {
+        let d = rows
+            .iter()
+            .find(|d| d["summary"].as_str().is_some_and(|s| s.contains(summary)))
+            .ok_or_else(|| anyhow::anyhow!("no downlink {summary:?} in {rows:?}"))?;
+        Ok((d["applied"] == serde_json::json!(true), d["answer"].as_str().unwrap_or("").into()))
+    };
+    let (ok, text) = answer("chunk 5 of 5")?;
+    anyhow::ensure!(ok && text.contains("imported: 6001 entries"), "last chunk: {text}");
+    anyhow::ensure!(answer("place hold 7")?.0, "hold");
+    anyhow::ensure!(answer("send health now")?.0, "health");
+    anyhow::ensure!(answer(&format!("PlateCrop of read {first}"))?.0, "picture");
+    let (ok, text) = answer("Context of read 12345")?;
+    anyhow::ensure!(!ok && text.contains("destroyed or never taken"), "missing picture: {text}");
+    anyhow::ensure!(proxy.connections() >= 2, "the link was cut and came back");
+    // The trailer holds the list and the hold; the list matches the plate on it.
+    let meta = trailer.store.hotlist_meta("mn-state")?.ok_or_else(|| anyhow::anyhow!("no list"))?;
+    anyhow::ensure!((meta.version, meta.entries) == (1, 6001), "{meta:?}");
+    anyhow::ensure!(trailer.store.is_held(ids[0])?, "the read is held");
+    let hits = trailer.store.match_plate(&e2e_tests::backlog::plate(0), false)?;
+    anyhow::ensure!(hits.len() == 1, "the plate is on the list: {hits:?}");
+    Ok(())
+}

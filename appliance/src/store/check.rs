@@ -76,7 +76,8 @@ impl Store {
             let exists = match parse_outbox_key(&k) {
                 Some(AckRef::ActiveUse(id)) => self.usage.contains_key(id.to_be_bytes())?,
                 Some(AckRef::Alert(id)) => self.alerts.contains_key(id.to_be_bytes())?,
-                Some(AckRef::Deployment(_)) | Some(AckRef::Downlink(_)) => true,
+                Some(AckRef::Downlink(id)) => self.downlinks.contains_key(id.to_be_bytes())?,
+                Some(AckRef::Deployment(_)) => true,
                 // Reads and pictures are queued in their day, never here.
                 Some(AckRef::Read(_)) | Some(AckRef::Picture(..)) | None => false,
             };

@@ -21,6 +21,8 @@
 //! | `destroyed`    | day (u32 BE) + reason (u8)                   | count (u64 BE)                 |
 //! | `destroyed`    | day (u32 BE) (a whole-day drop under way)    | reads in it (u64 BE)           |
 //! | `hotlist_meta` | list name                                    | postcard [`hotlist::ListMeta`] |
+//! | `downlinks`    | downlink id (u64 BE)                         | postcard `DownlinkAck` (the answer given) |
+//! | `chunks`       | list name + 0x00 + version (u64 BE) + index (u32 BE) | a hotlist chunk's bytes |
 //! | `quarantine`   | tree name + 0x00 + key                       | the undecodable record         |
 //! | default        | `format`, `clean-shutdown`                   | format version; clean marker   |
 //!
@@ -66,8 +68,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 use trailer_wire::{
-    AckRef, ActiveUse, Alert, DeploymentEvent, HoldKind, Message, Picture, PictureKind, PictureSet,
-    ReadMeta,
+    AckRef, ActiveUse, Alert, DeploymentEvent, DownlinkAck, HoldKind, Message, Picture,
+    PictureKind, PictureSet, ReadMeta,
 };
 
 #[derive(Debug, Error)]
@@ -168,6 +170,13 @@ pub fn sample_read(plate: &str) -> ReadMeta {
     }
 }
 
+fn chunk_prefix(name: &str, version: u64) -> Vec<u8> {
+    let mut k = name.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
 /// Key in the default tree, present only between a clean shutdown and the next open.
 const CLEAN_MARK: &[u8] = b"clean-shutdown";
 /// Key in the default tree naming the layout this code reads.
@@ -197,6 +206,11 @@ pub struct Store {
     hotlist_meta: sled::Tree,
     lists: Arc<lists::Lists>,
     alerts: sled::Tree,
+    /// The answer given to each downlink: a redelivered downlink is answered again, not applied
+    /// twice.
+    downlinks: sled::Tree,
+    /// Hotlist chunks received, until their version is complete.
+    chunks: sled::Tree,
     clock: SharedClock,
     retention_ms: i64,
     /// The agency key the ACP digests are made with; `None` disables ACP matching.
@@ -274,6 +288,8 @@ impl Store {
             )?),
             hotlist_meta: db.open_tree("hotlist_meta")?,
             alerts: db.open_tree("alerts")?,
+            downlinks: db.open_tree("downlinks")?,
+            chunks: db.open_tree("chunks")?,
             db,
             clock,
             retention_ms: i64::from(retention_days) * DAY_MS,
@@ -417,6 +433,90 @@ impl Store {
         })?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The answer already given to downlink `id`, if any.
+    pub fn downlink_answer(&self, id: u64) -> Result<Option<DownlinkAck>, StoreError> {
+        match self.downlinks.get(id.to_be_bytes())? {
+            Some(v) => Ok(Some(decode("downlinks", &id, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the answer to a downlink and queues it for the server, durably.
+    pub fn record_downlink_answer(&self, ack: &DownlinkAck) -> Result<(), StoreError> {
+        let id = ack.downlink_id;
+        self.record_queued(&self.downlinks, "downlinks", id, ack, AckRef::Downlink(id))
+    }
+
+    /// Queues the answer to downlink `id` again (the server asked again: its ack was lost).
+    pub fn requeue_downlink_answer(&self, id: u64) -> Result<(), StoreError> {
+        if self.downlinks.contains_key(id.to_be_bytes())? {
+            self.outbox.insert(outbox_key(&AckRef::Downlink(id)), &[])?;
+        }
+        Ok(())
+    }
+
+    /// Keeps one chunk of a hotlist version. When every chunk of that version is here, returns
+    /// them joined in order (the caller verifies, imports and then calls [`Store::drop_chunks`]).
+    pub fn stage_chunk(
+        &self,
+        name: &str,
+        version: u64,
+        index: u32,
+        count: u32,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let prefix = chunk_prefix(name, version);
+        let mut key = prefix.clone();
+        key.extend_from_slice(&index.to_be_bytes());
+        self.chunks.insert(key, bytes)?;
+        self.db.flush()?;
+        let have = self.chunks.scan_prefix(&prefix).count();
+        if have < count as usize {
+            return Ok(None);
+        }
+        let mut whole = Vec::new();
+        for (i, kv) in self.chunks.scan_prefix(&prefix).enumerate() {
+            let (k, v) = kv?;
+            if i >= count as usize || k[prefix.len()..] != (i as u32).to_be_bytes()[..] {
+                // Chunks of a different count under the same version: start again.
+                self.drop_chunks(name, version)?;
+                return Ok(None);
+            }
+            whole.extend_from_slice(&v);
+        }
+        Ok(Some(whole))
+    }
+
+    /// Forgets the staged chunks of a hotlist version, and those of older versions of the list.
+    pub fn drop_chunks(&self, name: &str, version: u64) -> Result<(), StoreError> {
+        let mut list = name.as_bytes().to_vec();
+        list.push(0);
+        for kv in self.chunks.scan_prefix(&list) {
+            let (k, _) = kv?;
+            let v = k.get(list.len()..list.len() + 8).and_then(be_u64).unwrap_or(0);
+            if v <= version {
+                self.chunks.remove(k)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Queues a stored picture for sending (the server asked for it). Returns whether it exists.
+    pub fn queue_picture(&self, read_id: u64, kind: PictureKind) -> Result<bool, StoreError> {
+        if self.picture_ref(read_id, kind)?.is_none() {
+            return Ok(false);
+        }
+        let Some(part) = self.days.get(keys::day_of(read_id)) else { return Ok(false) };
+        match part.outbox.insert(outbox_key(&AckRef::Picture(read_id, kind)), &[]) {
+            Err(e) if dropped(&e) => return Ok(false),
+            res => {
+                res?;
+            }
+        }
+        Ok(true)
     }
 
     /// Every deployment event recorded, oldest first.
@@ -648,7 +748,10 @@ impl Store {
                 Some(v) => Some(Message::Deployment(decode("deployments", &id, &v)?)),
                 None => None,
             },
-            AckRef::Downlink(_) => None,
+            AckRef::Downlink(id) => match self.downlinks.get(id.to_be_bytes())? {
+                Some(v) => Some(Message::DownlinkAck(decode("downlinks", &id, &v)?)),
+                None => None,
+            },
         };
         if msg.is_none() {
             self.remove_outbox(r)?;

@@ -4,6 +4,7 @@
 //! itself with its own certificate, whose CN the broker uses as its MQTT user name. The session is
 //! persistent (`clean_session = false`) and the broker publishes the retained "offline" status if
 //! the trailer vanishes (last will).
+use super::downlink;
 use super::state::SyncState;
 use crate::config::SyncConfig;
 use crate::health::HealthState;
@@ -85,6 +86,7 @@ pub async fn run_link(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
     health: Arc<HealthState>,
+    us_o_as_zero: bool,
 ) -> Result<(), LinkError> {
     let tls = client_tls(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
     let mut opts = MqttOptions::new(trailer.clone(), cfg.broker_host.clone(), cfg.broker_port);
@@ -130,6 +132,7 @@ pub async fn run_link(
     let mut state = SyncState::new(cfg.limits());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let ack_topic = Topic::down_ack(&trailer);
+    let cmd_topic = Topic::down_cmd(&trailer);
     let health_every = Duration::from_secs(cfg.health_interval_s.max(1));
     let mut reported = u64::MAX;
     let mut last_report = std::time::Instant::now();
@@ -165,8 +168,25 @@ pub async fn run_link(
                             Ok(other) => tracing::warn!(kind = ?std::mem::discriminant(&other), "unexpected message on the ack topic"),
                             Err(e) => tracing::warn!(error = %e, "corrupt acknowledgement ignored"),
                         }
+                    } else if p.topic == cmd_topic {
+                        match trailer_wire::decode(&p.payload) {
+                            Ok(Message::Downlink(d)) => match downlink::apply(&store, &trailer, &d, us_o_as_zero) {
+                                Ok((answer, follow)) => {
+                                    tracing::info!(downlink = answer.downlink_id, applied = answer.applied,
+                                        result = answer.reason.as_deref().unwrap_or(""), "downlink from the server");
+                                    if follow == downlink::Follow::SendHealth {
+                                        publish_health(&client, &store, &health, &trailer);
+                                    }
+                                    pump(&client, &store, &mut state, &trailer, &cfg);
+                                }
+                                // Not answered: the server sends it again.
+                                Err(e) => tracing::error!(error = %e, "cannot apply a downlink"),
+                            },
+                            Ok(_) => tracing::warn!("unexpected message on the command topic"),
+                            Err(e) => tracing::warn!(error = %e, "corrupt downlink ignored"),
+                        }
                     } else {
-                        tracing::debug!(topic = %p.topic, "downlink not handled yet");
+                        tracing::warn!(topic = %p.topic, "message on an unknown topic ignored");
                     }
                 }
                 Ok(_) => {}

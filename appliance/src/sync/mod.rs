@@ -3,6 +3,7 @@
 //! - [`state`]: the outbox/ack state machine. No I/O: it is told what is pending, what was sent
 //!   and acknowledged, and when the link came and went, and says what to send next.
 //! - [`link`]: the thin loop around rumqttc and rustls (mutual TLS, pinned agency CA) that drives it.
+pub mod downlink;
 pub mod link;
 pub mod state;
 

@@ -14,7 +14,10 @@ use tokio::sync::Mutex;
 use trailer_wire::console::{PublicLocation, ReadView};
 use trailer_wire::{FixQuality, PictureKind};
 
+mod downlinks;
 pub mod write;
+
+pub use downlinks::{DownlinkView, Due};
 
 /// A transaction on the records; ingestion's writes ([`write`]) run inside one.
 pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
@@ -27,6 +30,8 @@ pub enum RecordsError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// An alert as an authorised operator sees it.

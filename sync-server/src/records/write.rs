@@ -221,3 +221,24 @@ async fn note_location(
     .await?;
     Ok(())
 }
+
+/// Records a trailer's answer to a downlink (only a downlink addressed to that trailer).
+pub async fn downlink_answer(
+    c: &mut SqliteConnection,
+    trailer: &str,
+    a: &trailer_wire::DownlinkAck,
+    now: i64,
+) -> Result<AckRef, RecordsError> {
+    sqlx::query(
+        "UPDATE downlinks SET answered_at = ?, applied = ?, answer = ? \
+         WHERE id = ? AND trailer_id = ? AND answered_at IS NULL",
+    )
+    .bind(now)
+    .bind(a.applied)
+    .bind(&a.reason)
+    .bind(a.downlink_id as i64)
+    .bind(trailer)
+    .execute(&mut *c)
+    .await?;
+    Ok(AckRef::Downlink(a.downlink_id))
+}
