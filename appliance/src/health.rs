@@ -90,7 +90,7 @@ impl HealthState {
             solar_mw: None,
             modem_rssi_dbm: None,
             backlog_items: backlog as u32,
-            backlog_oldest: None,
+            backlog_oldest: store.backlog_oldest(),
             last_read: (last > 0).then_some(last),
             dropped_frames: self.dropped_frames.load(Ordering::Relaxed),
             software_version: crate::VERSION.into(),

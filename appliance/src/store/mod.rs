@@ -699,6 +699,21 @@ impl Store {
                 .all(|(_, p)| matches!(p.outbox.iter().next(), None | Some(Err(_))))
     }
 
+    /// When the oldest read still waiting for the server was collected (one probe per day).
+    pub fn backlog_oldest(&self) -> Option<UnixMs> {
+        for (_, part) in self.days.all() {
+            let Some(Ok((k, _))) = part.outbox.iter().next() else { continue };
+            let oldest =
+                part.outbox.scan_prefix([2u8]).next().and_then(Result::ok).map_or(k, |(k2, _)| k2);
+            if let Some(AckRef::Read(id) | AckRef::Picture(id, _)) = parse_outbox_key(&oldest)
+                && let Ok(Some(r)) = self.read(id)
+            {
+                return Some(r.collected);
+            }
+        }
+        None
+    }
+
     /// Items waiting for the server (counts the whole outbox).
     pub fn backlog_len(&self) -> usize {
         self.outbox.len() + self.days.all().iter().map(|(_, p)| p.outbox.len()).sum::<usize>()
@@ -1219,6 +1234,60 @@ mod tests {
         store.ack(&[AckRef::Read(a)]).expect("ack");
         assert!(store.read(a).expect("read").expect("kept").synced);
         assert_eq!(store.pending(10, &|_| false).expect("pending").len(), 3);
+    }
+
+    /// Health reports when the oldest read still waiting was collected: a day-old backlog shows
+    /// its first day until that day is acknowledged.
+    #[test]
+    fn backlog_oldest_is_the_first_unacknowledged_collection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("open");
+        assert_eq!(store.backlog_oldest(), None);
+        let a = put(&store, "AAA111");
+        clock.advance(DAY_MS + 5);
+        let b = put(&store, "BBB222");
+        assert_eq!(store.backlog_oldest(), Some(1_000 * DAY_MS));
+        let pics = [PictureKind::PlateCrop, PictureKind::Context];
+        store.ack(&[AckRef::Read(a)]).expect("ack");
+        assert_eq!(store.backlog_oldest(), Some(1_000 * DAY_MS), "its pictures still wait");
+        store.ack(&pics.map(|k| AckRef::Picture(a, k))).expect("ack");
+        assert_eq!(store.backlog_oldest(), Some(1_001 * DAY_MS + 5));
+        store.ack(&[AckRef::Read(b)]).expect("ack");
+        store.ack(&pics.map(|k| AckRef::Picture(b, k))).expect("ack");
+        assert_eq!(store.backlog_oldest(), None);
+    }
+
+    /// A downlink's answer is kept and queued; hotlist chunks are staged until complete, in
+    /// order whatever order they came in, and dropped with older versions.
+    #[test]
+    fn downlink_answers_and_hotlist_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 60, Arc::new(ManualClock::new(DAY_MS))).expect("open");
+        let ack = DownlinkAck {
+            trailer_id: "t1".into(),
+            downlink_id: 9,
+            applied: true,
+            reason: Some("done".into()),
+        };
+        store.record_downlink_answer(&ack).expect("answer");
+        assert_eq!(store.downlink_answer(9).expect("get"), Some(ack.clone()));
+        assert_eq!(
+            store.message_for("t1", &AckRef::Downlink(9)).expect("message"),
+            Some(Message::DownlinkAck(ack))
+        );
+        store.ack(&[AckRef::Downlink(9)]).expect("ack");
+        assert!(store.pending(10, &|_| false).expect("pending").is_empty());
+        store.requeue_downlink_answer(9).expect("requeue");
+        assert_eq!(store.pending(10, &|_| false).expect("pending"), vec![AckRef::Downlink(9)]);
+
+        assert_eq!(store.stage_chunk("l", 2, 1, 3, b"bb").expect("stage"), None);
+        assert_eq!(store.stage_chunk("l", 2, 2, 3, b"cc").expect("stage"), None);
+        assert_eq!(store.stage_chunk("l", 1, 0, 2, b"old").expect("stage"), None);
+        let whole = store.stage_chunk("l", 2, 0, 3, b"aa").expect("stage");
+        assert_eq!(whole.as_deref(), Some(&b"aabbcc"[..]));
+        store.drop_chunks("l", 2).expect("drop");
+        assert_eq!(store.chunks.len(), 0, "version 2 and the older version 1 are gone");
     }
 
     #[test]
