@@ -233,6 +233,12 @@ pub struct SyncConfig {
     /// Reconnect backoff to the broker: first delay, doubling up to the maximum (jittered).
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
+    /// Bytes per rolling hour the link may spend on reads and pictures (a metered plan); alerts,
+    /// periods of use and deployment events always go. 0: no limit.
+    pub budget_bytes_per_hour: u64,
+    /// Which pictures go to the server on their own: "all", "plate-crops" (context pictures
+    /// only when the server asks for one), or "on-request" (none unless asked).
+    pub pictures: String,
     /// Read metadata per batch message.
     pub batch_reads: usize,
     /// For file sources: after the end of the video, wait this long for the outbox to drain.
@@ -249,6 +255,7 @@ impl SyncConfig {
             ack_timeout_ms: self.ack_timeout_ms,
             reconnect_initial_ms: self.reconnect_initial_ms,
             reconnect_max_ms: self.reconnect_max_ms,
+            budget_bytes_per_hour: self.budget_bytes_per_hour,
         }
     }
 }
@@ -267,6 +274,8 @@ impl Default for SyncConfig {
             ack_timeout_ms: 30_000,
             reconnect_initial_ms: 500,
             reconnect_max_ms: 60_000,
+            budget_bytes_per_hour: 0,
+            pictures: "all".into(),
             batch_reads: 50,
             drain_timeout_s: 60,
             health_interval_s: 60,
@@ -328,6 +337,12 @@ impl Config {
         }
         if !(0.01..=0.99).contains(&self.store.max_disk_fraction) {
             return bad("store.max_disk_fraction must lie between 0.01 and 0.99".into());
+        }
+        if crate::store::PictureSync::parse(&self.sync.pictures).is_none() {
+            return bad(format!(
+                "sync.pictures = {:?}: use \"all\", \"plate-crops\" or \"on-request\"",
+                self.sync.pictures
+            ));
         }
         if self.sync.max_in_flight == 0
             || self.sync.batch_reads == 0

@@ -55,7 +55,10 @@ pub fn open_store(config: &Config, clock: SharedClock) -> Result<Store, DaemonEr
             max_bytes: config.store.max_disk_bytes,
             max_fraction: config.store.max_disk_fraction,
             min_free_bytes: config.store.min_free_bytes,
-        });
+        })
+        .with_picture_sync(
+            crate::store::PictureSync::parse(&config.sync.pictures).unwrap_or_default(),
+        );
     if let Some(path) = &config.store.acp_key_file {
         let key = std::fs::read(path)
             .map_err(|e| DaemonError::Internal(format!("ACP key {}: {e}", path.display())))?;

@@ -5,7 +5,7 @@ use appliance::clock::{DAY_MS, ManualClock, SystemClock};
 use appliance::config::SyncConfig;
 use appliance::health::HealthState;
 use appliance::store::hotlist::HotEntry;
-use appliance::store::{Inserted, NewPictures, Store, sample_read};
+use appliance::store::{Inserted, NewPictures, PictureSync, Store, sample_read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,10 +27,21 @@ pub fn crop(n: u64) -> Vec<u8> {
 /// now, 500 per batch; every `crop_every`th read with a plate crop (0: none). Returns the read
 /// ids.
 pub fn fill(dir: &Path, count: u64, days: u32, crop_every: u64) -> anyhow::Result<Vec<u64>> {
+    fill_with(dir, count, days, crop_every, PictureSync::All)
+}
+
+/// [`fill`], with pictures queued for the server as `mode` says.
+pub fn fill_with(
+    dir: &Path,
+    count: u64,
+    days: u32,
+    crop_every: u64,
+    mode: PictureSync,
+) -> anyhow::Result<Vec<u64>> {
     let now = appliance::clock::Clock::now_ms(&SystemClock);
     let start = now - i64::from(days.saturating_sub(1)) * DAY_MS;
     let clock = ManualClock::new(start);
-    let store = Store::open(dir, 60, Arc::new(clock.clone()))?;
+    let store = Store::open(dir, 60, Arc::new(clock.clone()))?.with_picture_sync(mode);
     let per_day = count.div_ceil(u64::from(days.max(1)));
     let mut ids = Vec::with_capacity(count as usize);
     let mut n = 0;

@@ -237,8 +237,8 @@ impl Stack {
         }
     }
 
-    /// (reads, distinct plates, alerts) the server holds from `trailer`, from its database.
-    pub fn counts(&self, trailer: &str) -> anyhow::Result<(i64, i64, i64)> {
+    /// What the server holds from `trailer`, from its database.
+    pub fn counts(&self, trailer: &str) -> anyhow::Result<sync_server::records::Counts> {
         let url = format!("sqlite://{}?mode=rwc", self.path("server").join("server.db").display());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {

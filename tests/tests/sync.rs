@@ -22,7 +22,8 @@ fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Re
 
 /// The server holds exactly `reads` reads from `trailer`, each once, and `alerts` alerts.
 fn exactly(stack: &Stack, trailer: &str, reads: u64, alerts: i64) -> anyhow::Result<()> {
-    let (n, distinct, a) = stack.counts(trailer)?;
+    let c = stack.counts(trailer)?;
+    let (n, distinct, a) = (c.reads, c.plates, c.alerts);
     anyhow::ensure!(
         (n, distinct, a) == (reads as i64, reads as i64, alerts),
         "{trailer}: the server holds {n} reads ({distinct} distinct plates) and {a} alerts; \
@@ -163,14 +164,14 @@ fn appliance_killed_mid_drain_resumes_and_nothing_is_doubled() -> anyhow::Result
     let mut app = start(&stack.path("killed-1.log"))?;
     let mut rng = rand::rng();
     let kill_at = rng.random_range(2000..8000);
-    wait_for(60, "part of the drain", || stack.counts("killed").is_ok_and(|c| c.0 >= kill_at))?;
+    wait_for(60, "part of the drain", || stack.counts("killed").is_ok_and(|c| c.reads >= kill_at))?;
     app.kill()?; // SIGKILL
     app.wait()?;
-    let (mid, _, _) = stack.counts("killed")?;
+    let mid = stack.counts("killed")?.reads;
     anyhow::ensure!(mid < n as i64, "the drain ended before the kill");
     let mut app = start(&stack.path("killed-2.log"))?;
     let done = wait_for(120, "the rest of the drain", || {
-        stack.counts("killed").is_ok_and(|c| c.0 >= n as i64)
+        stack.counts("killed").is_ok_and(|c| c.reads >= n as i64)
     });
     let _ = nix_term(&app);
     let _ = app.wait();
@@ -347,5 +348,50 @@ fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
     anyhow::ensure!(trailer.store.is_held(ids[0])?, "the read is held");
     let hits = trailer.store.match_plate(&e2e_tests::backlog::plate(0), false)?;
     anyhow::ensure!(hits.len() == 1, "the plate is on the list: {hits:?}");
+    Ok(())
+}
+
+/// A metered trailer: an hourly byte budget stops reads once spent, while an alert still goes;
+/// pictures on request stay on the trailer until the server asks for one.
+#[test]
+fn a_byte_budget_holds_reads_but_not_alerts_and_pictures_wait_for_a_request() -> anyhow::Result<()>
+{
+    let stack = Stack::start()?;
+    let dir = stack.path("metered-store");
+    let n = 3000;
+    let ids =
+        e2e_tests::backlog::fill_with(&dir, n, 1, 1, appliance::store::PictureSync::OnRequest)?;
+    let mut cfg = config(&stack, stack.broker_port, "metered")?;
+    let budget = 20_000;
+    cfg.budget_bytes_per_hour = budget;
+    let trailer = Trailer::start("metered", &dir, cfg)?;
+    // The budget runs out: reads stop arriving, well short of the backlog.
+    let mut last = -1;
+    wait_for(60, "the budget to run out", || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = stack.counts("metered").map(|c| c.reads).unwrap_or(-1);
+        let settled = now == last && now > 0;
+        last = now;
+        settled
+    })?;
+    let c = stack.counts("metered")?;
+    // Each read is at least 50 bytes in a batch: no more than the budget's worth went.
+    anyhow::ensure!(
+        c.reads > 0 && c.reads <= (budget / 50) as i64 && c.pictures == 0,
+        "with a budget of {budget} bytes an hour the server got {c:?}"
+    );
+    let alert = trailer.raise_alert("METER01")?;
+    wait_for(30, "the alert past the spent budget", || !trailer.alert_pending(alert))?;
+    anyhow::ensure!(stack.counts("metered")?.alerts == 1, "the alert is at the server");
+    // A picture the server asks for comes, though no picture was queued.
+    e2e_tests::stack::run_ok(
+        Command::new(bin("sync-server"))
+            .args(["downlink", "--config"])
+            .arg(stack.server_config())
+            .args(["picture", "--trailer", "metered", "--read", &ids[0].to_string()]),
+    )?;
+    wait_for(30, "the requested picture", || {
+        stack.counts("metered").is_ok_and(|c| c.pictures == 1)
+    })?;
     Ok(())
 }

@@ -78,8 +78,9 @@ impl Store {
                 Some(AckRef::Alert(id)) => self.alerts.contains_key(id.to_be_bytes())?,
                 Some(AckRef::Downlink(id)) => self.downlinks.contains_key(id.to_be_bytes())?,
                 Some(AckRef::Deployment(_)) => true,
-                // Reads and pictures are queued in their day, never here.
-                Some(AckRef::Read(_)) | Some(AckRef::Picture(..)) | None => false,
+                // A picture the server asked for waits here; reads are queued in their day.
+                Some(AckRef::Picture(id, kind)) => self.picture_ref(id, kind)?.is_some(),
+                Some(AckRef::Read(_)) | None => false,
             };
             if !exists {
                 self.outbox.remove(&k)?;

@@ -183,6 +183,36 @@ const CLEAN_MARK: &[u8] = b"clean-shutdown";
 const FORMAT_KEY: &[u8] = b"format";
 const FORMAT: &[u8] = b"2-day-partitions";
 
+/// Which pictures are queued for the server when a read is stored. Pictures not queued stay on
+/// the trailer (the server can ask for one) and, not waiting for sync, are the first the quota
+/// drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PictureSync {
+    #[default]
+    All,
+    PlateCrops,
+    OnRequest,
+}
+
+impl PictureSync {
+    pub fn parse(s: &str) -> Option<PictureSync> {
+        match s {
+            "all" => Some(PictureSync::All),
+            "plate-crops" => Some(PictureSync::PlateCrops),
+            "on-request" => Some(PictureSync::OnRequest),
+            _ => None,
+        }
+    }
+
+    fn queues(self, kind: PictureKind) -> bool {
+        match self {
+            PictureSync::All => true,
+            PictureSync::PlateCrops => kind == PictureKind::PlateCrop,
+            PictureSync::OnRequest => false,
+        }
+    }
+}
+
 /// Pictures of a new read.
 #[derive(Debug, Default, Clone)]
 pub struct NewPictures {
@@ -222,6 +252,7 @@ pub struct Store {
     full: Arc<std::sync::atomic::AtomicBool>,
     /// Held while a batch adds or removes reads in a partition, so its count stays exact.
     part_writes: Arc<std::sync::Mutex<()>>,
+    picture_sync: PictureSync,
 }
 
 impl std::fmt::Debug for Store {
@@ -297,8 +328,15 @@ impl Store {
             quota: Quota::default(),
             full: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             part_writes: Arc::new(std::sync::Mutex::new(())),
+            picture_sync: PictureSync::All,
         };
         Ok(store)
+    }
+
+    /// Which pictures are queued for the server as reads are stored.
+    pub fn with_picture_sync(mut self, mode: PictureSync) -> Store {
+        self.picture_sync = mode;
+        self
     }
 
     /// Enables ACP matching with the agency's key.
@@ -380,7 +418,9 @@ impl Store {
                 if let Some(jpeg) = pic {
                     let pref = self.picture_log.append(day, jpeg)?;
                     change.pictures.insert(&picture_key(id, kind), encode("pictures", &id, &pref)?);
-                    change.outbox.insert(&outbox_key(&AckRef::Picture(id, kind)), &[]);
+                    if self.picture_sync.queues(kind) {
+                        change.outbox.insert(&outbox_key(&AckRef::Picture(id, kind)), &[]);
+                    }
                 }
             }
             let record = StoredRead { meta, collected: now, synced: false };
@@ -504,19 +544,20 @@ impl Store {
         Ok(())
     }
 
-    /// Queues a stored picture for sending (the server asked for it). Returns whether it exists.
+    /// Queues a stored picture for sending because the server asked for it: in the global
+    /// outbox, so it goes after alerts and before the day backlog. Returns whether it exists.
     pub fn queue_picture(&self, read_id: u64, kind: PictureKind) -> Result<bool, StoreError> {
         if self.picture_ref(read_id, kind)?.is_none() {
             return Ok(false);
         }
-        let Some(part) = self.days.get(keys::day_of(read_id)) else { return Ok(false) };
-        match part.outbox.insert(outbox_key(&AckRef::Picture(read_id, kind)), &[]) {
-            Err(e) if dropped(&e) => return Ok(false),
-            res => {
-                res?;
-            }
-        }
+        self.outbox.insert(outbox_key(&AckRef::Picture(read_id, kind)), &[])?;
+        self.db.flush()?;
         Ok(true)
+    }
+
+    /// Whether `r` is a picture the server asked for (sent even when the hour's budget is spent).
+    pub fn is_requested(&self, r: &AckRef) -> bool {
+        matches!(r, AckRef::Picture(..)) && self.outbox.contains_key(outbox_key(r)).unwrap_or(false)
     }
 
     /// Every deployment event recorded, oldest first.
@@ -725,6 +766,10 @@ impl Store {
                 self.outbox.remove(outbox_key(r))?;
             }
             Some(day) => {
+                if matches!(r, AckRef::Picture(..)) {
+                    // A requested picture waits in the global outbox.
+                    self.outbox.remove(outbox_key(r))?;
+                }
                 if let Some(part) = self.days.get(day) {
                     match part.outbox.remove(outbox_key(r)) {
                         Err(e) if dropped(&e) => {}

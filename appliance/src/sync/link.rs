@@ -308,7 +308,7 @@ fn pump(
                 continue;
             }
         };
-        if !state.may_send(&group[0], bytes.len()) {
+        if !state.may_send(&group[0], bytes.len(), now_ms(), store.is_requested(&group[0])) {
             break;
         }
         let len = bytes.len();

@@ -11,9 +11,12 @@
 //!   before committing; its ingestion is idempotent, so a duplicate costs only bytes). The clock
 //!   of a timeout runs only while no ack arrives at all: on a slow link that is still delivering,
 //!   items queued behind others are not declared lost.
+//! - A byte budget per hour (metered cellular plans): once the bytes sent in the last hour reach
+//!   it, read metadata and pictures wait; alerts and the small compliance records (periods of
+//!   use, deployment events, downlink answers) still go.
 //! - When the link drops, nothing is in flight any more: everything pending is sent again after
 //!   the reconnect. Reconnects back off (doubling, jittered by the driver) up to a ceiling.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use trailer_wire::AckRef;
 
 /// The window and timing of the sync link.
@@ -24,7 +27,11 @@ pub struct Limits {
     pub ack_timeout_ms: i64,
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
+    /// Bytes per rolling hour for everything but alerts and compliance records; 0: no limit.
+    pub budget_bytes_per_hour: u64,
 }
+
+const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Debug)]
 pub struct SyncState {
@@ -35,6 +42,9 @@ pub struct SyncState {
     /// The last sign of progress: the connection, or an ack.
     progress: i64,
     backoff_ms: u64,
+    /// Bytes sent in the last hour, with when.
+    spent: VecDeque<(i64, u64)>,
+    spent_total: u64,
     limits: Limits,
 }
 
@@ -46,6 +56,8 @@ impl SyncState {
             bytes: 0,
             progress: 0,
             backoff_ms: limits.reconnect_initial_ms.max(1),
+            spent: VecDeque::new(),
+            spent_total: 0,
             limits,
         }
     }
@@ -108,13 +120,36 @@ impl SyncState {
         before - self.in_flight.len()
     }
 
-    /// Whether `r`, encoded in `bytes`, may be sent now.
-    pub fn may_send(&self, r: &AckRef, bytes: usize) -> bool {
+    /// Bytes counted against the budget in the hour before `now`.
+    pub fn spent_last_hour(&mut self, now: i64) -> u64 {
+        while let Some(&(at, b)) = self.spent.front() {
+            if now - at < HOUR_MS {
+                break;
+            }
+            self.spent.pop_front();
+            self.spent_total -= b;
+        }
+        self.spent_total
+    }
+
+    /// Whether `r`, encoded in `bytes`, may be sent at `now`. `requested` (a picture an operator
+    /// asked for) passes the hourly budget, not the window.
+    pub fn may_send(&mut self, r: &AckRef, bytes: usize, now: i64, requested: bool) -> bool {
         if !self.connected || self.in_flight.contains_key(r) {
             return false;
         }
         if matches!(r, AckRef::Alert(_)) {
             return true;
+        }
+        let compliance =
+            matches!(r, AckRef::ActiveUse(_) | AckRef::Deployment(_) | AckRef::Downlink(_));
+        let budget = self.limits.budget_bytes_per_hour;
+        if !compliance
+            && !requested
+            && budget > 0
+            && self.spent_last_hour(now) + bytes as u64 > budget
+        {
+            return false;
         }
         // One item may always go when nothing is in flight, however large.
         self.in_flight.is_empty()
@@ -132,6 +167,8 @@ impl SyncState {
 
     /// `sent` went out together in one message of `bytes`.
     pub fn on_sent(&mut self, sent: &[AckRef], bytes: usize, now: i64) {
+        self.spent.push_back((now, bytes as u64));
+        self.spent_total += bytes as u64;
         let share = bytes / sent.len().max(1);
         for r in sent {
             if let Some((_, old)) = self.in_flight.insert(*r, (now, share)) {
@@ -165,6 +202,7 @@ mod tests {
             ack_timeout_ms: timeout,
             reconnect_initial_ms: 500,
             reconnect_max_ms: 4000,
+            budget_bytes_per_hour: 0,
         }
     }
 
@@ -173,18 +211,46 @@ mod tests {
         let mut s = SyncState::new(limits(2, 1000, 1000));
         let (r1, r2, pic) =
             (AckRef::Read(1), AckRef::Read(2), AckRef::Picture(1, PictureKind::Context));
-        assert!(!s.may_send(&r1, 10), "nothing is sent while offline");
+        assert!(!s.may_send(&r1, 10, 0, false), "nothing is sent while offline");
         s.on_connected(0);
-        assert!(s.may_send(&r1, 10));
+        assert!(s.may_send(&r1, 10, 0, false));
         s.on_sent(&[r1], 10, 0);
-        assert!(!s.may_send(&r1, 10), "already in flight");
-        assert!(!s.may_send(&pic, 995), "the byte window is full");
+        assert!(!s.may_send(&r1, 10, 0, false), "already in flight");
+        assert!(!s.may_send(&pic, 995, 0, false), "the byte window is full");
         s.on_sent(&[r2], 10, 0);
-        assert!(!s.has_room() && !s.may_send(&pic, 1), "two items: the item window is full");
-        assert!(s.may_send(&AckRef::Alert(9), 50_000), "alerts pass both bounds");
+        assert!(
+            !s.has_room() && !s.may_send(&pic, 1, 0, false),
+            "two items: the item window is full"
+        );
+        assert!(s.may_send(&AckRef::Alert(9), 50_000, 0, false), "alerts pass both bounds");
         s.on_ack(&[r1, r2], 1);
         assert_eq!((s.in_flight(), s.in_flight_bytes()), (0, 0));
-        assert!(s.may_send(&pic, 50_000), "one item always goes when nothing is in flight");
+        assert!(
+            s.may_send(&pic, 50_000, 0, false),
+            "one item always goes when nothing is in flight"
+        );
+    }
+
+    #[test]
+    fn the_hourly_budget_holds_reads_and_pictures_but_not_alerts_or_records() {
+        let mut s =
+            SyncState::new(Limits { budget_bytes_per_hour: 1000, ..limits(100, 1 << 20, 1000) });
+        s.on_connected(0);
+        assert!(s.may_send(&AckRef::Read(1), 900, 0, false));
+        s.on_sent(&[AckRef::Read(1)], 900, 0);
+        s.on_ack(&[AckRef::Read(1)], 10);
+        assert!(!s.may_send(&AckRef::Read(2), 200, 10, false), "900 + 200 is over the hour's 1000");
+        assert!(s.may_send(&AckRef::Read(2), 100, 10, false), "100 more fits");
+        assert!(s.may_send(&AckRef::Alert(3), 5000, 10, false), "alerts are never held");
+        assert!(s.may_send(&AckRef::ActiveUse(4), 300, 10, false), "periods of use are never held");
+        let crop = AckRef::Picture(9, PictureKind::PlateCrop);
+        assert!(s.may_send(&crop, 300, 10, true), "a requested picture is not held");
+        assert!(!s.may_send(&AckRef::Picture(1, PictureKind::PlateCrop), 300, 3_599_999, false));
+        assert!(
+            s.may_send(&AckRef::Picture(1, PictureKind::PlateCrop), 300, 3_600_000, false),
+            "an hour later"
+        );
+        assert_eq!(s.spent_last_hour(3_600_000), 0);
     }
 
     #[test]
@@ -198,7 +264,7 @@ mod tests {
         assert_eq!(s.expire(1500), 0, "progress 600 ms ago");
         assert_eq!(s.expire(1900), 1, "no progress for the timeout");
         assert_eq!(s.in_flight_bytes(), 0);
-        assert!(s.may_send(&AckRef::Read(1), 50));
+        assert!(s.may_send(&AckRef::Read(1), 50, 2000, false));
     }
 
     #[test]
@@ -214,7 +280,10 @@ mod tests {
         );
         assert_eq!(s.on_disconnected(), 4000, "the ceiling");
         s.on_connected(10);
-        assert!(s.may_send(&AckRef::Read(1), 10) && s.may_send(&AckRef::Read(2), 10));
+        assert!(
+            s.may_send(&AckRef::Read(1), 10, 10, false)
+                && s.may_send(&AckRef::Read(2), 10, 10, false)
+        );
         assert_eq!(s.on_disconnected(), 500, "a connection resets the backoff");
     }
 }

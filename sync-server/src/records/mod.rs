@@ -46,6 +46,16 @@ pub struct AlertView {
     pub seen_at: String,
 }
 
+/// What the server holds from one trailer ([`Records::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub reads: i64,
+    /// Distinct plates among the reads.
+    pub plates: i64,
+    pub alerts: i64,
+    pub pictures: i64,
+}
+
 /// Distance beyond which a trailer is at a new location, metres.
 pub const NEW_LOCATION_M: f64 = 150.0;
 
@@ -202,20 +212,22 @@ impl Records {
         Ok(())
     }
 
-    /// What the server holds from one trailer: reads, distinct plates among them, alerts. A
-    /// count, not an access: no plate leaves the database.
-    pub async fn counts(&self, trailer: &str) -> Result<(i64, i64, i64), RecordsError> {
+    /// What the server holds from one trailer: reads, distinct plates among them, alerts,
+    /// pictures. A count, not an access: no plate leaves the database.
+    pub async fn counts(&self, trailer: &str) -> Result<Counts, RecordsError> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM reads WHERE trailer_id = ?), \
              (SELECT COUNT(DISTINCT plate) FROM reads WHERE trailer_id = ?), \
-             (SELECT COUNT(*) FROM alerts WHERE trailer_id = ?)",
+             (SELECT COUNT(*) FROM alerts WHERE trailer_id = ?), \
+             (SELECT COUNT(*) FROM pictures WHERE trailer_id = ?)",
         )
+        .bind(trailer)
         .bind(trailer)
         .bind(trailer)
         .bind(trailer)
         .fetch_one(&self.pool)
         .await?;
-        Ok((r.get(0), r.get(1), r.get(2)))
+        Ok(Counts { reads: r.get(0), plates: r.get(1), alerts: r.get(2), pictures: r.get(3) })
     }
 
     /// `(topic, reason)` of the dead letters, oldest first.
