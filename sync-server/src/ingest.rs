@@ -4,7 +4,7 @@
 //! kind from the trailer the topic names. Refused messages go to the dead-letter table; they never
 //! stop the server.
 use crate::records::{Records, RecordsError, write};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use trailer_wire::{AckRef, Message, Topic, UpKind};
 
 /// A message that passed validation.
@@ -62,7 +62,7 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
 /// Applies an accepted message inside the caller's transaction. Returns what to acknowledge to
 /// the trailer once that transaction commits.
 pub async fn apply(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     a: &Accepted,
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {

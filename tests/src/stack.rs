@@ -62,6 +62,8 @@ pub struct Stack {
     pub http_port: u16,
     broker: Option<Killed>,
     server: Option<Killed>,
+    /// The server's database: empty for the embedded SQLite in the stack's directory.
+    database_url: String,
 }
 
 impl std::fmt::Debug for Stack {
@@ -73,9 +75,31 @@ impl std::fmt::Debug for Stack {
     }
 }
 
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.server = None;
+        if !self.database_url.is_empty()
+            && let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+        {
+            let _ = rt.block_on(sync_server::records::drop_scratch_postgres(&self.database_url));
+        }
+    }
+}
+
 impl Stack {
-    /// PKI, broker and server, all started and ready.
+    /// PKI, broker and server (on SQLite), all started and ready.
     pub fn start() -> anyhow::Result<Stack> {
+        Stack::start_on(String::new())
+    }
+
+    /// The same, with the server on PostgreSQL in a scratch database (dropped with the stack).
+    pub fn start_postgres() -> anyhow::Result<Stack> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let url = rt.block_on(sync_server::records::scratch_postgres("stack"))?;
+        Stack::start_on(url)
+    }
+
+    fn start_on(database_url: String) -> anyhow::Result<Stack> {
         let dir = tempfile::tempdir()?;
         let pki = dir.path().join("pki");
         run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&pki))?;
@@ -85,6 +109,7 @@ impl Stack {
             http_port: free_port(),
             broker: None,
             server: None,
+            database_url,
         };
         stack.start_broker()?;
         // The HTTP port may be taken between choosing and binding it, as the broker's may.
@@ -174,10 +199,11 @@ impl Stack {
         std::fs::write(
             path,
             format!(
-                "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\n\
+                "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
                  [http]\nlisten = \"127.0.0.1:{}\"\n",
                 self.path("server").display(),
+                self.database_url,
                 self.broker_port,
                 pki.join("ca.pem").display(),
                 pki.join("sync-server.pem").display(),
@@ -239,7 +265,11 @@ impl Stack {
 
     /// What the server holds from `trailer`, from its database.
     pub fn counts(&self, trailer: &str) -> anyhow::Result<sync_server::records::Counts> {
-        let url = format!("sqlite://{}?mode=rwc", self.path("server").join("server.db").display());
+        let url = if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.path("server").join("server.db").display())
+        } else {
+            self.database_url.clone()
+        };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             let db = sync_server::records::Records::open(&url).await?;

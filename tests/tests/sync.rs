@@ -395,3 +395,28 @@ fn a_byte_budget_holds_reads_but_not_alerts_and_pictures_wait_for_a_request() ->
     })?;
     Ok(())
 }
+
+/// The same server on PostgreSQL: a drain with the server killed and restarted in its middle
+/// stores each read and picture once, and an alert arrives.
+#[test]
+fn on_postgresql_a_drain_through_a_server_restart_stores_each_read_once() -> anyhow::Result<()> {
+    let mut stack = Stack::start_postgres()?;
+    let dir = stack.path("pg-store");
+    let n = 10_000;
+    fill(&dir, n, 2, 2)?;
+    let mut cfg = config(&stack, stack.broker_port, "pg")?;
+    cfg.max_in_flight = 16;
+    let trailer = Trailer::start("pg", &dir, cfg)?;
+    let total = (n + n / 2) as usize;
+    wait_for(60, "a third of the drain", || trailer.store.backlog_len() < total * 2 / 3)?;
+    anyhow::ensure!(!trailer.store.backlog_empty(), "the drain ended before the server was killed");
+    stack.stop_server();
+    std::thread::sleep(Duration::from_millis(300));
+    stack.start_server()?;
+    let alert = trailer.raise_alert("PGSQL01")?;
+    trailer.wait_drained(Duration::from_secs(120)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+    anyhow::ensure!(!trailer.alert_pending(alert), "the alert is acknowledged");
+    exactly(&stack, "pg", n + 1, 1)?;
+    anyhow::ensure!(stack.counts("pg")?.pictures == (n / 2) as i64, "each crop once");
+    Ok(())
+}

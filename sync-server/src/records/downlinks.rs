@@ -1,7 +1,7 @@
 //! The downlink queue: commands for trailers, sent by the server's link while unanswered, with
 //! at most a few outstanding per trailer (a hotlist of many chunks does not flood a cellular
 //! link), sent again when unanswered for a while, and kept with the trailer's answer.
-use super::{Records, RecordsError};
+use super::{Records, RecordsError, sql};
 use sqlx::Row;
 use trailer_wire::{Downlink, Message};
 
@@ -39,13 +39,15 @@ impl Records {
         build: impl FnOnce(u64) -> Downlink,
     ) -> Result<u64, RecordsError> {
         let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query(
+        let id: i64 = sqlx::query(sql(
+            self.pg,
             "INSERT INTO downlinks (trailer_id, kind, summary, frame, created_at, created_by) \
              VALUES (?, ?, ?, x'', ?, ?) RETURNING id",
-        )
+        ))
         .bind(trailer)
         .bind(kind)
         .bind(summary)
+        .bind(Vec::<u8>::new())
         .bind(now)
         .bind(actor)
         .fetch_one(&mut *tx)
@@ -53,7 +55,7 @@ impl Records {
         .get(0);
         let frame = trailer_wire::encode(&Message::Downlink(build(id as u64)))
             .map_err(|e| RecordsError::Invalid(e.to_string()))?;
-        sqlx::query("UPDATE downlinks SET frame = ? WHERE id = ?")
+        sqlx::query(sql(self.pg, "UPDATE downlinks SET frame = ? WHERE id = ?"))
             .bind(frame)
             .bind(id)
             .execute(&mut *tx)
@@ -70,10 +72,11 @@ impl Records {
         resend_ms: i64,
         window: usize,
     ) -> Result<Vec<Due>, RecordsError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sql(
+            self.pg,
             "SELECT id, trailer_id, frame, sent_at FROM downlinks WHERE answered_at IS NULL \
              ORDER BY trailer_id, id",
-        )
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::new();
@@ -93,11 +96,14 @@ impl Records {
     }
 
     pub async fn mark_downlink_sent(&self, id: u64, now: i64) -> Result<(), RecordsError> {
-        sqlx::query("UPDATE downlinks SET sent_at = ?, attempts = attempts + 1 WHERE id = ?")
-            .bind(now)
-            .bind(id as i64)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(sql(
+            self.pg,
+            "UPDATE downlinks SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+        ))
+        .bind(now)
+        .bind(id as i64)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -107,9 +113,8 @@ impl Records {
         trailer: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DownlinkView>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT id, trailer_id, kind, summary, created_by, attempts, applied, answer \
-             FROM downlinks WHERE (? IS NULL OR trailer_id = ?) ORDER BY id DESC LIMIT ?",
+        let rows = sqlx::query(sql(self.pg, "SELECT id, trailer_id, kind, summary, created_by, attempts, applied, answer \
+             FROM downlinks WHERE (CAST(? AS TEXT) IS NULL OR trailer_id = ?) ORDER BY id DESC LIMIT ?"),
         )
         .bind(trailer)
         .bind(trailer)
@@ -125,7 +130,7 @@ impl Records {
                 summary: r.get(3),
                 created_by: r.get(4),
                 attempts: r.get(5),
-                applied: r.get(6),
+                applied: r.get::<Option<i64>, _>(6).map(|a| a != 0),
                 answer: r.get(7),
             })
             .collect())

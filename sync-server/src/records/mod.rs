@@ -4,9 +4,9 @@
 //! ack is published only after it commits. Inserts are idempotent on `(trailer_id, id)`, so a
 //! message sent twice (after a lost ack, a reconnect, a restart) is stored once.
 use crate::audit::{self, Entry};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::str::FromStr;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Executor, Row};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -20,7 +20,7 @@ pub mod write;
 pub use downlinks::{DownlinkView, Due};
 
 /// A transaction on the records; ingestion's writes ([`write`]) run inside one.
-pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 #[derive(Debug, Error)]
 pub enum RecordsError {
@@ -69,7 +69,10 @@ pub struct Purged {
 
 #[derive(Debug, Clone)]
 pub struct Records {
-    pool: SqlitePool,
+    pool: AnyPool,
+    /// PostgreSQL (else the embedded SQLite): the queries are written once, with `?`
+    /// placeholders, and [`sql`] numbers them for PostgreSQL.
+    pg: bool,
     /// Audit appends are serialised: each entry chains to the one before it.
     audit_lock: Arc<Mutex<()>>,
 }
@@ -121,9 +124,12 @@ pub fn iso_time(ms: i64) -> String {
 }
 
 impl Records {
+    /// Opens the records at `url`: `sqlite://PATH?mode=rwc` (embedded; WAL, synchronous FULL)
+    /// or `postgres://…`. Runs the migrations of that database.
     pub async fn open(url: &str) -> Result<Records, RecordsError> {
-        let err =
-            |e: sqlx::Error| RecordsError::Open { url: url.to_string(), reason: e.to_string() };
+        let err = |e: sqlx::Error| RecordsError::Open { url: redact(url), reason: e.to_string() };
+        sqlx::any::install_default_drivers();
+        let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
         if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(file).parent() {
@@ -132,19 +138,33 @@ impl Records {
                     reason: e.to_string(),
                 })?;
             }
+        } else if !pg {
+            return Err(RecordsError::Open {
+                url: redact(url),
+                reason: "use sqlite://PATH?mode=rwc or postgres://USER@HOST/DB".into(),
+            });
         }
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let pool =
-            SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
+        let mut options = AnyPoolOptions::new().max_connections(if pg { 8 } else { 4 });
+        if !pg {
+            options = options.after_connect(|c: &mut AnyConnection, _| {
+                Box::pin(async move {
+                    c.execute("PRAGMA journal_mode = WAL").await?;
+                    c.execute("PRAGMA synchronous = FULL").await?;
+                    c.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await.map_err(err)?;
         // Another process (the server, a CLI) may hold the write lock for a moment.
         let mut attempt = 0;
         loop {
-            match sqlx::migrate!("./migrations").run(&pool).await {
+            let run = if pg {
+                sqlx::migrate!("./migrations/postgres").run(&pool).await
+            } else {
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await
+            };
+            match run {
                 Ok(()) => break,
                 Err(e) if attempt < 20 && e.to_string().contains("locked") => {
                     attempt += 1;
@@ -153,7 +173,7 @@ impl Records {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Records { pool, audit_lock: Arc::new(Mutex::new(())) })
+        Ok(Records { pool, pg, audit_lock: Arc::new(Mutex::new(())) })
     }
 
     /// Opens a transaction: a batch of ingested messages is written in one and committed once.
@@ -167,9 +187,8 @@ impl Records {
 
     /// Latest health per trailer as JSON objects (status, not data: no plate or read).
     pub async fn health(&self) -> Result<Vec<serde_json::Value>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT trailer_id, reported_at, camera, fix, disk_used_pm, storage_full, backlog_items, last_read, \
-             dropped_frames, software_version, store_repairs FROM trailer_health ORDER BY trailer_id",
+        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, reported_at, camera, fix, disk_used_pm, storage_full, backlog_items, last_read, \
+             dropped_frames, software_version, store_repairs FROM trailer_health ORDER BY trailer_id"),
         )
         .fetch_all(&self.pool)
         .await?;
@@ -182,7 +201,7 @@ impl Records {
                     "camera": r.get::<String, _>(2),
                     "gps_fix": r.get::<String, _>(3),
                     "disk_used_pct": r.get::<i64, _>(4) as f64 / 10.0,
-                    "storage_full": r.get::<bool, _>(5),
+                    "storage_full": r.get::<i64, _>(5) != 0,
                     "backlog_items": r.get::<i64, _>(6),
                     "last_read": r.get::<Option<i64>, _>(7).map(iso_time),
                     "dropped_frames": r.get::<i64, _>(8),
@@ -200,9 +219,10 @@ impl Records {
         payload: &[u8],
         now: i64,
     ) -> Result<(), RecordsError> {
-        sqlx::query(
+        sqlx::query(sql(
+            self.pg,
             "INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)",
-        )
+        ))
         .bind(now)
         .bind(topic)
         .bind(reason)
@@ -215,12 +235,13 @@ impl Records {
     /// What the server holds from one trailer: reads, distinct plates among them, alerts,
     /// pictures. A count, not an access: no plate leaves the database.
     pub async fn counts(&self, trailer: &str) -> Result<Counts, RecordsError> {
-        let r = sqlx::query(
+        let r = sqlx::query(sql(
+            self.pg,
             "SELECT (SELECT COUNT(*) FROM reads WHERE trailer_id = ?), \
              (SELECT COUNT(DISTINCT plate) FROM reads WHERE trailer_id = ?), \
              (SELECT COUNT(*) FROM alerts WHERE trailer_id = ?), \
              (SELECT COUNT(*) FROM pictures WHERE trailer_id = ?)",
-        )
+        ))
         .bind(trailer)
         .bind(trailer)
         .bind(trailer)
@@ -232,7 +253,7 @@ impl Records {
 
     /// `(topic, reason)` of the dead letters, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<(String, String)>, RecordsError> {
-        let rows = sqlx::query("SELECT topic, reason FROM dead_letters ORDER BY id")
+        let rows = sqlx::query(sql(self.pg, "SELECT topic, reason FROM dead_letters ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -240,9 +261,8 @@ impl Records {
 
     /// Reads, newest first, for an authorised and audited request.
     pub async fn list_reads(&self, limit: i64) -> Result<Vec<ReadView>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
-             FROM reads ORDER BY best_seen DESC, read_id DESC LIMIT ?",
+        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
+             FROM reads ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -257,17 +277,16 @@ impl Records {
                 seen_at: iso_time(r.get(4)),
                 lat: r.get(5),
                 lon: r.get(6),
-                has_plate_crop: r.get(7),
-                has_context: r.get(8),
+                has_plate_crop: r.get::<i64, _>(7) != 0,
+                has_context: r.get::<i64, _>(8) != 0,
             })
             .collect())
     }
 
     /// Alerts, newest first: (trailer, plate, list, category, case number, seen at).
     pub async fn list_alerts(&self, limit: i64) -> Result<Vec<AlertView>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT trailer_id, alert_id, plate, list_name, category, case_number, seen_at FROM alerts \
-             ORDER BY seen_at DESC LIMIT ?",
+        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, alert_id, plate, list_name, category, case_number, seen_at FROM alerts \
+             ORDER BY seen_at DESC LIMIT ?"),
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -289,10 +308,11 @@ impl Records {
     /// The public list of reader locations: current and previous, with dates, except those
     /// marked security information.
     pub async fn public_locations(&self) -> Result<Vec<PublicLocation>, RecordsError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sql(
+            self.pg,
             "SELECT trailer_id, place, lat, lon, first_ms, last_ms, current FROM locations \
              WHERE security = 0 ORDER BY trailer_id, first_ms",
-        )
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -325,7 +345,8 @@ impl Records {
             let mut tx = self.pool.begin().await?;
             let pictures = delete_batch(
                 &mut tx,
-                "DELETE FROM pictures WHERE rowid IN (SELECT p.rowid FROM pictures p \
+                "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
+                 (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
                  JOIN reads r ON r.trailer_id = p.trailer_id AND r.read_id = p.read_id \
                  WHERE r.first_seen < ? LIMIT ?)",
                 cutoff,
@@ -335,8 +356,8 @@ impl Records {
             let reads = if pictures < BATCH as u64 {
                 delete_batch(
                     &mut tx,
-                    "DELETE FROM reads WHERE rowid IN \
-                     (SELECT rowid FROM reads WHERE first_seen < ? LIMIT ?)",
+                    "DELETE FROM reads WHERE (trailer_id, read_id) IN \
+                     (SELECT trailer_id, read_id FROM reads WHERE first_seen < ? LIMIT ?)",
                     cutoff,
                 )
                 .await?
@@ -345,7 +366,8 @@ impl Records {
             };
             let orphans = delete_batch(
                 &mut tx,
-                "DELETE FROM pictures WHERE rowid IN (SELECT p.rowid FROM pictures p \
+                "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
+                 (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
                  WHERE p.received_at < ? AND NOT EXISTS (SELECT 1 FROM reads r \
                  WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id) LIMIT ?)",
                 cutoff,
@@ -353,8 +375,8 @@ impl Records {
             .await?;
             let alerts = delete_batch(
                 &mut tx,
-                "DELETE FROM alerts WHERE rowid IN \
-                 (SELECT rowid FROM alerts WHERE seen_at < ? LIMIT ?)",
+                "DELETE FROM alerts WHERE (trailer_id, alert_id) IN \
+                 (SELECT trailer_id, alert_id FROM alerts WHERE seen_at < ? LIMIT ?)",
                 cutoff,
             )
             .await?;
@@ -396,18 +418,25 @@ impl Records {
         // would read first and then fail at once (SQLITE_BUSY_SNAPSHOT) if another process (the
         // server, a CLI) appended meanwhile; with the lock taken first, SQLite's busy timeout
         // simply waits its turn, and no two entries can chain to the same head.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut tx = if self.pg {
+            let mut tx = self.pool.begin().await?;
+            // Serialises appends across processes for the rest of the transaction.
+            sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(1324)")).execute(&mut *tx).await?;
+            tx
+        } else {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        };
+        let last =
+            sqlx::query(sql(self.pg, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+                .fetch_optional(&mut *tx)
+                .await?;
         let (seq, prev) = match last {
             Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
             None => (1, audit::GENESIS.to_string()),
         };
         let hash = audit::chain_hash(&prev, seq, e);
-        sqlx::query(
-            "INSERT INTO audit (seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        sqlx::query(sql(self.pg, "INSERT INTO audit (seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         )
         .bind(seq)
         .bind(e.at)
@@ -427,9 +456,8 @@ impl Records {
 
     /// Checks the whole chain. `Ok(n)` with the number of entries, or the first broken entry.
     pub async fn audit_verify(&self) -> Result<Result<i64, String>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash \
-             FROM audit ORDER BY seq",
+        let rows = sqlx::query(sql(self.pg, "SELECT seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash \
+             FROM audit ORDER BY seq"),
         )
         .fetch_all(&self.pool)
         .await?;
@@ -458,8 +486,88 @@ impl Records {
         Ok(Ok(rows.len() as i64))
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether the records are on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg
+    }
+}
+
+/// Scratch PostgreSQL databases for tests and benchmarks: made on the server at
+/// `TRAILER_PG_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped
+/// by [`drop_scratch_postgres`].
+pub async fn scratch_postgres(hint: &str) -> Result<String, RecordsError> {
+    use sqlx::Connection;
+    let admin = std::env::var("TRAILER_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let err = |e: sqlx::Error| RecordsError::Open { url: redact(&admin), reason: e.to_string() };
+    let mut c = sqlx::PgConnection::connect(&admin).await.map_err(err)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name: String = format!("trailer_{hint}_{}_{stamp}", std::process::id())
+        .chars()
+        .map(|ch| if ch.is_ascii_alphanumeric() { ch.to_ascii_lowercase() } else { '_' })
+        .collect();
+    c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.map_err(err)?;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops a database made by [`scratch_postgres`].
+pub async fn drop_scratch_postgres(url: &str) -> Result<(), RecordsError> {
+    use sqlx::Connection;
+    let Some((base, name)) = url.rsplit_once('/') else { return Ok(()) };
+    if !name.starts_with("trailer_") {
+        return Ok(());
+    }
+    let admin = format!("{base}/postgres");
+    let err = |e: sqlx::Error| RecordsError::Open { url: redact(&admin), reason: e.to_string() };
+    let mut c = sqlx::PgConnection::connect(&admin).await.map_err(err)?;
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    c.execute(sqlx::AssertSqlSafe(drop)).await.map_err(err)?;
+    Ok(())
+}
+
+/// A query written with `?` placeholders, numbered `$1, $2, …` for PostgreSQL.
+pub fn sql(pg: bool, text: &'static str) -> sqlx::AssertSqlSafe<String> {
+    if !pg {
+        return sqlx::AssertSqlSafe(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut n = 0;
+    for ch in text.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    sqlx::AssertSqlSafe(out)
+}
+
+/// Whether a connection is to PostgreSQL.
+pub fn is_pg(c: &AnyConnection) -> bool {
+    c.backend_name() == "PostgreSQL"
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &cred[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -467,12 +575,9 @@ impl Records {
 const BATCH: i64 = 5_000;
 
 /// Runs one of retention's batch deletes (`?` the cutoff, then the batch size); rows deleted.
-async fn delete_batch(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    sql: &'static str,
-    cutoff: i64,
-) -> Result<u64, RecordsError> {
-    let done = sqlx::query(sql).bind(cutoff).bind(BATCH).execute(&mut **tx).await?;
+async fn delete_batch(tx: &mut Tx, text: &'static str, cutoff: i64) -> Result<u64, RecordsError> {
+    let pg = is_pg(tx);
+    let done = sqlx::query(sql(pg, text)).bind(cutoff).bind(BATCH).execute(&mut **tx).await?;
     Ok(done.rows_affected())
 }
 
@@ -483,10 +588,21 @@ mod tests {
 
     /// Two processes (here: two pools) appending to one audit trail at once: every entry lands,
     /// chained, none fails with "database is locked".
+    /// The test runs on the embedded SQLite and on a scratch PostgreSQL database.
+    async fn on_both<F: std::future::Future<Output = ()>>(name: &str, test: impl Fn(String) -> F) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        test(format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await;
+        let pg = scratch_postgres(name).await.expect("PostgreSQL for tests (TRAILER_PG_ADMIN_URL)");
+        test(pg.clone()).await;
+        drop_scratch_postgres(&pg).await.expect("drop the scratch database");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_audit_appends_from_two_processes_chain_cleanly() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+        on_both("audit", concurrent_audit).await;
+    }
+
+    async fn concurrent_audit(url: String) {
         let a = Records::open(&url).await.expect("open a");
         let b = Records::open(&url).await.expect("open b");
         let entry = |actor: &str| Entry {
@@ -546,9 +662,11 @@ mod tests {
     /// location history stay; the destruction is counted in the audit trail, which verifies.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retention_destroys_what_is_past_its_days_and_audits_the_counts() {
+        on_both("retention", retention).await;
+    }
+
+    async fn retention(url: String) {
         const DAY: i64 = 86_400_000;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
         let db = Records::open(&url).await.expect("open");
         let now = 20_000 * DAY;
         let (old, young) = (now - 61 * DAY, now - 59 * DAY);

@@ -2,24 +2,28 @@
 //! server commits a whole batch of messages at once and acknowledges them after the commit.
 //! Every insert is idempotent on the trailer's own ids.
 use super::{NEW_LOCATION_M, RecordsError, distance_m, fix_name, picture_kind};
-use sqlx::{Row, SqliteConnection};
+use super::{is_pg, sql};
+use sqlx::AnyConnection;
+use sqlx::Row;
 use trailer_wire::{AckRef, ActiveUse, PictureKind, ReadMeta};
 
 /// Stores a batch of reads; returns the acks for all of them (new or already stored).
 pub async fn reads(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     trailer: &str,
     reads: &[ReadMeta],
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
+    let pg = is_pg(c);
     let mut acks = Vec::with_capacity(reads.len());
     for r in reads {
-        sqlx::query(
+        sqlx::query(sql(
+            pg,
             "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, first_seen, \
              best_seen, lat, lon, fix, plate_box, has_crop, has_context, received_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (trailer_id, read_id) DO NOTHING",
-        )
+        ))
         .bind(trailer)
         .bind(r.read_id as i64)
         .bind(&r.camera_id)
@@ -31,8 +35,8 @@ pub async fn reads(
         .bind(r.position.lon())
         .bind(fix_name(r.position.fix))
         .bind(format!("{:?}", r.plate_box))
-        .bind(r.pictures.plate_crop)
-        .bind(r.pictures.context)
+        .bind(i64::from(r.pictures.plate_crop))
+        .bind(i64::from(r.pictures.context))
         .bind(now)
         .execute(&mut *c)
         .await?;
@@ -47,16 +51,16 @@ pub async fn reads(
 /// Stores a hotlist hit (and its read, which the alert carries so it can overtake the
 /// backlog). Returns whether it was new.
 pub async fn alert(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     trailer: &str,
     a: &trailer_wire::Alert,
     now: i64,
 ) -> Result<bool, RecordsError> {
+    let pg = is_pg(c);
     reads(c, trailer, std::slice::from_ref(&a.read), now).await?;
-    let done = sqlx::query(
-        "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
+    let done = sqlx::query(sql(pg, "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
          case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (trailer_id, alert_id) DO NOTHING",
+         ON CONFLICT (trailer_id, alert_id) DO NOTHING"),
     )
     .bind(trailer)
     .bind(a.alert_id as i64)
@@ -74,16 +78,16 @@ pub async fn alert(
 }
 
 pub async fn picture(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     trailer: &str,
     read_id: u64,
     kind: PictureKind,
     jpeg: &[u8],
     now: i64,
 ) -> Result<AckRef, RecordsError> {
-    sqlx::query(
-        "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (trailer_id, read_id, kind) DO NOTHING",
+    let pg = is_pg(c);
+    sqlx::query(sql(pg, "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (trailer_id, read_id, kind) DO NOTHING"),
     )
     .bind(trailer)
     .bind(read_id as i64)
@@ -97,16 +101,16 @@ pub async fn picture(
 
 /// Stores an active-use period; a closing update replaces the open record.
 pub async fn usage(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     trailer: &str,
     u: &ActiveUse,
 ) -> Result<AckRef, RecordsError> {
-    sqlx::query(
-        "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, start_reason, end_reason, lat, lon, lists) \
+    let pg = is_pg(c);
+    sqlx::query(sql(pg, "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, start_reason, end_reason, lat, lon, lists) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (trailer_id, period_id) DO UPDATE SET \
          end_ms = COALESCE(excluded.end_ms, usage_periods.end_ms), \
-         end_reason = COALESCE(excluded.end_reason, usage_periods.end_reason)",
+         end_reason = COALESCE(excluded.end_reason, usage_periods.end_reason)"),
     )
     .bind(trailer)
     .bind(u.period_id as i64)
@@ -124,12 +128,9 @@ pub async fn usage(
 }
 
 /// Keeps the newest health report per trailer (an older one arriving late is ignored).
-pub async fn health(
-    c: &mut SqliteConnection,
-    h: &trailer_wire::Health,
-) -> Result<(), RecordsError> {
-    sqlx::query(
-        "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
+pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(), RecordsError> {
+    let pg = is_pg(c);
+    sqlx::query(sql(pg, "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
          storage_full, store_repairs, backlog_items, last_read, dropped_frames, software_version) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (trailer_id) DO UPDATE SET reported_at = excluded.reported_at, camera = excluded.camera, \
@@ -138,7 +139,7 @@ pub async fn health(
          backlog_items = excluded.backlog_items, \
          last_read = excluded.last_read, dropped_frames = excluded.dropped_frames, \
          software_version = excluded.software_version \
-         WHERE excluded.reported_at >= trailer_health.reported_at",
+         WHERE excluded.reported_at >= trailer_health.reported_at"),
     )
     .bind(&h.trailer_id)
     .bind(h.time)
@@ -147,7 +148,7 @@ pub async fn health(
     .bind(h.position.lon())
     .bind(fix_name(h.position.fix))
     .bind(i64::from(h.disk_used_pm))
-    .bind(h.storage_full)
+    .bind(i64::from(h.storage_full))
     .bind(i64::from(h.store_repairs))
     .bind(i64::from(h.backlog_items))
     .bind(h.last_read)
@@ -159,19 +160,19 @@ pub async fn health(
 }
 
 pub async fn status(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     trailer: &str,
     online: bool,
     at: i64,
     version: &str,
 ) -> Result<(), RecordsError> {
-    sqlx::query(
-        "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
+    let pg = is_pg(c);
+    sqlx::query(sql(pg, "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
          ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
-         last_change = excluded.last_change, software_version = excluded.software_version",
+         last_change = excluded.last_change, software_version = excluded.software_version"),
     )
     .bind(trailer)
-    .bind(online)
+    .bind(i64::from(online))
     .bind(at)
     .bind(version)
     .execute(&mut *c)
@@ -182,21 +183,30 @@ pub async fn status(
 /// Records that `trailer` stood at (lat, lon) at `at`: extends its current location, or — if it
 /// moved more than [`NEW_LOCATION_M`] — closes that one and opens a new one.
 async fn note_location(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     trailer: &str,
     lat: f64,
     lon: f64,
     at: i64,
 ) -> Result<(), RecordsError> {
-    let current =
-        sqlx::query("SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1")
-            .bind(trailer)
-            .fetch_optional(&mut *c)
-            .await?;
+    let pg = is_pg(c);
+    let current = sqlx::query(sql(
+        pg,
+        "SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1",
+    ))
+    .bind(trailer)
+    .fetch_optional(&mut *c)
+    .await?;
     if let Some(row) = &current {
         let (id, clat, clon): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
         if distance_m(clat, clon, lat, lon) <= NEW_LOCATION_M {
-            sqlx::query("UPDATE locations SET first_ms = MIN(first_ms, ?), last_ms = MAX(last_ms, ?) WHERE id = ?")
+            sqlx::query(sql(
+                pg,
+                "UPDATE locations SET first_ms = CASE WHEN first_ms < ? THEN first_ms ELSE ? END, \
+             last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ?",
+            ))
+            .bind(at)
+            .bind(at)
             .bind(at)
             .bind(at)
             .bind(id)
@@ -204,14 +214,15 @@ async fn note_location(
             .await?;
             return Ok(());
         }
-        sqlx::query("UPDATE locations SET current = 0 WHERE id = ?")
+        sqlx::query(sql(pg, "UPDATE locations SET current = 0 WHERE id = ?"))
             .bind(id)
             .execute(&mut *c)
             .await?;
     }
-    sqlx::query(
+    sqlx::query(sql(
+        pg,
         "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)",
-    )
+    ))
     .bind(trailer)
     .bind(lat)
     .bind(lon)
@@ -224,17 +235,19 @@ async fn note_location(
 
 /// Records a trailer's answer to a downlink (only a downlink addressed to that trailer).
 pub async fn downlink_answer(
-    c: &mut SqliteConnection,
+    c: &mut AnyConnection,
     trailer: &str,
     a: &trailer_wire::DownlinkAck,
     now: i64,
 ) -> Result<AckRef, RecordsError> {
-    sqlx::query(
+    let pg = is_pg(c);
+    sqlx::query(sql(
+        pg,
         "UPDATE downlinks SET answered_at = ?, applied = ?, answer = ? \
          WHERE id = ? AND trailer_id = ? AND answered_at IS NULL",
-    )
+    ))
     .bind(now)
-    .bind(a.applied)
+    .bind(i64::from(a.applied))
     .bind(&a.reason)
     .bind(a.downlink_id as i64)
     .bind(trailer)
