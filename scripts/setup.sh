@@ -20,7 +20,7 @@ packages=(
   libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-plugins-ugly gstreamer1.0-tools
-  mosquitto mosquitto-clients openssl ca-certificates fonts-dejavu-core
+  mosquitto mosquitto-clients openssl ca-certificates fonts-dejavu-core postgresql
   python3 python3-pip python3-venv curl procps systemd
 )
 missing=()
@@ -36,6 +36,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=900 update -qq
   apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- PostgreSQL for the server's tests and benchmarks ----------------------------------------
+# The tests make scratch databases as the role trailer_test (password auth over TCP, which a
+# stock Debian pg_hba.conf allows); the server itself defaults to its embedded SQLite.
+if [ "$(id -u)" -eq 0 ] && command -v pg_isready >/dev/null 2>&1; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    say "starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql/*/main >/dev/null 2>&1; then
+      for v in /etc/postgresql/*/main; do v=${v#/etc/postgresql/}; pg_ctlcluster "${v%/main}" main start || true; done
+    else
+      service postgresql start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  if pg_isready -q -h 127.0.0.1 -p 5432 && \
+     [ "$(runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_roles WHERE rolname='trailer_test'" 2>/dev/null)" != 1 ]; then
+    say "creating the PostgreSQL role trailer_test (scratch databases for the tests)"
+    runuser -u postgres -- psql -q -c "CREATE ROLE trailer_test LOGIN CREATEDB PASSWORD 'trailer_test'"
+  fi
 fi
 
 # --- 2. Rust toolchain -------------------------------------------------------------------------

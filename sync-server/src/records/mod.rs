@@ -497,12 +497,13 @@ impl Records {
 }
 
 /// Scratch PostgreSQL databases for tests and benchmarks: made on the server at
-/// `TRAILER_PG_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped
-/// by [`drop_scratch_postgres`].
+/// `TRAILER_PG_ADMIN_URL` (default: the role `scripts/setup.sh` creates,
+/// `postgres://trailer_test:trailer_test@127.0.0.1:5432/postgres`), dropped by
+/// [`drop_scratch_postgres`].
 pub async fn scratch_postgres(hint: &str) -> Result<String, RecordsError> {
     use sqlx::Connection;
     let admin = std::env::var("TRAILER_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        .unwrap_or_else(|_| "postgres://trailer_test:trailer_test@127.0.0.1:5432/postgres".into());
     let err = |e: sqlx::Error| RecordsError::Open { url: redact(&admin), reason: e.to_string() };
     let mut c = sqlx::PgConnection::connect(&admin).await.map_err(err)?;
     let stamp = std::time::SystemTime::now()

@@ -4,7 +4,7 @@
 //! - `ingest_reads_per_s`: reads (metadata and a 3 KB plate crop each) committed and acknowledged
 //!   end to end per second, four trailers draining at once into the embedded store;
 //! - `ingest_reads_per_s_postgres`: the same into PostgreSQL (a scratch database on the server
-//!   at `TRAILER_PG_ADMIN_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`);
+//!   at `TRAILER_PG_ADMIN_URL`, default `postgres://trailer_test:trailer_test@127.0.0.1:5432/postgres`);
 //! - `drain_100k_s`: one trailer's backlog of 100,000 reads with crops, over loopback;
 //! - `alert_during_drain_ms`: an alert raised in the middle of that drain, until its ack is back
 //!   at the trailer (so at most this long until the server had it);
