@@ -303,6 +303,33 @@ impl Config {
         Ok(config)
     }
 
+    /// A configuration from TOML text, validated (a remote change arrives as text).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Why `new` may not replace this configuration from afar, if it may not: the trailer's
+    /// identity, its store and its link to the server change only on the trailer itself, so a
+    /// remote change can never cut it off.
+    pub fn remote_change_refused(&self, new: &Config) -> Option<String> {
+        let (a, b) = (&self.sync, &new.sync);
+        let fixed = [
+            ("trailer.id", self.trailer.id != new.trailer.id),
+            ("trailer.data_dir", self.trailer.data_dir != new.trailer.data_dir),
+            ("sync.broker_host", a.broker_host != b.broker_host),
+            ("sync.broker_port", a.broker_port != b.broker_port),
+            ("sync.ca_file", a.ca_file != b.ca_file),
+            ("sync.cert_file", a.cert_file != b.cert_file),
+            ("sync.key_file", a.key_file != b.key_file),
+        ];
+        let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect();
+        (!changed.is_empty())
+            .then(|| format!("{} can be changed only on the trailer itself", changed.join(", ")))
+    }
+
     pub fn default_toml() -> String {
         toml::to_string_pretty(&Config::default()).unwrap_or_default()
     }

@@ -69,7 +69,11 @@ pub fn open_store(config: &Config, clock: SharedClock) -> Result<Store, DaemonEr
 
 /// Runs the appliance until `shutdown` turns true, or — for a file source — until the video ended
 /// and the outbox drained (or its drain timeout passed).
-pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+    remote: crate::sync::downlink::Remote,
+) -> Result<(), DaemonError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let store = open_store(&config, clock.clone())?;
     let report = store.check()?;
@@ -150,8 +154,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     } else {
         let (cfg, id, st, w) =
             (config.sync.clone(), config.trailer.id.clone(), store.clone(), wake.clone());
-        let o_as_zero = config.engine.us_o_as_zero;
-        Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health.clone(), o_as_zero)))
+        let remote = crate::sync::downlink::Remote {
+            us_o_as_zero: config.engine.us_o_as_zero,
+            config: Some(config.clone()),
+            ..remote
+        };
+        Some(tokio::spawn(run_link(cfg, id, st, w, link_stop_rx, health.clone(), remote)))
     };
     let retention =
         store.spawn_retention(Duration::from_secs(config.store.purge_interval_s.max(1)))?;

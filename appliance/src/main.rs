@@ -66,9 +66,9 @@ fn main() -> anyhow::Result<()> {
             print!("{}", Config::default_toml());
             Ok(())
         }
-        Command::Run { config } => {
+        Command::Run { config: config_file } => {
             init_logging();
-            let config = Config::load(&config)?;
+            let config = Config::load(&config_file)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -77,9 +77,18 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(async {
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 let deadline = std::time::Duration::from_secs(config.trailer.stop_deadline_s);
+                let restart = std::sync::Arc::new(tokio::sync::Notify::new());
+                let remote = appliance::sync::downlink::Remote {
+                    config_file: Some(config_file.clone()),
+                    restart: Some(restart.clone()),
+                    ..Default::default()
+                };
                 tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("stop requested");
+                    tokio::select! {
+                        _ = wait_for_signal() => tracing::info!("stop requested"),
+                        // systemd (Restart=always) starts the appliance again on the new file.
+                        _ = restart.notified() => tracing::info!("stopping to restart on the new configuration"),
+                    }
                     let _ = tx.send(true);
                     // A plain thread: it must fire even if the runtime itself is stuck.
                     std::thread::spawn(move || {
@@ -92,7 +101,7 @@ fn main() -> anyhow::Result<()> {
                         std::process::exit(1);
                     });
                 });
-                appliance::run(config, rx).await
+                appliance::run(config, rx, remote).await
             })?;
             Ok(())
         }

@@ -59,11 +59,28 @@ pub async fn queue_hotlist(
 /// What else an operator can send a trailer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    PlaceHold { hold_id: u64, kind: HoldKind, case_number: String, read_ids: Vec<u64> },
-    ReleaseHold { hold_id: u64 },
-    AcpAdd { digests: Vec<[u8; 32]> },
+    PlaceHold {
+        hold_id: u64,
+        kind: HoldKind,
+        case_number: String,
+        read_ids: Vec<u64>,
+    },
+    ReleaseHold {
+        hold_id: u64,
+    },
+    AcpAdd {
+        digests: Vec<[u8; 32]>,
+    },
     SendHealth,
-    SendPicture { read_id: u64, kind: PictureKind },
+    SendPicture {
+        read_id: u64,
+        kind: PictureKind,
+    },
+    /// A whole appliance configuration (TOML); the trailer refuses changes to its identity, its
+    /// store and its link, writes the rest and restarts on it.
+    Config {
+        toml: String,
+    },
 }
 
 impl Command {
@@ -74,6 +91,7 @@ impl Command {
             Command::AcpAdd { .. } => "acp.add",
             Command::SendHealth => "send_health",
             Command::SendPicture { .. } => "send_picture",
+            Command::Config { .. } => "config",
         }
     }
 
@@ -92,6 +110,14 @@ impl Command {
             Command::SendPicture { read_id, kind } => {
                 format!("send the {kind:?} of read {read_id}")
             }
+            Command::Config { toml } => {
+                let digest = Sha256::digest(toml.as_bytes());
+                format!(
+                    "configuration ({} bytes, sha256 {})",
+                    toml.len(),
+                    hex::encode(&digest[..6])
+                )
+            }
         }
     }
 
@@ -109,6 +135,7 @@ impl Command {
             Command::SendPicture { read_id, kind } => {
                 Downlink::SendPicture { downlink_id, read_id, kind }
             }
+            Command::Config { toml } => Downlink::Config { downlink_id, toml },
         }
     }
 }

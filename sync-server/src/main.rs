@@ -175,6 +175,14 @@ enum DownlinkCommand {
         #[arg(long)]
         context: bool,
     },
+    /// A new appliance configuration (a whole TOML file, as `appliance print-default-config`
+    /// writes it): the trailer refuses changes to its id, data directory or link settings,
+    /// writes the rest over its file (keeping FILE.previous) and restarts on it.
+    Config {
+        #[arg(long = "trailer", required = true)]
+        trailers: Vec<String>,
+        file: PathBuf,
+    },
     /// The downlinks sent, newest first, with each trailer's answer.
     List {
         #[arg(long)]
@@ -285,6 +293,17 @@ fn downlink(config: &Path, command: DownlinkCommand) -> anyhow::Result<()> {
             let kind = if context { PictureKind::Context } else { PictureKind::PlateCrop };
             let cmd = C::SendPicture { read_id: read, kind };
             queue_for(config, &[trailer], cmd, "downlink.picture", "picture on request", "")
+        }
+        DownlinkCommand::Config { trailers, file } => {
+            let toml = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            anyhow::ensure!(
+                toml.len() < 512 * 1024,
+                "{} is too large for a configuration",
+                file.display()
+            );
+            let cmd = C::Config { toml };
+            queue_for(config, &trailers, cmd, "downlink.config", "configuration", "")
         }
         DownlinkCommand::List { trailer, limit, json } => {
             let rows = with_records(config, async |r: &Records| {

@@ -117,9 +117,15 @@ impl Trailer {
                     return;
                 }
             };
-            if let Err(e) =
-                rt.block_on(appliance::sync::run_link(cfg, t, s, w, stop_rx, health, false))
-            {
+            if let Err(e) = rt.block_on(appliance::sync::run_link(
+                cfg,
+                t,
+                s,
+                w,
+                stop_rx,
+                health,
+                Default::default(),
+            )) {
                 eprintln!("trailer link: {e}");
             }
         });

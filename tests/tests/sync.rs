@@ -420,3 +420,103 @@ fn on_postgresql_a_drain_through_a_server_restart_stores_each_read_once() -> any
     anyhow::ensure!(stack.counts("pg")?.pictures == (n / 2) as i64, "each crop once");
     Ok(())
 }
+
+/// `sync-server downlink config`: a valid change is written over the appliance's file (the old
+/// one kept) and the appliance stops so that systemd starts it on the new one; a change to the
+/// trailer's identity, or a broken file, is refused with the reason and changes nothing.
+#[test]
+fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused()
+-> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let (cert, key) = stack.issue("conf")?;
+    let config = stack.path("conf.toml");
+    let original = format!(
+        "[trailer]\nid = \"conf\"\ndata_dir = \"{}\"\n[capture]\nsource = \"rtsp://127.0.0.1:{}/none\"\n\
+         [sync]\nbroker_host = \"localhost\"\nbroker_port = {}\nca_file = \"{}\"\ncert_file = \"{}\"\n\
+         key_file = \"{}\"\n",
+        stack.path("conf-store").display(),
+        free_port(),
+        stack.broker_port,
+        stack.pki().join("ca.pem").display(),
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&config, &original)?;
+    let start = |n: u32| -> anyhow::Result<std::process::Child> {
+        Ok(Command::new(bin("appliance"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(stack.path(&format!("conf-{n}.log")))?)
+            .spawn()?)
+    };
+    let downlink = |args: &[&str]| -> anyhow::Result<String> {
+        let out = e2e_tests::stack::run_ok(
+            Command::new(bin("sync-server"))
+                .args(["downlink", "--config"])
+                .arg(stack.server_config())
+                .args(args),
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let answers = || -> Vec<serde_json::Value> {
+        downlink(&["list", "--json"])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let mut app = start(1)?;
+    let changed = format!("{original}budget_bytes_per_hour = 123456\n");
+    let file = stack.path("changed.toml");
+    std::fs::write(&file, &changed)?;
+    downlink(&["config", "--trailer", "conf", &file.display().to_string()])?;
+    let mut exited = None;
+    wait_for(60, "the appliance to stop for its restart", || {
+        exited = app.try_wait().ok().flatten();
+        exited.is_some()
+    })?;
+    anyhow::ensure!(exited.is_some_and(|s| s.success()), "a clean stop: {exited:?}");
+    anyhow::ensure!(std::fs::read_to_string(&config)? == changed, "the new file is in place");
+    anyhow::ensure!(
+        std::fs::read_to_string(stack.path("conf.toml.previous"))? == original,
+        "the old one is kept"
+    );
+    // Started again (systemd would), on the new file; the answer reaches the server.
+    let mut app = start(2)?;
+    wait_for(60, "the answer", || {
+        answers().first().is_some_and(|d| d["applied"] == serde_json::json!(true))
+    })?;
+    let first = answers();
+    let text = first[0]["answer"].as_str().unwrap_or("");
+    anyhow::ensure!(text.contains("restarting to apply it"), "{text}");
+
+    // Unsafe and broken changes are refused; the appliance keeps running.
+    std::fs::write(&file, changed.replace("id = \"conf\"", "id = \"other\""))?;
+    downlink(&["config", "--trailer", "conf", &file.display().to_string()])?;
+    std::fs::write(&file, "[sync\nbroken")?;
+    downlink(&["config", "--trailer", "conf", &file.display().to_string()])?;
+    wait_for(60, "both refusals", || {
+        let a = answers();
+        a.len() == 3 && a.iter().all(|d| !d["applied"].is_null())
+    })?;
+    let a = answers();
+    let why = |i: usize| a[i]["answer"].as_str().unwrap_or("").to_string();
+    anyhow::ensure!(
+        a[0]["applied"] == serde_json::json!(false) && why(0).contains("refused"),
+        "{}",
+        why(0)
+    );
+    anyhow::ensure!(
+        a[1]["applied"] == serde_json::json!(false)
+            && why(1).contains("trailer.id can be changed only on the trailer itself"),
+        "{}",
+        why(1)
+    );
+    anyhow::ensure!(app.try_wait()?.is_none(), "refusals do not stop the appliance");
+    anyhow::ensure!(std::fs::read_to_string(&config)? == changed, "the file is unchanged");
+    let _ = nix_term(&app);
+    let _ = app.wait();
+    Ok(())
+}

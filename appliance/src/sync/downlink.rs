@@ -7,10 +7,28 @@
 //! chunks, each answered on arrival and kept across restarts, so a transfer resumes where the
 //! link dropped; the version is imported (atomically, by the store) only when every chunk is
 //! here and the SHA-256 of the whole matches.
+use crate::config::Config;
 use crate::store::hotlist::parse_csv;
 use crate::store::{HoldRecord, Store, StoreError};
 use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Notify;
 use trailer_wire::{Downlink, DownlinkAck, HoldCommand};
+
+/// What the trailer knows about itself for downlinks.
+#[derive(Debug, Clone, Default)]
+pub struct Remote {
+    /// The engine's O/0 rule, for parsing hotlists like reads.
+    pub us_o_as_zero: bool,
+    /// The configuration file the appliance runs from and what it holds; a remote configuration
+    /// change is refused without them.
+    pub config_file: Option<PathBuf>,
+    pub config: Option<Config>,
+    /// Raised to stop the appliance so that systemd starts it again on a new configuration.
+    pub restart: Option<Arc<Notify>>,
+}
 
 /// What the link must do besides answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +38,8 @@ pub enum Follow {
     SendHealth,
     /// A picture was queued: send it.
     Pump,
+    /// The configuration file changed: stop, so systemd restarts the appliance on it.
+    Restart,
 }
 
 pub fn downlink_id(d: &Downlink) -> u64 {
@@ -38,14 +58,14 @@ pub fn apply(
     store: &Store,
     trailer: &str,
     d: &Downlink,
-    us_o_as_zero: bool,
+    remote: &Remote,
 ) -> Result<(DownlinkAck, Follow), StoreError> {
     let id = downlink_id(d);
     if let Some(answer) = store.downlink_answer(id)? {
         store.requeue_downlink_answer(id)?;
         return Ok((answer, Follow::Nothing));
     }
-    let (result, follow) = run(store, d, us_o_as_zero)?;
+    let (result, follow) = run(store, d, remote)?;
     let answer = DownlinkAck {
         trailer_id: trailer.into(),
         downlink_id: id,
@@ -64,8 +84,9 @@ pub fn apply(
 fn run(
     store: &Store,
     d: &Downlink,
-    us_o_as_zero: bool,
+    remote: &Remote,
 ) -> Result<(Result<String, String>, Follow), StoreError> {
+    let us_o_as_zero = remote.us_o_as_zero;
     Ok(match d {
         Downlink::Hotlist(c) => {
             if c.count == 0 || c.index >= c.count {
@@ -130,12 +151,14 @@ fn run(
                 Follow::Nothing,
             )
         }
-        Downlink::Config { .. } => (
-            Err("remote configuration changes are not accepted by this software version; \
-                 change /etc/trailer-alpr/appliance.toml on the trailer"
-                .into()),
-            Follow::Nothing,
-        ),
+        Downlink::Config { toml, .. } => match change_config(remote, toml) {
+            Ok(Some(file)) => (
+                Ok(format!("configuration saved to {}; restarting to apply it", file.display())),
+                Follow::Restart,
+            ),
+            Ok(None) => (Ok("configuration unchanged".into()), Follow::Nothing),
+            Err(refused) => (Err(refused), Follow::Nothing),
+        },
         Downlink::SendPicture { read_id, kind, .. } => {
             if store.queue_picture(*read_id, *kind)? {
                 (Ok(format!("{kind:?} of read {read_id} queued")), Follow::Pump)
@@ -180,4 +203,36 @@ fn import(
         "hotlist {} version {} imported: {} entries",
         meta.name, meta.version, meta.entries
     )))
+}
+
+/// Checks a new configuration and writes it over the running one (atomically, the old one kept
+/// as `FILE.previous`). `Ok(None)` if it changes nothing; `Err(why not)` if refused.
+fn change_config(remote: &Remote, text: &str) -> Result<Option<PathBuf>, String> {
+    let (Some(file), Some(current)) = (&remote.config_file, &remote.config) else {
+        return Err("this appliance does not run from a configuration file".into());
+    };
+    let new = Config::parse(text).map_err(|e| format!("refused: {e}"))?;
+    if let Some(why) = current.remote_change_refused(&new) {
+        return Err(format!("refused: {why}"));
+    }
+    if new == *current {
+        return Ok(None);
+    }
+    replace_file(file, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(Some(file.clone()))
+}
+
+/// Writes `bytes` to `file` through a synced temporary file and a rename; the old file stays as
+/// `FILE.previous`. A power cut leaves the old file or the new one, never half of one.
+fn replace_file(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{name}.new"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::copy(file, dir.join(format!("{name}.previous")))?;
+    std::fs::rename(&tmp, file)?;
+    std::fs::File::open(dir)?.sync_all()
 }

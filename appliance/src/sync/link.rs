@@ -86,7 +86,7 @@ pub async fn run_link(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
     health: Arc<HealthState>,
-    us_o_as_zero: bool,
+    remote: downlink::Remote,
 ) -> Result<(), LinkError> {
     let tls = client_tls(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
     let mut opts = MqttOptions::new(trailer.clone(), cfg.broker_host.clone(), cfg.broker_port);
@@ -170,7 +170,7 @@ pub async fn run_link(
                         }
                     } else if p.topic == cmd_topic {
                         match trailer_wire::decode(&p.payload) {
-                            Ok(Message::Downlink(d)) => match downlink::apply(&store, &trailer, &d, us_o_as_zero) {
+                            Ok(Message::Downlink(d)) => match downlink::apply(&store, &trailer, &d, &remote) {
                                 Ok((answer, follow)) => {
                                     tracing::info!(downlink = answer.downlink_id, applied = answer.applied,
                                         result = answer.reason.as_deref().unwrap_or(""), "downlink from the server");
@@ -178,6 +178,12 @@ pub async fn run_link(
                                         publish_health(&client, &store, &health, &trailer);
                                     }
                                     pump(&client, &store, &mut state, &trailer, &cfg);
+                                    if follow == downlink::Follow::Restart
+                                        && let Some(restart) = &remote.restart
+                                    {
+                                        tracing::warn!("configuration changed by the server: restarting to apply it");
+                                        restart.notify_one();
+                                    }
                                 }
                                 // Not answered: the server sends it again.
                                 Err(e) => tracing::error!(error = %e, "cannot apply a downlink"),
