@@ -9,53 +9,18 @@ use crate::config::Config;
 use crate::ingest;
 use crate::records::Records;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::{mpsc, watch};
+use trailer_wire::client::Poller;
 use trailer_wire::{Ack, AckRef, Message, Topic};
 
-#[derive(Debug, Error)]
-pub enum MqttError {
-    #[error("cannot read {what} {path}: {reason}")]
-    Credentials { what: &'static str, path: String, reason: String },
-    #[error("TLS configuration: {0}")]
-    Tls(String),
-}
-
-fn certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, MqttError> {
-    let err =
-        |reason: String| MqttError::Credentials { what, path: path.display().to_string(), reason };
-    let v: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if v.is_empty() {
-        return Err(err("no PEM certificate in the file".into()));
-    }
-    Ok(v)
-}
+pub use trailer_wire::client::ClientError as MqttError;
 
 /// Mutual-TLS client configuration with the agency CA pinned.
 pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, MqttError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs(ca, "CA certificate")? {
-        roots.add(c).map_err(|e| MqttError::Tls(e.to_string()))?;
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| MqttError::Credentials {
-        what: "private key",
-        path: key.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| MqttError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs(cert, "client certificate")?, key)
-        .map_err(|e| MqttError::Tls(e.to_string()))
+    trailer_wire::client::tls_config(ca, cert, key)
 }
 
 fn now_ms() -> i64 {
@@ -89,44 +54,24 @@ pub async fn run(
             trailer_wire::codec::MAX_FRAME_BYTES + 1024,
             trailer_wire::codec::MAX_FRAME_BYTES + 1024,
         );
-    let (client, mut events) = AsyncClient::new(opts, 1024);
-    // Small messages (acks, batches) go out at once, not after Nagle's delay.
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    events.set_network_options(net);
+    let (client, events) = AsyncClient::new(opts, 1024);
+    let mut poller = Poller::spawn(events, 256);
     // The event loop only receives; a writer task commits what arrived meanwhile as one batch,
     // then acks. The event loop keeps the connection alive while a commit runs.
     let (to_writer, from_loop) = mpsc::unbounded_channel();
     let writer = tokio::spawn(writer(client.clone(), records.clone(), from_loop));
-    // The event loop is polled in its own task (a poll dropped by a `select!` would abandon a
-    // connection attempt half-way); it waits out the backoff after a failure itself.
-    let (event_tx, mut event_rx) = mpsc::channel::<Result<Event, rumqttc::ConnectionError>>(256);
-    let poller = tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            let event = events.poll().await;
-            let failed = event.is_err();
-            if event_tx.send(event).await.is_err() {
-                break;
-            }
-            if failed {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            } else {
-                backoff = Duration::from_millis(250);
-            }
-        }
-    });
+    let mut backoff = Duration::from_millis(250);
     let mut connected = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
-            ev = event_rx.recv() => match ev {
+            ev = poller.next() => match ev {
                 None => break,
                 Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                     tracing::info!(host = %b.host, port = b.port, "connected to the broker");
                     connected = true;
+                    backoff = Duration::from_millis(250);
                     let _ = client.try_subscribe(Topic::ingest_filter(), QoS::AtLeastOnce);
                     let _ = client.try_subscribe(Topic::status_filter(), QoS::AtLeastOnce);
                 }
@@ -143,6 +88,8 @@ pub async fn run(
                 Some(Err(e)) => {
                     connected = false;
                     tracing::warn!(error = %e, "broker connection failed; retrying");
+                    poller.resume_after(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             },
             _ = tick.tick() => if connected {
@@ -153,16 +100,7 @@ pub async fn run(
     drop(to_writer);
     // What was received is committed and acknowledged before the connection closes.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(ev)) = event_rx.recv().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
-    poller.abort();
+    poller.disconnect(&client, Duration::from_secs(2)).await;
     Ok(())
 }
 

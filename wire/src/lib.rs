@@ -2,6 +2,7 @@
 //!
 //! Pure types and codec: no I/O, no async runtime. Both ends depend on this crate, so a change
 //! here is a protocol change and must bump [`PROTOCOL_VERSION`] or stay backward compatible.
+//! With the `client` feature, `client` adds the MQTT client plumbing both ends share.
 //!
 //! # Layout
 //! - [`topic`]: the MQTT topic tree and its parser (who publishes where).
@@ -19,6 +20,8 @@
 //! ```
 //! A frame is one MQTT payload. Every kind has its own size limit, checked before decoding.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod codec;
 pub mod console;
 pub mod message;

@@ -12,56 +12,19 @@ use crate::store::Store;
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use thiserror::Error;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
+use trailer_wire::client::Poller;
 use trailer_wire::{AckRef, Message, ReadBatch, Status, Topic, UpKind};
 
-#[derive(Debug, Error)]
-pub enum LinkError {
-    #[error("cannot read {what} {path}: {reason}")]
-    Credentials { what: &'static str, path: PathBuf, reason: String },
-    #[error("TLS configuration: {0}")]
-    Tls(String),
-}
-
-fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, LinkError> {
-    let err = |reason: String| LinkError::Credentials { what, path: path.to_path_buf(), reason };
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no PEM certificate in the file".into()));
-    }
-    Ok(certs)
-}
+pub use trailer_wire::client::ClientError as LinkError;
 
 /// A rustls client configuration: pinned CA, client certificate.
 pub fn client_tls(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, LinkError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in load_certs(ca, "CA certificate")? {
-        roots
-            .add(c)
-            .map_err(|e| LinkError::Tls(format!("CA certificate {}: {e}", ca.display())))?;
-    }
-    let chain = load_certs(cert, "client certificate")?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| LinkError::Credentials {
-        what: "private key",
-        path: key.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| LinkError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| LinkError::Tls(format!("client certificate and key do not match: {e}")))
+    trailer_wire::client::tls_config(ca, cert, key)
 }
 
 fn now_ms() -> i64 {
@@ -103,32 +66,8 @@ pub async fn run_link(
             QoS::AtLeastOnce,
             true,
         ));
-    let (client, mut events) = AsyncClient::new(opts, 512);
-    // Small messages (acks, batches) go out at once, not after Nagle's delay.
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    events.set_network_options(net);
-    // The event loop is polled in its own task: a poll dropped half-way (as a `select!` branch
-    // losing to a timer would be) abandons a TLS handshake in progress, and over a link with a
-    // few hundred milliseconds of latency every handshake would be abandoned.
-    let (event_tx, mut event_rx) = mpsc::channel::<Result<Event, rumqttc::ConnectionError>>(64);
-    let (resume_tx, mut resume_rx) = mpsc::channel::<Duration>(1);
-    let poller = tokio::spawn(async move {
-        loop {
-            let event = events.poll().await;
-            let failed = event.is_err();
-            if event_tx.send(event).await.is_err() {
-                break;
-            }
-            if failed {
-                // The next poll reconnects: wait as long as the link says.
-                match resume_rx.recv().await {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => break,
-                }
-            }
-        }
-    });
+    let (client, events) = AsyncClient::new(opts, 512);
+    let mut poller = Poller::spawn(events, 64);
     let mut state = SyncState::new(cfg.limits());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let ack_topic = Topic::down_ack(&trailer);
@@ -143,7 +82,7 @@ pub async fn run_link(
                     break;
                 }
             }
-            event = event_rx.recv() => match event.unwrap_or(Err(rumqttc::ConnectionError::RequestsDone)) {
+            event = poller.next() => match event.unwrap_or(Err(rumqttc::ConnectionError::RequestsDone)) {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(trailer, "connected to the agency broker");
                     state.on_connected(now_ms());
@@ -207,9 +146,7 @@ pub async fn run_link(
                     // Jitter: between the backoff and half as much again, so a fleet coming back
                     // after an outage does not reconnect in step.
                     let jitter = rand::random::<u64>() % (backoff / 2 + 1);
-                    if resume_tx.send(Duration::from_millis(backoff + jitter)).await.is_err() {
-                        break;
-                    }
+                    poller.resume_after(Duration::from_millis(backoff + jitter)).await;
                 }
             },
             _ = wake.notified() => pump(&client, &store, &mut state, &trailer, &cfg),
@@ -234,18 +171,9 @@ pub async fn run_link(
             true,
             status_payload(&trailer, false),
         );
-        let _ = client.try_disconnect();
         // Let the event loop flush the last publish and the disconnect.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(ev)) = event_rx.recv().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        poller.disconnect(&client, Duration::from_secs(2)).await;
     }
-    poller.abort();
     Ok(())
 }
 
