@@ -467,13 +467,16 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     };
-    let mut app = start(1)?;
+    // Queued while the trailer has never connected (the broker has no session for it yet, so
+    // the first send finds no subscriber): it goes out when the trailer comes online.
     let changed = format!("{original}budget_bytes_per_hour = 123456\n");
     let file = stack.path("changed.toml");
     std::fs::write(&file, &changed)?;
     downlink(&["config", "--trailer", "conf", &file.display().to_string()])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut app = start(1)?;
     let mut exited = None;
-    wait_for(60, "the appliance to stop for its restart", || {
+    wait_for(30, "the appliance to stop for its restart", || {
         exited = app.try_wait().ok().flatten();
         exited.is_some()
     })?;

@@ -159,6 +159,7 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
     Ok(())
 }
 
+/// Records a trailer's online/offline status.
 pub async fn status(
     c: &mut AnyConnection,
     trailer: &str,
@@ -177,6 +178,17 @@ pub async fn status(
     .bind(version)
     .execute(&mut *c)
     .await?;
+    if online {
+        // The trailer is (back) online and subscribed: its unanswered downlinks are due now,
+        // not at their next resend (one sent before it ever connected found no subscriber).
+        sqlx::query(sql(
+            pg,
+            "UPDATE downlinks SET sent_at = NULL WHERE trailer_id = ? AND answered_at IS NULL",
+        ))
+        .bind(trailer)
+        .execute(&mut *c)
+        .await?;
+    }
     Ok(())
 }
 
