@@ -88,9 +88,7 @@ pub async fn apply(
             write::health(c, h).await?;
             Vec::new()
         }
-        // Deployments are stored by the server's location history (issue 6); until then they
-        // are acknowledged so the trailer does not resend.
-        Message::Deployment(d) => vec![AckRef::Deployment(d.event_id)],
+        Message::Deployment(d) => vec![write::deployment(c, &a.trailer, d, now).await?],
         Message::DownlinkAck(d) => vec![write::downlink_answer(c, &a.trailer, d, now).await?],
         Message::Ack(_) | Message::Downlink(_) => Vec::new(),
     })

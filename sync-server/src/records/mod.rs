@@ -653,6 +653,7 @@ mod tests {
             "usage_periods" => "SELECT COUNT(*) FROM usage_periods",
             "locations" => "SELECT COUNT(*) FROM locations",
             "audit" => "SELECT COUNT(*) FROM audit",
+            "deployment_events" => "SELECT COUNT(*) FROM deployment_events",
             other => panic!("no count for {other}"),
         };
         sqlx::query(sql).fetch_one(db.pool()).await.expect("count").get(0)
@@ -661,6 +662,53 @@ mod tests {
     /// Reads, their pictures and alerts collected more than the retention period ago are
     /// destroyed by the clock the caller passes; younger ones, the periods of use and the
     /// location history stay; the destruction is counted in the audit trail, which verifies.
+    /// Deployment events make the location history: an end closes the current place, a start
+    /// opens a new one; a repeated event changes nothing; the public list shows both places.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deployment_events_make_the_location_history() {
+        on_both("deploy", deployments).await;
+    }
+
+    async fn deployments(url: String) {
+        use trailer_wire::{DeploymentEvent, DeploymentEventKind, Position};
+        const DAY: i64 = 86_400_000;
+        let db = Records::open(&url).await.expect("open");
+        let event = |event_id, kind, time, lat: f64| DeploymentEvent {
+            trailer_id: "t1".into(),
+            event_id,
+            kind,
+            time,
+            position: Position::from_degrees(lat, -93.99, FixQuality::Fix3d),
+            note: String::new(),
+        };
+        let t0 = 20_000 * DAY;
+        let mut tx = db.begin().await.expect("begin");
+        write::deployment(&mut tx, "t1", &event(1, DeploymentEventKind::Start, t0, 44.16), t0)
+            .await
+            .expect("start");
+        write::reads(&mut tx, "t1", &[read_at(1, "AAA111", t0 + DAY)], t0 + DAY)
+            .await
+            .expect("read");
+        let end = event(2, DeploymentEventKind::End, t0 + 3 * DAY, 44.17);
+        write::deployment(&mut tx, "t1", &end, t0).await.expect("end");
+        tx.commit().await.expect("commit");
+        let locs = db.public_locations().await.expect("locations");
+        assert_eq!(locs.len(), 1);
+        assert!(locs[0].until.is_some(), "the end closed the place: {locs:?}");
+        let mut tx = db.begin().await.expect("begin");
+        // The same end again (a resend) and a start 11 km north.
+        write::deployment(&mut tx, "t1", &end, t0).await.expect("end again");
+        let start = event(3, DeploymentEventKind::Start, t0 + 4 * DAY, 44.26);
+        write::deployment(&mut tx, "t1", &start, t0).await.expect("start");
+        tx.commit().await.expect("commit");
+        let locs = db.public_locations().await.expect("locations");
+        assert_eq!(locs.len(), 2, "{locs:?}");
+        assert_eq!((locs[0].until.is_some(), locs[1].until.is_none()), (true, true), "{locs:?}");
+        assert!((locs[1].lat - 44.26).abs() < 1e-6, "{locs:?}");
+        assert_eq!(count(&db, "deployment_events").await, 3);
+        db.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retention_destroys_what_is_past_its_days_and_audits_the_counts() {
         on_both("retention", retention).await;

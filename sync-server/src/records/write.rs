@@ -159,6 +159,60 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
     Ok(())
 }
 
+/// Stores a deployment event and updates the location history from it: an end closes the
+/// trailer's current location; a start opens one where it now stands (or extends the current
+/// one if it is within [`NEW_LOCATION_M`]). A repeated event changes nothing.
+pub async fn deployment(
+    c: &mut AnyConnection,
+    trailer: &str,
+    e: &trailer_wire::DeploymentEvent,
+    now: i64,
+) -> Result<AckRef, RecordsError> {
+    let pg = is_pg(c);
+    let kind = match e.kind {
+        trailer_wire::DeploymentEventKind::Start => "start",
+        trailer_wire::DeploymentEventKind::End => "end",
+    };
+    let new = sqlx::query(sql(
+        pg,
+        "INSERT INTO deployment_events (trailer_id, event_id, kind, at, lat, lon, note, received_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trailer_id, event_id) DO NOTHING",
+    ))
+    .bind(trailer)
+    .bind(e.event_id as i64)
+    .bind(kind)
+    .bind(e.time)
+    .bind(e.position.lat())
+    .bind(e.position.lon())
+    .bind(&e.note)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected()
+        == 1;
+    if new {
+        match e.kind {
+            trailer_wire::DeploymentEventKind::End => {
+                sqlx::query(sql(
+                    pg,
+                    "UPDATE locations SET current = 0, \
+                     last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END \
+                     WHERE trailer_id = ? AND current = 1",
+                ))
+                .bind(e.time)
+                .bind(e.time)
+                .bind(trailer)
+                .execute(&mut *c)
+                .await?;
+            }
+            trailer_wire::DeploymentEventKind::Start => {
+                note_location(c, trailer, e.position.lat(), e.position.lon(), e.time).await?;
+            }
+        }
+    }
+    Ok(AckRef::Deployment(e.event_id))
+}
+
 /// Records a trailer's online/offline status.
 pub async fn status(
     c: &mut AnyConnection,
