@@ -181,12 +181,10 @@ impl Trailer {
     }
 
     /// Stops the link (a clean shutdown: the status goes offline, the session stays).
-    pub fn stop(mut self) -> Store {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.store.clone()
+    pub fn stop(self) -> Store {
+        let store = self.store.clone();
+        drop(self);
+        store
     }
 }
 

@@ -1303,6 +1303,33 @@ mod tests {
         assert_eq!(store.backlog_oldest(), None);
     }
 
+    /// Which pictures are queued follows the mode; a picture not queued is there for a request.
+    #[test]
+    fn picture_sync_modes_queue_what_they_say() {
+        let pending_pictures = |mode| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let clock = Arc::new(ManualClock::new(DAY_MS));
+            let store = Store::open(dir.path(), 60, clock).expect("open").with_picture_sync(mode);
+            let id = put(&store, "AAA111");
+            let kinds: Vec<PictureKind> = store
+                .pending(10, &|_| false)
+                .expect("pending")
+                .into_iter()
+                .filter_map(|r| match r {
+                    AckRef::Picture(_, k) => Some(k),
+                    _ => None,
+                })
+                .collect();
+            assert!(store.queue_picture(id, PictureKind::Context).expect("request"));
+            assert!(store.is_requested(&AckRef::Picture(id, PictureKind::Context)));
+            kinds
+        };
+        use PictureKind::{Context, PlateCrop};
+        assert_eq!(pending_pictures(PictureSync::All), vec![PlateCrop, Context]);
+        assert_eq!(pending_pictures(PictureSync::PlateCrops), vec![PlateCrop]);
+        assert_eq!(pending_pictures(PictureSync::OnRequest), vec![]);
+    }
+
     /// A downlink's answer is kept and queued; hotlist chunks are staged until complete, in
     /// order whatever order they came in, and dropped with older versions.
     #[test]

@@ -236,3 +236,62 @@ fn replace_file(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, file)?;
     std::fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{DAY_MS, ManualClock};
+    use trailer_wire::{HoldKind, HotlistChunk};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 60, Arc::new(ManualClock::new(DAY_MS))).expect("open");
+        (dir, store)
+    }
+
+    /// A redelivered downlink is answered from the record, not applied again.
+    #[test]
+    fn a_downlink_is_applied_once() {
+        let (_dir, store) = store();
+        let hold = Downlink::Hold {
+            downlink_id: 5,
+            command: HoldCommand::Place {
+                hold_id: 1,
+                kind: HoldKind::ActiveInvestigation,
+                case_number: "24-1".into(),
+                read_ids: vec![42],
+            },
+        };
+        let remote = Remote::default();
+        let (first, _) = apply(&store, "t1", &hold, &remote).expect("apply");
+        assert!(first.applied && store.is_held(42).expect("held"));
+        store.release_hold(1).expect("release");
+        let (again, _) = apply(&store, "t1", &hold, &remote).expect("apply again");
+        assert_eq!(again, first);
+        assert!(!store.is_held(42).expect("held"), "not placed a second time");
+    }
+
+    /// Chunks whose whole does not match the digest are refused and nothing is imported.
+    #[test]
+    fn a_hotlist_with_the_wrong_digest_is_refused() {
+        let (_dir, store) = store();
+        let chunk = |downlink_id, index, bytes: &[u8]| {
+            Downlink::Hotlist(HotlistChunk {
+                downlink_id,
+                list_name: "mn-state".into(),
+                version: 1,
+                index,
+                count: 2,
+                sha256: [7; 32],
+                bytes: bytes.to_vec(),
+            })
+        };
+        let remote = Remote::default();
+        let (a, _) = apply(&store, "t1", &chunk(1, 0, b"ABC123,MN,"), &remote).expect("chunk");
+        assert!(a.applied, "{a:?}");
+        let (b, _) =
+            apply(&store, "t1", &chunk(2, 1, b"stolen vehicle,MN BCA\n"), &remote).expect("chunk");
+        assert!(!b.applied && b.reason.as_deref().is_some_and(|r| r.contains("SHA-256")), "{b:?}");
+        assert!(store.hotlist_meta("mn-state").expect("meta").is_none());
+    }
+}

@@ -72,9 +72,11 @@ impl Records {
         resend_ms: i64,
         window: usize,
     ) -> Result<Vec<Due>, RecordsError> {
+        // Which are due, from the small columns; the frames (up to 64 KiB a hotlist chunk) are
+        // read only for those, not for every waiting downlink every second.
         let rows = sqlx::query(sql(
             self.pg,
-            "SELECT id, trailer_id, frame, sent_at FROM downlinks WHERE answered_at IS NULL \
+            "SELECT id, trailer_id, sent_at FROM downlinks WHERE answered_at IS NULL \
              ORDER BY trailer_id, id",
         ))
         .fetch_all(&self.pool)
@@ -87,9 +89,15 @@ impl Records {
                 (trailer, seen) = (t.clone(), 0);
             }
             seen += 1;
-            let sent: Option<i64> = r.get(3);
+            let sent: Option<i64> = r.get(2);
             if seen <= window && sent.is_none_or(|s| now - s >= resend_ms) {
-                out.push(Due { id: r.get::<i64, _>(0) as u64, trailer_id: t, frame: r.get(2) });
+                let id: i64 = r.get(0);
+                let frame = sqlx::query(sql(self.pg, "SELECT frame FROM downlinks WHERE id = ?"))
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .get(0);
+                out.push(Due { id: id as u64, trailer_id: t, frame });
             }
         }
         Ok(out)
