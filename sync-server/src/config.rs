@@ -10,6 +10,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub broker: BrokerConfig,
     pub http: HttpConfig,
+    pub bca: BcaConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,11 +18,81 @@ pub struct Config {
 pub struct AgencyConfig {
     /// The agency's name as the public pages and BCA notices show it.
     pub name: String,
+    /// The agency's IANA time zone: the public log's days and hours are local.
+    pub time_zone: String,
+    /// Who to contact about the agency's ALPR program (printed on BCA notices).
+    pub contact: String,
 }
 
 impl Default for AgencyConfig {
     fn default() -> Self {
-        AgencyConfig { name: "Example Police Department".into() }
+        AgencyConfig {
+            name: "Example Police Department".into(),
+            time_zone: "America/Chicago".into(),
+            contact: "Records unit, (555) 555-0100".into(),
+        }
+    }
+}
+
+/// How notices reach the Bureau of Criminal Apprehension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// By e-mail through `smtp_host`.
+    Smtp,
+    /// As files in `outbox_dir` (for an agency that sends them another way); marked sent when
+    /// written.
+    Outbox,
+    /// Not sent by the server: operators send them and mark them sent.
+    Manual,
+}
+
+/// SMTP connection security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpSecurity {
+    /// Implicit TLS (port 465).
+    Tls,
+    /// STARTTLS, required (port 587).
+    Starttls,
+    /// None: only for a relay on the same host or a test sink.
+    Plain,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BcaConfig {
+    pub delivery: Delivery,
+    /// Where notices go (the BCA's ALPR notification address).
+    pub to: String,
+    pub from: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: SmtpSecurity,
+    /// User name for SMTP authentication (empty: none); the password is read from
+    /// `smtp_password_file`.
+    pub smtp_user: String,
+    pub smtp_password_file: PathBuf,
+    /// Outbox folder (empty: `data_dir/bca-outbox`).
+    pub outbox_dir: PathBuf,
+    /// How often the notice duty looks for notices to send.
+    pub check_interval_s: u64,
+}
+
+impl Default for BcaConfig {
+    fn default() -> Self {
+        BcaConfig {
+            delivery: Delivery::Outbox,
+            to: "alpr-notices@bca.example".into(),
+            from: "alpr@agency.example".into(),
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_user: String::new(),
+            smtp_password_file: PathBuf::new(),
+            outbox_dir: PathBuf::new(),
+            check_interval_s: 60,
+        }
     }
 }
 
@@ -39,6 +110,9 @@ pub struct ServerConfig {
     pub retention_days: u32,
     /// How often the retention duty runs.
     pub purge_interval_s: u64,
+    /// A trailer that moved further than this (metres) stands at a new location: the current
+    /// deployment ends and a new one (and its BCA notice) begins.
+    pub new_location_m: f64,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +123,7 @@ impl Default for ServerConfig {
             instance: "a".into(),
             retention_days: 60,
             purge_interval_s: 600,
+            new_location_m: 150.0,
         }
     }
 }
@@ -128,7 +203,41 @@ impl Config {
         if self.agency.name.trim().is_empty() {
             return Err(ConfigError::Invalid("agency.name is empty".into()));
         }
+        self.rules()?;
+        if !(10.0..=100_000.0).contains(&self.server.new_location_m) {
+            return Err(ConfigError::Invalid("server.new_location_m must be 10-100000".into()));
+        }
+        if self.bca.check_interval_s == 0 {
+            return Err(ConfigError::Invalid("bca.check_interval_s must be at least 1".into()));
+        }
+        if self.bca.delivery == Delivery::Smtp {
+            if self.bca.smtp_host.is_empty() {
+                return Err(ConfigError::Invalid("bca.delivery = smtp needs bca.smtp_host".into()));
+            }
+            for (key, addr) in [("bca.to", &self.bca.to), ("bca.from", &self.bca.from)] {
+                if addr.parse::<lettre::message::Mailbox>().is_err() {
+                    return Err(ConfigError::Invalid(format!("{key}: {addr:?} is no address")));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The rules ingestion applies (new-location distance, the agency's time zone).
+    pub fn rules(&self) -> Result<crate::records::Rules, ConfigError> {
+        let time_zone = jiff::tz::TimeZone::get(&self.agency.time_zone).map_err(|e| {
+            ConfigError::Invalid(format!("agency.time_zone {:?}: {e}", self.agency.time_zone))
+        })?;
+        Ok(crate::records::Rules { new_location_m: self.server.new_location_m, time_zone })
+    }
+
+    /// Where notices are written when delivered to the outbox.
+    pub fn outbox_dir(&self) -> PathBuf {
+        if self.bca.outbox_dir.as_os_str().is_empty() {
+            self.server.data_dir.join("bca-outbox")
+        } else {
+            self.bca.outbox_dir.clone()
+        }
     }
 
     pub fn database_url(&self) -> String {

@@ -3,7 +3,7 @@
 //! Validation refuses, with a reason, anything that is not a well-formed message of the topic's
 //! kind from the trailer the topic names. Refused messages go to the dead-letter table; they never
 //! stop the server.
-use crate::records::{Records, RecordsError, write};
+use crate::records::{Records, RecordsError, Rules, write};
 use sqlx::AnyConnection;
 use trailer_wire::{AckRef, Message, Topic, UpKind};
 
@@ -63,21 +63,22 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
 /// the trailer once that transaction commits.
 pub async fn apply(
     c: &mut AnyConnection,
+    rules: &Rules,
     a: &Accepted,
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
     Ok(match &a.message {
-        Message::ReadBatch(b) => write::reads(c, &a.trailer, &b.reads, now).await?,
+        Message::ReadBatch(b) => write::reads(c, rules, &a.trailer, &b.reads, now).await?,
         Message::Picture(p) => {
             vec![write::picture(c, &a.trailer, p.read_id, p.kind, &p.jpeg, now).await?]
         }
-        Message::ActiveUse(u) => vec![write::usage(c, &a.trailer, u).await?],
+        Message::ActiveUse(u) => vec![write::usage(c, rules, &a.trailer, u, now).await?],
         Message::Status(s) => {
             write::status(c, &a.trailer, s.online, s.time, &s.software_version).await?;
             Vec::new()
         }
         Message::Alert(al) => {
-            if write::alert(c, &a.trailer, al, now).await? {
+            if write::alert(c, rules, &a.trailer, al, now).await? {
                 // The plate stays out of the log: the alert is in the records, for operators.
                 tracing::warn!(trailer = %a.trailer, alert_id = al.alert_id, list = %al.list_name,
                     category = ?al.category, "hotlist hit: verify against state systems before acting");
@@ -88,7 +89,7 @@ pub async fn apply(
             write::health(c, h).await?;
             Vec::new()
         }
-        Message::Deployment(d) => vec![write::deployment(c, &a.trailer, d, now).await?],
+        Message::Deployment(d) => vec![write::deployment(c, rules, &a.trailer, d, now).await?],
         Message::DownlinkAck(d) => vec![write::downlink_answer(c, &a.trailer, d, now).await?],
         Message::Ack(_) | Message::Downlink(_) => Vec::new(),
     })
@@ -106,7 +107,7 @@ pub async fn apply_batch(
     let mut tx = records.begin().await?;
     let mut out = Vec::with_capacity(batch.len());
     for a in batch {
-        out.push(apply(&mut tx, a, now).await?);
+        out.push(apply(&mut tx, records.rules(), a, now).await?);
     }
     tx.commit().await?;
     Ok(out)

@@ -19,6 +19,7 @@
 //! - [`audit`]: the append-only, hash-chained audit trail.
 //! - [`pki`] and [`broker`]: the agency CA, certificates, and the Mosquitto configuration.
 pub mod audit;
+pub mod bca;
 pub mod broker;
 pub mod config;
 pub mod downlink;
@@ -27,6 +28,7 @@ pub mod mqtt;
 pub mod pki;
 pub mod public;
 pub mod records;
+pub mod report;
 
 pub use config::Config;
 
@@ -39,6 +41,8 @@ pub enum ServerError {
     Records(#[from] records::RecordsError),
     #[error(transparent)]
     Mqtt(#[from] mqtt::MqttError),
+    #[error("{0}")]
+    Config(String),
     #[error("HTTP listener on {addr}: {reason}")]
     Http { addr: String, reason: String },
 }
@@ -79,7 +83,8 @@ async fn retention_duty(
 
 /// Runs the server until `shutdown` turns true.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
-    let db = records::Records::open(&config.database_url()).await?;
+    let rules = config.rules().map_err(|e| ServerError::Config(e.to_string()))?;
+    let db = records::Records::open(&config.database_url()).await?.with_rules(rules);
     let listener = tokio::net::TcpListener::bind(&config.http.listen).await.map_err(|e| {
         ServerError::Http { addr: config.http.listen.clone(), reason: e.to_string() }
     })?;
@@ -104,9 +109,12 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         std::time::Duration::from_secs(config.server.purge_interval_s),
         shutdown.clone(),
     ));
+    let notices =
+        tokio::spawn(bca::Sender::from_config(&config).duty(db.clone(), shutdown.clone()));
     let result = mqtt::run(config, db.clone(), shutdown).await;
     http.abort();
     let _ = retention.await;
+    let _ = notices.await;
     db.close().await;
     result.map_err(ServerError::from)
 }

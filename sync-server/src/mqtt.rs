@@ -204,7 +204,7 @@ async fn apply_one(records: &Records, a: &ingest::Accepted, now: i64) -> Option<
     for attempt in 0..4u64 {
         let result = async {
             let mut tx = records.begin().await?;
-            let refs = ingest::apply(&mut tx, a, now).await?;
+            let refs = ingest::apply(&mut tx, records.rules(), a, now).await?;
             tx.commit().await?;
             Ok::<_, crate::records::RecordsError>(refs)
         }

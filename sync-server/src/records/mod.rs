@@ -3,7 +3,6 @@
 //! Every write that a trailer's ack depends on happens in one transaction per message, and the
 //! ack is published only after it commits. Inserts are idempotent on `(trailer_id, id)`, so a
 //! message sent twice (after a lost ack, a reconnect, a restart) is stored once.
-use crate::audit::{self, Entry};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Executor, Row};
@@ -11,13 +10,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::Mutex;
-use trailer_wire::console::{PublicLocation, ReadView};
+use trailer_wire::console::ReadView;
 use trailer_wire::{FixQuality, PictureKind};
 
+mod audit;
 mod downlinks;
+mod locations;
+pub mod notices;
+mod retention;
+pub mod uselog;
 pub mod write;
 
+pub use audit::{AuditSummary, PublicAuditEntry};
 pub use downlinks::{DownlinkView, Due};
+pub use locations::{LocationView, Places};
+pub use notices::{Notice, NoticeKind, NoticeState};
+pub use retention::{HOLD_KINDS, HoldView, Purged};
+pub use uselog::UseLog;
 
 /// A transaction on the records; ingestion's writes ([`write`]) run inside one.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -56,15 +65,26 @@ pub struct Counts {
     pub pictures: i64,
 }
 
-/// Distance beyond which a trailer is at a new location, metres.
+/// Distance beyond which a trailer is at a new location, metres, unless configured.
 pub const NEW_LOCATION_M: f64 = 150.0;
 
-/// What one retention run destroyed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Purged {
-    pub reads: u64,
-    pub pictures: u64,
-    pub alerts: u64,
+/// The agency's rules that ingestion applies: where a new location begins, and the time zone
+/// of the public log's days and hours.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// A trailer that moved further than this (metres) stands at a new location.
+    pub new_location_m: f64,
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            new_location_m: NEW_LOCATION_M,
+            time_zone: jiff::tz::TimeZone::get("America/Chicago")
+                .unwrap_or(jiff::tz::TimeZone::UTC),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +95,7 @@ pub struct Records {
     pg: bool,
     /// Audit appends are serialised: each entry chains to the one before it.
     audit_lock: Arc<Mutex<()>>,
+    rules: Arc<Rules>,
 }
 
 fn fix_name(f: FixQuality) -> &'static str {
@@ -102,7 +123,7 @@ pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * 6_371_000.0 * a.sqrt().asin()
 }
 
-fn iso_date(ms: i64) -> String {
+pub fn iso_date(ms: i64) -> String {
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
     let days = ms.div_euclid(86_400_000);
     let z = days + 719_468;
@@ -173,7 +194,17 @@ impl Records {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Records { pool, pg, audit_lock: Arc::new(Mutex::new(())) })
+        Ok(Records { pool, pg, audit_lock: Arc::new(Mutex::new(())), rules: Arc::default() })
+    }
+
+    /// The same records under the agency's own rules (the default: 150 m, America/Chicago).
+    pub fn with_rules(mut self, rules: Rules) -> Records {
+        self.rules = Arc::new(rules);
+        self
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// Opens a transaction: a batch of ingested messages is written in one and committed once.
@@ -305,187 +336,6 @@ impl Records {
             .collect())
     }
 
-    /// The public list of reader locations: current and previous, with dates, except those
-    /// marked security information.
-    pub async fn public_locations(&self) -> Result<Vec<PublicLocation>, RecordsError> {
-        let rows = sqlx::query(sql(
-            self.pg,
-            "SELECT trailer_id, place, lat, lon, first_ms, last_ms, current FROM locations \
-             WHERE security = 0 ORDER BY trailer_id, first_ms",
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let (lat, lon): (f64, f64) = (r.get(2), r.get(3));
-                let place: String = r.get(1);
-                PublicLocation {
-                    reader: r.get(0),
-                    place: if place.is_empty() { format!("{lat:.5}, {lon:.5}") } else { place },
-                    lat,
-                    lon,
-                    from: iso_date(r.get(4)),
-                    until: if r.get::<i64, _>(6) == 1 { None } else { Some(iso_date(r.get(5))) },
-                }
-            })
-            .collect())
-    }
-
-    /// Destroys what was collected more than `retention_days` before `now_ms`: reads, their
-    /// pictures (and pictures whose read never arrived, by arrival time) and alerts, in batches
-    /// so ingestion keeps its turn at the write lock. The location history, the periods of use
-    /// and the audit trail stay. The counts go into the audit trail (one entry per run that
-    /// destroyed anything). `now_ms` is the caller's clock: the duty passes the system time,
-    /// tests any time they like.
-    pub async fn purge(&self, now_ms: i64, retention_days: u32) -> Result<Purged, RecordsError> {
-        let cutoff = now_ms - i64::from(retention_days) * 86_400_000;
-        let mut done = Purged::default();
-        loop {
-            let mut tx = self.pool.begin().await?;
-            let pictures = delete_batch(
-                &mut tx,
-                "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
-                 (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
-                 JOIN reads r ON r.trailer_id = p.trailer_id AND r.read_id = p.read_id \
-                 WHERE r.first_seen < ? LIMIT ?)",
-                cutoff,
-            )
-            .await?;
-            // A read goes only once its pictures have: none may outlive it as an orphan.
-            let reads = if pictures < BATCH as u64 {
-                delete_batch(
-                    &mut tx,
-                    "DELETE FROM reads WHERE (trailer_id, read_id) IN \
-                     (SELECT trailer_id, read_id FROM reads WHERE first_seen < ? LIMIT ?)",
-                    cutoff,
-                )
-                .await?
-            } else {
-                0
-            };
-            let orphans = delete_batch(
-                &mut tx,
-                "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
-                 (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
-                 WHERE p.received_at < ? AND NOT EXISTS (SELECT 1 FROM reads r \
-                 WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id) LIMIT ?)",
-                cutoff,
-            )
-            .await?;
-            let alerts = delete_batch(
-                &mut tx,
-                "DELETE FROM alerts WHERE (trailer_id, alert_id) IN \
-                 (SELECT trailer_id, alert_id FROM alerts WHERE seen_at < ? LIMIT ?)",
-                cutoff,
-            )
-            .await?;
-            tx.commit().await?;
-            done.reads += reads;
-            done.pictures += pictures + orphans;
-            done.alerts += alerts;
-            if reads + pictures + orphans + alerts == 0 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        let total = done.reads + done.pictures + done.alerts;
-        if total > 0 {
-            self.audit(&Entry {
-                at: now_ms,
-                actor: "retention".into(),
-                action: "destroy".into(),
-                purpose: format!("retention: collected more than {retention_days} days ago"),
-                case_number: String::new(),
-                detail: format!(
-                    "{} reads, {} pictures, {} alerts collected before {}",
-                    done.reads,
-                    done.pictures,
-                    done.alerts,
-                    iso_time(cutoff)
-                ),
-                result_count: total as i64,
-            })
-            .await?;
-        }
-        Ok(done)
-    }
-
-    /// Appends an audit entry, chained to the previous one. Returns its sequence number.
-    pub async fn audit(&self, e: &Entry) -> Result<i64, RecordsError> {
-        let _guard = self.audit_lock.lock().await;
-        // IMMEDIATE: take the write lock before reading the chain's head. A deferred transaction
-        // would read first and then fail at once (SQLITE_BUSY_SNAPSHOT) if another process (the
-        // server, a CLI) appended meanwhile; with the lock taken first, SQLite's busy timeout
-        // simply waits its turn, and no two entries can chain to the same head.
-        let mut tx = if self.pg {
-            let mut tx = self.pool.begin().await?;
-            // Serialises appends across processes for the rest of the transaction.
-            sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(1324)")).execute(&mut *tx).await?;
-            tx
-        } else {
-            self.pool.begin_with("BEGIN IMMEDIATE").await?
-        };
-        let last =
-            sqlx::query(sql(self.pg, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (seq, prev) = match last {
-            Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
-            None => (1, audit::GENESIS.to_string()),
-        };
-        let hash = audit::chain_hash(&prev, seq, e);
-        sqlx::query(sql(self.pg, "INSERT INTO audit (seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        )
-        .bind(seq)
-        .bind(e.at)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.purpose)
-        .bind(&e.case_number)
-        .bind(&e.detail)
-        .bind(e.result_count)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(seq)
-    }
-
-    /// Checks the whole chain. `Ok(n)` with the number of entries, or the first broken entry.
-    pub async fn audit_verify(&self) -> Result<Result<i64, String>, RecordsError> {
-        let rows = sqlx::query(sql(self.pg, "SELECT seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash \
-             FROM audit ORDER BY seq"),
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut prev = audit::GENESIS.to_string();
-        for (expected_seq, r) in (1i64..).zip(rows.iter()) {
-            let seq: i64 = r.get(0);
-            if seq != expected_seq {
-                return Ok(Err(format!("entry {expected_seq} is missing (next is {seq})")));
-            }
-            let e = Entry {
-                at: r.get(1),
-                actor: r.get(2),
-                action: r.get(3),
-                purpose: r.get(4),
-                case_number: r.get(5),
-                detail: r.get(6),
-                result_count: r.get(7),
-            };
-            let stored_prev: String = r.get(8);
-            let stored: String = r.get(9);
-            if stored_prev != prev || audit::chain_hash(&prev, seq, &e) != stored {
-                return Ok(Err(format!("entry {seq} was altered or reordered")));
-            }
-            prev = stored;
-        }
-        Ok(Ok(rows.len() as i64))
-    }
-
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -572,223 +422,5 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Rows one retention statement deletes at most, so ingestion keeps its turn at the write lock.
-const BATCH: i64 = 5_000;
-
-/// Runs one of retention's batch deletes (`?` the cutoff, then the batch size); rows deleted.
-async fn delete_batch(tx: &mut Tx, text: &'static str, cutoff: i64) -> Result<u64, RecordsError> {
-    let pg = is_pg(tx);
-    let done = sqlx::query(sql(pg, text)).bind(cutoff).bind(BATCH).execute(&mut **tx).await?;
-    Ok(done.rows_affected())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use trailer_wire::{ActiveUse, ReadMeta};
-
-    /// Two processes (here: two pools) appending to one audit trail at once: every entry lands,
-    /// chained, none fails with "database is locked".
-    /// The test runs on the embedded SQLite and on a scratch PostgreSQL database.
-    async fn on_both<F: std::future::Future<Output = ()>>(name: &str, test: impl Fn(String) -> F) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        test(format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await;
-        let pg = scratch_postgres(name).await.expect("PostgreSQL for tests (TRAILER_PG_ADMIN_URL)");
-        test(pg.clone()).await;
-        drop_scratch_postgres(&pg).await.expect("drop the scratch database");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_audit_appends_from_two_processes_chain_cleanly() {
-        on_both("audit", concurrent_audit).await;
-    }
-
-    async fn concurrent_audit(url: String) {
-        let a = Records::open(&url).await.expect("open a");
-        let b = Records::open(&url).await.expect("open b");
-        let entry = |actor: &str| Entry {
-            at: 1,
-            actor: actor.into(),
-            action: "reads.list".into(),
-            purpose: "test".into(),
-            case_number: "C".into(),
-            detail: String::new(),
-            result_count: 0,
-        };
-        let (ea, eb) = (entry("a"), entry("b"));
-        let ta = tokio::spawn(async move {
-            for _ in 0..40 {
-                a.audit(&ea).await.expect("append a");
-            }
-        });
-        let tb = tokio::spawn(async move {
-            for _ in 0..40 {
-                b.audit(&eb).await.expect("append b");
-            }
-        });
-        ta.await.expect("a");
-        tb.await.expect("b");
-        let c = Records::open(&url).await.expect("open c");
-        assert_eq!(c.audit_verify().await.expect("verify"), Ok(80));
-    }
-
-    fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
-        ReadMeta {
-            read_id,
-            camera_id: "cam0".into(),
-            plate: plate.into(),
-            confidence_pm: 950,
-            first_seen: seen,
-            best_seen: seen + 500,
-            position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
-            plate_box: [1, 2, 3, 4],
-            pictures: trailer_wire::PictureSet { plate_crop: true, context: true },
-        }
-    }
-
-    async fn count(db: &Records, table: &str) -> i64 {
-        let sql = match table {
-            "pictures" => "SELECT COUNT(*) FROM pictures",
-            "alerts" => "SELECT COUNT(*) FROM alerts",
-            "usage_periods" => "SELECT COUNT(*) FROM usage_periods",
-            "locations" => "SELECT COUNT(*) FROM locations",
-            "audit" => "SELECT COUNT(*) FROM audit",
-            "deployment_events" => "SELECT COUNT(*) FROM deployment_events",
-            other => panic!("no count for {other}"),
-        };
-        sqlx::query(sql).fetch_one(db.pool()).await.expect("count").get(0)
-    }
-
-    /// Reads, their pictures and alerts collected more than the retention period ago are
-    /// destroyed by the clock the caller passes; younger ones, the periods of use and the
-    /// location history stay; the destruction is counted in the audit trail, which verifies.
-    /// Deployment events make the location history: an end closes the current place, a start
-    /// opens a new one; a repeated event changes nothing; the public list shows both places.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn deployment_events_make_the_location_history() {
-        on_both("deploy", deployments).await;
-    }
-
-    async fn deployments(url: String) {
-        use trailer_wire::{DeploymentEvent, DeploymentEventKind, Position};
-        const DAY: i64 = 86_400_000;
-        let db = Records::open(&url).await.expect("open");
-        let event = |event_id, kind, time, lat: f64| DeploymentEvent {
-            trailer_id: "t1".into(),
-            event_id,
-            kind,
-            time,
-            position: Position::from_degrees(lat, -93.99, FixQuality::Fix3d),
-            note: String::new(),
-        };
-        let t0 = 20_000 * DAY;
-        let mut tx = db.begin().await.expect("begin");
-        write::deployment(&mut tx, "t1", &event(1, DeploymentEventKind::Start, t0, 44.16), t0)
-            .await
-            .expect("start");
-        write::reads(&mut tx, "t1", &[read_at(1, "AAA111", t0 + DAY)], t0 + DAY)
-            .await
-            .expect("read");
-        let end = event(2, DeploymentEventKind::End, t0 + 3 * DAY, 44.17);
-        write::deployment(&mut tx, "t1", &end, t0).await.expect("end");
-        tx.commit().await.expect("commit");
-        let locs = db.public_locations().await.expect("locations");
-        assert_eq!(locs.len(), 1);
-        assert!(locs[0].until.is_some(), "the end closed the place: {locs:?}");
-        let mut tx = db.begin().await.expect("begin");
-        // The same end again (a resend) and a start 11 km north.
-        write::deployment(&mut tx, "t1", &end, t0).await.expect("end again");
-        let start = event(3, DeploymentEventKind::Start, t0 + 4 * DAY, 44.26);
-        write::deployment(&mut tx, "t1", &start, t0).await.expect("start");
-        tx.commit().await.expect("commit");
-        let locs = db.public_locations().await.expect("locations");
-        assert_eq!(locs.len(), 2, "{locs:?}");
-        assert_eq!((locs[0].until.is_some(), locs[1].until.is_none()), (true, true), "{locs:?}");
-        assert!((locs[1].lat - 44.26).abs() < 1e-6, "{locs:?}");
-        assert_eq!(count(&db, "deployment_events").await, 3);
-        db.close().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn retention_destroys_what_is_past_its_days_and_audits_the_counts() {
-        on_both("retention", retention).await;
-    }
-
-    async fn retention(url: String) {
-        const DAY: i64 = 86_400_000;
-        let db = Records::open(&url).await.expect("open");
-        let now = 20_000 * DAY;
-        let (old, young) = (now - 61 * DAY, now - 59 * DAY);
-        let mut tx = db.begin().await.expect("begin");
-        write::reads(&mut tx, "t1", &[read_at(1, "OLD111", old), read_at(2, "NEW222", young)], old)
-            .await
-            .expect("reads");
-        for id in [1, 2] {
-            for kind in [PictureKind::PlateCrop, PictureKind::Context] {
-                write::picture(&mut tx, "t1", id, kind, b"jpeg", young).await.expect("picture");
-            }
-        }
-        // A picture whose read never arrived, received long ago.
-        write::picture(&mut tx, "t1", 99, PictureKind::Context, b"jpeg", old)
-            .await
-            .expect("orphan");
-        let alert = |alert_id, read| trailer_wire::Alert {
-            trailer_id: "t1".into(),
-            alert_id,
-            read,
-            list_name: "mn-state".into(),
-            list_version: 1,
-            category: trailer_wire::HitCategory::StolenVehicle,
-            case_number: None,
-        };
-        write::alert(&mut tx, "t1", &alert(1, read_at(1, "OLD111", old)), old)
-            .await
-            .expect("alert");
-        write::alert(&mut tx, "t1", &alert(2, read_at(2, "NEW222", young)), young)
-            .await
-            .expect("alert");
-        let period = ActiveUse {
-            trailer_id: "t1".into(),
-            period_id: 5,
-            start: old - DAY,
-            end: Some(old + DAY),
-            start_reason: trailer_wire::UsageReason::DaemonStart,
-            end_reason: Some(trailer_wire::UsageReason::DaemonStop),
-            position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
-            lists_compared: vec!["MN BCA".into()],
-        };
-        write::usage(&mut tx, "t1", &period).await.expect("usage");
-        tx.commit().await.expect("commit");
-
-        // Nothing is due a day early.
-        assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
-        let purged = db.purge(now, 60).await.expect("purge");
-        assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1 });
-        let plates: Vec<String> =
-            db.list_reads(10).await.expect("reads").into_iter().map(|r| r.plate).collect();
-        assert_eq!(plates, ["NEW222"]);
-        assert_eq!(count(&db, "pictures").await, 2);
-        assert_eq!(count(&db, "alerts").await, 1);
-        assert_eq!(count(&db, "usage_periods").await, 1, "the log of use outlives the reads");
-        assert!(count(&db, "locations").await >= 1, "the location history outlives the reads");
-        // Run again: nothing more, and no second audit entry.
-        assert_eq!(db.purge(now, 60).await.expect("purge"), Purged::default());
-        let (action, result): (String, i64) =
-            sqlx::query_as("SELECT action, result_count FROM audit ORDER BY seq DESC LIMIT 1")
-                .fetch_one(db.pool())
-                .await
-                .expect("audit");
-        assert_eq!((action.as_str(), result), ("destroy", 5));
-        assert_eq!(count(&db, "audit").await, 1);
-        assert_eq!(db.audit_verify().await.expect("verify"), Ok(1));
-    }
-
-    #[test]
-    fn dates_and_distances() {
-        assert_eq!(iso_date(0), "1970-01-01");
-        assert_eq!(iso_time(1_790_000_000_000), "2026-09-21T14:13:20Z");
-        assert_eq!(iso_date(951_782_400_000), "2000-02-29");
-        let d = distance_m(44.1636, -93.9994, 44.1636, -93.9994 + 0.01);
-        assert!((790.0..810.0).contains(&d), "{d}");
-    }
-}
+mod tests;

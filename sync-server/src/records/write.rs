@@ -1,28 +1,32 @@
 //! The writes of ingestion, each on a connection the caller holds inside one transaction: the
 //! server commits a whole batch of messages at once and acknowledges them after the commit.
 //! Every insert is idempotent on the trailer's own ids.
-use super::{NEW_LOCATION_M, RecordsError, distance_m, fix_name, picture_kind};
+use super::notices::{self, NoticeKind};
+use super::{RecordsError, Rules, distance_m, fix_name, picture_kind, uselog};
 use super::{is_pg, sql};
 use sqlx::AnyConnection;
 use sqlx::Row;
 use trailer_wire::{AckRef, ActiveUse, PictureKind, ReadMeta};
 
 /// Stores a batch of reads; returns the acks for all of them (new or already stored).
+/// Each read new to the server is tallied in the public log of use.
 pub async fn reads(
     c: &mut AnyConnection,
+    rules: &Rules,
     trailer: &str,
     reads: &[ReadMeta],
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
     let pg = is_pg(c);
     let mut acks = Vec::with_capacity(reads.len());
+    let mut fresh = Vec::with_capacity(reads.len());
     for r in reads {
-        sqlx::query(sql(
+        let done = sqlx::query(sql(
             pg,
             "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, first_seen, \
              best_seen, lat, lon, fix, plate_box, has_crop, has_context, received_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (trailer_id, read_id) DO NOTHING",
+             ON CONFLICT DO NOTHING",
         ))
         .bind(trailer)
         .bind(r.read_id as i64)
@@ -40,24 +44,30 @@ pub async fn reads(
         .bind(now)
         .execute(&mut *c)
         .await?;
+        if done.rows_affected() == 1 {
+            fresh.push(r);
+        }
         acks.push(AckRef::Read(r.read_id));
     }
+    uselog::tally(c, rules, trailer, &fresh, None).await?;
     if let Some(last) = reads.last() {
-        note_location(c, trailer, last.position.lat(), last.position.lon(), last.best_seen).await?;
+        let (lat, lon) = (last.position.lat(), last.position.lon());
+        note_location(c, rules, trailer, lat, lon, last.best_seen, now).await?;
     }
     Ok(acks)
 }
 
 /// Stores a hotlist hit (and its read, which the alert carries so it can overtake the
-/// backlog). Returns whether it was new.
+/// backlog), and tallies a new hit in the public log of use. Returns whether it was new.
 pub async fn alert(
     c: &mut AnyConnection,
+    rules: &Rules,
     trailer: &str,
     a: &trailer_wire::Alert,
     now: i64,
 ) -> Result<bool, RecordsError> {
     let pg = is_pg(c);
-    reads(c, trailer, std::slice::from_ref(&a.read), now).await?;
+    reads(c, rules, trailer, std::slice::from_ref(&a.read), now).await?;
     let done = sqlx::query(sql(pg, "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
          case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (trailer_id, alert_id) DO NOTHING"),
@@ -74,9 +84,15 @@ pub async fn alert(
     .bind(now)
     .execute(&mut *c)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let new = done.rows_affected() == 1;
+    if new {
+        uselog::tally(c, rules, trailer, &[&a.read], Some(a.category)).await?;
+    }
+    Ok(new)
 }
 
+/// Stores a picture once. It carries its read's collection time (its own arrival time if the
+/// read has not arrived yet), by which retention destroys it with its read.
 pub async fn picture(
     c: &mut AnyConnection,
     trailer: &str,
@@ -86,14 +102,24 @@ pub async fn picture(
     now: i64,
 ) -> Result<AckRef, RecordsError> {
     let pg = is_pg(c);
-    sqlx::query(sql(pg, "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (trailer_id, read_id, kind) DO NOTHING"),
-    )
+    sqlx::query(sql(
+        pg,
+        "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at, collected_at) \
+         SELECT ?, ?, ?, ?, ?, COALESCE((SELECT MIN(first_seen) FROM reads \
+         WHERE trailer_id = ? AND read_id = ?), ?) WHERE NOT EXISTS (SELECT 1 FROM pictures \
+         WHERE trailer_id = ? AND read_id = ? AND kind = ?)",
+    ))
     .bind(trailer)
     .bind(read_id as i64)
     .bind(picture_kind(kind))
     .bind(jpeg)
     .bind(now)
+    .bind(trailer)
+    .bind(read_id as i64)
+    .bind(now)
+    .bind(trailer)
+    .bind(read_id as i64)
+    .bind(picture_kind(kind))
     .execute(&mut *c)
     .await?;
     Ok(AckRef::Picture(read_id, kind))
@@ -102,8 +128,10 @@ pub async fn picture(
 /// Stores an active-use period; a closing update replaces the open record.
 pub async fn usage(
     c: &mut AnyConnection,
+    rules: &Rules,
     trailer: &str,
     u: &ActiveUse,
+    now: i64,
 ) -> Result<AckRef, RecordsError> {
     let pg = is_pg(c);
     sqlx::query(sql(pg, "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, start_reason, end_reason, lat, lon, lists) \
@@ -123,7 +151,8 @@ pub async fn usage(
     .bind(u.lists_compared.join(","))
     .execute(&mut *c)
     .await?;
-    note_location(c, trailer, u.position.lat(), u.position.lon(), u.end.unwrap_or(u.start)).await?;
+    let (lat, lon) = (u.position.lat(), u.position.lon());
+    note_location(c, rules, trailer, lat, lon, u.end.unwrap_or(u.start), now).await?;
     Ok(AckRef::ActiveUse(u.period_id))
 }
 
@@ -164,6 +193,7 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
 /// one if it is within [`NEW_LOCATION_M`]). A repeated event changes nothing.
 pub async fn deployment(
     c: &mut AnyConnection,
+    rules: &Rules,
     trailer: &str,
     e: &trailer_wire::DeploymentEvent,
     now: i64,
@@ -206,7 +236,8 @@ pub async fn deployment(
                 .await?;
             }
             trailer_wire::DeploymentEventKind::Start => {
-                note_location(c, trailer, e.position.lat(), e.position.lon(), e.time).await?;
+                let (lat, lon) = (e.position.lat(), e.position.lon());
+                note_location(c, rules, trailer, lat, lon, e.time, now).await?;
             }
         }
     }
@@ -247,13 +278,16 @@ pub async fn status(
 }
 
 /// Records that `trailer` stood at (lat, lon) at `at`: extends its current location, or — if it
-/// moved more than [`NEW_LOCATION_M`] — closes that one and opens a new one.
+/// moved more than the rules' distance — closes that one and opens a new one. A new location
+/// calls for a BCA notice: a reader's first one announces the reader.
 async fn note_location(
     c: &mut AnyConnection,
+    rules: &Rules,
     trailer: &str,
     lat: f64,
     lon: f64,
     at: i64,
+    now: i64,
 ) -> Result<(), RecordsError> {
     let pg = is_pg(c);
     let current = sqlx::query(sql(
@@ -265,7 +299,7 @@ async fn note_location(
     .await?;
     if let Some(row) = &current {
         let (id, clat, clon): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
-        if distance_m(clat, clon, lat, lon) <= NEW_LOCATION_M {
+        if distance_m(clat, clon, lat, lon) <= rules.new_location_m {
             sqlx::query(sql(
                 pg,
                 "UPDATE locations SET first_ms = CASE WHEN first_ms < ? THEN first_ms ELSE ? END, \
@@ -285,17 +319,27 @@ async fn note_location(
             .execute(&mut *c)
             .await?;
     }
-    sqlx::query(sql(
+    let first = current.is_none()
+        && sqlx::query(sql(pg, "SELECT 1 FROM locations WHERE trailer_id = ? LIMIT 1"))
+            .bind(trailer)
+            .fetch_optional(&mut *c)
+            .await?
+            .is_none();
+    let id: i64 = sqlx::query(sql(
         pg,
-        "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?) \
+         RETURNING id",
     ))
     .bind(trailer)
     .bind(lat)
     .bind(lon)
     .bind(at)
     .bind(at)
-    .execute(&mut *c)
-    .await?;
+    .fetch_one(&mut *c)
+    .await?
+    .get(0);
+    let kind = if first { NoticeKind::NewReader } else { NoticeKind::NewLocation };
+    notices::create(c, trailer, kind, id, at, now).await?;
     Ok(())
 }
 

@@ -1,10 +1,14 @@
 //! `sync-server`: the agency's ALPR server and its administration commands.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use sync_server::Config;
-use sync_server::audit::Entry;
 use sync_server::records::Records;
+use util::{entry, print_rows, require_purpose, runtime, with_records};
+
+mod compliance;
+mod downlink;
+mod util;
 
 #[derive(Parser)]
 #[command(name = "sync-server", version, about = "ALPR agency sync server")]
@@ -70,10 +74,47 @@ enum Command {
         #[command(subcommand)]
         command: DownlinkCommand,
     },
-    /// Check the audit trail's hash chain.
-    AuditVerify {
+    /// The audit trail: verify its chain, or write the biennial audit report.
+    Audit {
         #[arg(long)]
         config: PathBuf,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The fixed-location history: list (withheld ones included), name, mark as security
+    /// information, end a deployment.
+    Location {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: LocationCommand,
+    },
+    /// Holds that keep reads past retention (active investigation, exculpatory evidence).
+    Hold {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// Notices to the BCA: list (due, overdue, sent), send, record one sent by hand, render.
+    Notices {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: NoticeCommand,
+    },
+    /// Write the public pages (locations, log of use, audit trail) as static files.
+    PublicExport {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// First local day of the log of use (default: 364 days ago).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last local day of the log of use (default: today).
+        #[arg(long)]
+        to: Option<String>,
     },
     /// The agency CA and certificates.
     Pki {
@@ -93,6 +134,116 @@ enum Command {
         /// Run the broker as this user (it must be able to read the broker's key).
         #[arg(long)]
         run_as: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: any altered, removed or reordered entry breaks it. With
+    /// `--anchor FILE`, also check the head recorded there by the last run (catching removed
+    /// newest entries), then record the new head.
+    Verify {
+        #[arg(long)]
+        anchor: Option<PathBuf>,
+    },
+    /// The biennial audit report for local days FROM..=TO: collection, classification, notices,
+    /// use and access, destruction, and the state of the trail.
+    Report {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+        /// Recorded in the audit trail.
+        #[arg(long, default_value = "biennial audit")]
+        purpose: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum LocationCommand {
+    List {
+        #[arg(long)]
+        reader: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Name a location as the public list and the BCA notices show it.
+    Rename {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        name: String,
+    },
+    /// Mark a location as security information (withheld from the public) or clear the mark.
+    Security {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+    },
+    /// End a reader's current deployment now (taken away while offline).
+    End {
+        #[arg(long)]
+        reader: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum HoldCommand {
+    /// Hold reads past retention.
+    Place {
+        #[arg(long, value_parser = ["active-investigation", "exculpatory"])]
+        kind: String,
+        #[arg(long)]
+        case: String,
+        /// Who asked and why (a written request's reference).
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Reads as TRAILER:READ_ID.
+        #[arg(long = "read", required = true)]
+        reads: Vec<String>,
+    },
+    Release {
+        #[arg(long)]
+        id: i64,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NoticeCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Only those not sent yet (due or overdue).
+        #[arg(long)]
+        unsent: bool,
+    },
+    /// Send a notice now, the configured way.
+    Send {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Record a notice sent another way (fax, portal, letter).
+    MarkSent {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        how: String,
+    },
+    /// Write a notice's text, HTML document and e-mail into a folder.
+    Render {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -117,7 +268,7 @@ enum PkiCommand {
 }
 
 #[derive(Subcommand)]
-enum DownlinkCommand {
+pub(crate) enum DownlinkCommand {
     /// A new version of a hotlist (CSV: plate,state,category,source[,case_number]), in chunks
     /// verified by SHA-256; the trailer switches to it only when all of it arrived.
     Hotlist {
@@ -194,221 +345,10 @@ enum DownlinkCommand {
     },
 }
 
-fn parse_digest(hex_text: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = hex::decode(hex_text.trim())
-        .with_context(|| format!("ACP digest {hex_text:?} is not hex"))?;
-    bytes.try_into().map_err(|_| anyhow::anyhow!("an ACP digest is 32 bytes (64 hex digits)"))
-}
-
-/// Queues `command` for each trailer, audited as `action`; prints the downlink ids.
-fn queue_for(
-    config: &Path,
-    trailers: &[String],
-    command: sync_server::downlink::Command,
-    action: &str,
-    purpose: &str,
-    case: &str,
-) -> anyhow::Result<()> {
-    for t in trailers {
-        anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
-    }
-    let summary = command.summary();
-    let ids = with_records(config, async |r: &Records| {
-        let mut ids = Vec::new();
-        for t in trailers {
-            ids.push(
-                sync_server::downlink::queue(r, t, command.clone(), &cli_actor(), now_ms()).await?,
-            );
-        }
-        let detail = format!("{summary} to {}", trailers.join(","));
-        r.audit(&entry(action, purpose, case, detail, ids.len())).await?;
-        Ok(ids)
-    })?;
-    for (t, id) in trailers.iter().zip(ids) {
-        println!("downlink {id} queued for {t}: {summary}");
-    }
-    Ok(())
-}
-
-fn downlink(config: &Path, command: DownlinkCommand) -> anyhow::Result<()> {
-    use sync_server::downlink::Command as C;
-    use trailer_wire::{HoldKind, PictureKind};
-    match command {
-        DownlinkCommand::Hotlist { trailers, name, version, file } => {
-            anyhow::ensure!(trailer_wire::topic::valid_id(&name), "invalid list name {name:?}");
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let ids = with_records(config, async |r: &Records| {
-                let mut all = Vec::new();
-                for t in &trailers {
-                    anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
-                    let ids = sync_server::downlink::queue_hotlist(
-                        r,
-                        t,
-                        &name,
-                        version,
-                        &bytes,
-                        &cli_actor(),
-                        now_ms(),
-                    )
-                    .await?;
-                    all.push((t.clone(), ids));
-                }
-                let detail = format!(
-                    "hotlist {name} version {version} ({} bytes) to {}",
-                    bytes.len(),
-                    trailers.join(",")
-                );
-                r.audit(&entry("downlink.hotlist", "hotlist update", "", detail, trailers.len()))
-                    .await?;
-                Ok(all)
-            })?;
-            for (t, ids) in ids {
-                println!("hotlist {name} version {version} queued for {t} in {} chunks", ids.len());
-            }
-            Ok(())
-        }
-        DownlinkCommand::Hold { trailers, hold_id, kind, case, reads } => {
-            anyhow::ensure!(!case.trim().is_empty(), "a hold needs a case number");
-            let kind = if kind == "exculpatory" {
-                HoldKind::Exculpatory
-            } else {
-                HoldKind::ActiveInvestigation
-            };
-            let cmd = C::PlaceHold { hold_id, kind, case_number: case.clone(), read_ids: reads };
-            queue_for(config, &trailers, cmd, "downlink.hold", "hold", &case)
-        }
-        DownlinkCommand::Release { trailers, hold_id } => {
-            queue_for(config, &trailers, C::ReleaseHold { hold_id }, "downlink.release", "hold", "")
-        }
-        DownlinkCommand::Acp { trailers, digests } => {
-            let digests = digests.iter().map(|d| parse_digest(d)).collect::<anyhow::Result<_>>()?;
-            let cmd = C::AcpAdd { digests };
-            queue_for(config, &trailers, cmd, "downlink.acp", "address confidentiality", "")
-        }
-        DownlinkCommand::Health { trailers } => {
-            queue_for(config, &trailers, C::SendHealth, "downlink.health", "status", "")
-        }
-        DownlinkCommand::Picture { trailer, read, context } => {
-            let kind = if context { PictureKind::Context } else { PictureKind::PlateCrop };
-            let cmd = C::SendPicture { read_id: read, kind };
-            queue_for(config, &[trailer], cmd, "downlink.picture", "picture on request", "")
-        }
-        DownlinkCommand::Config { trailers, file } => {
-            let toml = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            anyhow::ensure!(
-                toml.len() < 512 * 1024,
-                "{} is too large for a configuration",
-                file.display()
-            );
-            let cmd = C::Config { toml };
-            queue_for(config, &trailers, cmd, "downlink.config", "configuration", "")
-        }
-        DownlinkCommand::List { trailer, limit, json } => {
-            let rows = with_records(config, async |r: &Records| {
-                Ok(r.downlinks(trailer.as_deref(), limit).await?)
-            })?;
-            print_rows(&rows, json, |d| {
-                let state = match d.applied {
-                    None => format!("waiting ({} sends)", d.attempts),
-                    Some(true) => "applied".into(),
-                    Some(false) => "refused".into(),
-                };
-                format!(
-                    "{:>6} {:<12} {:<40} {:<20} {}",
-                    d.id,
-                    d.trailer_id,
-                    d.summary,
-                    state,
-                    d.answer.as_deref().unwrap_or("")
-                )
-            })
-        }
-    }
-}
-
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("SUDO_USER")
-            .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "unknown".into())
-    )
-}
-
-/// Opens the agency's records, runs `f`, closes them.
-fn with_records<T>(
-    config: &Path,
-    f: impl AsyncFnOnce(&Records) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let config = Config::load(config)?;
-    runtime()?.block_on(async {
-        let records = Records::open(&config.database_url()).await?;
-        let out = f(&records).await;
-        records.close().await;
-        out
-    })
-}
-
-/// Access to reads and alerts states why and for which case (Minn. Stat. 13.824).
-fn require_purpose(purpose: &str, case: &str, what: &str) -> anyhow::Result<()> {
-    if purpose.trim().is_empty() || case.trim().is_empty() {
-        anyhow::bail!(
-            "a purpose and a case number are required to access {what} (Minn. Stat. 13.824)"
-        );
-    }
-    Ok(())
-}
-
-/// The audit entry for a command-line access by the person running it.
-fn entry(action: &str, purpose: &str, case: &str, detail: String, count: usize) -> Entry {
-    Entry {
-        at: now_ms(),
-        actor: cli_actor(),
-        action: action.into(),
-        purpose: purpose.into(),
-        case_number: case.into(),
-        detail,
-        result_count: count as i64,
-    }
-}
-
-/// Prints rows one per line: as JSON, or as the table line `line` makes.
-fn print_rows<T: serde::Serialize>(
-    rows: &[T],
-    json: bool,
-    line: impl Fn(&T) -> String,
-) -> anyhow::Result<()> {
-    for r in rows {
-        if json {
-            println!("{}", serde_json::to_string(r)?);
-        } else {
-            println!("{}", line(r));
-        }
-    }
-    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -486,15 +426,13 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Downlink { config, command } => downlink(&config, command),
-        Command::AuditVerify { config } => {
-            match with_records(&config, async |r: &Records| Ok(r.audit_verify().await?))? {
-                Ok(n) => {
-                    println!("audit trail intact: {n} entries");
-                    Ok(())
-                }
-                Err(e) => anyhow::bail!("audit trail broken: {e}"),
-            }
+        Command::Downlink { config, command } => downlink::run(&config, command),
+        Command::Audit { config, command } => compliance::audit(&config, command),
+        Command::Location { config, command } => compliance::location(&config, command),
+        Command::Hold { config, command } => compliance::hold(&config, command),
+        Command::Notices { config, command } => compliance::notices(&config, command),
+        Command::PublicExport { config, out, from, to } => {
+            compliance::export(&config, &out, from, to)
         }
         Command::Pki { command: PkiCommand::Init { dir, agency, broker_hosts } } => {
             sync_server::pki::init(&dir, &agency, &broker_hosts)?;

@@ -1,0 +1,273 @@
+//! The commands that keep the agency within Minn. Stat. 13.824: locations, holds, BCA notices,
+//! the audit trail and its biennial report, and the public pages as static files. Every one
+//! that touches data is an audit entry.
+use crate::util::{cli_actor, entry, now_ms, print_rows, with_records};
+use crate::{AuditCommand, HoldCommand, LocationCommand, NoticeCommand};
+use anyhow::Context;
+use std::path::Path;
+use sync_server::Config;
+use sync_server::records::{NoticeState, Records, iso_time};
+
+pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
+    match command {
+        LocationCommand::List { reader, json } => {
+            let rows = with_records(config, async |r: &Records| {
+                let rows = r.locations(reader.as_deref()).await?;
+                let why = "location history (withheld locations included)";
+                r.audit(&entry("locations.list", why, "", String::new(), rows.len())).await?;
+                Ok(rows)
+            })?;
+            print_rows(&rows, json, |l| {
+                format!(
+                    "{:>5} {:<12} {:<36} {:>10.5},{:<10.5} {} .. {} {}",
+                    l.id,
+                    l.reader,
+                    l.place,
+                    l.lat,
+                    l.lon,
+                    l.from,
+                    l.until.as_deref().unwrap_or("current"),
+                    if l.security { "SECURITY INFORMATION (withheld)" } else { "" }
+                )
+            })
+        }
+        LocationCommand::Rename { id, name } => with_records(config, async |r: &Records| {
+            r.rename_location(id, &name).await?;
+            let detail = format!("location {id} named {name:?}");
+            r.audit(&entry("location.rename", "location history", "", detail, 1)).await?;
+            println!("location {id} is now {name:?}");
+            Ok(())
+        }),
+        LocationCommand::Security { id, on, off } => {
+            anyhow::ensure!(on != off, "say --on or --off");
+            with_records(config, async |r: &Records| {
+                r.set_location_security(id, on).await?;
+                let detail = format!("location {id} security information: {on}");
+                r.audit(&entry("location.security", "location history", "", detail, 1)).await?;
+                println!(
+                    "location {id} {}",
+                    if on { "withheld from the public" } else { "public" }
+                );
+                Ok(())
+            })
+        }
+        LocationCommand::End { reader } => with_records(config, async |r: &Records| {
+            let ended = r.end_deployment(&reader, now_ms()).await?;
+            let detail = format!("deployment of {reader} ended by an operator");
+            r.audit(&entry("location.end", "location history", "", detail, usize::from(ended)))
+                .await?;
+            if ended {
+                println!("the current deployment of {reader} ended");
+            } else {
+                println!("{reader} has no current deployment");
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// `TRAILER:READ` as given on the command line.
+fn parse_read(s: &str) -> anyhow::Result<(String, i64)> {
+    let (t, id) = s.split_once(':').context("a read is TRAILER:READ_ID")?;
+    anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
+    Ok((t.to_string(), id.parse().with_context(|| format!("read id {id:?}"))?))
+}
+
+pub fn hold(config: &Path, command: HoldCommand) -> anyhow::Result<()> {
+    match command {
+        HoldCommand::Place { kind, case, note, reads } => {
+            let reads = reads.iter().map(|s| parse_read(s)).collect::<anyhow::Result<Vec<_>>>()?;
+            with_records(config, async |r: &Records| {
+                let (id, present) =
+                    r.place_hold(&kind, &case, &note, &cli_actor(), &reads, now_ms()).await?;
+                let detail = format!("hold {id} ({kind}) on {} reads: {note}", reads.len());
+                r.audit(&entry("hold.place", &kind, &case, detail, reads.len())).await?;
+                println!(
+                    "hold {id} placed on {} reads ({present} on the server now); they stay past \
+                     retention until it is released",
+                    reads.len()
+                );
+                Ok(())
+            })
+        }
+        HoldCommand::Release { id } => with_records(config, async |r: &Records| {
+            let released = r.release_hold(id, &cli_actor(), now_ms()).await?;
+            anyhow::ensure!(released, "no active hold {id}");
+            r.audit(&entry("hold.release", "hold", "", format!("hold {id} released"), 1)).await?;
+            println!("hold {id} released: its reads fall under retention again");
+            Ok(())
+        }),
+        HoldCommand::List { json } => {
+            let rows = with_records(config, async |r: &Records| {
+                let rows = r.holds().await?;
+                r.audit(&entry("holds.list", "holds", "", String::new(), rows.len())).await?;
+                Ok(rows)
+            })?;
+            print_rows(&rows, json, |h| {
+                format!(
+                    "{:>5} {:<22} case {:<14} {:>6} reads  by {} {}  {}{}",
+                    h.id,
+                    h.kind,
+                    h.case_number,
+                    h.reads,
+                    h.created_by,
+                    h.created_at,
+                    h.note,
+                    h.released_at
+                        .as_deref()
+                        .map(|t| format!("  (released {t})"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+    }
+}
+
+pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let sender = sync_server::bca::Sender::from_config(&config);
+    match command {
+        NoticeCommand::List { json, unsent } => {
+            let rows = with_records(config_path, async |r: &Records| {
+                Ok(r.notices(now_ms(), unsent).await?)
+            })?;
+            print_rows(&rows, json, |n| {
+                let state = match n.state {
+                    NoticeState::Sent => format!(
+                        "sent {} ({})",
+                        n.sent_ms.map(iso_time).unwrap_or_default(),
+                        n.sent_via.as_deref().unwrap_or("")
+                    ),
+                    NoticeState::Due => format!("due by {}", n.due_at()),
+                    NoticeState::Overdue => format!("OVERDUE since {}", n.due_at()),
+                };
+                format!(
+                    "{:>5} {:<12} {:<12} {:<36} {}{}",
+                    n.id,
+                    n.reader,
+                    n.kind.as_str(),
+                    n.place,
+                    state,
+                    n.last_error
+                        .as_deref()
+                        .map(|e| format!("  last error: {e}"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        NoticeCommand::Send { id } => with_records(config_path, async |r: &Records| {
+            let n = find(r, id).await?;
+            match sender.send(r, &n, &cli_actor(), now_ms()).await? {
+                Some(via) => println!("notice {id} sent: {via}"),
+                None => println!(
+                    "delivery is manual: send it yourself (`notices render`), then `notices mark-sent`"
+                ),
+            }
+            Ok(())
+        }),
+        NoticeCommand::MarkSent { id, how } => with_records(config_path, async |r: &Records| {
+            anyhow::ensure!(!how.trim().is_empty(), "say how it was sent (--how)");
+            find(r, id).await?;
+            let via = format!("manual: {how}");
+            anyhow::ensure!(
+                r.notice_sent(id, now_ms(), &via).await?,
+                "notice {id} was already sent"
+            );
+            let detail = format!("notice {id}: {via}");
+            r.audit(&entry("bca.notice.send", "notice to the BCA", "", detail, 1)).await?;
+            println!("notice {id} recorded as sent ({how})");
+            Ok(())
+        }),
+        NoticeCommand::Render { id, out } => with_records(config_path, async |r: &Records| {
+            let n = find(r, id).await?;
+            let doc = sync_server::bca::render(&n, &config.agency.name, &config.agency.contact);
+            let path = sync_server::bca::write_outbox(&out, &n, &doc, &config.bca)?;
+            println!("{}", path.with_extension("html").display());
+            Ok(())
+        }),
+    }
+}
+
+async fn find(r: &Records, id: i64) -> anyhow::Result<sync_server::records::Notice> {
+    r.notices(now_ms(), false)
+        .await?
+        .into_iter()
+        .find(|n| n.id == id)
+        .with_context(|| format!("no notice {id}"))
+}
+
+pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify { anchor } => {
+            let (verdict, head, anchored) = with_records(config_path, async |r: &Records| {
+                let verdict = r.audit_verify().await?;
+                let head = r.audit_head().await?;
+                // An anchor (an earlier head kept apart from the database) catches the removal
+                // of the newest entries, which leaves a shorter chain that verifies.
+                let anchored = match &anchor {
+                    Some(path) if path.exists() => {
+                        let text = std::fs::read_to_string(path)?;
+                        let (seq, hash) = text
+                            .trim()
+                            .split_once(' ')
+                            .context("an anchor file holds `SEQ HASH`")?;
+                        let seq: i64 = seq.parse().context("anchor sequence number")?;
+                        Some((seq, r.audit_hash(seq).await? == Some(hash.to_string())))
+                    }
+                    _ => None,
+                };
+                Ok((verdict, head, anchored))
+            })?;
+            let n = verdict.map_err(|e| anyhow::anyhow!("audit trail broken: {e}"))?;
+            if let Some((seq, false)) = anchored {
+                anyhow::bail!("audit trail broken: anchored entry {seq} is missing or altered");
+            }
+            if let Some(path) = &anchor {
+                std::fs::write(path, format!("{} {}\n", head.0, head.1))
+                    .with_context(|| format!("cannot write the anchor {}", path.display()))?;
+            }
+            println!("audit trail intact: {n} entries; head {} {}", head.0, head.1);
+            Ok(())
+        }
+        AuditCommand::Report { from, to, json, purpose } => {
+            let config = Config::load(config_path)?;
+            let report = with_records(config_path, async |r: &Records| {
+                let report = sync_server::report::build(r, &config, &from, &to, now_ms()).await?;
+                let detail = format!("biennial audit report {from} to {to}");
+                r.audit(&entry(
+                    "audit.report",
+                    &purpose,
+                    "",
+                    detail,
+                    report.audit.entries as usize,
+                ))
+                .await?;
+                Ok(report)
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", sync_server::report::text(&report, &config.agency.name));
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn export(
+    config_path: &Path,
+    out: &Path,
+    from: Option<String>,
+    to: Option<String>,
+) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let files = with_records(config_path, async |r: &Records| {
+        let (from, to) = sync_server::public::log_range(r.rules(), from, to, now_ms())
+            .map_err(anyhow::Error::msg)?;
+        Ok(sync_server::public::export::export(r, &config.agency.name, out, &from, &to).await?)
+    })?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `sync-server downlink`: commands queued for trailers, each queueing audited.
+use crate::DownlinkCommand;
+use crate::util::{cli_actor, entry, now_ms, print_rows, with_records};
+use anyhow::Context;
+use std::path::Path;
+use sync_server::records::Records;
+
+fn parse_digest(hex_text: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(hex_text.trim())
+        .with_context(|| format!("ACP digest {hex_text:?} is not hex"))?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("an ACP digest is 32 bytes (64 hex digits)"))
+}
+
+/// Queues `command` for each trailer, audited as `action`; prints the downlink ids.
+fn queue_for(
+    config: &Path,
+    trailers: &[String],
+    command: sync_server::downlink::Command,
+    action: &str,
+    purpose: &str,
+    case: &str,
+) -> anyhow::Result<()> {
+    for t in trailers {
+        anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
+    }
+    let summary = command.summary();
+    let ids = with_records(config, async |r: &Records| {
+        let mut ids = Vec::new();
+        for t in trailers {
+            ids.push(
+                sync_server::downlink::queue(r, t, command.clone(), &cli_actor(), now_ms()).await?,
+            );
+        }
+        let detail = format!("{summary} to {}", trailers.join(","));
+        r.audit(&entry(action, purpose, case, detail, ids.len())).await?;
+        Ok(ids)
+    })?;
+    for (t, id) in trailers.iter().zip(ids) {
+        println!("downlink {id} queued for {t}: {summary}");
+    }
+    Ok(())
+}
+
+pub fn run(config: &Path, command: DownlinkCommand) -> anyhow::Result<()> {
+    use sync_server::downlink::Command as C;
+    use trailer_wire::{HoldKind, PictureKind};
+    match command {
+        DownlinkCommand::Hotlist { trailers, name, version, file } => {
+            anyhow::ensure!(trailer_wire::topic::valid_id(&name), "invalid list name {name:?}");
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let ids = with_records(config, async |r: &Records| {
+                let mut all = Vec::new();
+                for t in &trailers {
+                    anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
+                    let ids = sync_server::downlink::queue_hotlist(
+                        r,
+                        t,
+                        &name,
+                        version,
+                        &bytes,
+                        &cli_actor(),
+                        now_ms(),
+                    )
+                    .await?;
+                    all.push((t.clone(), ids));
+                }
+                let detail = format!(
+                    "hotlist {name} version {version} ({} bytes) to {}",
+                    bytes.len(),
+                    trailers.join(",")
+                );
+                r.audit(&entry("downlink.hotlist", "hotlist update", "", detail, trailers.len()))
+                    .await?;
+                Ok(all)
+            })?;
+            for (t, ids) in ids {
+                println!("hotlist {name} version {version} queued for {t} in {} chunks", ids.len());
+            }
+            Ok(())
+        }
+        DownlinkCommand::Hold { trailers, hold_id, kind, case, reads } => {
+            anyhow::ensure!(!case.trim().is_empty(), "a hold needs a case number");
+            let kind = if kind == "exculpatory" {
+                HoldKind::Exculpatory
+            } else {
+                HoldKind::ActiveInvestigation
+            };
+            let cmd = C::PlaceHold { hold_id, kind, case_number: case.clone(), read_ids: reads };
+            queue_for(config, &trailers, cmd, "downlink.hold", "hold", &case)
+        }
+        DownlinkCommand::Release { trailers, hold_id } => {
+            queue_for(config, &trailers, C::ReleaseHold { hold_id }, "downlink.release", "hold", "")
+        }
+        DownlinkCommand::Acp { trailers, digests } => {
+            let digests = digests.iter().map(|d| parse_digest(d)).collect::<anyhow::Result<_>>()?;
+            let cmd = C::AcpAdd { digests };
+            queue_for(config, &trailers, cmd, "downlink.acp", "address confidentiality", "")
+        }
+        DownlinkCommand::Health { trailers } => {
+            queue_for(config, &trailers, C::SendHealth, "downlink.health", "status", "")
+        }
+        DownlinkCommand::Picture { trailer, read, context } => {
+            let kind = if context { PictureKind::Context } else { PictureKind::PlateCrop };
+            let cmd = C::SendPicture { read_id: read, kind };
+            queue_for(config, &[trailer], cmd, "downlink.picture", "picture on request", "")
+        }
+        DownlinkCommand::Config { trailers, file } => {
+            let toml = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            anyhow::ensure!(
+                toml.len() < 512 * 1024,
+                "{} is too large for a configuration",
+                file.display()
+            );
+            let cmd = C::Config { toml };
+            queue_for(config, &trailers, cmd, "downlink.config", "configuration", "")
+        }
+        DownlinkCommand::List { trailer, limit, json } => {
+            let rows = with_records(config, async |r: &Records| {
+                Ok(r.downlinks(trailer.as_deref(), limit).await?)
+            })?;
+            print_rows(&rows, json, |d| {
+                let state = match d.applied {
+                    None => format!("waiting ({} sends)", d.attempts),
+                    Some(true) => "applied".into(),
+                    Some(false) => "refused".into(),
+                };
+                format!(
+                    "{:>6} {:<12} {:<40} {:<20} {}",
+                    d.id,
+                    d.trailer_id,
+                    d.summary,
+                    state,
+                    d.answer.as_deref().unwrap_or("")
+                )
+            })
+        }
+    }
+}

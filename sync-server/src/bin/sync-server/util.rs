@@ -1,0 +1,84 @@
+//! What every administration command shares: the runtime, the records, the audit entry of the
+//! person running it, and the output.
+use anyhow::Context;
+use std::path::Path;
+use sync_server::Config;
+use sync_server::audit::Entry;
+use sync_server::records::Records;
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+/// Opens the agency's records, runs `f`, closes them.
+pub fn with_records<T>(
+    config: &Path,
+    f: impl AsyncFnOnce(&Records) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let config = Config::load(config)?;
+    runtime()?.block_on(async {
+        let records = Records::open(&config.database_url()).await?.with_rules(config.rules()?);
+        let out = f(&records).await;
+        records.close().await;
+        out
+    })
+}
+
+/// Access to reads and alerts states why and for which case (Minn. Stat. 13.824).
+pub fn require_purpose(purpose: &str, case: &str, what: &str) -> anyhow::Result<()> {
+    if purpose.trim().is_empty() || case.trim().is_empty() {
+        anyhow::bail!(
+            "a purpose and a case number are required to access {what} (Minn. Stat. 13.824)"
+        );
+    }
+    Ok(())
+}
+
+/// The audit entry for a command-line access by the person running it.
+pub fn entry(action: &str, purpose: &str, case: &str, detail: String, count: usize) -> Entry {
+    Entry {
+        at: now_ms(),
+        actor: cli_actor(),
+        action: action.into(),
+        purpose: purpose.into(),
+        case_number: case.into(),
+        detail,
+        result_count: count as i64,
+    }
+}
+
+/// Prints rows one per line: as JSON, or as the table line `line` makes.
+pub fn print_rows<T: serde::Serialize>(
+    rows: &[T],
+    json: bool,
+    line: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    for r in rows {
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+        } else {
+            println!("{}", line(r));
+        }
+    }
+    Ok(())
+}

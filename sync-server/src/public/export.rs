@@ -1,0 +1,50 @@
+//! The public pages as static files, for the city's website: the same rendering as the server.
+use super::{Links, audit, locations, log};
+use crate::records::{Records, RecordsError};
+use std::path::{Path, PathBuf};
+
+/// Writes `locations.{html,csv,json,geojson}` (and `index.html`), `log.{html,csv,json}` for the
+/// local days `from..=to`, and `audit.{html,json}` (the newest page) into `dir`. Returns the
+/// files written.
+pub async fn export(
+    records: &Records,
+    agency: &str,
+    dir: &Path,
+    from: &str,
+    to: &str,
+) -> Result<Vec<PathBuf>, ExportError> {
+    let locs = records.public_locations().await?;
+    let use_log = records.use_log(from, to).await?;
+    let entries = records.audit_public(None, audit::PAGE).await?;
+    let links = Links(".html");
+    let files = [
+        ("index.html", locations::html(&locs, agency, links)),
+        ("locations.html", locations::html(&locs, agency, links)),
+        ("locations.csv", locations::csv(&locs)),
+        ("locations.json", locations::json(&locs)),
+        ("locations.geojson", locations::geojson(&locs)),
+        ("log.html", log::html(&use_log, agency, links)),
+        ("log.csv", log::csv(&use_log)),
+        ("log.json", log::json(&use_log)),
+        ("audit.html", audit::html(&entries, agency, links)),
+        ("audit.json", serde_json::to_string(&entries).unwrap_or_default()),
+    ];
+    std::fs::create_dir_all(dir).map_err(|e| ExportError::Io(dir.to_path_buf(), e))?;
+    let mut written = Vec::new();
+    for (name, body) in files {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, body).map_err(|e| ExportError::Io(tmp.clone(), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| ExportError::Io(path.clone(), e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}

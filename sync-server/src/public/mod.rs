@@ -1,0 +1,228 @@
+//! What the public may see (Minn. Stat. 13.824 subd. 5): the list of reader locations, the log
+//! of use and a view of the audit trail, as HTML pages (with charts, no script), CSV, JSON and
+//! GeoJSON, served over HTTP and exported as static files for the city's website.
+//!
+//! Every page is built from tables that hold no plate, picture or read: the location history,
+//! the log-of-use tallies, the periods of use and the audit trail without its classified
+//! fields. What is public is decided by the queries, not by filtering read data. Rendering is
+//! pure (data in, text out), so the server and the export share it.
+use crate::records::{Records, RecordsError, uselog};
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+mod audit;
+pub mod export;
+mod locations;
+mod log;
+
+#[derive(Clone)]
+struct AppState {
+    records: Records,
+    agency: String,
+}
+
+pub fn router(records: Records, agency: String) -> Router {
+    Router::new()
+        .route("/", get(|| async { axum::response::Redirect::to("/public/locations") }))
+        .route("/public/locations", get(locations_html))
+        .route("/public/locations.json", get(locations_json))
+        .route("/public/locations.csv", get(locations_csv))
+        .route("/public/locations.geojson", get(locations_geojson))
+        .route("/public/log", get(log_html))
+        .route("/public/log.json", get(log_json))
+        .route("/public/log.csv", get(log_csv))
+        .route("/public/audit", get(audit_html))
+        .route("/public/audit.json", get(audit_json))
+        .with_state(AppState { records, agency })
+}
+
+/// How pages link to each other: `""` when served (`/public/log`), `".html"` when exported.
+#[derive(Debug, Clone, Copy)]
+pub struct Links(pub &'static str);
+
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+pub(crate) fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with(['=', '+', '-', '@']) {
+        // Quote, and defuse spreadsheet formulas.
+        let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The frame every public page shares.
+pub(crate) fn page(title: &str, agency: &str, links: Links, body: &str) -> String {
+    let ext = links.0;
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{t}: {a}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:70em}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #999;padding:4px 8px;\
+         text-align:left}}nav a{{margin-right:1em}}.num{{text-align:right}}\
+         svg text{{font-size:11px}}</style></head><body>\
+         <nav><a href=\"locations{ext}\">Reader locations</a><a href=\"log{ext}\">Log of use</a>\
+         <a href=\"audit{ext}\">Audit trail</a></nav><h1>{t}</h1><p>{a}. Automated license plate \
+         readers (Minn. Stat. 13.824).</p>{body}</body></html>\n",
+        t = escape(title),
+        a = escape(agency),
+    )
+}
+
+fn server_error(e: RecordsError) -> Response {
+    tracing::error!(error = %e, "public page failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "this page is unavailable; try again later").into_response()
+}
+
+fn with_type(content_type: &'static str, body: String) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSV: &str = "text/csv; charset=utf-8";
+const JSON: &str = "application/json";
+
+async fn locations_html(State(s): State<AppState>) -> Response {
+    match s.records.public_locations().await {
+        Ok(l) => with_type(HTML, locations::html(&l, &s.agency, Links(""))),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn locations_json(State(s): State<AppState>) -> Response {
+    match s.records.public_locations().await {
+        Ok(l) => with_type(JSON, locations::json(&l)),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn locations_csv(State(s): State<AppState>) -> Response {
+    match s.records.public_locations().await {
+        Ok(l) => with_type(CSV, locations::csv(&l)),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn locations_geojson(State(s): State<AppState>) -> Response {
+    match s.records.public_locations().await {
+        Ok(l) => with_type("application/geo+json", locations::geojson(&l)),
+        Err(e) => server_error(e),
+    }
+}
+
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD`: the log's local days (default: the last 365).
+#[derive(Debug, Deserialize)]
+struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn valid_day(d: &str) -> bool {
+    d.len() == 10
+        && d.bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
+}
+
+/// The days of a request, or the last 365 local days up to today.
+pub fn log_range(
+    rules: &crate::records::Rules,
+    from: Option<String>,
+    to: Option<String>,
+    now: i64,
+) -> Result<(String, String), String> {
+    let to = to.unwrap_or_else(|| uselog::local_day_hour(rules, now).0);
+    let from = from.unwrap_or_else(|| uselog::local_day_hour(rules, now - 364 * 86_400_000).0);
+    if !valid_day(&from) || !valid_day(&to) {
+        return Err("from and to are dates: YYYY-MM-DD".into());
+    }
+    if from > to {
+        return Err("from is after to".into());
+    }
+    Ok((from, to))
+}
+
+async fn use_log(s: &AppState, r: Range) -> Result<uselog::UseLog, Response> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let (from, to) = log_range(s.records.rules(), r.from, r.to, now)
+        .map_err(|e| (StatusCode::BAD_REQUEST, e).into_response())?;
+    s.records.use_log(&from, &to).await.map_err(server_error)
+}
+
+async fn log_html(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
+    match use_log(&s, r).await {
+        Ok(l) => with_type(HTML, log::html(&l, &s.agency, Links(""))),
+        Err(e) => e,
+    }
+}
+
+async fn log_json(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
+    match use_log(&s, r).await {
+        Ok(l) => with_type(JSON, log::json(&l)),
+        Err(e) => e,
+    }
+}
+
+async fn log_csv(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
+    match use_log(&s, r).await {
+        Ok(l) => with_type(CSV, log::csv(&l)),
+        Err(e) => e,
+    }
+}
+
+/// `?before=SEQ`: the page of the audit trail before an entry (default: the newest).
+#[derive(Debug, Deserialize)]
+struct Before {
+    before: Option<i64>,
+}
+
+async fn audit_html(State(s): State<AppState>, Query(b): Query<Before>) -> Response {
+    match s.records.audit_public(b.before, audit::PAGE).await {
+        Ok(e) => with_type(HTML, audit::html(&e, &s.agency, Links(""))),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn audit_json(State(s): State<AppState>, Query(b): Query<Before>) -> Response {
+    match s.records.audit_public(b.before, audit::PAGE).await {
+        Ok(e) => with_type(JSON, serde_json::to_string(&e).unwrap_or_default()),
+        Err(e) => server_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("Main St"), "Main St");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
+    }
+
+    #[test]
+    fn log_ranges_are_checked() {
+        let rules = crate::records::Rules::default();
+        let now = 1_795_404_600_000; // 2026-11-22 21:30 in Minnesota
+        assert_eq!(
+            log_range(&rules, None, None, now),
+            Ok(("2025-11-23".into(), "2026-11-22".into()))
+        );
+        assert!(log_range(&rules, Some("2026-13".into()), None, now).is_err());
+        assert!(
+            log_range(&rules, Some("2026-02-01".into()), Some("2026-01-01".into()), now).is_err()
+        );
+        assert!(log_range(&rules, Some("2026-01-01' OR 1=1".into()), None, now).is_err());
+    }
+}

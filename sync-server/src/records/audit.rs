@@ -1,0 +1,216 @@
+//! The audit trail in the records: appends (serialised, each chained to the one before),
+//! verification, the public view (classified fields withheld) and the figures of the biennial
+//! audit report. The chain itself is [`crate::audit`].
+use super::{Records, RecordsError, iso_time, sql};
+use crate::audit::{self, Entry};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// An audit entry as the public may see it: what kind of actor did what, when, and how many
+/// records it touched. The actor's name, the purpose, the case number and the details are
+/// classified (they can reveal an investigation) and withheld.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublicAuditEntry {
+    pub seq: i64,
+    pub at: String,
+    /// `cli`, `console`, `retention`, `server`, ...: the part of the actor before its name.
+    pub actor_kind: String,
+    pub action: String,
+    pub result_count: i64,
+}
+
+/// Audit entries over a date range, summed for the biennial audit report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditSummary {
+    pub entries: i64,
+    /// Per action: (entries, records touched).
+    pub by_action: BTreeMap<String, (i64, i64)>,
+    /// Per actor: entries.
+    pub by_actor: BTreeMap<String, i64>,
+    /// Accesses to data (searches, lists, exports) and how many named a case number.
+    pub accesses: i64,
+    pub accesses_with_case: i64,
+    /// Records destroyed by retention or by an ACP request.
+    pub destroyed: i64,
+}
+
+/// Actions that read data (the rest enter, update or destroy it).
+pub const ACCESS_ACTIONS: [&str; 6] =
+    ["reads.list", "alerts.list", "plates.search", "pictures.get", "reads.export", "audit.report"];
+
+/// Rows verified per query: the trail is checked in pages, never loaded whole.
+const PAGE: i64 = 20_000;
+
+impl Records {
+    /// Appends an audit entry, chained to the previous one. Returns its sequence number.
+    pub async fn audit(&self, e: &Entry) -> Result<i64, RecordsError> {
+        let _guard = self.audit_lock.lock().await;
+        // IMMEDIATE: take the write lock before reading the chain's head. A deferred transaction
+        // would read first and then fail at once (SQLITE_BUSY_SNAPSHOT) if another process (the
+        // server, a CLI) appended meanwhile; with the lock taken first, SQLite's busy timeout
+        // simply waits its turn, and no two entries can chain to the same head.
+        let mut tx = if self.pg {
+            let mut tx = self.pool.begin().await?;
+            // Serialises appends across processes for the rest of the transaction.
+            sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(1324)")).execute(&mut *tx).await?;
+            tx
+        } else {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        };
+        let last =
+            sqlx::query(sql(self.pg, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (seq, prev) = match last {
+            Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
+            None => (1, audit::GENESIS.to_string()),
+        };
+        let hash = audit::chain_hash(&prev, seq, e);
+        sqlx::query(sql(self.pg, "INSERT INTO audit (seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(seq)
+        .bind(e.at)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.purpose)
+        .bind(&e.case_number)
+        .bind(&e.detail)
+        .bind(e.result_count)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Checks the whole chain, page by page. `Ok(n)` with the number of entries, or the first
+    /// broken entry: a changed field, a missing entry (a gap in the sequence), or entries out of
+    /// order all break the chain. Removing the newest entries leaves a shorter valid chain; the
+    /// head [`Records::audit_head`] returns is what to compare with an earlier one.
+    pub async fn audit_verify(&self) -> Result<Result<i64, String>, RecordsError> {
+        let mut prev = audit::GENESIS.to_string();
+        let mut expected_seq = 1i64;
+        loop {
+            let rows = sqlx::query(sql(
+                self.pg,
+                "SELECT seq, at, actor, action, purpose, case_number, detail, result_count, \
+                 prev_hash, hash FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
+            ))
+            .bind(expected_seq)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let seq: i64 = r.get(0);
+                if seq != expected_seq {
+                    return Ok(Err(format!("entry {expected_seq} is missing (next is {seq})")));
+                }
+                let e = Entry {
+                    at: r.get(1),
+                    actor: r.get(2),
+                    action: r.get(3),
+                    purpose: r.get(4),
+                    case_number: r.get(5),
+                    detail: r.get(6),
+                    result_count: r.get(7),
+                };
+                let stored_prev: String = r.get(8);
+                let stored: String = r.get(9);
+                if stored_prev != prev || audit::chain_hash(&prev, seq, &e) != stored {
+                    return Ok(Err(format!("entry {seq} was altered or reordered")));
+                }
+                prev = stored;
+                expected_seq += 1;
+            }
+            if (rows.len() as i64) < PAGE {
+                return Ok(Ok(expected_seq - 1));
+            }
+        }
+    }
+
+    /// The newest entry's sequence number and hash (`0` and the genesis hash when empty).
+    pub async fn audit_head(&self) -> Result<(i64, String), RecordsError> {
+        let row =
+            sqlx::query(sql(self.pg, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map_or((0, audit::GENESIS.to_string()), |r| (r.get(0), r.get(1))))
+    }
+
+    /// The hash recorded for entry `seq`, if there is one.
+    pub async fn audit_hash(&self, seq: i64) -> Result<Option<String>, RecordsError> {
+        let row = sqlx::query(sql(self.pg, "SELECT hash FROM audit WHERE seq = ?"))
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// The public view of the trail: up to `limit` entries before `before` (newest first).
+    pub async fn audit_public(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<PublicAuditEntry>, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT seq, at, actor, action, result_count FROM audit WHERE seq < ? \
+             ORDER BY seq DESC LIMIT ?",
+        ))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let actor: String = r.get(2);
+                PublicAuditEntry {
+                    seq: r.get(0),
+                    at: iso_time(r.get(1)),
+                    actor_kind: actor.split(':').next().unwrap_or_default().to_string(),
+                    action: r.get(3),
+                    result_count: r.get(4),
+                }
+            })
+            .collect())
+    }
+
+    /// Audit entries from `from` to `to` (milliseconds), summed for the biennial report.
+    pub async fn audit_summary(&self, from: i64, to: i64) -> Result<AuditSummary, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT action, actor, CASE WHEN case_number = '' THEN 0 ELSE 1 END, COUNT(*), \
+             CAST(SUM(result_count) AS BIGINT) FROM audit WHERE at >= ? AND at < ? \
+             GROUP BY action, actor, CASE WHEN case_number = '' THEN 0 ELSE 1 END",
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut s = AuditSummary::default();
+        for r in &rows {
+            let (action, actor): (String, String) = (r.get(0), r.get(1));
+            let with_case = r.get::<i64, _>(2) != 0;
+            let (n, touched): (i64, i64) = (r.get(3), r.get(4));
+            s.entries += n;
+            let e = s.by_action.entry(action.clone()).or_default();
+            e.0 += n;
+            e.1 += touched;
+            *s.by_actor.entry(actor).or_default() += n;
+            if ACCESS_ACTIONS.contains(&action.as_str()) {
+                s.accesses += n;
+                if with_case {
+                    s.accesses_with_case += n;
+                }
+            }
+            if action == "destroy" || action == "acp.destroy" {
+                s.destroyed += touched;
+            }
+        }
+        Ok(s)
+    }
+}

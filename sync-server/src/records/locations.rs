@@ -1,0 +1,196 @@
+//! The fixed-location history: where each reader stood, from when until when, under what name,
+//! and whether the location is security information (withheld from everything public, still
+//! reported to the BCA with that mark). Ingestion makes the rows ([`super::write`]); operators
+//! name them, mark them and close them here.
+use super::{NEW_LOCATION_M, Records, RecordsError, distance_m, iso_date, sql};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::BTreeMap;
+use trailer_wire::console::PublicLocation;
+
+/// A location as operators see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocationView {
+    pub id: i64,
+    pub reader: String,
+    pub place: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub from: String,
+    pub until: Option<String>,
+    pub security: bool,
+}
+
+/// Public places per reader, for the log of use ([`Records::public_places`]).
+#[derive(Debug, Default)]
+pub struct Places {
+    by_reader: BTreeMap<String, Vec<Place>>,
+}
+
+#[derive(Debug)]
+struct Place {
+    lat: f64,
+    lon: f64,
+    first_ms: i64,
+    last_ms: i64,
+    name: String,
+    security: bool,
+}
+
+impl Places {
+    /// The public name of where `reader` stood at (lat, lon) around `at`; `None` when that
+    /// location is security information or unknown.
+    pub fn place_at(&self, reader: &str, lat: f64, lon: f64, at: i64) -> Option<String> {
+        let near = self
+            .by_reader
+            .get(reader)?
+            .iter()
+            .filter(|p| distance_m(p.lat, p.lon, lat, lon) <= NEW_LOCATION_M)
+            .min_by_key(|p| {
+                if (p.first_ms..=p.last_ms).contains(&at) {
+                    0
+                } else {
+                    (p.first_ms - at).abs().min((p.last_ms - at).abs())
+                }
+            })?;
+        (!near.security).then(|| near.name.clone())
+    }
+}
+
+fn display_place(place: String, lat: f64, lon: f64) -> String {
+    if place.is_empty() { format!("{lat:.5}, {lon:.5}") } else { place }
+}
+
+impl Records {
+    /// The public list of reader locations: current and previous, with dates, except those
+    /// marked security information.
+    pub async fn public_locations(&self) -> Result<Vec<PublicLocation>, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT trailer_id, place, lat, lon, first_ms, last_ms, current FROM locations \
+             WHERE security = 0 ORDER BY trailer_id, first_ms",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (lat, lon): (f64, f64) = (r.get(2), r.get(3));
+                PublicLocation {
+                    reader: r.get(0),
+                    place: display_place(r.get(1), lat, lon),
+                    lat,
+                    lon,
+                    from: iso_date(r.get(4)),
+                    until: if r.get::<i64, _>(6) == 1 { None } else { Some(iso_date(r.get(5))) },
+                }
+            })
+            .collect())
+    }
+
+    /// Every location, withheld ones included, for operators.
+    pub async fn locations(&self, reader: Option<&str>) -> Result<Vec<LocationView>, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT id, trailer_id, place, lat, lon, first_ms, last_ms, current, security \
+             FROM locations WHERE (? = '' OR trailer_id = ?) ORDER BY trailer_id, first_ms",
+        ))
+        .bind(reader.unwrap_or(""))
+        .bind(reader.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (lat, lon): (f64, f64) = (r.get(3), r.get(4));
+                LocationView {
+                    id: r.get(0),
+                    reader: r.get(1),
+                    place: display_place(r.get(2), lat, lon),
+                    lat,
+                    lon,
+                    from: iso_date(r.get(5)),
+                    until: (r.get::<i64, _>(7) == 0).then(|| iso_date(r.get(6))),
+                    security: r.get::<i64, _>(8) != 0,
+                }
+            })
+            .collect())
+    }
+
+    /// Names a location (what the public list and the BCA notice show).
+    pub async fn rename_location(&self, id: i64, place: &str) -> Result<(), RecordsError> {
+        let place = place.trim();
+        if place.is_empty() || place.chars().count() > 200 || place.chars().any(char::is_control) {
+            return Err(RecordsError::Invalid(
+                "a place name is 1-200 characters, without control characters".into(),
+            ));
+        }
+        self.update_location("UPDATE locations SET place = ? WHERE id = ?", place, id).await
+    }
+
+    /// Marks a location as security information (withheld from the public) or clears the mark.
+    pub async fn set_location_security(&self, id: i64, security: bool) -> Result<(), RecordsError> {
+        let done = sqlx::query(sql(self.pg, "UPDATE locations SET security = ? WHERE id = ?"))
+            .bind(i64::from(security))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(RecordsError::Invalid(format!("no location {id}")));
+        }
+        Ok(())
+    }
+
+    /// Ends a reader's current deployment at `at` (an operator took it away while it was
+    /// offline); its next position opens a new one.
+    pub async fn end_deployment(&self, reader: &str, at: i64) -> Result<bool, RecordsError> {
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE locations SET current = 0, \
+             last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END \
+             WHERE trailer_id = ? AND current = 1",
+        ))
+        .bind(at)
+        .bind(at)
+        .bind(reader)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn update_location(
+        &self,
+        text: &'static str,
+        value: &str,
+        id: i64,
+    ) -> Result<(), RecordsError> {
+        let done = sqlx::query(sql(self.pg, text)).bind(value).bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(RecordsError::Invalid(format!("no location {id}")));
+        }
+        Ok(())
+    }
+
+    /// Every location with its public name and mark, for the log of use.
+    pub async fn public_places(&self) -> Result<Places, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT trailer_id, place, lat, lon, first_ms, last_ms, security FROM locations",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut places = Places::default();
+        for r in &rows {
+            let (lat, lon): (f64, f64) = (r.get(2), r.get(3));
+            places.by_reader.entry(r.get(0)).or_default().push(Place {
+                lat,
+                lon,
+                name: display_place(r.get(1), lat, lon),
+                first_ms: r.get(4),
+                last_ms: r.get(5),
+                security: r.get::<i64, _>(6) != 0,
+            });
+        }
+        Ok(places)
+    }
+}

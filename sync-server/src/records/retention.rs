@@ -1,0 +1,308 @@
+//! Retention (Minn. Stat. 13.824 subd. 3): reads, their pictures and alerts are destroyed once
+//! collected more than the retention period ago, unless a hold keeps them (an active criminal
+//! investigation, or a written request to keep exculpatory evidence). The clock is the
+//! caller's: the server's duty passes the system time, tests any time they like.
+//!
+//! On SQLite, rows go in batches, so ingestion keeps its turn at the write lock. On PostgreSQL,
+//! reads and pictures live in day partitions ([`partitions`]): a day wholly past retention with
+//! nothing held in it is dropped at once, and only the rest goes row by row.
+use super::{Records, RecordsError, Tx, is_pg, iso_time, sql};
+use crate::audit::Entry;
+use serde::Serialize;
+use sqlx::Row;
+
+mod partitions;
+
+/// What one retention run destroyed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub reads: u64,
+    pub pictures: u64,
+    pub alerts: u64,
+}
+
+/// Why a hold keeps data past retention.
+pub const HOLD_KINDS: [&str; 2] = ["active-investigation", "exculpatory"];
+
+/// A hold as operators see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldView {
+    pub id: i64,
+    pub kind: String,
+    pub case_number: String,
+    pub note: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub released_at: Option<String>,
+    /// Reads the hold names that the server still holds.
+    pub reads: i64,
+}
+
+/// Rows one retention statement deletes at most, so ingestion keeps its turn at the write lock.
+const BATCH: i64 = 5_000;
+
+/// `NOT EXISTS` clause: the row's read (`X.trailer_id`, `X.read_id`) is under no active hold.
+macro_rules! unheld {
+    ($x:literal) => {
+        concat!(
+            " AND NOT EXISTS (SELECT 1 FROM held_reads h JOIN holds d ON d.id = h.hold_id \
+             WHERE d.released_ms IS NULL AND h.trailer_id = ",
+            $x,
+            ".trailer_id AND h.read_id = ",
+            $x,
+            ".read_id)"
+        )
+    };
+}
+
+/// Runs one of retention's batch deletes (`?` the cutoff, then the batch size); rows deleted.
+async fn delete_batch(tx: &mut Tx, text: &'static str, cutoff: i64) -> Result<u64, RecordsError> {
+    let pg = is_pg(tx);
+    let done = sqlx::query(sql(pg, text)).bind(cutoff).bind(BATCH).execute(&mut **tx).await?;
+    Ok(done.rows_affected())
+}
+
+impl Records {
+    /// Destroys what was collected more than `retention_days` before `now_ms` and is not held:
+    /// reads, their pictures (and pictures whose read never arrived, by arrival time) and
+    /// alerts. The location history, the periods of use, the log of use and the audit trail
+    /// stay. The counts go into the audit trail (one entry per run that destroyed anything).
+    pub async fn purge(&self, now_ms: i64, retention_days: u32) -> Result<Purged, RecordsError> {
+        let cutoff = now_ms - i64::from(retention_days) * 86_400_000;
+        let mut done = Purged::default();
+        if self.pg {
+            partitions::ensure(&self.pool, now_ms, retention_days).await;
+            let dropped = partitions::drop_expired(&self.pool, cutoff).await?;
+            done.reads += dropped.reads;
+            done.pictures += dropped.pictures;
+        }
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let pictures = delete_batch(
+                &mut tx,
+                concat!(
+                    "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
+                     (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
+                     WHERE p.collected_at < ?",
+                    unheld!("p"),
+                    " LIMIT ?)"
+                ),
+                cutoff,
+            )
+            .await?;
+            // Pictures that arrived before their read carry their arrival time: they go with
+            // their read all the same.
+            let early = delete_batch(
+                &mut tx,
+                concat!(
+                    "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
+                     (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
+                     JOIN reads r ON r.trailer_id = p.trailer_id AND r.read_id = p.read_id \
+                     WHERE r.first_seen < ?",
+                    unheld!("p"),
+                    " LIMIT ?)"
+                ),
+                cutoff,
+            )
+            .await?;
+            let pictures = pictures + early;
+            // A read goes only once its pictures have: none may outlive it as an orphan.
+            let reads = if pictures < BATCH as u64 {
+                delete_batch(
+                    &mut tx,
+                    concat!(
+                        "DELETE FROM reads WHERE (trailer_id, read_id) IN \
+                         (SELECT r.trailer_id, r.read_id FROM reads r WHERE r.first_seen < ?",
+                        unheld!("r"),
+                        " LIMIT ?)"
+                    ),
+                    cutoff,
+                )
+                .await?
+            } else {
+                0
+            };
+            let orphans = delete_batch(
+                &mut tx,
+                concat!(
+                    "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
+                     (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
+                     WHERE p.received_at < ? AND NOT EXISTS (SELECT 1 FROM reads r \
+                     WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id)",
+                    unheld!("p"),
+                    " LIMIT ?)"
+                ),
+                cutoff,
+            )
+            .await?;
+            let alerts = delete_batch(
+                &mut tx,
+                concat!(
+                    "DELETE FROM alerts WHERE (trailer_id, alert_id) IN \
+                     (SELECT a.trailer_id, a.alert_id FROM alerts a WHERE a.seen_at < ?",
+                    unheld!("a"),
+                    " LIMIT ?)"
+                ),
+                cutoff,
+            )
+            .await?;
+            tx.commit().await?;
+            done.reads += reads;
+            done.pictures += pictures + orphans;
+            done.alerts += alerts;
+            if reads + pictures + orphans + alerts == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let total = done.reads + done.pictures + done.alerts;
+        if total > 0 {
+            self.audit(&Entry {
+                at: now_ms,
+                actor: "retention".into(),
+                action: "destroy".into(),
+                purpose: format!("retention: collected more than {retention_days} days ago"),
+                case_number: String::new(),
+                detail: format!(
+                    "{} reads, {} pictures, {} alerts collected before {}",
+                    done.reads,
+                    done.pictures,
+                    done.alerts,
+                    iso_time(cutoff)
+                ),
+                result_count: total as i64,
+            })
+            .await?;
+        }
+        Ok(done)
+    }
+
+    /// Makes the day partitions (PostgreSQL) for every day a read may still be collected in and
+    /// kept; [`Records::purge`] does it at every run. A no-op on SQLite.
+    pub async fn prepare_partitions(&self, now_ms: i64, retention_days: u32) {
+        if self.pg {
+            partitions::ensure(&self.pool, now_ms, retention_days).await;
+        }
+    }
+
+    /// Places a hold on reads (`(trailer, read id)`): they, their pictures and alerts stay past
+    /// retention until the hold is released. Returns the hold's id and how many of the reads
+    /// the server holds now (a read still on its way is held when it arrives).
+    pub async fn place_hold(
+        &self,
+        kind: &str,
+        case_number: &str,
+        note: &str,
+        by: &str,
+        reads: &[(String, i64)],
+        now: i64,
+    ) -> Result<(i64, i64), RecordsError> {
+        if !HOLD_KINDS.contains(&kind) {
+            return Err(RecordsError::Invalid(format!(
+                "hold kind {kind:?}: use {}",
+                HOLD_KINDS.join(" or ")
+            )));
+        }
+        if case_number.trim().is_empty() {
+            return Err(RecordsError::Invalid("a hold needs a case number".into()));
+        }
+        if reads.is_empty() {
+            return Err(RecordsError::Invalid("a hold needs at least one read".into()));
+        }
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query(sql(
+            self.pg,
+            "INSERT INTO holds (kind, case_number, note, created_by, created_ms) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(kind)
+        .bind(case_number.trim())
+        .bind(note)
+        .bind(by)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        let mut present = 0;
+        for (trailer, read) in reads {
+            sqlx::query(sql(
+                self.pg,
+                "INSERT INTO held_reads (hold_id, trailer_id, read_id) VALUES (?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            ))
+            .bind(id)
+            .bind(trailer)
+            .bind(read)
+            .execute(&mut *tx)
+            .await?;
+            let n: i64 = sqlx::query(sql(
+                self.pg,
+                "SELECT COUNT(*) FROM reads WHERE trailer_id = ? AND read_id = ?",
+            ))
+            .bind(trailer)
+            .bind(read)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            present += n;
+        }
+        tx.commit().await?;
+        Ok((id, present))
+    }
+
+    /// Releases a hold: its reads fall under retention again (and go at the next run if they
+    /// are past it). False if there is no such active hold.
+    pub async fn release_hold(&self, id: i64, by: &str, now: i64) -> Result<bool, RecordsError> {
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE holds SET released_ms = ?, released_by = ? WHERE id = ? AND released_ms IS NULL",
+        ))
+        .bind(now)
+        .bind(by)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every hold, newest first.
+    pub async fn holds(&self) -> Result<Vec<HoldView>, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT d.id, d.kind, d.case_number, d.note, d.created_by, d.created_ms, \
+             d.released_ms, (SELECT COUNT(*) FROM held_reads h JOIN reads r \
+             ON r.trailer_id = h.trailer_id AND r.read_id = h.read_id WHERE h.hold_id = d.id) \
+             FROM holds d ORDER BY d.id DESC",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| HoldView {
+                id: r.get(0),
+                kind: r.get(1),
+                case_number: r.get(2),
+                note: r.get(3),
+                created_by: r.get(4),
+                created_at: iso_time(r.get(5)),
+                released_at: r.get::<Option<i64>, _>(6).map(iso_time),
+                reads: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Reads older than `retention_days` before `now` that no hold keeps: zero after a
+    /// retention run (the biennial audit's check that destruction works).
+    pub async fn overdue_reads(&self, now: i64, retention_days: u32) -> Result<i64, RecordsError> {
+        let cutoff = now - i64::from(retention_days) * 86_400_000;
+        let n = sqlx::query(sql(
+            self.pg,
+            concat!("SELECT COUNT(*) FROM reads r WHERE r.first_seen < ?", unheld!("r")),
+        ))
+        .bind(cutoff)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
+        Ok(n)
+    }
+}

@@ -1,0 +1,514 @@
+//! The records' tests: each runs on the embedded SQLite and on a scratch PostgreSQL database.
+use super::*;
+use crate::audit::Entry;
+use trailer_wire::{ActiveUse, ReadMeta};
+
+/// Two processes (here: two pools) appending to one audit trail at once: every entry lands,
+/// chained, none fails with "database is locked".
+/// The test runs on the embedded SQLite and on a scratch PostgreSQL database.
+async fn on_both<F: std::future::Future<Output = ()>>(name: &str, test: impl Fn(String) -> F) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    test(format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await;
+    let pg = scratch_postgres(name).await.expect("PostgreSQL for tests (TRAILER_PG_ADMIN_URL)");
+    test(pg.clone()).await;
+    drop_scratch_postgres(&pg).await.expect("drop the scratch database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_audit_appends_from_two_processes_chain_cleanly() {
+    on_both("audit", concurrent_audit).await;
+}
+
+async fn concurrent_audit(url: String) {
+    let a = Records::open(&url).await.expect("open a");
+    let b = Records::open(&url).await.expect("open b");
+    let entry = |actor: &str| Entry {
+        at: 1,
+        actor: actor.into(),
+        action: "reads.list".into(),
+        purpose: "test".into(),
+        case_number: "C".into(),
+        detail: String::new(),
+        result_count: 0,
+    };
+    let (ea, eb) = (entry("a"), entry("b"));
+    let ta = tokio::spawn(async move {
+        for _ in 0..40 {
+            a.audit(&ea).await.expect("append a");
+        }
+    });
+    let tb = tokio::spawn(async move {
+        for _ in 0..40 {
+            b.audit(&eb).await.expect("append b");
+        }
+    });
+    ta.await.expect("a");
+    tb.await.expect("b");
+    let c = Records::open(&url).await.expect("open c");
+    assert_eq!(c.audit_verify().await.expect("verify"), Ok(80));
+}
+
+fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
+    ReadMeta {
+        read_id,
+        camera_id: "cam0".into(),
+        plate: plate.into(),
+        confidence_pm: 950,
+        first_seen: seen,
+        best_seen: seen + 500,
+        position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
+        plate_box: [1, 2, 3, 4],
+        pictures: trailer_wire::PictureSet { plate_crop: true, context: true },
+    }
+}
+
+async fn count(db: &Records, table: &str) -> i64 {
+    let sql = match table {
+        "pictures" => "SELECT COUNT(*) FROM pictures",
+        "alerts" => "SELECT COUNT(*) FROM alerts",
+        "usage_periods" => "SELECT COUNT(*) FROM usage_periods",
+        "locations" => "SELECT COUNT(*) FROM locations",
+        "audit" => "SELECT COUNT(*) FROM audit",
+        "deployment_events" => "SELECT COUNT(*) FROM deployment_events",
+        other => panic!("no count for {other}"),
+    };
+    sqlx::query(sql).fetch_one(db.pool()).await.expect("count").get(0)
+}
+
+/// Reads, their pictures and alerts collected more than the retention period ago are
+/// destroyed by the clock the caller passes; younger ones, the periods of use and the
+/// location history stay; the destruction is counted in the audit trail, which verifies.
+/// Deployment events make the location history: an end closes the current place, a start
+/// opens a new one; a repeated event changes nothing; the public list shows both places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_events_make_the_location_history() {
+    on_both("deploy", deployments).await;
+}
+
+async fn deployments(url: String) {
+    use trailer_wire::{DeploymentEvent, DeploymentEventKind, Position};
+    const DAY: i64 = 86_400_000;
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let event = |event_id, kind, time, lat: f64| DeploymentEvent {
+        trailer_id: "t1".into(),
+        event_id,
+        kind,
+        time,
+        position: Position::from_degrees(lat, -93.99, FixQuality::Fix3d),
+        note: String::new(),
+    };
+    let t0 = 20_000 * DAY;
+    let mut tx = db.begin().await.expect("begin");
+    write::deployment(&mut tx, &rules, "t1", &event(1, DeploymentEventKind::Start, t0, 44.16), t0)
+        .await
+        .expect("start");
+    write::reads(&mut tx, &rules, "t1", &[read_at(1, "AAA111", t0 + DAY)], t0 + DAY)
+        .await
+        .expect("read");
+    let end = event(2, DeploymentEventKind::End, t0 + 3 * DAY, 44.17);
+    write::deployment(&mut tx, &rules, "t1", &end, t0).await.expect("end");
+    tx.commit().await.expect("commit");
+    let locs = db.public_locations().await.expect("locations");
+    assert_eq!(locs.len(), 1);
+    assert!(locs[0].until.is_some(), "the end closed the place: {locs:?}");
+    let mut tx = db.begin().await.expect("begin");
+    // The same end again (a resend) and a start 11 km north.
+    write::deployment(&mut tx, &rules, "t1", &end, t0).await.expect("end again");
+    let start = event(3, DeploymentEventKind::Start, t0 + 4 * DAY, 44.26);
+    write::deployment(&mut tx, &rules, "t1", &start, t0).await.expect("start");
+    tx.commit().await.expect("commit");
+    let locs = db.public_locations().await.expect("locations");
+    assert_eq!(locs.len(), 2, "{locs:?}");
+    assert_eq!((locs[0].until.is_some(), locs[1].until.is_none()), (true, true), "{locs:?}");
+    assert!((locs[1].lat - 44.26).abs() < 1e-6, "{locs:?}");
+    assert_eq!(count(&db, "deployment_events").await, 3);
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_destroys_what_is_past_its_days_and_audits_the_counts() {
+    on_both("retention", retention).await;
+}
+
+async fn retention(url: String) {
+    const DAY: i64 = 86_400_000;
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let now = 20_000 * DAY;
+    let (old, young) = (now - 61 * DAY, now - 59 * DAY);
+    let mut tx = db.begin().await.expect("begin");
+    write::reads(
+        &mut tx,
+        &rules,
+        "t1",
+        &[read_at(1, "OLD111", old), read_at(2, "NEW222", young)],
+        old,
+    )
+    .await
+    .expect("reads");
+    for id in [1, 2] {
+        for kind in [PictureKind::PlateCrop, PictureKind::Context] {
+            write::picture(&mut tx, "t1", id, kind, b"jpeg", young).await.expect("picture");
+        }
+    }
+    // A picture whose read never arrived, received long ago.
+    write::picture(&mut tx, "t1", 99, PictureKind::Context, b"jpeg", old).await.expect("orphan");
+    let alert = |alert_id, read| trailer_wire::Alert {
+        trailer_id: "t1".into(),
+        alert_id,
+        read,
+        list_name: "mn-state".into(),
+        list_version: 1,
+        category: trailer_wire::HitCategory::StolenVehicle,
+        case_number: None,
+    };
+    write::alert(&mut tx, &rules, "t1", &alert(1, read_at(1, "OLD111", old)), old)
+        .await
+        .expect("alert");
+    write::alert(&mut tx, &rules, "t1", &alert(2, read_at(2, "NEW222", young)), young)
+        .await
+        .expect("alert");
+    let period = ActiveUse {
+        trailer_id: "t1".into(),
+        period_id: 5,
+        start: old - DAY,
+        end: Some(old + DAY),
+        start_reason: trailer_wire::UsageReason::DaemonStart,
+        end_reason: Some(trailer_wire::UsageReason::DaemonStop),
+        position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
+        lists_compared: vec!["MN BCA".into()],
+    };
+    write::usage(&mut tx, &rules, "t1", &period, old).await.expect("usage");
+    tx.commit().await.expect("commit");
+
+    // Nothing is due a day early.
+    assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
+    let purged = db.purge(now, 60).await.expect("purge");
+    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1 });
+    let plates: Vec<String> =
+        db.list_reads(10).await.expect("reads").into_iter().map(|r| r.plate).collect();
+    assert_eq!(plates, ["NEW222"]);
+    assert_eq!(count(&db, "pictures").await, 2);
+    assert_eq!(count(&db, "alerts").await, 1);
+    assert_eq!(count(&db, "usage_periods").await, 1, "the log of use outlives the reads");
+    assert!(count(&db, "locations").await >= 1, "the location history outlives the reads");
+    // Run again: nothing more, and no second audit entry.
+    assert_eq!(db.purge(now, 60).await.expect("purge"), Purged::default());
+    let (action, result): (String, i64) =
+        sqlx::query_as("SELECT action, result_count FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_one(db.pool())
+            .await
+            .expect("audit");
+    assert_eq!((action.as_str(), result), ("destroy", 5));
+    assert_eq!(count(&db, "audit").await, 1);
+    assert_eq!(db.audit_verify().await.expect("verify"), Ok(1));
+}
+
+#[test]
+fn dates_and_distances() {
+    assert_eq!(iso_date(0), "1970-01-01");
+    assert_eq!(iso_time(1_790_000_000_000), "2026-09-21T14:13:20Z");
+    assert_eq!(iso_date(951_782_400_000), "2000-02-29");
+    let d = distance_m(44.1636, -93.9994, 44.1636, -93.9994 + 0.01);
+    assert!((790.0..810.0).contains(&d), "{d}");
+}
+
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+
+fn period(period_id: u64, start: i64, end: Option<i64>, lat: f64) -> ActiveUse {
+    ActiveUse {
+        trailer_id: "t1".into(),
+        period_id,
+        start,
+        end,
+        start_reason: trailer_wire::UsageReason::DaemonStart,
+        end_reason: end.map(|_| trailer_wire::UsageReason::DaemonStop),
+        position: trailer_wire::Position::from_degrees(lat, -93.99, FixQuality::Fix3d),
+        lists_compared: vec!["MN BCA hotlist".into(), "agency list".into()],
+    }
+}
+
+fn hit(alert_id: u64, read: ReadMeta, category: trailer_wire::HitCategory) -> trailer_wire::Alert {
+    trailer_wire::Alert {
+        trailer_id: "t1".into(),
+        alert_id,
+        read,
+        list_name: "mn-state".into(),
+        list_version: 1,
+        category,
+        case_number: None,
+    }
+}
+
+/// The public log of use counts what was ingested (each read once, however often it is
+/// resent; each hit by its category), per period of use; a read whose period had not arrived
+/// is counted under period 0; the counts stand after the reads are destroyed; a location marked
+/// security information is not named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_log_counts_what_was_ingested_and_outlives_destruction() {
+    on_both("uselog", use_log).await;
+}
+
+async fn use_log(url: String) {
+    use trailer_wire::HitCategory::{StolenVehicle, Warrant};
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    // 2026-03-02 15:00 UTC: 09:00 in Minnesota.
+    let t0 = 1_772_463_600_000;
+    let mut tx = db.begin().await.expect("begin");
+    write::usage(&mut tx, &rules, "t1", &period(1, t0, Some(t0 + 5 * HOUR), 44.16), t0)
+        .await
+        .expect("period");
+    let reads: Vec<ReadMeta> =
+        (1..=5).map(|i| read_at(i, &format!("AAA{i:03}"), t0 + i as i64 * HOUR / 2)).collect();
+    write::reads(&mut tx, &rules, "t1", &reads, t0).await.expect("reads");
+    // The same batch again (a resend) counts nothing more.
+    write::reads(&mut tx, &rules, "t1", &reads, t0).await.expect("reads again");
+    let stolen = hit(1, reads[0].clone(), StolenVehicle);
+    assert!(write::alert(&mut tx, &rules, "t1", &stolen, t0).await.expect("alert"));
+    assert!(!write::alert(&mut tx, &rules, "t1", &stolen, t0).await.expect("again"));
+    // A read of the next day, whose period record has not arrived.
+    let late = read_at(6, "BBB006", t0 + DAY);
+    let warrant = hit(2, late.clone(), Warrant);
+    write::alert(&mut tx, &rules, "t1", &warrant, t0 + DAY).await.expect("alert");
+    tx.commit().await.expect("commit");
+
+    let log = db.use_log("2026-03-01", "2026-03-31").await.expect("log");
+    assert_eq!(log.total_reads, 6);
+    assert_eq!(log.total_hits["stolen_vehicle"], 1);
+    assert_eq!(log.total_hits["warrant"], 1);
+    assert_eq!(log.periods.len(), 2, "{log:#?}");
+    let p1 = &log.periods[0];
+    assert_eq!((p1.period_id, p1.reads, p1.hits["stolen_vehicle"]), (1, 5, 1));
+    assert_eq!(p1.start.as_deref(), Some("2026-03-02 09:00"));
+    assert_eq!(p1.end.as_deref(), Some("2026-03-02 14:00"));
+    assert_eq!(p1.hours, "09-11", "local hours with reads");
+    assert_eq!(p1.databases, ["MN BCA hotlist", "agency list"]);
+    assert!(p1.location.as_deref().is_some_and(|l| l.starts_with("44.16")), "{p1:?}");
+    let p0 = &log.periods[1];
+    assert_eq!((p0.period_id, p0.reads, p0.hits["warrant"]), (0, 1, 1));
+    assert_eq!(log.days.iter().map(|d| d.reads).sum::<i64>(), 6);
+
+    // Withheld location: the log does not name it.
+    let id = db.locations(Some("t1")).await.expect("locations")[0].id;
+    db.set_location_security(id, true).await.expect("security");
+    let log = db.use_log("2026-03-01", "2026-03-31").await.expect("log");
+    assert_eq!(log.periods[0].location, None);
+
+    // Destroy everything: the log stands.
+    let purged = db.purge(t0 + 70 * DAY, 60).await.expect("purge");
+    assert_eq!(purged.reads, 6);
+    assert_eq!(db.list_reads(10).await.expect("reads").len(), 0);
+    let after = db.use_log("2026-03-01", "2026-03-31").await.expect("log");
+    assert_eq!((after.total_reads, after.total_hits["stolen_vehicle"]), (6, 1));
+    assert_eq!(after.periods[0].reads, 5);
+    db.close().await;
+}
+
+/// A hold keeps its reads, their pictures and alerts past retention; released, they go at the
+/// next run; the biennial check of reads past retention counts held ones as kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_keep_reads_past_retention_until_released() {
+    on_both("holds", holds).await;
+}
+
+async fn holds(url: String) {
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let now = 20_400 * DAY;
+    let old = now - 70 * DAY;
+    db.prepare_partitions(old, 60).await;
+    let mut tx = db.begin().await.expect("begin");
+    let reads = [read_at(1, "HELD01", old), read_at(2, "GONE02", old)];
+    write::reads(&mut tx, &rules, "t1", &reads, old).await.expect("reads");
+    for id in [1, 2] {
+        write::picture(&mut tx, "t1", id, PictureKind::PlateCrop, b"jpeg", old).await.expect("pic");
+    }
+    let a = hit(1, reads[0].clone(), trailer_wire::HitCategory::StolenPlate);
+    write::alert(&mut tx, &rules, "t1", &a, old).await.expect("alert");
+    tx.commit().await.expect("commit");
+    assert!(db.place_hold("vacation", "C-1", "", "x", &[("t1".into(), 1)], now).await.is_err());
+    assert!(db.place_hold("exculpatory", " ", "", "x", &[("t1".into(), 1)], now).await.is_err());
+    let (hold, present) = db
+        .place_hold("active-investigation", "C-77", "burglary", "cli:sam", &[("t1".into(), 1)], now)
+        .await
+        .expect("hold");
+    assert_eq!(present, 1);
+    assert_eq!(db.overdue_reads(now, 60).await.expect("overdue"), 1, "the unheld one");
+    let purged = db.purge(now, 60).await.expect("purge");
+    assert_eq!((purged.reads, purged.pictures, purged.alerts), (1, 1, 0));
+    let plates: Vec<String> =
+        db.list_reads(10).await.expect("reads").into_iter().map(|r| r.plate).collect();
+    assert_eq!(plates, ["HELD01"]);
+    assert_eq!(count(&db, "pictures").await, 1);
+    assert_eq!(count(&db, "alerts").await, 1);
+    assert_eq!(db.overdue_reads(now, 60).await.expect("overdue"), 0);
+    assert_eq!(db.holds().await.expect("holds")[0].reads, 1);
+    assert!(db.release_hold(hold, "cli:sam", now).await.expect("release"));
+    assert!(!db.release_hold(hold, "cli:sam", now).await.expect("again"), "released once");
+    let purged = db.purge(now + 1, 60).await.expect("purge");
+    assert_eq!((purged.reads, purged.pictures, purged.alerts), (1, 1, 1));
+    assert_eq!(count(&db, "pictures").await, 0);
+    db.close().await;
+}
+
+/// A reader's first location calls for a "new reader" notice, each later new location for a
+/// "new location" notice, each due ten days after it began; unsent past that it is overdue;
+/// sent, it says how; staying put calls for nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_for_a_new_reader_and_each_new_location_fall_due_in_ten_days() {
+    on_both("notices", notices).await;
+}
+
+async fn notices(url: String) {
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let t0 = 20_400 * DAY + 9 * HOUR;
+    let mut tx = db.begin().await.expect("begin");
+    write::reads(&mut tx, &rules, "t1", &[read_at(1, "AAA111", t0)], t0).await.expect("reads");
+    // Two kilometres north two days later, then more reads there.
+    let mut moved = read_at(2, "BBB222", t0 + 2 * DAY);
+    moved.position = trailer_wire::Position::from_degrees(44.18, -93.99, FixQuality::Fix3d);
+    write::reads(&mut tx, &rules, "t1", std::slice::from_ref(&moved), t0).await.expect("reads");
+    moved.read_id = 3;
+    moved.first_seen += HOUR;
+    moved.best_seen += HOUR;
+    write::reads(&mut tx, &rules, "t1", &[moved], t0).await.expect("reads");
+    tx.commit().await.expect("commit");
+    let n = db.notices(t0 + DAY, false).await.expect("notices");
+    assert_eq!(n.len(), 2, "{n:#?}");
+    assert_eq!((n[0].kind, n[1].kind), (NoticeKind::NewReader, NoticeKind::NewLocation));
+    assert_eq!(n[0].due_ms, t0 + 500 + 10 * DAY, "best_seen of the first read + 10 days");
+    assert_eq!(n[1].due_ms, t0 + 2 * DAY + 500 + 10 * DAY);
+    assert_eq!((n[0].state, n[1].state), (NoticeState::Due, NoticeState::Due));
+    let later = db.notices(t0 + 11 * DAY, false).await.expect("notices");
+    assert_eq!((later[0].state, later[1].state), (NoticeState::Overdue, NoticeState::Due));
+    assert!(db.claim_notice(n[0].id, t0).await.expect("claim"));
+    assert!(!db.claim_notice(n[0].id, t0 + 1000).await.expect("claimed"), "one sender at a time");
+    assert!(db.notice_sent(n[0].id, t0 + 12 * DAY, "manual: fax").await.expect("sent"));
+    assert!(!db.notice_sent(n[0].id, t0 + 13 * DAY, "again").await.expect("sent"));
+    let done = db.notices(t0 + 12 * DAY, false).await.expect("notices");
+    assert_eq!(done[0].state, NoticeState::Sent);
+    assert_eq!(done[0].sent_via.as_deref(), Some("manual: fax"));
+    assert_eq!(db.notices(t0 + 12 * DAY, true).await.expect("unsent").len(), 1);
+    db.close().await;
+}
+
+/// Altering any field of an entry, removing an entry, or swapping two entries breaks the
+/// chain, and `audit_verify` names where; undone, the chain verifies again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_any_audit_row_is_detected() {
+    on_both("tamper", tamper).await;
+}
+
+async fn tamper(url: String) {
+    let db = Records::open(&url).await.expect("open");
+    for i in 0..5 {
+        db.audit(&Entry {
+            at: 1000 + i,
+            actor: format!("cli:user{i}"),
+            action: "reads.list".into(),
+            purpose: "patrol".into(),
+            case_number: format!("C-{i}"),
+            detail: String::new(),
+            result_count: i,
+        })
+        .await
+        .expect("append");
+    }
+    assert_eq!(db.audit_verify().await.expect("verify"), Ok(5));
+    let pg = db.is_postgres();
+    let exec = async |text: &'static str| {
+        sqlx::query(sql(pg, text)).execute(db.pool()).await.expect("tamper");
+    };
+    for (change, undo) in [
+        (
+            "UPDATE audit SET actor = 'cli:nobody' WHERE seq = 3",
+            "UPDATE audit SET actor = 'cli:user2' WHERE seq = 3",
+        ),
+        (
+            "UPDATE audit SET result_count = 0 WHERE seq = 5",
+            "UPDATE audit SET result_count = 4 WHERE seq = 5",
+        ),
+        (
+            "UPDATE audit SET case_number = '' WHERE seq = 1",
+            "UPDATE audit SET case_number = 'C-0' WHERE seq = 1",
+        ),
+        ("UPDATE audit SET at = 0 WHERE seq = 2", "UPDATE audit SET at = 1001 WHERE seq = 2"),
+    ] {
+        exec(change).await;
+        assert!(db.audit_verify().await.expect("verify").is_err(), "{change}");
+        exec(undo).await;
+        assert_eq!(db.audit_verify().await.expect("verify"), Ok(5), "{undo}");
+    }
+    // Reordered: entries 2 and 3 swap places (sequence numbers kept).
+    exec("UPDATE audit SET seq = -2 WHERE seq = 2").await;
+    exec("UPDATE audit SET seq = 2 WHERE seq = 3").await;
+    exec("UPDATE audit SET seq = 3 WHERE seq = -2").await;
+    let broken = db.audit_verify().await.expect("verify");
+    assert!(broken.as_ref().is_err_and(|e| e.contains("entry 2")), "{broken:?}");
+    exec("UPDATE audit SET seq = -2 WHERE seq = 2").await;
+    exec("UPDATE audit SET seq = 2 WHERE seq = 3").await;
+    exec("UPDATE audit SET seq = 3 WHERE seq = -2").await;
+    assert_eq!(db.audit_verify().await.expect("verify"), Ok(5));
+    // Removed.
+    exec("DELETE FROM audit WHERE seq = 4").await;
+    let broken = db.audit_verify().await.expect("verify");
+    assert!(broken.as_ref().is_err_and(|e| e.contains("entry 4 is missing")), "{broken:?}");
+    // The head names the newest entry, for an anchor kept elsewhere.
+    assert_eq!(db.audit_head().await.expect("head").0, 5);
+    db.close().await;
+}
+
+/// On PostgreSQL a day wholly past retention is dropped as a partition; a day with a held read
+/// is not dropped, but its other rows go; ingestion into today's partition goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_drops_whole_days_past_retention() {
+    let url = scratch_postgres("partitions").await.expect("PostgreSQL for tests");
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let now = 20_400 * DAY + 12 * HOUR;
+    db.prepare_partitions(now - 5 * DAY, 60).await;
+    let (d1, d2) = (now - 64 * DAY, now - 63 * DAY);
+    let mut tx = db.begin().await.expect("begin");
+    let day1: Vec<ReadMeta> = (1..=50).map(|i| read_at(i, "DAYONE", d1 + i as i64)).collect();
+    let day2: Vec<ReadMeta> = (51..=60).map(|i| read_at(i, "DAYTWO", d2 + i as i64)).collect();
+    write::reads(&mut tx, &rules, "t1", &day1, d1).await.expect("reads");
+    write::reads(&mut tx, &rules, "t1", &day2, d2).await.expect("reads");
+    for r in day1.iter().take(3) {
+        write::picture(&mut tx, "t1", r.read_id, PictureKind::Context, b"jpeg", d1 + DAY)
+            .await
+            .expect("picture");
+    }
+    tx.commit().await.expect("commit");
+    db.place_hold("exculpatory", "C-9", "", "cli:x", &[("t1".into(), 51)], now)
+        .await
+        .expect("hold");
+    let partition = |day: i64| format!("reads_d{}", day.div_euclid(DAY));
+    let exists = async |name: String| -> bool {
+        sqlx::query(sql(true, "SELECT COUNT(*) FROM pg_class WHERE relname = ?"))
+            .bind(name)
+            .fetch_one(db.pool())
+            .await
+            .expect("pg_class")
+            .get::<i64, _>(0)
+            == 1
+    };
+    assert!(exists(partition(d1)).await && exists(partition(d2)).await);
+    let purged = db.purge(now, 60).await.expect("purge");
+    assert_eq!((purged.reads, purged.pictures), (59, 3));
+    assert!(!exists(partition(d1)).await, "a day with nothing held is dropped whole");
+    assert!(exists(partition(d2)).await, "a day with a held read stays");
+    let left: Vec<u64> =
+        db.list_reads(100).await.expect("reads").iter().map(|r| r.read_id).collect();
+    assert_eq!(left, [51]);
+    assert!(exists(partition(now + DAY)).await, "tomorrow's partition is ready");
+    let mut tx = db.begin().await.expect("begin");
+    write::reads(&mut tx, &rules, "t1", &[read_at(99, "TODAY9", now)], now).await.expect("reads");
+    tx.commit().await.expect("commit");
+    assert_eq!(db.list_reads(100).await.expect("reads").len(), 2);
+    db.close().await;
+    drop_scratch_postgres(&url).await.expect("drop");
+}

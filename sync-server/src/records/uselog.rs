@@ -1,0 +1,333 @@
+//! The public log of use (Minn. Stat. 13.824 subd. 5): tallied when reads and hits arrive, so
+//! it outlives the destruction of the reads, and read back per reader and period of active use.
+//!
+//! A tally's key is `(reader, period of active use, local day)`. The period is the trailer's own
+//! record of when it collected (its `ActiveUse` messages, which travel ahead of the backlog); a
+//! read whose period had not arrived yet is tallied under period 0 and shown as collected outside
+//! a recorded period. The day and the hours of the day are in the agency's time zone.
+use super::{Records, RecordsError, Rules, is_pg, sql};
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use std::collections::BTreeMap;
+use trailer_wire::{HitCategory, ReadMeta};
+
+/// Hit categories in the log's column order.
+pub const CATEGORIES: [(&str, &str); 6] = [
+    ("stolen_vehicle", "Stolen vehicle"),
+    ("stolen_plate", "Stolen plate"),
+    ("warrant", "Warrant"),
+    ("suspended_revoked", "Suspended or revoked licence"),
+    ("missing_person", "Missing person or AMBER alert"),
+    ("investigative", "Active investigative data"),
+];
+
+fn category_index(c: HitCategory) -> usize {
+    match c {
+        HitCategory::StolenVehicle => 0,
+        HitCategory::StolenPlate => 1,
+        HitCategory::Warrant => 2,
+        HitCategory::SuspendedRevokedLicence => 3,
+        HitCategory::MissingPersonAmber => 4,
+        HitCategory::ActiveInvestigation => 5,
+    }
+}
+
+/// What one key adds to the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    hours: i64,
+    reads: i64,
+    hits: [i64; 6],
+}
+
+/// Local day (`YYYY-MM-DD`) and hour of `ms` in the agency's time zone.
+pub fn local_day_hour(rules: &Rules, ms: i64) -> (String, i8) {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => {
+            let z = ts.to_zoned_datetime(rules.time_zone.clone());
+            (z.date().to_string(), z.hour())
+        }
+        // Outside jiff's range (a trailer clock far off): the epoch's day, hour 0.
+        Err(_) => ("1970-01-01".into(), 0),
+    }
+}
+
+/// The trailer's periods of active use that may contain times in `[from, to]`:
+/// `(period_id, start, end)`, by start.
+async fn periods(
+    c: &mut AnyConnection,
+    trailer: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, i64, Option<i64>)>, RecordsError> {
+    let pg = is_pg(c);
+    let rows = sqlx::query(sql(
+        pg,
+        "SELECT period_id, start_ms, end_ms FROM usage_periods WHERE trailer_id = ? \
+         AND start_ms <= ? AND (end_ms IS NULL OR end_ms >= ?) ORDER BY start_ms",
+    ))
+    .bind(trailer)
+    .bind(to)
+    .bind(from)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// The period containing `t`: the latest that started at or before it and had not ended.
+fn period_of(periods: &[(i64, i64, Option<i64>)], t: i64) -> i64 {
+    periods
+        .iter()
+        .rev()
+        .find(|(_, start, end)| *start <= t && end.is_none_or(|e| e >= t))
+        .map_or(0, |p| p.0)
+}
+
+/// Tallies reads (each new to the server) and, for an alert, its hit. `hit` is the category of
+/// a new alert on the one read given.
+pub(super) async fn tally(
+    c: &mut AnyConnection,
+    rules: &Rules,
+    trailer: &str,
+    reads: &[&ReadMeta],
+    hit: Option<HitCategory>,
+) -> Result<(), RecordsError> {
+    let (Some(from), Some(to)) =
+        (reads.iter().map(|r| r.first_seen).min(), reads.iter().map(|r| r.first_seen).max())
+    else {
+        return Ok(());
+    };
+    let known = periods(c, trailer, from, to).await?;
+    let mut tallies: BTreeMap<(i64, String), Tally> = BTreeMap::new();
+    for r in reads {
+        let (day, hour) = local_day_hour(rules, r.first_seen);
+        let t = tallies.entry((period_of(&known, r.first_seen), day)).or_default();
+        t.hours |= 1 << hour;
+        match hit {
+            Some(category) => t.hits[category_index(category)] += 1,
+            None => t.reads += 1,
+        }
+    }
+    let pg = is_pg(c);
+    for ((period, day), t) in tallies {
+        sqlx::query(sql(
+            pg,
+            "INSERT INTO use_log (trailer_id, period_id, day, hours, reads, stolen_vehicle, \
+             stolen_plate, warrant, suspended_revoked, missing_person, investigative) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (trailer_id, period_id, day) DO UPDATE SET \
+             hours = use_log.hours | excluded.hours, reads = use_log.reads + excluded.reads, \
+             stolen_vehicle = use_log.stolen_vehicle + excluded.stolen_vehicle, \
+             stolen_plate = use_log.stolen_plate + excluded.stolen_plate, \
+             warrant = use_log.warrant + excluded.warrant, \
+             suspended_revoked = use_log.suspended_revoked + excluded.suspended_revoked, \
+             missing_person = use_log.missing_person + excluded.missing_person, \
+             investigative = use_log.investigative + excluded.investigative",
+        ))
+        .bind(trailer)
+        .bind(period)
+        .bind(day)
+        .bind(t.hours)
+        .bind(t.reads)
+        .bind(t.hits[0])
+        .bind(t.hits[1])
+        .bind(t.hits[2])
+        .bind(t.hits[3])
+        .bind(t.hits[4])
+        .bind(t.hits[5])
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One period of active use as the public log shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogPeriod {
+    pub reader: String,
+    /// 0: reads that arrived before (or without) their period's record.
+    pub period_id: i64,
+    /// Local date-times (`YYYY-MM-DD HH:MM`); absent for period 0, `end` while still in use.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// Local hours of the day in which the reader collected (`"07-09, 14"`).
+    pub hours: String,
+    pub reads: i64,
+    pub hits: BTreeMap<&'static str, i64>,
+    /// The databases the reads were compared with.
+    pub databases: Vec<String>,
+    /// Where a stationary reader stood (its public place), unless security information.
+    pub location: Option<String>,
+    /// First and last local day with reads.
+    pub first_day: String,
+    pub last_day: String,
+}
+
+/// Reads and hits per local day across all readers (the log's chart).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogDay {
+    pub day: String,
+    pub reads: i64,
+    pub hits: i64,
+}
+
+/// The public log of use for local days `from..=to` (`YYYY-MM-DD`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UseLog {
+    pub from: String,
+    pub to: String,
+    pub periods: Vec<LogPeriod>,
+    pub days: Vec<LogDay>,
+    pub total_reads: i64,
+    pub total_hits: BTreeMap<&'static str, i64>,
+}
+
+/// Hours of the day as ranges: bits 7, 8, 9 and 14 give `"07-09, 14"`.
+pub fn hour_ranges(mask: i64) -> String {
+    let mut out = Vec::new();
+    let mut h = 0;
+    while h < 24 {
+        if mask & (1 << h) != 0 {
+            let start = h;
+            while h + 1 < 24 && mask & (1 << (h + 1)) != 0 {
+                h += 1;
+            }
+            out.push(if start == h { format!("{start:02}") } else { format!("{start:02}-{h:02}") });
+        }
+        h += 1;
+    }
+    out.join(", ")
+}
+
+fn local_minute(rules: &Rules, ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|ts| {
+            ts.to_zoned_datetime(rules.time_zone.clone()).strftime("%Y-%m-%d %H:%M").to_string()
+        })
+        .unwrap_or_default()
+}
+
+impl Records {
+    /// The public log of use for the local days `from..=to`. Built from the tallies, the
+    /// periods of use and the public location list only: no read is touched.
+    pub async fn use_log(&self, from: &str, to: &str) -> Result<UseLog, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT u.trailer_id, u.period_id, MIN(u.day), MAX(u.day), CAST(SUM(u.reads) AS BIGINT), \
+             CAST(SUM(u.stolen_vehicle) AS BIGINT), CAST(SUM(u.stolen_plate) AS BIGINT), CAST(SUM(u.warrant) AS BIGINT), \
+             CAST(SUM(u.suspended_revoked) AS BIGINT), CAST(SUM(u.missing_person) AS BIGINT), CAST(SUM(u.investigative) AS BIGINT), \
+             MIN(p.start_ms), MIN(p.end_ms), MIN(p.lists), MIN(p.lat), MIN(p.lon) \
+             FROM use_log u LEFT JOIN usage_periods p \
+             ON p.trailer_id = u.trailer_id AND p.period_id = u.period_id \
+             WHERE u.day >= ? AND u.day <= ? \
+             GROUP BY u.trailer_id, u.period_id ORDER BY u.trailer_id, MIN(u.day), u.period_id",
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        // Hours are a bit mask per day: OR them per period in code (no portable aggregate).
+        let masks = sqlx::query(sql(
+            self.pg,
+            "SELECT trailer_id, period_id, hours FROM use_log WHERE day >= ? AND day <= ?",
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut hours: BTreeMap<(String, i64), i64> = BTreeMap::new();
+        for r in &masks {
+            *hours.entry((r.get(0), r.get(1))).or_default() |= r.get::<i64, _>(2);
+        }
+        let places = self.public_places().await?;
+        let mut log = UseLog {
+            from: from.into(),
+            to: to.into(),
+            periods: Vec::with_capacity(rows.len()),
+            days: Vec::new(),
+            total_reads: 0,
+            total_hits: CATEGORIES.iter().map(|c| (c.0, 0)).collect(),
+        };
+        for r in &rows {
+            let reader: String = r.get(0);
+            let period_id: i64 = r.get(1);
+            let start: Option<i64> = r.get(11);
+            let mut hits = BTreeMap::new();
+            for (i, (name, _)) in CATEGORIES.iter().enumerate() {
+                let n: i64 = r.get(5 + i);
+                hits.insert(*name, n);
+                *log.total_hits.entry(name).or_default() += n;
+            }
+            let reads: i64 = r.get(4);
+            log.total_reads += reads;
+            let lists: Option<String> = r.get(13);
+            let location = match (r.get::<Option<f64>, _>(14), r.get::<Option<f64>, _>(15)) {
+                (Some(lat), Some(lon)) => places.place_at(&reader, lat, lon, start.unwrap_or(0)),
+                _ => None,
+            };
+            log.periods.push(LogPeriod {
+                hours: hour_ranges(hours.get(&(reader.clone(), period_id)).copied().unwrap_or(0)),
+                reader,
+                period_id,
+                start: start.map(|s| local_minute(&self.rules, s)),
+                end: r.get::<Option<i64>, _>(12).map(|e| local_minute(&self.rules, e)),
+                reads,
+                hits,
+                databases: lists
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                location,
+                first_day: r.get(2),
+                last_day: r.get(3),
+            });
+        }
+        let days = sqlx::query(sql(
+            self.pg,
+            "SELECT day, CAST(SUM(reads) AS BIGINT), CAST(SUM(stolen_vehicle + stolen_plate + warrant + \
+             suspended_revoked + missing_person + investigative) AS BIGINT) FROM use_log \
+             WHERE day >= ? AND day <= ? GROUP BY day ORDER BY day",
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        log.days = days
+            .iter()
+            .map(|r| LogDay { day: r.get(0), reads: r.get(1), hits: r.get(2) })
+            .collect();
+        Ok(log)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hour_masks_read_as_ranges() {
+        assert_eq!(hour_ranges(0), "");
+        assert_eq!(hour_ranges((1 << 7) | (1 << 8) | (1 << 9) | (1 << 14)), "07-09, 14");
+        assert_eq!(hour_ranges((1 << 24) - 1), "00-23");
+        assert_eq!(hour_ranges(1 << 23), "23");
+    }
+
+    #[test]
+    fn a_read_belongs_to_the_period_it_falls_in() {
+        let p = [(1, 100, Some(200)), (2, 300, None)];
+        assert_eq!(period_of(&p, 150), 1);
+        assert_eq!(period_of(&p, 250), 0, "between periods");
+        assert_eq!(period_of(&p, 10_000), 2, "the open period");
+        assert_eq!(period_of(&p, 50), 0);
+    }
+
+    #[test]
+    fn local_days_follow_the_agency_time_zone() {
+        let rules = Rules::default();
+        // 2026-11-23 03:30 UTC is still the 22nd, 21:30, in Minnesota (UTC-6 in November).
+        let ms = 1_795_404_600_000;
+        assert_eq!(local_day_hour(&rules, ms), ("2026-11-22".to_string(), 21));
+    }
+}

@@ -1,0 +1,211 @@
+//! The biennial audit report (Minn. Stat. 13.824 subd. 6): for a date range, a summary of the
+//! data collected, its classification, its use, its destruction and who accessed it, with the
+//! state of the BCA notices and of the audit trail itself. Built from the log-of-use tallies,
+//! the notices, the holds and the audit trail: it names no plate.
+use crate::Config;
+use crate::records::{AuditSummary, NoticeState, Records, RecordsError, uselog};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub from: String,
+    pub to: String,
+    pub generated_at: String,
+    pub collection: Collection,
+    pub classification: Vec<String>,
+    pub notices: Notices,
+    pub destruction: Destruction,
+    pub audit: AuditSummary,
+    /// `Ok(entries)` or where the chain breaks.
+    pub audit_chain: Result<i64, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Collection {
+    pub readers: usize,
+    pub periods_of_use: usize,
+    pub plates_read: i64,
+    pub hits: BTreeMap<&'static str, i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Notices {
+    pub total: usize,
+    pub sent_on_time: usize,
+    pub sent_late: usize,
+    pub overdue: usize,
+    pub due: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Destruction {
+    pub retention_days: u32,
+    /// Records destroyed in the range (retention and ACP requests), from the audit trail.
+    pub destroyed: i64,
+    /// Reads past retention that no hold keeps, now: zero when destruction works.
+    pub reads_past_retention_now: i64,
+    pub active_holds: usize,
+}
+
+/// Milliseconds at 00:00 UTC of a `YYYY-MM-DD` day.
+pub fn day_start_ms(day: &str) -> Option<i64> {
+    let mut parts = day.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+pub async fn build(
+    records: &Records,
+    config: &Config,
+    from: &str,
+    to: &str,
+    now: i64,
+) -> Result<Report, RecordsError> {
+    let (Some(from_ms), Some(to_ms)) = (day_start_ms(from), day_start_ms(to)) else {
+        return Err(RecordsError::Invalid("from and to are dates: YYYY-MM-DD".into()));
+    };
+    if from_ms > to_ms {
+        return Err(RecordsError::Invalid("from is after to".into()));
+    }
+    let log = records.use_log(from, to).await?;
+    let readers: std::collections::BTreeSet<&str> =
+        log.periods.iter().map(|p| p.reader.as_str()).collect();
+    let notices: Vec<_> = records
+        .notices(now, false)
+        .await?
+        .into_iter()
+        .filter(|n| n.event_ms >= from_ms && n.event_ms < to_ms + 86_400_000)
+        .collect();
+    let late = |n: &&crate::records::Notice| n.sent_ms.is_some_and(|s| s > n.due_ms);
+    let holds = records.holds().await?;
+    Ok(Report {
+        from: from.into(),
+        to: to.into(),
+        generated_at: crate::records::iso_time(now),
+        collection: Collection {
+            readers: readers.len(),
+            periods_of_use: log.periods.iter().filter(|p| p.period_id != 0).count(),
+            plates_read: log.total_reads,
+            hits: log.total_hits.clone(),
+        },
+        classification: vec![
+            "Reads, plate pictures and hotlist hits are private or nonpublic data \
+             (Minn. Stat. 13.824 subd. 2); none is published."
+                .into(),
+            "Locations marked security information are withheld from the public list and \
+             reported to the BCA marked so."
+                .into(),
+            "The location list, the log of use and the audit trail without its classified \
+             fields are public."
+                .into(),
+        ],
+        notices: Notices {
+            total: notices.len(),
+            sent_on_time: notices.iter().filter(|n| n.sent_ms.is_some() && !late(n)).count(),
+            sent_late: notices.iter().filter(late).count(),
+            overdue: notices.iter().filter(|n| n.state == NoticeState::Overdue).count(),
+            due: notices.iter().filter(|n| n.state == NoticeState::Due).count(),
+        },
+        destruction: Destruction {
+            retention_days: config.server.retention_days,
+            destroyed: 0,
+            reads_past_retention_now: records
+                .overdue_reads(now, config.server.retention_days)
+                .await?,
+            active_holds: holds.iter().filter(|h| h.released_at.is_none()).count(),
+        },
+        audit: records.audit_summary(from_ms, to_ms + 86_400_000).await?,
+        audit_chain: records.audit_verify().await?,
+    })
+    .map(|mut r: Report| {
+        r.destruction.destroyed = r.audit.destroyed;
+        r
+    })
+}
+
+/// The report as text for the auditor.
+pub fn text(r: &Report, agency: &str) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "ALPR biennial audit report: {agency}");
+    let _ = writeln!(o, "Period {} to {} (generated {})\n", r.from, r.to, r.generated_at);
+    let _ = writeln!(o, "1. Collection");
+    let _ = writeln!(
+        o,
+        "   {} readers, {} periods of active use, {} plates read",
+        r.collection.readers, r.collection.periods_of_use, r.collection.plates_read
+    );
+    for (key, label) in uselog::CATEGORIES {
+        let _ =
+            writeln!(o, "   hits, {label}: {}", r.collection.hits.get(key).copied().unwrap_or(0));
+    }
+    let _ = writeln!(o, "\n2. Classification");
+    for c in &r.classification {
+        let _ = writeln!(o, "   - {c}");
+    }
+    let _ = writeln!(o, "\n3. Notices to the BCA");
+    let n = &r.notices;
+    let _ = writeln!(
+        o,
+        "   {} notices: {} sent on time, {} sent late, {} overdue, {} due",
+        n.total, n.sent_on_time, n.sent_late, n.overdue, n.due
+    );
+    let _ = writeln!(o, "\n4. Use and access ({} audit entries)", r.audit.entries);
+    let _ = writeln!(
+        o,
+        "   {} accesses to data, {} with a case number",
+        r.audit.accesses, r.audit.accesses_with_case
+    );
+    for (action, (count, records)) in &r.audit.by_action {
+        let _ = writeln!(o, "   {action:<24} {count:>8} entries {records:>10} records");
+    }
+    let _ = writeln!(o, "   by actor:");
+    for (actor, count) in &r.audit.by_actor {
+        let _ = writeln!(o, "   {actor:<24} {count:>8} entries");
+    }
+    let _ = writeln!(o, "\n5. Destruction (retention {} days)", r.destruction.retention_days);
+    let _ = writeln!(o, "   {} records destroyed in the period", r.destruction.destroyed);
+    let _ = writeln!(
+        o,
+        "   {} reads past retention not held, now ({})",
+        r.destruction.reads_past_retention_now,
+        if r.destruction.reads_past_retention_now == 0 { "compliant" } else { "NOT COMPLIANT" }
+    );
+    let _ = writeln!(o, "   {} active holds", r.destruction.active_holds);
+    let _ = writeln!(o, "\n6. Audit trail");
+    match &r.audit_chain {
+        Ok(n) => {
+            let _ = writeln!(o, "   intact: {n} entries verify");
+        }
+        Err(e) => {
+            let _ = writeln!(o, "   BROKEN: {e}");
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_starts_invert_iso_dates() {
+        for ms in [0, 951_782_400_000, 1_790_000_000_000 - 1_790_000_000_000 % 86_400_000] {
+            let day = crate::records::iso_date(ms);
+            assert_eq!(day_start_ms(&day), Some(ms), "{day}");
+        }
+        assert_eq!(day_start_ms("2026-13-01"), None);
+        assert_eq!(day_start_ms("nonsense"), None);
+    }
+}
