@@ -2,7 +2,9 @@
 //! with plates into H.264 video, and helpers that start the real parts (Mosquitto, the server,
 //! the appliance) on free ports in a private directory.
 pub mod backlog;
+pub mod browser;
 pub mod proxy;
 pub mod scene;
+pub mod smtp;
 pub mod stack;
 pub mod video;

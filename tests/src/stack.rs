@@ -64,6 +64,8 @@ pub struct Stack {
     server: Option<Killed>,
     /// The server's database: empty for the embedded SQLite in the stack's directory.
     database_url: String,
+    /// More of the server's configuration (sections after `[http]`, e.g. `[bca]`).
+    extra_config: String,
 }
 
 impl std::fmt::Debug for Stack {
@@ -89,17 +91,22 @@ impl Drop for Stack {
 impl Stack {
     /// PKI, broker and server (on SQLite), all started and ready.
     pub fn start() -> anyhow::Result<Stack> {
-        Stack::start_on(String::new())
+        Stack::start_on(String::new(), String::new())
+    }
+
+    /// The same, with more server configuration (whole sections, e.g. `[bca]`).
+    pub fn start_with(extra_config: &str) -> anyhow::Result<Stack> {
+        Stack::start_on(String::new(), extra_config.to_string())
     }
 
     /// The same, with the server on PostgreSQL in a scratch database (dropped with the stack).
     pub fn start_postgres() -> anyhow::Result<Stack> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let url = rt.block_on(sync_server::records::scratch_postgres("stack"))?;
-        Stack::start_on(url)
+        Stack::start_on(url, String::new())
     }
 
-    fn start_on(database_url: String) -> anyhow::Result<Stack> {
+    fn start_on(database_url: String, extra_config: String) -> anyhow::Result<Stack> {
         let dir = tempfile::tempdir()?;
         let pki = dir.path().join("pki");
         run_ok(Command::new(bin("sync-server")).args(["pki", "init", "--dir"]).arg(&pki))?;
@@ -110,6 +117,7 @@ impl Stack {
             broker: None,
             server: None,
             database_url,
+            extra_config,
         };
         stack.start_broker()?;
         // The HTTP port may be taken between choosing and binding it, as the broker's may.
@@ -201,14 +209,15 @@ impl Stack {
             format!(
                 "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{}\"\n",
+                 [http]\nlisten = \"127.0.0.1:{}\"\n{}",
                 self.path("server").display(),
                 self.database_url,
                 self.broker_port,
                 pki.join("ca.pem").display(),
                 pki.join("sync-server.pem").display(),
                 pki.join("sync-server.key").display(),
-                http
+                http,
+                self.extra_config
             ),
         )?;
         Ok(())
@@ -314,6 +323,26 @@ impl Stack {
             .lines()
             .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
             .collect()
+    }
+
+    /// Runs `sync-server ARGS --config SERVER_CONFIG` and returns its standard output.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = run_ok(
+            Command::new(bin("sync-server")).args(args).arg("--config").arg(self.server_config()),
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The number of audit entries, as `audit verify` counts them (failing if the chain breaks).
+    pub fn audit_entries(&self) -> anyhow::Result<i64> {
+        let out = self.cli(&["audit", "verify"])?;
+        let n = out
+            .split("intact: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("unexpected audit verify output: {out}"))?;
+        Ok(n)
     }
 
     pub fn dead_letters(&self) -> anyhow::Result<Vec<serde_json::Value>> {

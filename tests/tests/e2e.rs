@@ -125,13 +125,10 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
             assert!(!body.contains(p.as_str()), "{page} must not carry plate {p}");
         }
     }
-    // Reading the reads was audited, and the trail verifies.
-    let verify = run_ok(
-        Command::new(bin("sync-server"))
-            .args(["audit-verify", "--config"])
-            .arg(stack.server_config()),
-    )?;
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact: 2 entries"));
+    // Reading the reads and the alerts was audited, and the trail verifies (the server may
+    // also have sent the new reader's BCA notice to its outbox, another entry).
+    let entries = stack.audit_entries()?;
+    assert!((2..=3).contains(&entries), "{entries} audit entries");
     Ok(())
 }
 

@@ -69,37 +69,42 @@ enum Command {
     /// Send commands to trailers: queued here, delivered by the running server (at most a few
     /// at a time per trailer, again if unanswered), each trailer's answer kept with it.
     Downlink {
-        #[arg(long)]
-        config: PathBuf,
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: DownlinkCommand,
     },
     /// The audit trail: verify its chain, or write the biennial audit report.
     Audit {
-        #[arg(long)]
-        config: PathBuf,
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: AuditCommand,
     },
     /// The fixed-location history: list (withheld ones included), name, mark as security
     /// information, end a deployment.
     Location {
-        #[arg(long)]
-        config: PathBuf,
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: LocationCommand,
     },
     /// Holds that keep reads past retention (active investigation, exculpatory evidence).
     Hold {
-        #[arg(long)]
-        config: PathBuf,
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: HoldCommand,
     },
     /// Notices to the BCA: list (due, overdue, sent), send, record one sent by hand, render.
     Notices {
-        #[arg(long)]
-        config: PathBuf,
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: NoticeCommand,
     },
@@ -351,6 +356,11 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// The configuration a command needs.
+fn need(config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    config.context("--config FILE is required")
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -426,11 +436,11 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Downlink { config, command } => downlink::run(&config, command),
-        Command::Audit { config, command } => compliance::audit(&config, command),
-        Command::Location { config, command } => compliance::location(&config, command),
-        Command::Hold { config, command } => compliance::hold(&config, command),
-        Command::Notices { config, command } => compliance::notices(&config, command),
+        Command::Downlink { config, command } => downlink::run(&need(config)?, command),
+        Command::Audit { config, command } => compliance::audit(&need(config)?, command),
+        Command::Location { config, command } => compliance::location(&need(config)?, command),
+        Command::Hold { config, command } => compliance::hold(&need(config)?, command),
+        Command::Notices { config, command } => compliance::notices(&need(config)?, command),
         Command::PublicExport { config, out, from, to } => {
             compliance::export(&config, &out, from, to)
         }

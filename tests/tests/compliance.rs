@@ -1,0 +1,223 @@
+//! The agency's duties under Minn. Stat. 13.824, end to end: a trailer's messages through a
+//! private Mosquitto (mutual TLS) into the real server binary, BCA notices over SMTP to a local
+//! sink, the public pages rendered in headless Chromium, and the audit trail of every access.
+use e2e_tests::browser;
+use e2e_tests::smtp::SmtpSink;
+use e2e_tests::stack::Stack;
+use std::time::{Duration, Instant};
+use trailer_wire::{
+    ActiveUse, Alert, FixQuality, HitCategory, Message, PictureSet, Position, ReadBatch, ReadMeta,
+    UsageReason,
+};
+
+const TRAILER: &str = "trailer-01";
+const PLATES: [&str; 5] = ["PLATEA1", "PLATEA2", "WANTED3", "PLATEB4", "PLATEC5"];
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn read(read_id: u64, plate: &str, at: i64, lat: f64) -> ReadMeta {
+    ReadMeta {
+        read_id,
+        camera_id: "cam0".into(),
+        plate: plate.into(),
+        confidence_pm: 950,
+        first_seen: at,
+        best_seen: at,
+        position: Position::from_degrees(lat, -93.99, FixQuality::Fix3d),
+        plate_box: [0, 0, 10, 5],
+        pictures: PictureSet::default(),
+    }
+}
+
+fn encode(m: &Message) -> Vec<u8> {
+    trailer_wire::encode(m).expect("encodes")
+}
+
+fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    assert!(body.starts_with("HTTP/1.1 200"), "GET {path}: {body}");
+    body
+}
+
+fn assert_no_plate(what: &str, text: &str) {
+    for p in PLATES {
+        assert!(!text.contains(p), "{what} carries plate {p}:\n{text}");
+    }
+}
+
+#[test]
+fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
+    let sink = SmtpSink::start(0)?;
+    let stack = Stack::start_with(&format!(
+        "[bca]\ndelivery = \"smtp\"\nto = \"bca-alpr@bca.test\"\nfrom = \"alpr@pd.test\"\n\
+         smtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\ncheck_interval_s = 1\n",
+        sink.port
+    ))?;
+    let (cert, key) = stack.issue(TRAILER)?;
+    let publish = |kind: &str, m: Message| {
+        let topic = format!("trailer/{TRAILER}/up/{kind}");
+        let status = stack.publish_raw(&cert, &key, &topic, &encode(&m)).expect("mosquitto_pub");
+        assert!(status.success(), "publish on {topic}");
+    };
+    let now = now_ms();
+    let (a, b) = (44.16, 44.18);
+    publish(
+        "usage",
+        Message::ActiveUse(ActiveUse {
+            trailer_id: TRAILER.into(),
+            period_id: 1,
+            start: now - 3 * HOUR,
+            end: None,
+            start_reason: UsageReason::DaemonStart,
+            end_reason: None,
+            position: Position::from_degrees(a, -93.99, FixQuality::Fix3d),
+            lists_compared: vec!["MN BCA hotlist".into()],
+        }),
+    );
+    let batch = |reads| Message::ReadBatch(ReadBatch { trailer_id: TRAILER.into(), reads });
+    publish("reads", batch(vec![read(1, PLATES[0], now - 2 * HOUR, a), read(2, PLATES[1], now - 2 * HOUR, a)]));
+    publish(
+        "alerts",
+        Message::Alert(Alert {
+            trailer_id: TRAILER.into(),
+            alert_id: 1,
+            read: read(3, PLATES[2], now - 2 * HOUR + 60_000, a),
+            list_name: "mn-state".into(),
+            list_version: 1,
+            category: HitCategory::Warrant,
+            case_number: None,
+        }),
+    );
+    // Two kilometres north: a new fixed location.
+    publish("reads", batch(vec![read(4, PLATES[3], now - HOUR, b)]));
+
+    // A notice for the new reader and one for its new location, over SMTP.
+    wait_for("two notices at the SMTP sink", 60, || sink.mails().len() >= 2);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 2);
+    for m in &mails {
+        assert!(m.to.iter().any(|t| t.contains("bca-alpr@bca.test")), "{:?}", m.to);
+        for part in ["Test Police Department", TRAILER, "Notice due by", "alpr-notice-"] {
+            assert!(m.data.contains(part), "{part} missing from the notice:\n{}", m.data);
+        }
+        assert_no_plate("a BCA notice", &m.data);
+    }
+    assert!(mails.iter().any(|m| m.data.contains("new-reader")));
+    assert!(mails.iter().any(|m| m.data.contains("new-location")));
+    let notices = json_lines(&stack.cli(&["notices", "list", "--json"])?);
+    assert_eq!(notices.len(), 2);
+    for n in &notices {
+        assert_eq!(n["state"], "sent", "{n}");
+        assert!(n["sent_via"].as_str().is_some_and(|v| v.starts_with("smtp:")), "{n}");
+    }
+
+    // Every access to data, and every change, is one audit entry.
+    let mut entries = stack.audit_entries()?;
+    let mut audited = |args: &[&str]| -> anyhow::Result<String> {
+        let out = stack.cli(args)?;
+        let after = stack.audit_entries()?;
+        assert_eq!(after, entries + 1, "`{}` must add one audit entry", args.join(" "));
+        entries = after;
+        Ok(out)
+    };
+    let access = ["--purpose", "burglary follow-up", "--case", "24-001234"];
+    let reads = json_lines(&audited(&[&["reads", "--json"][..], &access].concat())?);
+    assert_eq!(reads.len(), 4);
+    audited(&[&["alerts", "--json"][..], &access].concat())?;
+    let locations = json_lines(&audited(&["location", "list", "--json"])?);
+    assert_eq!(locations.len(), 2, "{locations:?}");
+    let (loc_a, loc_b) = (locations[0]["id"].to_string(), locations[1]["id"].to_string());
+    audited(&["location", "rename", "--id", &loc_a, "--name", "Main St & 5th Ave"])?;
+    audited(&["location", "security", "--id", &loc_b, "--on"])?;
+    audited(&["hold", "place", "--kind", "active-investigation", "--case", "24-001234", "--read", "trailer-01:3"])?;
+    let holds = json_lines(&audited(&["hold", "list", "--json"])?);
+    audited(&["hold", "release", "--id", &holds[0]["id"].to_string()])?;
+    audited(&["dead-letters"])?;
+    let report = audited(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
+    assert!(report.contains("4 plates read"), "{report}");
+    assert!(report.contains("hits, Warrant: 1"), "{report}");
+    assert!(report.contains("2 notices: 2 sent on time"), "{report}");
+    assert!(report.contains("intact"), "{report}");
+    assert_no_plate("the audit report", &report);
+
+    // The public pages, as a browser renders them.
+    let base = format!("http://127.0.0.1:{}/public", stack.http_port);
+    let dom = browser::dump_dom(&format!("{base}/locations"))?;
+    assert!(dom.contains("<table id=\"locations\">"), "{dom}");
+    assert!(dom.contains("Main St &amp; 5th Ave"), "the named place is listed:\n{dom}");
+    assert!(!dom.contains("44.18"), "a location marked security information is public:\n{dom}");
+    assert_no_plate("the location page", &dom);
+    let dom = browser::dump_dom(&format!("{base}/log"))?;
+    assert!(dom.contains("id=\"total-reads\">4<"), "{dom}");
+    assert!(dom.contains("<svg") && dom.contains("MN BCA hotlist"), "{dom}");
+    assert_no_plate("the log of use", &dom);
+    let dom = browser::dump_dom(&format!("{base}/audit"))?;
+    assert!(dom.contains("reads.list") && dom.contains("location.security"), "{dom}");
+    for classified in ["24-001234", "burglary follow-up", "Main St"] {
+        assert!(!dom.contains(classified), "the public audit view shows {classified:?}");
+    }
+    for page in ["locations.json", "locations.csv", "locations.geojson", "log.json", "log.csv", "audit.json"] {
+        let body = http_get(stack.http_port, &format!("/public/{page}"));
+        assert_no_plate(page, &body);
+        assert!(!body.contains("44.18"), "{page} shows the withheld location");
+    }
+    let log: serde_json::Value = serde_json::from_str(
+        http_get(stack.http_port, "/public/log.json").split("\r\n\r\n").nth(1).unwrap_or("{}"),
+    )?;
+    assert_eq!(log["total_reads"], 4);
+    assert_eq!(log["total_hits"]["warrant"], 1);
+
+    // The same pages as static files for the city's website.
+    let out = stack.path("public-site");
+    let files = stack.cli(&["public-export", "--out", &out.display().to_string()])?;
+    assert_eq!(files.lines().count(), 10, "{files}");
+    for f in files.lines() {
+        let text = std::fs::read_to_string(f)?;
+        assert_no_plate(f, &text);
+        assert!(!text.contains("44.18"), "{f} shows the withheld location");
+    }
+    let dom = browser::dump_dom(&format!("file://{}", out.join("index.html").display()))?;
+    assert!(dom.contains("href=\"log.html\""), "{dom}");
+
+    // A notice that cannot be sent turns overdue, with the error kept and a warning logged;
+    // it goes out once the mail server is back.
+    let port = sink.port;
+    drop(sink);
+    publish("reads", batch(vec![read(5, PLATES[4], now - 11 * DAY, 44.30)]));
+    wait_for("an overdue notice with its error", 60, || {
+        json_lines(&stack.cli(&["notices", "list", "--json", "--unsent"]).unwrap_or_default())
+            .iter()
+            .any(|n| n["state"] == "overdue" && n["last_error"].is_string())
+    });
+    wait_for("the overdue warning", 30, || stack.server_log().contains("OVERDUE"));
+    let sink = SmtpSink::start(port)?;
+    wait_for("the late notice sent and recorded", 60, || {
+        !sink.mails().is_empty()
+            && stack.cli(&["notices", "list", "--json", "--unsent"]).is_ok_and(|o| o.trim().is_empty())
+    });
+    let report = stack.cli(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
+    assert!(report.contains("3 notices: 2 sent on time, 1 sent late"), "{report}");
+    Ok(())
+}
