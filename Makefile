@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store bench-capture bench-videos bench-sync clean-demo
+.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store bench-capture bench-videos bench-sync bench-server clean-demo
 
 setup:
 	@bash scripts/setup.sh
@@ -59,3 +59,8 @@ bench-store: build-release
 # backlog's drain with an alert raised during it, bytes on the wire per read.
 bench-sync: build-release
 	$${CARGO_TARGET_DIR:-target}/release/bench-sync
+
+# The server's compliance duties: destroying a day of 1M reads (SQLite, and PostgreSQL day
+# partitions) while ingesting, the public log of a year of 50 trailers, audit verify over 1M.
+bench-server: build-release
+	$${CARGO_TARGET_DIR:-target}/release/bench-server

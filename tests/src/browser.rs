@@ -5,17 +5,29 @@ use std::time::{Duration, Instant};
 /// The Chromium binary, if installed (`scripts/setup.sh` installs it).
 pub fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|b| {
-        Command::new(b).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+        Command::new(b)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
     })
 }
 
 /// Loads `url` in headless Chromium and returns the DOM after rendering (`--dump-dom`).
 pub fn dump_dom(url: &str) -> anyhow::Result<String> {
-    let browser = chromium().ok_or_else(|| anyhow::anyhow!("Chromium is not installed (run scripts/setup.sh)"))?;
+    let browser = chromium()
+        .ok_or_else(|| anyhow::anyhow!("Chromium is not installed (run scripts/setup.sh)"))?;
     let profile = tempfile::tempdir()?;
     let out = tempfile::NamedTempFile::new()?;
     let mut child = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(["--virtual-time-budget=2000", "--dump-dom", url])
         .stdout(out.reopen()?)

@@ -76,7 +76,10 @@ fn serve(conn: TcpStream, mails: &Mutex<Vec<Mail>>) -> std::io::Result<()> {
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
             out.write_all(b"250-sink.test\r\n250 8BITMIME\r\n")?;
-        } else if upper.starts_with("HELO") || upper.starts_with("RSET") || upper.starts_with("NOOP") {
+        } else if upper.starts_with("HELO")
+            || upper.starts_with("RSET")
+            || upper.starts_with("NOOP")
+        {
             out.write_all(b"250 OK\r\n")?;
         } else if upper.starts_with("MAIL FROM:") {
             mail = Mail { from: line[10..].trim().to_string(), ..Mail::default() };

@@ -97,7 +97,10 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
         }),
     );
     let batch = |reads| Message::ReadBatch(ReadBatch { trailer_id: TRAILER.into(), reads });
-    publish("reads", batch(vec![read(1, PLATES[0], now - 2 * HOUR, a), read(2, PLATES[1], now - 2 * HOUR, a)]));
+    publish(
+        "reads",
+        batch(vec![read(1, PLATES[0], now - 2 * HOUR, a), read(2, PLATES[1], now - 2 * HOUR, a)]),
+    );
     publish(
         "alerts",
         Message::Alert(Alert {
@@ -151,7 +154,16 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
     let (loc_a, loc_b) = (locations[0]["id"].to_string(), locations[1]["id"].to_string());
     audited(&["location", "rename", "--id", &loc_a, "--name", "Main St & 5th Ave"])?;
     audited(&["location", "security", "--id", &loc_b, "--on"])?;
-    audited(&["hold", "place", "--kind", "active-investigation", "--case", "24-001234", "--read", "trailer-01:3"])?;
+    audited(&[
+        "hold",
+        "place",
+        "--kind",
+        "active-investigation",
+        "--case",
+        "24-001234",
+        "--read",
+        "trailer-01:3",
+    ])?;
     let holds = json_lines(&audited(&["hold", "list", "--json"])?);
     audited(&["hold", "release", "--id", &holds[0]["id"].to_string()])?;
     audited(&["dead-letters"])?;
@@ -178,7 +190,14 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
     for classified in ["24-001234", "burglary follow-up", "Main St"] {
         assert!(!dom.contains(classified), "the public audit view shows {classified:?}");
     }
-    for page in ["locations.json", "locations.csv", "locations.geojson", "log.json", "log.csv", "audit.json"] {
+    for page in [
+        "locations.json",
+        "locations.csv",
+        "locations.geojson",
+        "log.json",
+        "log.csv",
+        "audit.json",
+    ] {
         let body = http_get(stack.http_port, &format!("/public/{page}"));
         assert_no_plate(page, &body);
         assert!(!body.contains("44.18"), "{page} shows the withheld location");
@@ -215,7 +234,9 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
     let sink = SmtpSink::start(port)?;
     wait_for("the late notice sent and recorded", 60, || {
         !sink.mails().is_empty()
-            && stack.cli(&["notices", "list", "--json", "--unsent"]).is_ok_and(|o| o.trim().is_empty())
+            && stack
+                .cli(&["notices", "list", "--json", "--unsent"])
+                .is_ok_and(|o| o.trim().is_empty())
     });
     let report = stack.cli(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
     assert!(report.contains("3 notices: 2 sent on time, 1 sent late"), "{report}");

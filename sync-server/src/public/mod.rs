@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-mod audit;
+pub mod audit;
 pub mod export;
-mod locations;
-mod log;
+pub mod locations;
+pub mod log;
 
 #[derive(Clone)]
 struct AppState {

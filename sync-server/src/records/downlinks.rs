@@ -38,7 +38,7 @@ impl Records {
         now: i64,
         build: impl FnOnce(u64) -> Downlink,
     ) -> Result<u64, RecordsError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(sql(
             self.pg,
             "INSERT INTO downlinks (trailer_id, kind, summary, frame, created_at, created_by) \

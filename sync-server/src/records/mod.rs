@@ -209,7 +209,19 @@ impl Records {
 
     /// Opens a transaction: a batch of ingested messages is written in one and committed once.
     pub async fn begin(&self) -> Result<Tx, RecordsError> {
-        Ok(self.pool.begin().await?)
+        self.begin_write().await
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), waiting its turn under the busy timeout: a deferred transaction that read
+    /// first would fail at once (SQLITE_BUSY) when another writer (retention, a CLI) committed
+    /// meanwhile.
+    pub(crate) async fn begin_write(&self) -> Result<Tx, RecordsError> {
+        Ok(if self.pg {
+            self.pool.begin().await?
+        } else {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        })
     }
 
     pub async fn close(&self) {

@@ -41,6 +41,10 @@ pub struct HoldView {
 /// Rows one retention statement deletes at most, so ingestion keeps its turn at the write lock.
 const BATCH: i64 = 5_000;
 
+/// Bounds of the pause between two batches on SQLite.
+const PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
+const PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// `NOT EXISTS` clause: the row's read (`X.trailer_id`, `X.read_id`) is under no active hold.
 macro_rules! unheld {
     ($x:literal) => {
@@ -77,7 +81,8 @@ impl Records {
             done.pictures += dropped.pictures;
         }
         loop {
-            let mut tx = self.pool.begin().await?;
+            let started = std::time::Instant::now();
+            let mut tx = self.begin_write().await?;
             let pictures = delete_batch(
                 &mut tx,
                 concat!(
@@ -153,7 +158,14 @@ impl Records {
             if reads + pictures + orphans + alerts == 0 {
                 break;
             }
-            tokio::task::yield_now().await;
+            if self.pg {
+                tokio::task::yield_now().await;
+            } else {
+                // SQLite has one write lock, and a writer waiting for it polls with a backoff:
+                // leave it as long again as the batch held it, so ingestion keeps its turn.
+                let pause = started.elapsed().clamp(PAUSE_MIN, PAUSE_MAX);
+                tokio::time::sleep(pause).await;
+            }
         }
         let total = done.reads + done.pictures + done.alerts;
         if total > 0 {
@@ -209,7 +221,7 @@ impl Records {
         if reads.is_empty() {
             return Err(RecordsError::Invalid("a hold needs at least one read".into()));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(sql(
             self.pg,
             "INSERT INTO holds (kind, case_number, note, created_by, created_ms) \
