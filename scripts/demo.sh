@@ -47,6 +47,9 @@ cert_file = "$state/pki/sync-server.pem"
 key_file = "$state/pki/sync-server.key"
 [http]
 listen = "127.0.0.1:$http_port"
+[review]
+# The demo publishes new locations at once; an agency leaves a day to mark one security information.
+hours = 0
 TOML
 "$bin/sync-server" run --config "$state/server.toml" 2>"$state/server.log" &
 pids+=($!)

@@ -47,6 +47,7 @@ fn fields(n: &Notice, agency: &str, contact: &str) -> Vec<(&'static str, String)
     let what = match n.kind {
         NoticeKind::NewReader => "Installation or first use of an automated license plate reader",
         NoticeKind::NewLocation => "A reader at a new fixed location",
+        NoticeKind::Correction => "Correction: the classification of a notified location changed",
     };
     vec![
         ("Notice", format!("{} (notice {})", what, n.id)),
@@ -195,8 +196,10 @@ impl Sender {
         }
     }
 
-    /// Sends one notice the configured way, records it as sent and audits the dissemination.
-    /// Returns how it went (`None` when delivery is manual).
+    /// Sends one notice the configured way and audits the dissemination (every transmission,
+    /// a repeated one too). SMTP records it as sent; the outbox only as written, until staff
+    /// send it and say so (`notices mark-sent`). Returns how it went (`None` when delivery is
+    /// manual).
     pub async fn send(
         &self,
         records: &Records,
@@ -205,46 +208,59 @@ impl Sender {
         now: i64,
     ) -> Result<Option<String>, NoticeError> {
         let doc = render(n, &self.agency, &self.contact);
-        let via = match self.cfg.delivery {
+        let (action, via) = match self.cfg.delivery {
             Delivery::Manual => return Ok(None),
-            Delivery::Smtp => send_smtp(&self.cfg, email(n, &doc, &self.cfg)?).await?,
+            Delivery::Smtp => {
+                let via = send_smtp(&self.cfg, email(n, &doc, &self.cfg)?).await?;
+                let first = records.notice_sent(n.id, now, &via).await?;
+                (if first { "bca.notice.send" } else { "bca.notice.resend" }, via)
+            }
             Delivery::Outbox => {
-                format!("outbox:{}", write_outbox(&self.outbox, n, &doc, &self.cfg)?.display())
+                let path = write_outbox(&self.outbox, n, &doc, &self.cfg)?;
+                let path = path.display().to_string();
+                records.notice_rendered(n.id, now, &path).await?;
+                ("bca.notice.render", format!("outbox:{path}"))
             }
         };
-        if records.notice_sent(n.id, now, &via).await? {
-            records
-                .audit(&Entry {
-                    at: now,
-                    actor: actor.into(),
-                    action: "bca.notice.send".into(),
-                    purpose: "notice to the BCA (Minn. Stat. 13.824 subd. 4)".into(),
-                    case_number: String::new(),
-                    detail: format!(
-                        "notice {} ({}) for {}: {via}",
-                        n.id,
-                        n.kind.as_str(),
-                        n.reader
-                    ),
-                    result_count: 1,
-                })
-                .await?;
-        }
+        records
+            .audit(&Entry {
+                at: now,
+                actor: actor.into(),
+                action: action.into(),
+                purpose: "notice to the BCA (Minn. Stat. 13.824 subd. 4)".into(),
+                case_number: String::new(),
+                detail: format!("notice {} ({}) for {}: {via}", n.id, n.kind.as_str(), n.reader),
+                result_count: 1,
+            })
+            .await?;
         Ok(Some(via))
     }
 
-    /// One run of the duty at `now`: sends each unsent notice this instance can claim; returns
-    /// the ids of the overdue notices still unsent.
+    /// Whether the duty sends `n` at `now`: not yet written to the outbox, and past its review
+    /// period (a new place waits so an operator can mark it security information first) or due
+    /// within a day. A correction goes at once.
+    fn ready(&self, n: &Notice, review_ms: i64, now: i64) -> bool {
+        if n.rendered_ms.is_some() {
+            return false;
+        }
+        n.kind == NoticeKind::Correction
+            || now >= n.created_ms.saturating_add(review_ms)
+            || now >= n.due_ms.saturating_sub(86_400_000)
+    }
+
+    /// One run of the duty at `now`: sends each unsent notice that is ready and that this
+    /// instance can claim; returns the ids of the overdue notices still unsent.
     pub async fn run_once(&self, records: &Records, now: i64) -> Result<Vec<i64>, NoticeError> {
+        let review_ms = records.rules().review_ms;
         for n in records.notices(now, true).await? {
             if self.cfg.delivery == Delivery::Manual {
                 break;
             }
-            if !records.claim_notice(n.id, now).await? {
+            if !self.ready(&n, review_ms, now) || !records.claim_notice(n.id, now).await? {
                 continue;
             }
             match self.send(records, &n, "server", now).await {
-                Ok(Some(via)) => tracing::info!(notice = n.id, %via, "BCA notice sent"),
+                Ok(Some(via)) => tracing::info!(notice = n.id, %via, "BCA notice sent or written"),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(notice = n.id, error = %e, "BCA notice not sent; retrying");
@@ -313,6 +329,8 @@ mod tests {
             security,
             event_ms: 1_790_000_000_000,
             due_ms: 1_790_000_000_000 + 10 * 86_400_000,
+            created_ms: 1_790_000_000_000,
+            rendered_ms: None,
             sent_ms: None,
             sent_via: None,
             attempts: 0,
@@ -338,6 +356,25 @@ mod tests {
         assert!(d.text.contains("may be published"));
         let withheld = render(&notice(true), "Mankato PD", "Records");
         assert!(withheld.text.contains("do not publish"), "{}", withheld.text);
+    }
+
+    #[test]
+    fn a_new_place_waits_for_review_unless_due_soon_and_corrections_go_at_once() {
+        let sender = Sender {
+            agency: "PD".into(),
+            contact: "records".into(),
+            cfg: BcaConfig::default(),
+            outbox: PathBuf::new(),
+        };
+        let n = notice(false);
+        let (created, day) = (n.created_ms, 86_400_000);
+        assert!(!sender.ready(&n, day, created + day / 2), "still under review");
+        assert!(sender.ready(&n, day, created + day), "reviewed");
+        assert!(sender.ready(&n, 9 * day, n.due_ms - day / 2), "due within a day");
+        let correction = Notice { kind: NoticeKind::Correction, ..n.clone() };
+        assert!(sender.ready(&correction, day, created));
+        let written = Notice { rendered_ms: Some(created), ..n };
+        assert!(!sender.ready(&written, 0, created + 9 * day), "in the outbox: staff send it");
     }
 
     #[test]

@@ -11,6 +11,21 @@ pub struct Config {
     pub broker: BrokerConfig,
     pub http: HttpConfig,
     pub bca: BcaConfig,
+    pub review: ReviewConfig,
+}
+
+/// A new location waits before it is published or notified to the BCA, so an operator can mark
+/// it security information first (a notice still goes out a day before it is due).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    pub hours: u32,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig { hours: 24 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,7 +243,17 @@ impl Config {
         let time_zone = jiff::tz::TimeZone::get(&self.agency.time_zone).map_err(|e| {
             ConfigError::Invalid(format!("agency.time_zone {:?}: {e}", self.agency.time_zone))
         })?;
-        Ok(crate::records::Rules { new_location_m: self.server.new_location_m, time_zone })
+        if self.review.hours > 24 * 8 {
+            return Err(ConfigError::Invalid(
+                "review.hours must leave time to notify the BCA within 10 days (at most 192)"
+                    .into(),
+            ));
+        }
+        Ok(crate::records::Rules {
+            new_location_m: self.server.new_location_m,
+            time_zone,
+            review_ms: i64::from(self.review.hours) * 3_600_000,
+        })
     }
 
     /// Where notices are written when delivered to the outbox.

@@ -73,13 +73,15 @@ pub async fn build(
     to: &str,
     now: i64,
 ) -> Result<Report, RecordsError> {
-    let (Some(from_ms), Some(to_ms)) = (day_start_ms(from), day_start_ms(to)) else {
+    let days = (crate::public::valid_day(from) && crate::public::valid_day(to))
+        .then(|| (day_start_ms(from), day_start_ms(to)));
+    let Some((Some(from_ms), Some(to_ms))) = days else {
         return Err(RecordsError::Invalid("from and to are dates: YYYY-MM-DD".into()));
     };
     if from_ms > to_ms {
         return Err(RecordsError::Invalid("from is after to".into()));
     }
-    let log = records.use_log(from, to).await?;
+    let log = records.use_log(from, to, now).await?;
     let readers: std::collections::BTreeSet<&str> =
         log.periods.iter().map(|p| p.reader.as_str()).collect();
     let notices: Vec<_> = records

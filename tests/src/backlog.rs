@@ -150,7 +150,12 @@ impl Trailer {
         };
         let version = self.store.hotlist_meta("test-list")?.map_or(1, |m| m.version + 1);
         self.store.import_hotlist("test-list", version, "test list", &[entry])?;
-        let ids = self.store.insert_reads(vec![(sample_read(plate), NewPictures::default())])?;
+        // Collected now: a fixed date would fall past the server's retention as the calendar
+        // moves on, and the server would rightly destroy it.
+        let now = appliance::clock::Clock::now_ms(&SystemClock);
+        let read =
+            trailer_wire::ReadMeta { first_seen: now, best_seen: now + 400, ..sample_read(plate) };
+        let ids = self.store.insert_reads(vec![(read, NewPictures::default())])?;
         let Some(Inserted::Stored(id)) = ids.first() else {
             anyhow::bail!("the alert's read was not stored");
         };

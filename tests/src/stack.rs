@@ -101,9 +101,14 @@ impl Stack {
 
     /// The same, with the server on PostgreSQL in a scratch database (dropped with the stack).
     pub fn start_postgres() -> anyhow::Result<Stack> {
+        Stack::start_postgres_with("")
+    }
+
+    /// On PostgreSQL, with more server configuration.
+    pub fn start_postgres_with(extra_config: &str) -> anyhow::Result<Stack> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let url = rt.block_on(sync_server::records::scratch_postgres("stack"))?;
-        Stack::start_on(url, String::new())
+        Stack::start_on(url, extra_config.to_string())
     }
 
     fn start_on(database_url: String, extra_config: String) -> anyhow::Result<Stack> {
@@ -209,7 +214,7 @@ impl Stack {
             format!(
                 "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{}\"\n{}",
+                 [http]\nlisten = \"127.0.0.1:{}\"\n[review]\nhours = 0\n{}",
                 self.path("server").display(),
                 self.database_url,
                 self.broker_port,

@@ -67,10 +67,21 @@ fn assert_no_plate(what: &str, text: &str) {
     }
 }
 
+/// The scenario on the embedded SQLite store.
 #[test]
 fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
+    scenario(Stack::start_with)
+}
+
+/// The same scenario with the server on PostgreSQL.
+#[test]
+fn notices_public_pages_and_the_audit_of_every_access_on_postgres() -> anyhow::Result<()> {
+    scenario(Stack::start_postgres_with)
+}
+
+fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     let sink = SmtpSink::start(0)?;
-    let stack = Stack::start_with(&format!(
+    let stack = start(&format!(
         "[bca]\ndelivery = \"smtp\"\nto = \"bca-alpr@bca.test\"\nfrom = \"alpr@pd.test\"\n\
          smtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\ncheck_interval_s = 1\n",
         sink.port
@@ -136,6 +147,20 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
         assert!(n["sent_via"].as_str().is_some_and(|v| v.starts_with("smtp:")), "{n}");
     }
 
+    // Marking a notified location as security information sends the BCA a correction.
+    let locations = json_lines(&stack.cli(&["location", "list", "--json"])?);
+    assert_eq!(locations.len(), 2, "{locations:?}");
+    let (loc_a, loc_b) = (locations[0]["id"].to_string(), locations[1]["id"].to_string());
+    let before = stack.audit_entries()?;
+    let out = stack.cli(&["location", "security", "--id", &loc_b, "--on"])?;
+    assert!(out.contains("correction notice is due"), "{out}");
+    wait_for("the correction at the SMTP sink", 60, || sink.mails().len() >= 3);
+    let correction = &sink.mails()[2];
+    assert!(correction.data.contains("Correction"), "{}", correction.data);
+    assert!(correction.data.contains("do not publish"), "{}", correction.data);
+    // Both the change and the correction's sending are in the audit trail.
+    wait_for("two audit entries", 30, || stack.audit_entries().is_ok_and(|n| n == before + 2));
+
     // Every access to data, and every change, is one audit entry.
     let mut entries = stack.audit_entries()?;
     let mut audited = |args: &[&str]| -> anyhow::Result<String> {
@@ -149,11 +174,9 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
     let reads = json_lines(&audited(&[&["reads", "--json"][..], &access].concat())?);
     assert_eq!(reads.len(), 4);
     audited(&[&["alerts", "--json"][..], &access].concat())?;
-    let locations = json_lines(&audited(&["location", "list", "--json"])?);
-    assert_eq!(locations.len(), 2, "{locations:?}");
-    let (loc_a, loc_b) = (locations[0]["id"].to_string(), locations[1]["id"].to_string());
+    let listed = json_lines(&audited(&["location", "list", "--json"])?);
+    assert_eq!(listed[1]["security"], true, "{listed:?}");
     audited(&["location", "rename", "--id", &loc_a, "--name", "Main St & 5th Ave"])?;
-    audited(&["location", "security", "--id", &loc_b, "--on"])?;
     audited(&[
         "hold",
         "place",
@@ -167,10 +190,11 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
     let holds = json_lines(&audited(&["hold", "list", "--json"])?);
     audited(&["hold", "release", "--id", &holds[0]["id"].to_string()])?;
     audited(&["dead-letters"])?;
+    audited(&["notices", "list"])?;
     let report = audited(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
     assert!(report.contains("4 plates read"), "{report}");
     assert!(report.contains("hits, Warrant: 1"), "{report}");
-    assert!(report.contains("2 notices: 2 sent on time"), "{report}");
+    assert!(report.contains("3 notices: 3 sent on time"), "{report}");
     assert!(report.contains("intact"), "{report}");
     assert_no_plate("the audit report", &report);
 
@@ -239,6 +263,6 @@ fn notices_public_pages_and_the_audit_of_every_access() -> anyhow::Result<()> {
                 .is_ok_and(|o| o.trim().is_empty())
     });
     let report = stack.cli(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
-    assert!(report.contains("3 notices: 2 sent on time, 1 sent late"), "{report}");
+    assert!(report.contains("4 notices: 3 sent on time, 1 sent late"), "{report}");
     Ok(())
 }

@@ -179,6 +179,10 @@ fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
 }
 
 fn read_batch(trailer: &str, plate: &str) -> Vec<u8> {
+    // Collected now: a fixed date would fall past the server's retention in time.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     trailer_wire::encode(&Message::ReadBatch(ReadBatch {
         trailer_id: trailer.into(),
         reads: vec![ReadMeta {
@@ -186,8 +190,8 @@ fn read_batch(trailer: &str, plate: &str) -> Vec<u8> {
             camera_id: "cam0".into(),
             plate: plate.into(),
             confidence_pm: 900,
-            first_seen: 1_790_000_000_000,
-            best_seen: 1_790_000_000_000,
+            first_seen: now,
+            best_seen: now,
             position: Position::from_degrees(44.0, -93.0, FixQuality::Configured),
             plate_box: [0, 0, 10, 5],
             pictures: PictureSet::default(),

@@ -26,6 +26,16 @@ CREATE TABLE reads (
     PRIMARY KEY (trailer_id, read_id, first_seen)
 ) PARTITION BY RANGE (first_seen);
 CREATE TABLE reads_default PARTITION OF reads DEFAULT;
+-- The days already collected get their partitions before the rows move in (a default partition
+-- holding a day's rows would keep that day from ever getting one).
+DO $$
+DECLARE d BIGINT;
+BEGIN
+    FOR d IN SELECT DISTINCT first_seen / 86400000 FROM reads_unpartitioned WHERE first_seen >= 0 LOOP
+        EXECUTE format('CREATE TABLE reads_d%s PARTITION OF reads FOR VALUES FROM (%s) TO (%s)',
+                       d, d * 86400000, (d + 1) * 86400000);
+    END LOOP;
+END $$;
 CREATE INDEX reads_by_time ON reads (best_seen);
 CREATE INDEX reads_by_plate ON reads (plate);
 CREATE INDEX reads_by_first_seen ON reads (first_seen);
@@ -42,15 +52,29 @@ CREATE TABLE pictures (
     jpeg         BYTEA  NOT NULL,
     received_at  BIGINT NOT NULL,
     collected_at BIGINT NOT NULL,
+    early        BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (trailer_id, read_id, kind, collected_at)
 ) PARTITION BY RANGE (collected_at);
 CREATE TABLE pictures_default PARTITION OF pictures DEFAULT;
+DO $$
+DECLARE d BIGINT;
+BEGIN
+    FOR d IN SELECT DISTINCT COALESCE((SELECT MIN(r.first_seen) FROM reads r
+                 WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id), p.received_at)
+                 / 86400000 FROM pictures_unpartitioned p LOOP
+        IF d >= 0 THEN
+            EXECUTE format('CREATE TABLE pictures_d%s PARTITION OF pictures FOR VALUES FROM (%s) TO (%s)',
+                           d, d * 86400000, (d + 1) * 86400000);
+        END IF;
+    END LOOP;
+END $$;
 CREATE INDEX pictures_by_received ON pictures (received_at);
 CREATE INDEX pictures_by_read ON pictures (trailer_id, read_id, kind);
 CREATE INDEX pictures_by_collected ON pictures (collected_at);
+CREATE INDEX pictures_early ON pictures (trailer_id, read_id) WHERE early = 1;
 INSERT INTO pictures SELECT p.trailer_id, p.read_id, p.kind, p.jpeg, p.received_at,
     COALESCE((SELECT MIN(r.first_seen) FROM reads r
-              WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id), p.received_at)
+              WHERE r.trailer_id = p.trailer_id AND r.read_id = p.read_id), p.received_at), 0
     FROM pictures_unpartitioned p;
 DROP TABLE pictures_unpartitioned;
 
@@ -84,6 +108,7 @@ CREATE TABLE bca_notices (
     attempts    BIGINT NOT NULL DEFAULT 0,
     last_error  TEXT,
     claimed_ms  BIGINT,
+    rendered_ms BIGINT,
     UNIQUE (trailer_id, kind, location_id)
 );
 
@@ -104,3 +129,7 @@ CREATE TABLE held_reads (
     PRIMARY KEY (hold_id, trailer_id, read_id)
 );
 CREATE INDEX held_reads_by_read ON held_reads (trailer_id, read_id);
+
+-- When the server learnt of a location: it stays out of the public list for the review period.
+ALTER TABLE locations ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX locations_one_current ON locations (trailer_id) WHERE current = 1;

@@ -36,6 +36,7 @@ CREATE TABLE bca_notices (
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
     claimed_ms  INTEGER,
+    rendered_ms INTEGER,
     UNIQUE (trailer_id, kind, location_id)
 );
 
@@ -60,8 +61,15 @@ CREATE TABLE held_reads (
 CREATE INDEX held_reads_by_read ON held_reads (trailer_id, read_id);
 
 -- A picture is destroyed with its read: it carries the read's collection time (or, if it
--- arrived before its read, its own arrival time).
+-- arrived before its read, its own arrival time, and `early` says so).
 ALTER TABLE pictures ADD COLUMN collected_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pictures ADD COLUMN early INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX pictures_early ON pictures (trailer_id, read_id) WHERE early = 1;
+
+-- One current location per reader, whichever server instance ingests.
+-- When the server learnt of a location: it stays out of the public list for the review period.
+ALTER TABLE locations ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX locations_one_current ON locations (trailer_id) WHERE current = 1;
 UPDATE pictures SET collected_at = COALESCE((SELECT MIN(r.first_seen) FROM reads r
     WHERE r.trailer_id = pictures.trailer_id AND r.read_id = pictures.read_id), received_at);
 CREATE INDEX pictures_by_collected ON pictures (collected_at);

@@ -12,9 +12,10 @@ pub async fn export(
     dir: &Path,
     from: &str,
     to: &str,
+    now: i64,
 ) -> Result<Vec<PathBuf>, ExportError> {
-    let locs = records.public_locations().await?;
-    let use_log = records.use_log(from, to).await?;
+    let locs = records.public_locations(now).await?;
+    let use_log = records.use_log(from, to, now).await?;
     let entries = records.audit_public(None, audit::PAGE).await?;
     let links = Links(".html");
     let files = [

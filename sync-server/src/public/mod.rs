@@ -76,6 +76,12 @@ pub(crate) fn page(title: &str, agency: &str, links: Links, body: &str) -> Strin
     )
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn server_error(e: RecordsError) -> Response {
     tracing::error!(error = %e, "public page failed");
     (StatusCode::INTERNAL_SERVER_ERROR, "this page is unavailable; try again later").into_response()
@@ -90,28 +96,28 @@ const CSV: &str = "text/csv; charset=utf-8";
 const JSON: &str = "application/json";
 
 async fn locations_html(State(s): State<AppState>) -> Response {
-    match s.records.public_locations().await {
+    match s.records.public_locations(now_ms()).await {
         Ok(l) => with_type(HTML, locations::html(&l, &s.agency, Links(""))),
         Err(e) => server_error(e),
     }
 }
 
 async fn locations_json(State(s): State<AppState>) -> Response {
-    match s.records.public_locations().await {
+    match s.records.public_locations(now_ms()).await {
         Ok(l) => with_type(JSON, locations::json(&l)),
         Err(e) => server_error(e),
     }
 }
 
 async fn locations_csv(State(s): State<AppState>) -> Response {
-    match s.records.public_locations().await {
+    match s.records.public_locations(now_ms()).await {
         Ok(l) => with_type(CSV, locations::csv(&l)),
         Err(e) => server_error(e),
     }
 }
 
 async fn locations_geojson(State(s): State<AppState>) -> Response {
-    match s.records.public_locations().await {
+    match s.records.public_locations(now_ms()).await {
         Ok(l) => with_type("application/geo+json", locations::geojson(&l)),
         Err(e) => server_error(e),
     }
@@ -124,11 +130,13 @@ struct Range {
     to: Option<String>,
 }
 
-fn valid_day(d: &str) -> bool {
+/// A real calendar day written `YYYY-MM-DD`.
+pub fn valid_day(d: &str) -> bool {
     d.len() == 10
         && d.bytes()
             .enumerate()
             .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
+        && d.parse::<jiff::civil::Date>().is_ok()
 }
 
 /// The days of a request, or the last 365 local days up to today.
@@ -150,12 +158,10 @@ pub fn log_range(
 }
 
 async fn use_log(s: &AppState, r: Range) -> Result<uselog::UseLog, Response> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = now_ms();
     let (from, to) = log_range(s.records.rules(), r.from, r.to, now)
         .map_err(|e| (StatusCode::BAD_REQUEST, e).into_response())?;
-    s.records.use_log(&from, &to).await.map_err(server_error)
+    s.records.use_log(&from, &to, now).await.map_err(server_error)
 }
 
 async fn log_html(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
@@ -220,6 +226,7 @@ mod tests {
             Ok(("2025-11-23".into(), "2026-11-22".into()))
         );
         assert!(log_range(&rules, Some("2026-13".into()), None, now).is_err());
+        assert!(log_range(&rules, Some("2026-02-31".into()), None, now).is_err());
         assert!(
             log_range(&rules, Some("2026-02-01".into()), Some("2026-01-01".into()), now).is_err()
         );

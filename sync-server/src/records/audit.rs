@@ -35,9 +35,19 @@ pub struct AuditSummary {
     pub destroyed: i64,
 }
 
-/// Actions that read data (the rest enter, update or destroy it).
-pub const ACCESS_ACTIONS: [&str; 6] =
-    ["reads.list", "alerts.list", "plates.search", "pictures.get", "reads.export", "audit.report"];
+/// Actions that read data (the rest enter, update, share or destroy it).
+pub const ACCESS_ACTIONS: &[&str] = &[
+    "reads.list",
+    "alerts.list",
+    "plates.search",
+    "pictures.get",
+    "reads.export",
+    "locations.list",
+    "notices.list",
+    "holds.list",
+    "dead_letters.list",
+    "audit.report",
+];
 
 /// Rows verified per query: the trail is checked in pages, never loaded whole.
 const PAGE: i64 = 20_000;

@@ -2,7 +2,7 @@
 //! and whether the location is security information (withheld from everything public, still
 //! reported to the BCA with that mark). Ingestion makes the rows ([`super::write`]); operators
 //! name them, mark them and close them here.
-use super::{NEW_LOCATION_M, Records, RecordsError, distance_m, iso_date, sql};
+use super::{Records, RecordsError, distance_m, iso_date, sql};
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -22,9 +22,10 @@ pub struct LocationView {
 }
 
 /// Public places per reader, for the log of use ([`Records::public_places`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Places {
     by_reader: BTreeMap<String, Vec<Place>>,
+    radius_m: f64,
 }
 
 #[derive(Debug)]
@@ -45,12 +46,12 @@ impl Places {
             .by_reader
             .get(reader)?
             .iter()
-            .filter(|p| distance_m(p.lat, p.lon, lat, lon) <= NEW_LOCATION_M)
+            .filter(|p| distance_m(p.lat, p.lon, lat, lon) <= self.radius_m)
             .min_by_key(|p| {
                 if (p.first_ms..=p.last_ms).contains(&at) {
                     0
                 } else {
-                    (p.first_ms - at).abs().min((p.last_ms - at).abs())
+                    p.first_ms.abs_diff(at).min(p.last_ms.abs_diff(at))
                 }
             })?;
         (!near.security).then(|| near.name.clone())
@@ -63,13 +64,15 @@ fn display_place(place: String, lat: f64, lon: f64) -> String {
 
 impl Records {
     /// The public list of reader locations: current and previous, with dates, except those
-    /// marked security information.
-    pub async fn public_locations(&self) -> Result<Vec<PublicLocation>, RecordsError> {
+    /// marked security information and those the server learnt of less than the review period
+    /// before `now`.
+    pub async fn public_locations(&self, now: i64) -> Result<Vec<PublicLocation>, RecordsError> {
         let rows = sqlx::query(sql(
             self.pg,
             "SELECT trailer_id, place, lat, lon, first_ms, last_ms, current FROM locations \
-             WHERE security = 0 ORDER BY trailer_id, first_ms",
+             WHERE security = 0 AND created_ms <= ? ORDER BY trailer_id, first_ms",
         ))
+        .bind(now.saturating_sub(self.rules.review_ms))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -129,16 +132,33 @@ impl Records {
     }
 
     /// Marks a location as security information (withheld from the public) or clears the mark.
-    pub async fn set_location_security(&self, id: i64, security: bool) -> Result<(), RecordsError> {
-        let done = sqlx::query(sql(self.pg, "UPDATE locations SET security = ? WHERE id = ?"))
-            .bind(i64::from(security))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// If the BCA was already told of it, a correction notice is due. Returns whether one is.
+    pub async fn set_location_security(
+        &self,
+        id: i64,
+        security: bool,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE locations SET security = ? WHERE id = ? AND security <> ?",
+        ))
+        .bind(i64::from(security))
+        .bind(id)
+        .bind(i64::from(security))
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
-            return Err(RecordsError::Invalid(format!("no location {id}")));
+            let exists = sqlx::query(sql(self.pg, "SELECT 1 FROM locations WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            return match exists {
+                Some(_) => Ok(false),
+                None => Err(RecordsError::Invalid(format!("no location {id}"))),
+            };
         }
-        Ok(())
+        self.correct_notice(id, now).await
     }
 
     /// Ends a reader's current deployment at `at` (an operator took it away while it was
@@ -171,15 +191,18 @@ impl Records {
         Ok(())
     }
 
-    /// Every location with its public name and mark, for the log of use.
-    pub async fn public_places(&self) -> Result<Places, RecordsError> {
+    /// Every location with its public name and mark, for the log of use (one still under
+    /// review counts as withheld).
+    pub async fn public_places(&self, now: i64) -> Result<Places, RecordsError> {
         let rows = sqlx::query(sql(
             self.pg,
-            "SELECT trailer_id, place, lat, lon, first_ms, last_ms, security FROM locations",
+            "SELECT trailer_id, place, lat, lon, first_ms, last_ms, \
+             CASE WHEN created_ms > ? THEN 1 ELSE security END FROM locations",
         ))
+        .bind(now.saturating_sub(self.rules.review_ms))
         .fetch_all(&self.pool)
         .await?;
-        let mut places = Places::default();
+        let mut places = Places { by_reader: BTreeMap::new(), radius_m: self.rules.new_location_m };
         for r in &rows {
             let (lat, lon): (f64, f64) = (r.get(2), r.get(3));
             places.by_reader.entry(r.get(0)).or_default().push(Place {

@@ -75,12 +75,16 @@ pub struct Rules {
     /// A trailer that moved further than this (metres) stands at a new location.
     pub new_location_m: f64,
     pub time_zone: jiff::tz::TimeZone,
+    /// How long a new location stays out of the public pages (and its BCA notice waits), so an
+    /// operator can mark it security information first.
+    pub review_ms: i64,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             new_location_m: NEW_LOCATION_M,
+            review_ms: 0,
             time_zone: jiff::tz::TimeZone::get("America/Chicago")
                 .unwrap_or(jiff::tz::TimeZone::UTC),
         }

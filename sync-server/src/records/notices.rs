@@ -18,6 +18,8 @@ pub enum NoticeKind {
     NewReader,
     /// A reader at a new fixed location.
     NewLocation,
+    /// A location's classification changed after its notice went out.
+    Correction,
 }
 
 impl NoticeKind {
@@ -25,11 +27,16 @@ impl NoticeKind {
         match self {
             NoticeKind::NewReader => "new-reader",
             NoticeKind::NewLocation => "new-location",
+            NoticeKind::Correction => "correction",
         }
     }
 
     fn parse(s: &str) -> NoticeKind {
-        if s == "new-reader" { NoticeKind::NewReader } else { NoticeKind::NewLocation }
+        match s {
+            "new-reader" => NoticeKind::NewReader,
+            "correction" => NoticeKind::Correction,
+            _ => NoticeKind::NewLocation,
+        }
     }
 }
 
@@ -56,6 +63,10 @@ pub struct Notice {
     pub security: bool,
     pub event_ms: i64,
     pub due_ms: i64,
+    /// When the server created it (the review period runs from here).
+    pub created_ms: i64,
+    /// When it was written to the outbox for staff to send (it is not sent until they say so).
+    pub rendered_ms: Option<i64>,
     pub sent_ms: Option<i64>,
     pub sent_via: Option<String>,
     pub attempts: i64,
@@ -93,7 +104,7 @@ pub(super) async fn create(
     .bind(kind.as_str())
     .bind(location_id)
     .bind(event_ms)
-    .bind(event_ms + NOTICE_DAYS * DAY_MS)
+    .bind(event_ms.saturating_add(NOTICE_DAYS * DAY_MS))
     .bind(now)
     .execute(&mut *c)
     .await?;
@@ -107,7 +118,8 @@ impl Records {
             self.pg,
             "SELECT n.id, n.trailer_id, n.kind, n.location_id, COALESCE(l.place, ''), \
              COALESCE(l.lat, 0), COALESCE(l.lon, 0), COALESCE(l.security, 0), n.event_ms, \
-             n.due_ms, n.sent_ms, n.sent_via, n.attempts, n.last_error \
+             n.due_ms, n.sent_ms, n.sent_via, n.attempts, n.last_error, n.created_ms, \
+             n.rendered_ms \
              FROM bca_notices n LEFT JOIN locations l ON l.id = n.location_id \
              WHERE (? = 0 OR n.sent_ms IS NULL) ORDER BY n.due_ms, n.id",
         ))
@@ -136,6 +148,8 @@ impl Records {
                     sent_via: r.get(11),
                     attempts: r.get(12),
                     last_error: r.get(13),
+                    created_ms: r.get(14),
+                    rendered_ms: r.get(15),
                     state: match sent_ms {
                         Some(_) => NoticeState::Sent,
                         None if now > due_ms => NoticeState::Overdue,
@@ -160,6 +174,42 @@ impl Records {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that a notice was written to the outbox for staff to send.
+    pub async fn notice_rendered(&self, id: i64, at: i64, path: &str) -> Result<(), RecordsError> {
+        sqlx::query(sql(
+            self.pg,
+            "UPDATE bca_notices SET rendered_ms = ?, last_error = ?, claimed_ms = NULL WHERE id = ?",
+        ))
+        .bind(at)
+        .bind(format!("written to {path}: send it, then `notices mark-sent`"))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// After a location's classification changed: if a notice about it already went out, a
+    /// correction is due now (again, if one was sent before).
+    pub async fn correct_notice(&self, location_id: i64, now: i64) -> Result<bool, RecordsError> {
+        let done = sqlx::query(sql(
+            self.pg,
+            "INSERT INTO bca_notices (trailer_id, kind, location_id, event_ms, due_ms, created_ms) \
+             SELECT n.trailer_id, 'correction', n.location_id, ?, ?, ? FROM bca_notices n \
+             WHERE n.location_id = ? AND n.kind <> 'correction' AND n.sent_ms IS NOT NULL \
+             ON CONFLICT (trailer_id, kind, location_id) DO UPDATE SET \
+             event_ms = excluded.event_ms, due_ms = excluded.due_ms, \
+             created_ms = excluded.created_ms, sent_ms = NULL, sent_via = NULL, \
+             claimed_ms = NULL, rendered_ms = NULL, last_error = NULL",
+        ))
+        .bind(now)
+        .bind(now.saturating_add(NOTICE_DAYS * DAY_MS))
+        .bind(now)
+        .bind(location_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Claims a notice for sending for five minutes, so that of several server instances only

@@ -19,6 +19,8 @@ pub struct Purged {
     pub reads: u64,
     pub pictures: u64,
     pub alerts: u64,
+    /// Refused messages (their payloads may hold reads).
+    pub dead_letters: u64,
 }
 
 /// Why a hold keeps data past retention.
@@ -37,6 +39,10 @@ pub struct HoldView {
     /// Reads the hold names that the server still holds.
     pub reads: i64,
 }
+
+/// The PostgreSQL advisory lock that holds and destruction take, so that a hold placed while
+/// retention runs either comes first (and keeps its reads) or after (and finds them gone).
+pub(super) const HOLDS_LOCK: i64 = 1325;
 
 /// Rows one retention statement deletes at most, so ingestion keeps its turn at the write lock.
 const BATCH: i64 = 5_000;
@@ -66,7 +72,30 @@ async fn delete_batch(tx: &mut Tx, text: &'static str, cutoff: i64) -> Result<u6
     Ok(done.rows_affected())
 }
 
+/// Pictures that arrived before their read, whose read is past retention and not held.
+const EARLY_PICTURES: &str = concat!(
+    "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
+     (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
+     JOIN reads r ON r.trailer_id = p.trailer_id AND r.read_id = p.read_id \
+     WHERE p.early = 1 AND r.first_seen < ?",
+    unheld!("p"),
+    " LIMIT ?)"
+);
+
 impl Records {
+    /// A writing transaction that holds, or destroys what is not held: on PostgreSQL it takes
+    /// [`HOLDS_LOCK`] first.
+    async fn begin_destroying(&self) -> Result<super::Tx, RecordsError> {
+        let mut tx = self.begin_write().await?;
+        if self.pg {
+            sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(?)"))
+                .bind(HOLDS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Destroys what was collected more than `retention_days` before `now_ms` and is not held:
     /// reads, their pictures (and pictures whose read never arrived, by arrival time) and
     /// alerts. The location history, the periods of use, the log of use and the audit trail
@@ -76,13 +105,24 @@ impl Records {
         let mut done = Purged::default();
         if self.pg {
             partitions::ensure(&self.pool, now_ms, retention_days).await;
+            // Pictures that arrived before their read sit in a younger day: they go before the
+            // read's day is dropped, while the read still says when it was collected.
+            loop {
+                let mut tx = self.begin_destroying().await?;
+                let n = delete_batch(&mut tx, EARLY_PICTURES, cutoff).await?;
+                tx.commit().await?;
+                done.pictures += n;
+                if n < BATCH as u64 {
+                    break;
+                }
+            }
             let dropped = partitions::drop_expired(&self.pool, cutoff).await?;
             done.reads += dropped.reads;
             done.pictures += dropped.pictures;
         }
         loop {
             let started = std::time::Instant::now();
-            let mut tx = self.begin_write().await?;
+            let mut tx = self.begin_destroying().await?;
             let pictures = delete_batch(
                 &mut tx,
                 concat!(
@@ -97,19 +137,7 @@ impl Records {
             .await?;
             // Pictures that arrived before their read carry their arrival time: they go with
             // their read all the same.
-            let early = delete_batch(
-                &mut tx,
-                concat!(
-                    "DELETE FROM pictures WHERE (trailer_id, read_id, kind) IN \
-                     (SELECT p.trailer_id, p.read_id, p.kind FROM pictures p \
-                     JOIN reads r ON r.trailer_id = p.trailer_id AND r.read_id = p.read_id \
-                     WHERE r.first_seen < ?",
-                    unheld!("p"),
-                    " LIMIT ?)"
-                ),
-                cutoff,
-            )
-            .await?;
+            let early = delete_batch(&mut tx, EARLY_PICTURES, cutoff).await?;
             let pictures = pictures + early;
             // A read goes only once its pictures have: none may outlive it as an orphan.
             let reads = if pictures < BATCH as u64 {
@@ -140,6 +168,13 @@ impl Records {
                 cutoff,
             )
             .await?;
+            let letters = delete_batch(
+                &mut tx,
+                "DELETE FROM dead_letters WHERE id IN \
+                 (SELECT id FROM dead_letters WHERE received_at < ? LIMIT ?)",
+                cutoff,
+            )
+            .await?;
             let alerts = delete_batch(
                 &mut tx,
                 concat!(
@@ -155,7 +190,8 @@ impl Records {
             done.reads += reads;
             done.pictures += pictures + orphans;
             done.alerts += alerts;
-            if reads + pictures + orphans + alerts == 0 {
+            done.dead_letters += letters;
+            if reads + pictures + orphans + alerts + letters == 0 {
                 break;
             }
             if self.pg {
@@ -167,7 +203,7 @@ impl Records {
                 tokio::time::sleep(pause).await;
             }
         }
-        let total = done.reads + done.pictures + done.alerts;
+        let total = done.reads + done.pictures + done.alerts + done.dead_letters;
         if total > 0 {
             self.audit(&Entry {
                 at: now_ms,
@@ -176,10 +212,11 @@ impl Records {
                 purpose: format!("retention: collected more than {retention_days} days ago"),
                 case_number: String::new(),
                 detail: format!(
-                    "{} reads, {} pictures, {} alerts collected before {}",
+                    "{} reads, {} pictures, {} alerts, {} refused messages collected before {}",
                     done.reads,
                     done.pictures,
                     done.alerts,
+                    done.dead_letters,
                     iso_time(cutoff)
                 ),
                 result_count: total as i64,
@@ -221,7 +258,7 @@ impl Records {
         if reads.is_empty() {
             return Err(RecordsError::Invalid("a hold needs at least one read".into()));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_destroying().await?;
         let id: i64 = sqlx::query(sql(
             self.pg,
             "INSERT INTO holds (kind, case_number, note, created_by, created_ms) \

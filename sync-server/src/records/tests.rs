@@ -109,7 +109,7 @@ async fn deployments(url: String) {
     let end = event(2, DeploymentEventKind::End, t0 + 3 * DAY, 44.17);
     write::deployment(&mut tx, &rules, "t1", &end, t0).await.expect("end");
     tx.commit().await.expect("commit");
-    let locs = db.public_locations().await.expect("locations");
+    let locs = db.public_locations(i64::MAX).await.expect("locations");
     assert_eq!(locs.len(), 1);
     assert!(locs[0].until.is_some(), "the end closed the place: {locs:?}");
     let mut tx = db.begin().await.expect("begin");
@@ -118,7 +118,7 @@ async fn deployments(url: String) {
     let start = event(3, DeploymentEventKind::Start, t0 + 4 * DAY, 44.26);
     write::deployment(&mut tx, &rules, "t1", &start, t0).await.expect("start");
     tx.commit().await.expect("commit");
-    let locs = db.public_locations().await.expect("locations");
+    let locs = db.public_locations(i64::MAX).await.expect("locations");
     assert_eq!(locs.len(), 2, "{locs:?}");
     assert_eq!((locs[0].until.is_some(), locs[1].until.is_none()), (true, true), "{locs:?}");
     assert!((locs[1].lat - 44.26).abs() < 1e-6, "{locs:?}");
@@ -185,7 +185,7 @@ async fn retention(url: String) {
     // Nothing is due a day early.
     assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
     let purged = db.purge(now, 60).await.expect("purge");
-    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1 });
+    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 0 });
     let plates: Vec<String> =
         db.list_reads(10).await.expect("reads").into_iter().map(|r| r.plate).collect();
     assert_eq!(plates, ["NEW222"]);
@@ -275,7 +275,7 @@ async fn use_log(url: String) {
     write::alert(&mut tx, &rules, "t1", &warrant, t0 + DAY).await.expect("alert");
     tx.commit().await.expect("commit");
 
-    let log = db.use_log("2026-03-01", "2026-03-31").await.expect("log");
+    let log = db.use_log("2026-03-01", "2026-03-31", i64::MAX).await.expect("log");
     assert_eq!(log.total_reads, 6);
     assert_eq!(log.total_hits["stolen_vehicle"], 1);
     assert_eq!(log.total_hits["warrant"], 1);
@@ -293,15 +293,15 @@ async fn use_log(url: String) {
 
     // Withheld location: the log does not name it.
     let id = db.locations(Some("t1")).await.expect("locations")[0].id;
-    db.set_location_security(id, true).await.expect("security");
-    let log = db.use_log("2026-03-01", "2026-03-31").await.expect("log");
+    db.set_location_security(id, true, t0).await.expect("security");
+    let log = db.use_log("2026-03-01", "2026-03-31", i64::MAX).await.expect("log");
     assert_eq!(log.periods[0].location, None);
 
     // Destroy everything: the log stands.
     let purged = db.purge(t0 + 70 * DAY, 60).await.expect("purge");
     assert_eq!(purged.reads, 6);
     assert_eq!(db.list_reads(10).await.expect("reads").len(), 0);
-    let after = db.use_log("2026-03-01", "2026-03-31").await.expect("log");
+    let after = db.use_log("2026-03-01", "2026-03-31", i64::MAX).await.expect("log");
     assert_eq!((after.total_reads, after.total_hits["stolen_vehicle"]), (6, 1));
     assert_eq!(after.periods[0].reads, 5);
     db.close().await;
@@ -379,6 +379,10 @@ async fn notices(url: String) {
     tx.commit().await.expect("commit");
     let n = db.notices(t0 + DAY, false).await.expect("notices");
     assert_eq!(n.len(), 2, "{n:#?}");
+    // A new location stays out of the public list for the review period.
+    let reviewed = db.clone().with_rules(Rules { review_ms: HOUR, ..Rules::default() });
+    assert!(reviewed.public_locations(t0 + HOUR / 2).await.expect("public").is_empty());
+    assert_eq!(reviewed.public_locations(t0 + 2 * HOUR).await.expect("public").len(), 2);
     assert_eq!((n[0].kind, n[1].kind), (NoticeKind::NewReader, NoticeKind::NewLocation));
     assert_eq!(n[0].due_ms, t0 + 500 + 10 * DAY, "best_seen of the first read + 10 days");
     assert_eq!(n[1].due_ms, t0 + 2 * DAY + 500 + 10 * DAY);
@@ -393,6 +397,38 @@ async fn notices(url: String) {
     assert_eq!(done[0].state, NoticeState::Sent);
     assert_eq!(done[0].sent_via.as_deref(), Some("manual: fax"));
     assert_eq!(db.notices(t0 + 12 * DAY, true).await.expect("unsent").len(), 1);
+
+    // A backlog from the first place, collected between the two: the first place's dates
+    // stretch; the reader has not moved and nobody is notified.
+    let at = |read_id, lat: f64, seen| {
+        let mut r = read_at(read_id, "CCC333", seen);
+        r.position = trailer_wire::Position::from_degrees(lat, -93.99, FixQuality::Fix3d);
+        r
+    };
+    let mut tx = db.begin().await.expect("begin");
+    write::reads(&mut tx, &rules, "t1", &[at(4, 44.16, t0 + DAY)], t0).await.expect("reads");
+    tx.commit().await.expect("commit");
+    let locs = db.locations(Some("t1")).await.expect("locations");
+    assert_eq!(locs.len(), 2, "{locs:#?}");
+    assert!(locs[1].until.is_none() && (locs[1].lat - 44.18).abs() < 1e-9, "{locs:#?}");
+    assert_eq!(db.notices(t0, false).await.expect("notices").len(), 2);
+    // A backlog from a place the server never heard of: a closed place in the history, and
+    // the BCA hears of it; the current place stays.
+    let mut tx = db.begin().await.expect("begin");
+    write::reads(&mut tx, &rules, "t1", &[at(5, 44.30, t0 + DAY + HOUR)], t0).await.expect("reads");
+    tx.commit().await.expect("commit");
+    let locs = db.locations(Some("t1")).await.expect("locations");
+    assert_eq!(locs.len(), 3, "{locs:#?}");
+    assert_eq!(locs.iter().filter(|l| l.until.is_none()).count(), 1);
+    let n = db.notices(t0, false).await.expect("notices");
+    assert_eq!(n.len(), 3);
+    assert_eq!(n[2].kind, NoticeKind::NewLocation);
+    // Back at the first place later: a new deployment there, but no new notice.
+    let mut tx = db.begin().await.expect("begin");
+    write::reads(&mut tx, &rules, "t1", &[at(6, 44.16, t0 + 5 * DAY)], t0).await.expect("reads");
+    tx.commit().await.expect("commit");
+    assert_eq!(db.locations(Some("t1")).await.expect("locations").len(), 4);
+    assert_eq!(db.notices(t0, false).await.expect("notices").len(), 3);
     db.close().await;
 }
 
@@ -420,6 +456,23 @@ async fn tamper(url: String) {
     }
     assert_eq!(db.audit_verify().await.expect("verify"), Ok(5));
     let pg = db.is_postgres();
+    // The database refuses changes and removals...
+    for text in ["UPDATE audit SET detail = 'x' WHERE seq = 2", "DELETE FROM audit WHERE seq = 5"] {
+        let refused = sqlx::query(sql(pg, text)).execute(db.pool()).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.to_string().contains("append-only")),
+            "{text}: {refused:?}"
+        );
+    }
+    // ...but someone with the rights to drop its guards can tamper; the chain shows it.
+    let guards: &[&'static str] = if pg {
+        &["DROP TRIGGER audit_no_change ON audit"]
+    } else {
+        &["DROP TRIGGER audit_no_update", "DROP TRIGGER audit_no_delete"]
+    };
+    for g in guards {
+        sqlx::query(sql(pg, g)).execute(db.pool()).await.expect("drop the guard");
+    }
     let exec = async |text: &'static str| {
         sqlx::query(sql(pg, text)).execute(db.pool()).await.expect("tamper");
     };

@@ -210,7 +210,7 @@ fn local_minute(rules: &Rules, ms: i64) -> String {
 impl Records {
     /// The public log of use for the local days `from..=to`. Built from the tallies, the
     /// periods of use and the public location list only: no read is touched.
-    pub async fn use_log(&self, from: &str, to: &str) -> Result<UseLog, RecordsError> {
+    pub async fn use_log(&self, from: &str, to: &str, now: i64) -> Result<UseLog, RecordsError> {
         let rows = sqlx::query(sql(
             self.pg,
             "SELECT u.trailer_id, u.period_id, MIN(u.day), MAX(u.day), CAST(SUM(u.reads) AS BIGINT), \
@@ -239,7 +239,7 @@ impl Records {
         for r in &masks {
             *hours.entry((r.get(0), r.get(1))).or_default() |= r.get::<i64, _>(2);
         }
-        let places = self.public_places().await?;
+        let places = self.public_places(now).await?;
         let mut log = UseLog {
             from: from.into(),
             to: to.into(),

@@ -104,19 +104,19 @@ pub async fn picture(
     let pg = is_pg(c);
     sqlx::query(sql(
         pg,
-        "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at, collected_at) \
-         SELECT ?, ?, ?, ?, ?, COALESCE((SELECT MIN(first_seen) FROM reads \
-         WHERE trailer_id = ? AND read_id = ?), ?) WHERE NOT EXISTS (SELECT 1 FROM pictures \
-         WHERE trailer_id = ? AND read_id = ? AND kind = ?)",
+        "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at, collected_at, early) \
+         SELECT ?, ?, ?, ?, ?, COALESCE(c.at, ?), CASE WHEN c.at IS NULL THEN 1 ELSE 0 END FROM \
+         (SELECT MIN(first_seen) AS at FROM reads WHERE trailer_id = ? AND read_id = ?) c \
+         WHERE NOT EXISTS (SELECT 1 FROM pictures WHERE trailer_id = ? AND read_id = ? AND kind = ?)",
     ))
     .bind(trailer)
     .bind(read_id as i64)
     .bind(picture_kind(kind))
     .bind(jpeg)
     .bind(now)
+    .bind(now)
     .bind(trailer)
     .bind(read_id as i64)
-    .bind(now)
     .bind(trailer)
     .bind(read_id as i64)
     .bind(picture_kind(kind))
@@ -190,7 +190,7 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
 
 /// Stores a deployment event and updates the location history from it: an end closes the
 /// trailer's current location; a start opens one where it now stands (or extends the current
-/// one if it is within [`NEW_LOCATION_M`]). A repeated event changes nothing.
+/// one if it is within the rules' distance). A repeated event changes nothing.
 pub async fn deployment(
     c: &mut AnyConnection,
     rules: &Rules,
@@ -277,9 +277,16 @@ pub async fn status(
     Ok(())
 }
 
-/// Records that `trailer` stood at (lat, lon) at `at`: extends its current location, or — if it
-/// moved more than the rules' distance — closes that one and opens a new one. A new location
-/// calls for a BCA notice: a reader's first one announces the reader.
+/// Records that `trailer` stood at (lat, lon) at `at`, against all its known locations:
+/// - a place it is known to have stood at then: nothing changes;
+/// - near its current place: that place's dates stretch to `at`;
+/// - a position from before its current place began (a backlog): an earlier place nearby
+///   stretches, or a closed place is added to the history;
+/// - otherwise it moved (farther than the rules' distance): the current place closes and a new
+///   one opens.
+///
+/// A place never seen before calls for a BCA notice: a reader's first announces the reader.
+/// Coming back to a known place opens a new deployment there but no new notice.
 async fn note_location(
     c: &mut AnyConnection,
     rules: &Rules,
@@ -290,57 +297,96 @@ async fn note_location(
     now: i64,
 ) -> Result<(), RecordsError> {
     let pg = is_pg(c);
-    let current = sqlx::query(sql(
+    let known: Vec<(i64, f64, f64, i64, i64, bool)> = sqlx::query(sql(
         pg,
-        "SELECT id, lat, lon FROM locations WHERE trailer_id = ? AND current = 1",
+        "SELECT id, lat, lon, first_ms, last_ms, current FROM locations WHERE trailer_id = ? \
+         ORDER BY first_ms",
     ))
     .bind(trailer)
-    .fetch_optional(&mut *c)
-    .await?;
-    if let Some(row) = &current {
-        let (id, clat, clon): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
-        if distance_m(clat, clon, lat, lon) <= rules.new_location_m {
-            sqlx::query(sql(
-                pg,
-                "UPDATE locations SET first_ms = CASE WHEN first_ms < ? THEN first_ms ELSE ? END, \
-             last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ?",
-            ))
-            .bind(at)
-            .bind(at)
-            .bind(at)
-            .bind(at)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get::<i64, _>(5) == 1))
+    .collect();
+    let near = |l: &&(i64, f64, f64, i64, i64, bool)| {
+        distance_m(l.1, l.2, lat, lon) <= rules.new_location_m
+    };
+    if known.iter().filter(near).any(|l| (l.3..=l.4).contains(&at)) {
+        return Ok(());
+    }
+    let current = known.iter().find(|l| l.5);
+    let stretch = match current {
+        Some(cur) if near(&cur) => cur.0,
+        // A position from before the current place began: history, never a move.
+        Some(cur) if at < cur.3 => {
+            match known.iter().filter(near).rfind(|l| !l.5 && l.3 <= cur.3) {
+                Some(earlier) => earlier.0,
+                None => {
+                    // A closed place new to the server (from a backlog): the BCA hears of it.
+                    let id = insert_location(c, trailer, lat, lon, at, false, now).await?;
+                    notices::create(c, trailer, NoticeKind::NewLocation, id, at, now).await?;
+                    return Ok(());
+                }
+            }
+        }
+        _ => {
+            if let Some(cur) = current {
+                sqlx::query(sql(pg, "UPDATE locations SET current = 0 WHERE id = ?"))
+                    .bind(cur.0)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            let id = insert_location(c, trailer, lat, lon, at, true, now).await?;
+            let kind =
+                if known.is_empty() { NoticeKind::NewReader } else { NoticeKind::NewLocation };
+            if !known.iter().any(|l| near(&l)) {
+                notices::create(c, trailer, kind, id, at, now).await?;
+            }
             return Ok(());
         }
-        sqlx::query(sql(pg, "UPDATE locations SET current = 0 WHERE id = ?"))
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-    }
-    let first = current.is_none()
-        && sqlx::query(sql(pg, "SELECT 1 FROM locations WHERE trailer_id = ? LIMIT 1"))
-            .bind(trailer)
-            .fetch_optional(&mut *c)
-            .await?
-            .is_none();
-    let id: i64 = sqlx::query(sql(
+    };
+    sqlx::query(sql(
         pg,
-        "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms) VALUES (?, ?, ?, ?, ?) \
-         RETURNING id",
+        "UPDATE locations SET first_ms = CASE WHEN first_ms < ? THEN first_ms ELSE ? END, \
+         last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ?",
+    ))
+    .bind(at)
+    .bind(at)
+    .bind(at)
+    .bind(at)
+    .bind(stretch)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Adds a location (current or closed) and returns its id.
+async fn insert_location(
+    c: &mut AnyConnection,
+    trailer: &str,
+    lat: f64,
+    lon: f64,
+    at: i64,
+    current: bool,
+    now: i64,
+) -> Result<i64, RecordsError> {
+    let pg = is_pg(c);
+    let id = sqlx::query(sql(
+        pg,
+        "INSERT INTO locations (trailer_id, lat, lon, first_ms, last_ms, current, created_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     ))
     .bind(trailer)
     .bind(lat)
     .bind(lon)
     .bind(at)
     .bind(at)
+    .bind(i64::from(current))
+    .bind(now)
     .fetch_one(&mut *c)
     .await?
     .get(0);
-    let kind = if first { NoticeKind::NewReader } else { NoticeKind::NewLocation };
-    notices::create(c, trailer, kind, id, at, now).await?;
-    Ok(())
+    Ok(id)
 }
 
 /// Records a trailer's answer to a downlink (only a downlink addressed to that trailer).

@@ -41,12 +41,17 @@ pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
         LocationCommand::Security { id, on, off } => {
             anyhow::ensure!(on != off, "say --on or --off");
             with_records(config, async |r: &Records| {
-                r.set_location_security(id, on).await?;
+                let correction = r.set_location_security(id, on, now_ms()).await?;
                 let detail = format!("location {id} security information: {on}");
                 r.audit(&entry("location.security", "location history", "", detail, 1)).await?;
                 println!(
-                    "location {id} {}",
-                    if on { "withheld from the public" } else { "public" }
+                    "location {id} {}{}",
+                    if on { "withheld from the public" } else { "public" },
+                    if correction {
+                        "; the BCA was told of it, so a correction notice is due"
+                    } else {
+                        ""
+                    }
                 );
                 Ok(())
             })
@@ -128,8 +133,12 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
     let sender = sync_server::bca::Sender::from_config(&config);
     match command {
         NoticeCommand::List { json, unsent } => {
+            // Notices name every location, withheld ones included: an audited access.
             let rows = with_records(config_path, async |r: &Records| {
-                Ok(r.notices(now_ms(), unsent).await?)
+                let rows = r.notices(now_ms(), unsent).await?;
+                let why = "BCA notices (withheld locations included)";
+                r.audit(&entry("notices.list", why, "", String::new(), rows.len())).await?;
+                Ok(rows)
             })?;
             print_rows(&rows, json, |n| {
                 let state = match n.state {
@@ -155,8 +164,17 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
                 )
             })
         }
-        NoticeCommand::Send { id } => with_records(config_path, async |r: &Records| {
+        NoticeCommand::Send { id, resend } => with_records(config_path, async |r: &Records| {
             let n = find(r, id).await?;
+            anyhow::ensure!(
+                n.sent_ms.is_none() || resend,
+                "notice {id} was sent already ({}); --resend sends it again",
+                n.sent_via.as_deref().unwrap_or("")
+            );
+            anyhow::ensure!(
+                n.sent_ms.is_some() || r.claim_notice(id, now_ms()).await?,
+                "the server is sending notice {id} right now"
+            );
             match sender.send(r, &n, &cli_actor(), now_ms()).await? {
                 Some(via) => println!("notice {id} sent: {via}"),
                 None => println!(
@@ -182,6 +200,8 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
             let n = find(r, id).await?;
             let doc = sync_server::bca::render(&n, &config.agency.name, &config.agency.contact);
             let path = sync_server::bca::write_outbox(&out, &n, &doc, &config.bca)?;
+            let detail = format!("notice {id} rendered into {}", out.display());
+            r.audit(&entry("notices.render", "BCA notice", "", detail, 1)).await?;
             println!("{}", path.with_extension("html").display());
             Ok(())
         }),
@@ -264,7 +284,8 @@ pub fn export(
     let files = with_records(config_path, async |r: &Records| {
         let (from, to) = sync_server::public::log_range(r.rules(), from, to, now_ms())
             .map_err(anyhow::Error::msg)?;
-        Ok(sync_server::public::export::export(r, &config.agency.name, out, &from, &to).await?)
+        Ok(sync_server::public::export::export(r, &config.agency.name, out, &from, &to, now_ms())
+            .await?)
     })?;
     for f in files {
         println!("{}", f.display());

@@ -235,6 +235,9 @@ pub(crate) enum NoticeCommand {
     Send {
         #[arg(long)]
         id: i64,
+        /// Send one that was sent already, again.
+        #[arg(long)]
+        resend: bool,
     },
     /// Record a notice sent another way (fax, portal, letter).
     MarkSent {

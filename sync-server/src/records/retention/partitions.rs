@@ -35,7 +35,7 @@ fn day_of(name: &str, table: &str) -> Option<i64> {
 pub(super) async fn ensure(pool: &AnyPool, now: i64, retention_days: u32) {
     let today = now.div_euclid(DAY_MS);
     let first = today - i64::from(retention_days) - MARGIN_DAYS;
-    for (table, _) in TABLES {
+    for (table, column) in TABLES {
         let existing = match partitions(pool, table).await {
             Ok(p) => p,
             Err(e) => {
@@ -46,6 +46,21 @@ pub(super) async fn ensure(pool: &AnyPool, now: i64, retention_days: u32) {
         for day in first..=today + 2 {
             if existing.contains(&day) {
                 continue;
+            }
+            // A day with rows in the default partition cannot get its own (and asking would
+            // scan the default partition under an exclusive lock at every run): it stays there.
+            let probe = format!(
+                "SELECT 1 FROM {table}_default WHERE {column} >= {from} AND {column} < {to} LIMIT 1",
+                from = day * DAY_MS,
+                to = (day + 1) * DAY_MS
+            );
+            match sqlx::query(sqlx::AssertSqlSafe(probe)).fetch_optional(pool).await {
+                Ok(None) => {}
+                Ok(Some(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, table, "cannot look into the default partition");
+                    return;
+                }
             }
             let ddl = format!(
                 "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} \
@@ -86,28 +101,41 @@ pub(super) async fn drop_expired(pool: &AnyPool, cutoff: i64) -> Result<Purged, 
                 continue;
             }
             let name = partition_name(table, day);
+            let mut tx = pool.begin().await?;
+            // The holds lock: no hold is placed between the check and the drop, and another
+            // instance's retention run waits (and then finds the partition gone).
+            sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(?)"))
+                .bind(super::HOLDS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            // Dropping a partition locks its parent for a moment: wait for the ingest batches
+            // in flight, not longer (the next run tries again).
+            tx.execute("SET LOCAL lock_timeout = '5s'").await?;
+            let present: Option<String> =
+                sqlx::query(sql(true, "SELECT CAST(to_regclass(?) AS TEXT)"))
+                    .bind(&name)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
+            if present.is_none() {
+                continue;
+            }
             let held_sql = format!(
                 "SELECT COUNT(*) FROM {name} x JOIN held_reads h \
                  ON h.trailer_id = x.trailer_id AND h.read_id = x.read_id \
                  JOIN holds d ON d.id = h.hold_id WHERE d.released_ms IS NULL"
             );
             let held: i64 =
-                sqlx::query(sqlx::AssertSqlSafe(held_sql)).fetch_one(pool).await?.get(0);
+                sqlx::query(sqlx::AssertSqlSafe(held_sql)).fetch_one(&mut *tx).await?.get(0);
             if held > 0 {
                 continue;
             }
-            let mut c = pool.acquire().await?;
-            // Dropping a partition locks its parent for a moment: wait for the ingest batches
-            // in flight, not longer (the next run tries again).
-            c.execute("SET lock_timeout = '5s'").await?;
-            let mut tx = sqlx::Connection::begin(&mut *c).await?;
             let rows: i64 =
                 sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {name}")))
                     .fetch_one(&mut *tx)
                     .await?
                     .get(0);
-            let dropped = tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {name}"))).await;
-            match dropped {
+            match tx.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {name}"))).await {
                 Ok(_) => {
                     tx.commit().await?;
                     match table {
@@ -116,11 +144,9 @@ pub(super) async fn drop_expired(pool: &AnyPool, cutoff: i64) -> Result<Purged, 
                     }
                 }
                 Err(e) => {
-                    drop(tx);
                     tracing::warn!(error = %e, partition = %name, column, "partition not dropped; rows go one by one");
                 }
             }
-            c.execute("RESET lock_timeout").await?;
         }
     }
     Ok(done)
