@@ -283,7 +283,7 @@ impl Sender {
         let every = Duration::from_secs(self.cfg.check_interval_s);
         let mut last_warning = 0i64;
         loop {
-            let now = now_ms();
+            let now = crate::now_ms();
             match self.run_once(&records, now).await {
                 Ok(overdue) if !overdue.is_empty() && now - last_warning >= 3_600_000 => {
                     last_warning = now;
@@ -296,21 +296,11 @@ impl Sender {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "BCA notice duty failed; retrying"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
+            if !crate::next_run(every, &mut shutdown).await {
                 return;
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -47,6 +47,25 @@ pub enum ServerError {
     Http { addr: String, reason: String },
 }
 
+/// The time now, in milliseconds since the epoch: the clock the duties pass to the records.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Waits `every` between two runs of a duty, or until `shutdown`; false when the duty stops.
+pub(crate) async fn next_run(
+    every: std::time::Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(every) => {}
+        _ = shutdown.changed() => {}
+    }
+    !*shutdown.borrow()
+}
+
 /// Destroys what is past retention at start and every `every` until `shutdown`. Several
 /// instances may run it at once: deletes are idempotent.
 async fn retention_duty(
@@ -56,26 +75,20 @@ async fn retention_duty(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        match db.purge(now, days).await {
-            Ok(p) if p.reads + p.pictures + p.alerts > 0 => {
+        match db.purge(now_ms(), days).await {
+            Ok(p) if p.reads + p.pictures + p.alerts + p.dead_letters > 0 => {
                 tracing::info!(
                     reads = p.reads,
                     pictures = p.pictures,
                     alerts = p.alerts,
+                    refused_messages = p.dead_letters,
                     "retention destroyed data past {days} days"
                 );
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention failed; retrying at the next run"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
+        if !next_run(every, &mut shutdown).await {
             return;
         }
     }

@@ -49,21 +49,17 @@ pub struct Destruction {
     pub active_holds: usize,
 }
 
-/// Milliseconds at 00:00 UTC of a `YYYY-MM-DD` day.
-pub fn day_start_ms(day: &str) -> Option<i64> {
-    let mut parts = day.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+/// Milliseconds at local midnight starting the day `day` (`YYYY-MM-DD`) and the one after it,
+/// in the agency's time zone (the log of use's days are local too).
+pub fn local_day_bounds(tz: &jiff::tz::TimeZone, day: &str) -> Option<(i64, i64)> {
+    if !crate::public::valid_day(day) {
         return None;
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+    let date: jiff::civil::Date = day.parse().ok()?;
+    let start = |d: jiff::civil::Date| {
+        d.to_zoned_datetime(tz.clone()).ok().map(|z| z.timestamp().as_millisecond())
+    };
+    Some((start(date)?, start(date.tomorrow().ok()?)?))
 }
 
 pub async fn build(
@@ -73,12 +69,13 @@ pub async fn build(
     to: &str,
     now: i64,
 ) -> Result<Report, RecordsError> {
-    let days = (crate::public::valid_day(from) && crate::public::valid_day(to))
-        .then(|| (day_start_ms(from), day_start_ms(to)));
-    let Some((Some(from_ms), Some(to_ms))) = days else {
+    let tz = &records.rules().time_zone;
+    let (Some((from_ms, _)), Some((_, end_ms))) =
+        (local_day_bounds(tz, from), local_day_bounds(tz, to))
+    else {
         return Err(RecordsError::Invalid("from and to are dates: YYYY-MM-DD".into()));
     };
-    if from_ms > to_ms {
+    if from_ms >= end_ms {
         return Err(RecordsError::Invalid("from is after to".into()));
     }
     let log = records.use_log(from, to, now).await?;
@@ -88,7 +85,7 @@ pub async fn build(
         .notices(now, false)
         .await?
         .into_iter()
-        .filter(|n| n.event_ms >= from_ms && n.event_ms < to_ms + 86_400_000)
+        .filter(|n| n.event_ms >= from_ms && n.event_ms < end_ms)
         .collect();
     let late = |n: &&crate::records::Notice| n.sent_ms.is_some_and(|s| s > n.due_ms);
     let holds = records.holds().await?;
@@ -128,7 +125,7 @@ pub async fn build(
                 .await?,
             active_holds: holds.iter().filter(|h| h.released_at.is_none()).count(),
         },
-        audit: records.audit_summary(from_ms, to_ms + 86_400_000).await?,
+        audit: records.audit_summary(from_ms, end_ms).await?,
         audit_chain: records.audit_verify().await?,
     })
     .map(|mut r: Report| {
@@ -202,12 +199,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn day_starts_invert_iso_dates() {
-        for ms in [0, 951_782_400_000, 1_790_000_000_000 - 1_790_000_000_000 % 86_400_000] {
-            let day = crate::records::iso_date(ms);
-            assert_eq!(day_start_ms(&day), Some(ms), "{day}");
+    fn report_days_are_local_days() {
+        let tz = jiff::tz::TimeZone::get("America/Chicago").expect("tz");
+        // 2026-11-23 00:00 in Minnesota is 06:00 UTC; the next day starts 24 h later.
+        let (start, end) = local_day_bounds(&tz, "2026-11-23").expect("a day");
+        assert_eq!(crate::records::iso_time(start), "2026-11-23T06:00:00Z");
+        assert_eq!(end - start, 86_400_000);
+        // The day summer time begins has 23 hours.
+        let (start, end) = local_day_bounds(&tz, "2026-03-08").expect("a day");
+        assert_eq!(end - start, 23 * 3_600_000);
+        for bad in ["2026-13-01", "2026-02-31", "2026-2-3", "nonsense"] {
+            assert_eq!(local_day_bounds(&tz, bad), None, "{bad}");
         }
-        assert_eq!(day_start_ms("2026-13-01"), None);
-        assert_eq!(day_start_ms("nonsense"), None);
     }
 }

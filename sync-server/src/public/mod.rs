@@ -6,6 +6,7 @@
 //! the log-of-use tallies, the periods of use and the audit trail without its classified
 //! fields. What is public is decided by the queries, not by filtering read data. Rendering is
 //! pure (data in, text out), so the server and the export share it.
+use crate::now_ms;
 use crate::records::{Records, RecordsError, uselog};
 use axum::Router;
 use axum::extract::{Query, State};
@@ -74,12 +75,6 @@ pub(crate) fn page(title: &str, agency: &str, links: Links, body: &str) -> Strin
         t = escape(title),
         a = escape(agency),
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn server_error(e: RecordsError) -> Response {
