@@ -22,6 +22,7 @@ pub mod audit;
 pub mod bca;
 pub mod broker;
 pub mod config;
+pub mod console;
 pub mod downlink;
 pub mod ingest;
 pub mod mqtt;

@@ -1,0 +1,165 @@
+//! Role-based access "corresponding to the official duties" of each user (Minn. Stat. 13.824
+//! subd. 7): which console command each role may run. Pure: the console's dispatcher asks
+//! [`allowed`] before it touches the records, and refuses (and audits the refusal) otherwise.
+use serde::{Deserialize, Serialize};
+
+/// A console user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Trailer status only.
+    Viewer,
+    /// Alerts, deployments, hotlists.
+    Operator,
+    /// Plate searches (with a purpose and a case number).
+    Investigator,
+    /// Holds, ACP requests, release requests, BCA notices.
+    RecordsSupervisor,
+    /// The audit trail and its reports.
+    Auditor,
+    /// Users.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Viewer,
+        Role::Operator,
+        Role::Investigator,
+        Role::RecordsSupervisor,
+        Role::Auditor,
+        Role::Admin,
+    ];
+}
+
+/// Every console command, by the name it has on the wire.
+pub const COMMANDS: [&str; 27] = [
+    "status",
+    "alerts.list",
+    "alerts.ack",
+    "deployments.list",
+    "deployments.start",
+    "deployments.end",
+    "deployments.rename",
+    "deployments.security",
+    "notices.list",
+    "notices.send",
+    "notices.mark-sent",
+    "hotlists.upload",
+    "hotlists.list",
+    "holds.place",
+    "holds.release",
+    "holds.list",
+    "acp.add",
+    "plates.search",
+    "release.request",
+    "release.review",
+    "release.decide",
+    "release.fulfil",
+    "release.list",
+    "publiclog.generate",
+    "audit.report",
+    "audit.verify",
+    "users.manage",
+];
+
+/// Whether `role` may run `command`. Everyone may see trailer status; beyond that each role has
+/// only its duties. An unknown command is allowed to nobody.
+pub fn allowed(role: Role, command: &str) -> bool {
+    if command == "status" {
+        return true;
+    }
+    let family = command.split('.').next().unwrap_or_default();
+    let duty = match role {
+        Role::Viewer => false,
+        Role::Operator => matches!(family, "alerts" | "deployments" | "hotlists"),
+        Role::Investigator => command == "plates.search",
+        Role::RecordsSupervisor => {
+            matches!(family, "holds" | "acp" | "release" | "notices")
+                || command == "publiclog.generate"
+        }
+        Role::Auditor => {
+            matches!(family, "audit")
+                || command == "publiclog.generate"
+                || command == "release.list"
+        }
+        Role::Admin => family == "users",
+    };
+    duty && COMMANDS.contains(&command)
+}
+
+/// Commands that reach data about people and so need a purpose and a case number.
+pub fn needs_purpose_and_case(command: &str) -> bool {
+    matches!(command, "plates.search" | "holds.place" | "release.request" | "release.fulfil")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole matrix, written out: each role against every command.
+    #[test]
+    fn each_role_can_do_exactly_its_duties() {
+        use Role::*;
+        let expect: &[(Role, &[&str])] = &[
+            (Viewer, &["status"]),
+            (
+                Operator,
+                &[
+                    "status",
+                    "alerts.list",
+                    "alerts.ack",
+                    "deployments.list",
+                    "deployments.start",
+                    "deployments.end",
+                    "deployments.rename",
+                    "deployments.security",
+                    "hotlists.upload",
+                    "hotlists.list",
+                ],
+            ),
+            (Investigator, &["status", "plates.search"]),
+            (
+                RecordsSupervisor,
+                &[
+                    "status",
+                    "notices.list",
+                    "notices.send",
+                    "notices.mark-sent",
+                    "holds.place",
+                    "holds.release",
+                    "holds.list",
+                    "acp.add",
+                    "release.request",
+                    "release.review",
+                    "release.decide",
+                    "release.fulfil",
+                    "release.list",
+                    "publiclog.generate",
+                ],
+            ),
+            (
+                Auditor,
+                &["status", "release.list", "publiclog.generate", "audit.report", "audit.verify"],
+            ),
+            (Admin, &["status", "users.manage"]),
+        ];
+        for (role, commands) in expect {
+            for c in COMMANDS {
+                assert_eq!(allowed(*role, c), commands.contains(&c), "{role:?} / {c}");
+            }
+        }
+        assert_eq!(expect.len(), Role::ALL.len());
+        for role in Role::ALL {
+            assert!(!allowed(role, "alerts"), "a family alone is no command");
+            assert!(!allowed(role, "users.drop-table"), "unknown commands are nobody's");
+        }
+    }
+
+    #[test]
+    fn searches_and_releases_need_a_purpose_and_a_case() {
+        assert!(needs_purpose_and_case("plates.search"));
+        assert!(needs_purpose_and_case("release.fulfil"));
+        assert!(!needs_purpose_and_case("status"));
+    }
+}
