@@ -60,6 +60,10 @@ pub async fn run(
     // then acks. The event loop keeps the connection alive while a commit runs.
     let (to_writer, from_loop) = mpsc::unbounded_channel();
     let writer = tokio::spawn(writer(client.clone(), records.clone(), from_loop));
+    // Console requests have a task of their own: an operator's answer never waits for a batch.
+    let (to_console, console_rx) = mpsc::unbounded_channel();
+    let console =
+        tokio::spawn(console_task(client.clone(), records.clone(), config.clone(), console_rx));
     let mut backoff = Duration::from_millis(250);
     let mut connected = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -74,9 +78,16 @@ pub async fn run(
                     backoff = Duration::from_millis(250);
                     let _ = client.try_subscribe(Topic::ingest_filter(), QoS::AtLeastOnce);
                     let _ = client.try_subscribe(Topic::status_filter(), QoS::AtLeastOnce);
+                    let _ = client.try_subscribe(CONSOLE_FILTER, QoS::AtLeastOnce);
                 }
                 Some(Ok(Event::Incoming(Packet::SubAck(_)))) => {
                     tracing::info!("subscribed to trailer uplinks");
+                }
+                Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic.starts_with("console/") => {
+                    if to_console.send(p).is_err() {
+                        tracing::error!("the console task stopped");
+                        break;
+                    }
                 }
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
                     if to_writer.send(p).is_err() {
@@ -98,10 +109,45 @@ pub async fn run(
         }
     }
     drop(to_writer);
+    drop(to_console);
     // What was received is committed and acknowledged before the connection closes.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), console).await;
     poller.disconnect(&client, Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// Operators' requests, shared between server instances: each is handled once.
+const CONSOLE_FILTER: &str = "$share/console/console/+/req";
+
+/// Answers console requests one by one: the user is the one the broker authenticated and bound
+/// to the topic (`console/{user}/req`, by its ACL); the answer goes to `console/{user}/resp`
+/// before the request's delivery is acknowledged.
+async fn console_task(
+    client: AsyncClient,
+    records: Records,
+    config: Config,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+) {
+    while let Some(p) = rx.recv().await {
+        let topic = p.topic.clone();
+        let user = match topic.split('/').collect::<Vec<_>>()[..] {
+            ["console", user, "req"] if trailer_wire::topic::valid_id(user) => user.to_string(),
+            _ => {
+                tracing::warn!(%topic, "console request on an unexpected topic; ignored");
+                let _ = client.ack(&p).await;
+                continue;
+            }
+        };
+        let response =
+            crate::console::dispatch::handle(&records, &config, &user, &p.payload, now_ms()).await;
+        let body = serde_json::to_vec(&response).unwrap_or_default();
+        let resp_topic = format!("console/{user}/resp");
+        if let Err(e) = client.publish(resp_topic, QoS::AtLeastOnce, false, body).await {
+            tracing::error!(error = %e, "cannot answer a console request");
+        }
+        let _ = client.ack(&p).await;
+    }
 }
 
 /// Downlinks outstanding per trailer, and how long before an unanswered one is sent again.

@@ -266,3 +266,102 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     assert!(report.contains("4 notices: 3 sent on time, 1 sent late"), "{report}");
     Ok(())
 }
+
+/// Subscribes as `user` to its response topic, publishes `payload` on `console/{on}/req` as the
+/// same client identity, and returns the first response within `secs` (`None`: none came).
+fn ask(
+    stack: &Stack,
+    user: &str,
+    on: &str,
+    payload: &str,
+    secs: u32,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    use std::process::{Command, Stdio};
+    let (cert, key) = stack.issue(user)?;
+    let sub = Command::new("mosquitto_sub")
+        .args(["-h", "localhost", "-p", &stack.broker_port.to_string(), "-q", "1", "-C", "1"])
+        .args(["-W", &secs.to_string(), "-t", &format!("console/{user}/resp")])
+        .arg("--cafile")
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["-i", &format!("{user}-sub")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let status =
+        stack.publish_raw(&cert, &key, &format!("console/{on}/req"), payload.as_bytes())?;
+    anyhow::ensure!(status.success(), "mosquitto_pub as {user}");
+    let out = sub.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(match text.trim() {
+        "" => None,
+        line => Some(serde_json::from_str(line)?),
+    })
+}
+
+/// The console over the real broker: each operator is bound to their own topics, the server
+/// checks their role in its own users table, a search needs a purpose and a case number, and a
+/// malformed request gets a clear error; every request is in the audit trail.
+#[test]
+fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    for (name, role) in [("alice", "operator"), ("bob", "investigator")] {
+        stack.cli(&[
+            "user",
+            "grant",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--authorised-by",
+            "Chief Ruiz",
+            "--authorisation",
+            "memo 2026-31",
+        ])?;
+    }
+    let users = json_lines(&stack.cli(&["user", "list", "--json"])?);
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["authorised_by"], "Chief Ruiz");
+    let before = stack.audit_entries()?;
+
+    let r =
+        ask(&stack, "alice", "alice", r#"{"id":"a1","command":"status"}"#, 10)?.expect("an answer");
+    assert_eq!((r["id"].as_str(), r["ok"].as_bool()), (Some("a1"), Some(true)), "{r}");
+    let r = ask(&stack, "alice", "alice", r#"{"id":"a2","command":"plates.search","purpose":"x","case":"1","args":{"plate":"ABC123"}}"#, 10)?
+        .expect("an answer");
+    assert!(r["error"].as_str().is_some_and(|e| e.contains("not among the duties")), "{r}");
+    let r = ask(
+        &stack,
+        "bob",
+        "bob",
+        r#"{"id":"b1","command":"plates.search","args":{"plate":"ABC123"}}"#,
+        10,
+    )?
+    .expect("an answer");
+    assert!(r["error"].as_str().is_some_and(|e| e.contains("purpose and a case")), "{r}");
+    let r = ask(&stack, "bob", "bob", r#"{"id":"b2","command":"plates.search","purpose":"stolen car","case":"24-7","args":{"plate":"ABC123"}}"#, 10)?
+        .expect("an answer");
+    assert_eq!(
+        (r["ok"].as_bool(), r["data"].as_array().map(Vec::len)),
+        (Some(true), Some(0)),
+        "{r}"
+    );
+    let r = ask(&stack, "bob", "bob", "{ not json", 10)?.expect("an answer");
+    assert!(r["error"].as_str().is_some_and(|e| e.starts_with("malformed request")), "{r}");
+    // Alice cannot ask on Bob's topic: the broker drops it, so nobody answers Bob.
+    let r = ask(
+        &stack,
+        "alice",
+        "bob",
+        r#"{"id":"evil","command":"plates.search","purpose":"x","case":"1","args":{"plate":"ABC123"}}"#,
+        3,
+    )?;
+    assert_eq!(r, None);
+    // Five requests answered, five audit entries; the dropped one left none.
+    assert_eq!(stack.audit_entries()?, before + 5);
+    Ok(())
+}

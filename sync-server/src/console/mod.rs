@@ -1,6 +1,9 @@
 //! The operator console over MQTT (issue 7, under construction): operators publish JSON
 //! requests on `console/{user}/req` and read responses on `console/{user}/resp`. So far: the
-//! role matrix ([`roles`]) and the request envelope ([`protocol`]); the dispatcher over MQTT,
-//! the users table with written authorisations and the console command follow.
+//! role matrix ([`roles`]), the request envelope ([`protocol`]) and the dispatcher that runs a
+//! request for a user from the users table and audits it ([`dispatch`]). The MQTT wiring, the
+//! remaining commands (alert acknowledgement, hotlists, ACP, release requests) and the console
+//! command follow.
+pub mod dispatch;
 pub mod protocol;
 pub mod roles;

@@ -19,6 +19,7 @@ mod locations;
 pub mod notices;
 mod retention;
 pub mod uselog;
+mod users;
 pub mod write;
 
 pub use audit::{AuditSummary, PublicAuditEntry};
@@ -27,6 +28,7 @@ pub use locations::{LocationView, Places};
 pub use notices::{Notice, NoticeKind, NoticeState};
 pub use retention::{HOLD_KINDS, HoldView, Purged};
 pub use uselog::UseLog;
+pub use users::UserView;
 
 /// A transaction on the records; ingestion's writes ([`write`]) run inside one.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -311,6 +313,41 @@ impl Records {
         let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
              FROM reads ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
         )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ReadView {
+                trailer_id: r.get(0),
+                read_id: r.get::<i64, _>(1) as u64,
+                plate: r.get(2),
+                confidence: r.get::<f64, _>(3) as f32,
+                seen_at: iso_time(r.get(4)),
+                lat: r.get(5),
+                lon: r.get(6),
+                has_plate_crop: r.get::<i64, _>(7) != 0,
+                has_context: r.get::<i64, _>(8) != 0,
+            })
+            .collect())
+    }
+
+    /// Reads of one plate, newest first, for an authorised and audited search. The plate is
+    /// compared as the engine writes it: capitals and digits.
+    pub async fn search_reads(
+        &self,
+        plate: &str,
+        limit: i64,
+    ) -> Result<Vec<ReadView>, RecordsError> {
+        let plate: String = plate
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
+             FROM reads WHERE plate = ? ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
+        )
+        .bind(plate)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -2,7 +2,7 @@
 //! the audit trail and its biennial report, and the public pages as static files. Every one
 //! that touches data is an audit entry.
 use crate::util::{cli_actor, entry, now_ms, print_rows, with_records};
-use crate::{AuditCommand, HoldCommand, LocationCommand, NoticeCommand};
+use crate::{AuditCommand, HoldCommand, LocationCommand, NoticeCommand, UserCommand};
 use anyhow::Context;
 use std::path::Path;
 use sync_server::Config;
@@ -291,4 +291,48 @@ pub fn export(
         println!("{}", f.display());
     }
     Ok(())
+}
+
+pub fn user(config: &Path, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Grant { name, role, authorised_by, authorisation } => {
+            let role: sync_server::console::roles::Role =
+                serde_json::from_value(serde_json::Value::String(role.clone()))?;
+            with_records(config, async |r: &Records| {
+                r.grant(&name, role, &authorised_by, &authorisation, now_ms()).await?;
+                let detail = format!(
+                    "{name} granted {role:?}, authorised by {authorised_by} ({authorisation})"
+                );
+                r.audit(&entry("users.grant", "user management", "", detail, 1)).await?;
+                println!("{name} is a {role:?}; the authorisation is on record");
+                Ok(())
+            })
+        }
+        UserCommand::List { json } => {
+            let rows = with_records(config, async |r: &Records| {
+                let rows = r.users().await?;
+                r.audit(&entry("users.list", "user management", "", String::new(), rows.len()))
+                    .await?;
+                Ok(rows)
+            })?;
+            print_rows(&rows, json, |u| {
+                format!(
+                    "{:<16} {:<18} authorised by {} ({}) {}{}",
+                    u.name,
+                    format!("{:?}", u.role),
+                    u.authorised_by,
+                    u.authorisation,
+                    u.authorised_at,
+                    if u.active { "" } else { "  DISABLED" }
+                )
+            })
+        }
+        UserCommand::Disable { name } => with_records(config, async |r: &Records| {
+            anyhow::ensure!(r.disable_user(&name).await?, "no user {name}");
+            r.audit(&entry("users.disable", "user management", "", format!("{name} disabled"), 1))
+                .await?;
+            println!("{name} disabled");
+            Ok(())
+        }),
+    }
 }

@@ -108,6 +108,14 @@ enum Command {
         #[command(subcommand)]
         command: NoticeCommand,
     },
+    /// Console users: grant a role under a written authorisation, list, disable.
+    User {
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Write the public pages (locations, log of use, audit trail) as static files.
     PublicExport {
         #[arg(long)]
@@ -194,6 +202,32 @@ pub(crate) enum LocationCommand {
     End {
         #[arg(long)]
         reader: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UserCommand {
+    /// Grant (or change) a user's role; the user connects with a client certificate whose CN
+    /// is the name (`pki issue`).
+    Grant {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["viewer", "operator", "investigator", "records-supervisor", "auditor", "admin"])]
+        role: String,
+        /// Who authorised the access in writing.
+        #[arg(long)]
+        authorised_by: String,
+        /// The written authorisation's reference (memo, form number).
+        #[arg(long)]
+        authorisation: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Disable {
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -443,6 +477,7 @@ fn main() -> anyhow::Result<()> {
         Command::Audit { config, command } => compliance::audit(&need(config)?, command),
         Command::Location { config, command } => compliance::location(&need(config)?, command),
         Command::Hold { config, command } => compliance::hold(&need(config)?, command),
+        Command::User { config, command } => compliance::user(&need(config)?, command),
         Command::Notices { config, command } => compliance::notices(&need(config)?, command),
         Command::PublicExport { config, out, from, to } => {
             compliance::export(&config, &out, from, to)

@@ -1,0 +1,399 @@
+//! Runs one console request for one user: the user's role from the users table, the role
+//! matrix, the command on the records, and one audit entry for the request and its response
+//! (refusals included), with the operator, the purpose and the case number.
+use super::protocol::{Request, Response};
+use super::roles::{Role, allowed};
+use crate::audit::Entry;
+use crate::records::{Records, RecordsError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Why a request got no data.
+enum Failure {
+    /// The request was refused (role, arguments); said to the operator as it is.
+    Refused(String),
+    Records(RecordsError),
+}
+
+impl From<RecordsError> for Failure {
+    fn from(e: RecordsError) -> Failure {
+        match e {
+            RecordsError::Invalid(m) => Failure::Refused(m),
+            other => Failure::Records(other),
+        }
+    }
+}
+
+fn args<T: for<'de> Deserialize<'de>>(v: &Value) -> Result<T, Failure> {
+    let v = if v.is_null() { json!({}) } else { v.clone() };
+    serde_json::from_value(v).map_err(|e| Failure::Refused(format!("args: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(rows: &[T]) -> Value {
+    serde_json::to_value(rows).unwrap_or(Value::Null)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Search {
+    plate: String,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocationArgs {
+    id: i64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    security: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reader {
+    reader: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldArgs {
+    kind: String,
+    #[serde(default)]
+    note: String,
+    /// `[["trailer-01", 4711], ...]`
+    reads: Vec<(String, i64)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Id {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkSent {
+    id: i64,
+    how: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    from: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, tag = "action", rename_all = "kebab-case")]
+enum UserAction {
+    List,
+    Grant { name: String, role: Role, authorisation: String },
+    Disable { name: String },
+}
+
+/// Handles one payload from `user`'s request topic: a malformed or incomplete request is
+/// answered with its error, and that refusal is audited too; a well-formed one is dispatched.
+pub async fn handle(
+    records: &Records,
+    config: &crate::Config,
+    user: &str,
+    payload: &[u8],
+    now: i64,
+) -> Response {
+    match super::protocol::parse(payload) {
+        Ok(request) => dispatch(records, config, user, &request, now).await,
+        Err(response) => {
+            let request: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+            let text =
+                |k: &str| request.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let entry = Entry {
+                at: now,
+                actor: format!("console:{user}"),
+                action: "console.refused".into(),
+                purpose: text("purpose"),
+                case_number: text("case"),
+                detail: format!(
+                    "command {:?}: {}",
+                    text("command"),
+                    response.error.as_deref().unwrap_or_default()
+                ),
+                result_count: 0,
+            };
+            if let Err(e) = records.audit(&entry).await {
+                tracing::error!(error = %e, "cannot audit a refused console request");
+            }
+            response
+        }
+    }
+}
+
+/// Runs `request` for `user` at `now` and returns the response to publish. Never fails: a
+/// database error is answered as such (and logged), the audit entry written when it can be.
+pub async fn dispatch(
+    records: &Records,
+    config: &crate::Config,
+    user: &str,
+    request: &Request,
+    now: i64,
+) -> Response {
+    let role = match records.role_of(user).await {
+        Ok(r) => r,
+        Err(e) => return Response::error(&request.id, format!("the records are unavailable: {e}")),
+    };
+    let outcome = match role {
+        None => Err(Failure::Refused(format!("{user} is no console user (ask an administrator)"))),
+        Some(role) if !allowed(role, &request.command) => Err(Failure::Refused(format!(
+            "{} is not among the duties of a {role:?}",
+            request.command
+        ))),
+        Some(_) => run(records, config, user, request, now).await,
+    };
+    let (response, count, result) = match outcome {
+        Ok((data, count)) => (Response::ok(&request.id, data), count, "ok".to_string()),
+        Err(Failure::Refused(why)) => {
+            (Response::error(&request.id, why.clone()), 0, format!("refused: {why}"))
+        }
+        Err(Failure::Records(e)) => {
+            tracing::error!(error = %e, command = %request.command, "console request failed");
+            (
+                Response::error(&request.id, "the records are unavailable; try again"),
+                0,
+                format!("failed: {e}"),
+            )
+        }
+    };
+    let entry = Entry {
+        at: now,
+        actor: format!("console:{user}"),
+        action: format!("console.{}", request.command),
+        purpose: request.purpose.clone(),
+        case_number: request.case.clone(),
+        detail: format!("request {} args {}: {result}", request.id, request.args),
+        result_count: count,
+    };
+    if let Err(e) = records.audit(&entry).await {
+        tracing::error!(error = %e, "cannot audit a console request; refusing it");
+        return Response::error(&request.id, "the audit trail is unavailable: nothing was done");
+    }
+    response
+}
+
+/// The command itself: its data and how many records it concerned.
+async fn run(
+    records: &Records,
+    config: &crate::Config,
+    user: &str,
+    r: &Request,
+    now: i64,
+) -> Result<(Value, i64), Failure> {
+    let actor = format!("console:{user}");
+    Ok(match r.command.as_str() {
+        "status" => {
+            let health = records.health().await?;
+            let n = health.len() as i64;
+            (Value::Array(health), n)
+        }
+        "alerts.list" => {
+            let rows = records.list_alerts(1000).await?;
+            (to_json(&rows), rows.len() as i64)
+        }
+        "plates.search" => {
+            let a: Search = args(&r.args)?;
+            let rows = records.search_reads(&a.plate, a.limit.clamp(1, 10_000)).await?;
+            (to_json(&rows), rows.len() as i64)
+        }
+        "deployments.list" => {
+            let rows = records.locations(None).await?;
+            (to_json(&rows), rows.len() as i64)
+        }
+        "deployments.rename" | "deployments.security" => {
+            let a: LocationArgs = args(&r.args)?;
+            match (r.command.as_str(), a.name, a.security) {
+                ("deployments.rename", Some(name), None) => {
+                    records.rename_location(a.id, &name).await?
+                }
+                ("deployments.security", None, Some(on)) => {
+                    let correction = records.set_location_security(a.id, on, now).await?;
+                    return Ok((json!({"correction_notice": correction}), 1));
+                }
+                _ => {
+                    return Err(Failure::Refused(
+                        "args: rename takes id and name; security takes id and security".into(),
+                    ));
+                }
+            }
+            (Value::Null, 1)
+        }
+        "deployments.end" => {
+            let a: Reader = args(&r.args)?;
+            let ended = records.end_deployment(&a.reader, now).await?;
+            (json!({"ended": ended}), i64::from(ended))
+        }
+        "notices.list" => {
+            let rows = records.notices(now, false).await?;
+            (to_json(&rows), rows.len() as i64)
+        }
+        "notices.mark-sent" => {
+            let a: MarkSent = args(&r.args)?;
+            if a.how.trim().is_empty() {
+                return Err(Failure::Refused("args: say how it was sent (how)".into()));
+            }
+            let first = records.notice_sent(a.id, now, &format!("manual: {}", a.how)).await?;
+            (json!({"recorded": first}), i64::from(first))
+        }
+        "holds.place" => {
+            let a: HoldArgs = args(&r.args)?;
+            let (id, present) =
+                records.place_hold(&a.kind, &r.case, &a.note, &actor, &a.reads, now).await?;
+            (json!({"hold": id, "reads_on_server": present}), a.reads.len() as i64)
+        }
+        "holds.release" => {
+            let a: Id = args(&r.args)?;
+            if !records.release_hold(a.id, &actor, now).await? {
+                return Err(Failure::Refused(format!("no active hold {}", a.id)));
+            }
+            (Value::Null, 1)
+        }
+        "holds.list" => {
+            let rows = records.holds().await?;
+            (to_json(&rows), rows.len() as i64)
+        }
+        "audit.verify" => {
+            let verdict = records.audit_verify().await?;
+            let (seq, hash) = records.audit_head().await?;
+            (
+                json!({"intact": verdict.is_ok(), "entries": verdict.as_ref().ok(), "broken": verdict.err(), "head": [seq, hash]}),
+                0,
+            )
+        }
+        "audit.report" => {
+            let a: Range = args(&r.args)?;
+            let report = crate::report::build(records, config, &a.from, &a.to, now).await?;
+            let n = report.audit.entries;
+            (serde_json::to_value(&report).unwrap_or(Value::Null), n)
+        }
+        "publiclog.generate" => {
+            let a: Range = args(&r.args)?;
+            let (from, to) =
+                crate::public::log_range(records.rules(), Some(a.from), Some(a.to), now)
+                    .map_err(Failure::Refused)?;
+            let log = records.use_log(&from, &to, now).await?;
+            (serde_json::to_value(&log).unwrap_or(Value::Null), log.periods.len() as i64)
+        }
+        "users.manage" => match args::<UserAction>(&r.args)? {
+            UserAction::List => {
+                let rows = records.users().await?;
+                (to_json(&rows), rows.len() as i64)
+            }
+            UserAction::Grant { name, role, authorisation } => {
+                records.grant(&name, role, user, &authorisation, now).await?;
+                (Value::Null, 1)
+            }
+            UserAction::Disable { name } => {
+                if name == user {
+                    return Err(Failure::Refused(
+                        "an administrator cannot disable themselves".into(),
+                    ));
+                }
+                (json!({"disabled": records.disable_user(&name).await?}), 1)
+            }
+        },
+        other => {
+            return Err(Failure::Refused(format!("{other} is not available on this server yet")));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::roles::COMMANDS;
+    use sqlx::Row;
+
+    async fn audit_count(db: &Records) -> i64 {
+        sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(db.pool()).await.expect("count").get(0)
+    }
+
+    /// Every command against every role, through the same entry point the broker feeds: each
+    /// role gets exactly its duties, everything else is refused, and every request is audited.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_role_gets_exactly_its_commands_and_every_request_is_audited() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let db = Records::open(&url).await.expect("open");
+        let config = crate::Config::default();
+        for role in Role::ALL {
+            let name = format!("{role:?}").to_lowercase();
+            db.grant(&name, role, "chief", "memo 2026-14", 1).await.expect("grant");
+        }
+        assert!(
+            db.grant("x", Role::Viewer, "", "memo", 1).await.is_err(),
+            "no authorisation, no access"
+        );
+        let mut requests = 0;
+        for role in Role::ALL {
+            let user = format!("{role:?}").to_lowercase();
+            for command in COMMANDS {
+                let payload =
+                    json!({"id": "1", "command": command, "purpose": "test", "case": "C-1"});
+                let r = handle(&db, &config, &user, payload.to_string().as_bytes(), 5).await;
+                requests += 1;
+                let refused =
+                    r.error.as_deref().is_some_and(|e| e.contains("not among the duties"));
+                assert_eq!(refused, !allowed(role, command), "{role:?} {command}: {r:?}");
+                assert_eq!(r.id, "1");
+            }
+        }
+        assert_eq!(audit_count(&db).await, requests);
+
+        // A search without a purpose or a case is refused, and the refusal audited.
+        let before = audit_count(&db).await;
+        let bare = br#"{"id":"2","command":"plates.search","args":{"plate":"ABC123"}}"#;
+        let r = handle(&db, &config, "investigator", bare, 6).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("purpose and a case")), "{r:?}");
+        assert_eq!(audit_count(&db).await, before + 1);
+        let (action, case): (String, String) =
+            sqlx::query_as("SELECT action, case_number FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_one(db.pool())
+                .await
+                .expect("entry");
+        assert_eq!((action.as_str(), case.as_str()), ("console.refused", ""));
+        // With them, it runs and the entry carries them.
+        let search = br#"{"id":"3","command":"plates.search","purpose":"stolen car","case":"24-9","args":{"plate":"abc-123"}}"#;
+        let r = handle(&db, &config, "investigator", search, 7).await;
+        assert!(r.ok, "{r:?}");
+        let (purpose, case): (String, String) =
+            sqlx::query_as("SELECT purpose, case_number FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_one(db.pool())
+                .await
+                .expect("entry");
+        assert_eq!((purpose.as_str(), case.as_str()), ("stolen car", "24-9"));
+        // Strangers, disabled users and garbage get clear answers.
+        let r = handle(&db, &config, "nobody", br#"{"id":"4","command":"status"}"#, 8).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("no console user")), "{r:?}");
+        assert!(db.disable_user("viewer").await.expect("disable"));
+        let r = handle(&db, &config, "viewer", br#"{"id":"5","command":"status"}"#, 9).await;
+        assert!(!r.ok);
+        let r = handle(&db, &config, "operator", b"\xff\x00 not json", 10).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.starts_with("malformed request")), "{r:?}");
+        let r = handle(
+            &db,
+            &config,
+            "operator",
+            br#"{"id":"6","command":"deployments.end","args":{"x":1}}"#,
+            11,
+        )
+        .await;
+        assert!(r.error.as_deref().is_some_and(|e| e.starts_with("args:")), "{r:?}");
+        assert_eq!(db.audit_verify().await.expect("verify").map(|n| n > 0), Ok(true));
+        db.close().await;
+    }
+}
