@@ -79,6 +79,14 @@ struct Id {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AlertAck {
+    trailer: String,
+    alert_id: i64,
+    outcome: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MarkSent {
     id: i64,
     how: String,
@@ -205,6 +213,35 @@ async fn run(
             let rows = records.list_alerts(1000).await?;
             (to_json(&rows), rows.len() as i64)
         }
+        "alerts.ack" => {
+            let a: AlertAck = args(&r.args)?;
+            if !records.acknowledge_alert(&a.trailer, a.alert_id, &a.outcome, &actor, now).await? {
+                return Err(Failure::Refused(format!(
+                    "no open alert {} from {}",
+                    a.alert_id, a.trailer
+                )));
+            }
+            (Value::Null, 1)
+        }
+        "notices.send" => {
+            let a: Id = args(&r.args)?;
+            let Some(n) = records.notices(now, true).await?.into_iter().find(|n| n.id == a.id)
+            else {
+                return Err(Failure::Refused(format!("no unsent notice {}", a.id)));
+            };
+            if !records.claim_notice(n.id, now).await? {
+                return Err(Failure::Refused(format!("notice {} is being sent right now", n.id)));
+            }
+            let sender = crate::bca::Sender::from_config(config);
+            match sender.send(records, &n, &actor, now).await {
+                Ok(via) => (json!({"via": via}), 1),
+                Err(crate::bca::NoticeError::Records(e)) => return Err(e.into()),
+                Err(e) => {
+                    records.notice_failed(n.id, &e.to_string()).await?;
+                    return Err(Failure::Refused(format!("not sent: {e}")));
+                }
+            }
+        }
         "plates.search" => {
             let a: Search = args(&r.args)?;
             let rows = records.search_reads(&a.plate, a.limit.clamp(1, 10_000)).await?;
@@ -329,7 +366,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
         let db = Records::open(&url).await.expect("open");
-        let config = crate::Config::default();
+        let mut config = crate::Config::default();
+        config.bca.outbox_dir = dir.path().join("outbox");
         for role in Role::ALL {
             let name = format!("{role:?}").to_lowercase();
             db.grant(&name, role, "chief", "memo 2026-14", 1).await.expect("grant");
@@ -393,6 +431,56 @@ mod tests {
         )
         .await;
         assert!(r.error.as_deref().is_some_and(|e| e.starts_with("args:")), "{r:?}");
+        // An operator acknowledges an alert once, with a known outcome.
+        let read = trailer_wire::ReadMeta {
+            read_id: 1,
+            camera_id: "cam0".into(),
+            plate: "HOT123".into(),
+            confidence_pm: 950,
+            first_seen: 1_000,
+            best_seen: 1_400,
+            position: trailer_wire::Position::from_degrees(
+                44.1,
+                -93.9,
+                trailer_wire::FixQuality::Fix3d,
+            ),
+            plate_box: [0, 0, 10, 5],
+            pictures: trailer_wire::PictureSet::default(),
+        };
+        let alert = trailer_wire::Alert {
+            trailer_id: "t1".into(),
+            alert_id: 9,
+            read,
+            list_name: "mn-state".into(),
+            list_version: 1,
+            category: trailer_wire::HitCategory::StolenVehicle,
+            case_number: None,
+        };
+        let mut tx = db.begin().await.expect("begin");
+        crate::records::write::alert(&mut tx, db.rules(), "t1", &alert, 1_500)
+            .await
+            .expect("alert");
+        tx.commit().await.expect("commit");
+        let ack = |outcome: &str| {
+            json!({"id": "7", "command": "alerts.ack", "args": {"trailer": "t1", "alert_id": 9, "outcome": outcome}})
+                .to_string()
+        };
+        let r = handle(&db, &config, "operator", ack("sure").as_bytes(), 12).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("outcome")), "{r:?}");
+        let r = handle(&db, &config, "operator", ack("confirmed-acted").as_bytes(), 13).await;
+        assert!(r.ok, "{r:?}");
+        let r = handle(&db, &config, "operator", ack("misread").as_bytes(), 14).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("no open alert")), "{r:?}");
+        let alerts = db.list_alerts(10).await.expect("alerts");
+        assert_eq!(alerts[0].outcome.as_deref(), Some("confirmed-acted"));
+        // The alert's read announced a new reader: a records supervisor sends its notice (to
+        // the outbox, by default, for staff to send on).
+        let send = br#"{"id":"8","command":"notices.send","args":{"id":1}}"#;
+        let r = handle(&db, &config, "recordssupervisor", send, 15).await;
+        assert!(r.ok, "{r:?}");
+        assert!(dir.path().join("outbox/alpr-notice-1.html").exists());
+        let r = handle(&db, &config, "operator", send, 16).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("not among the duties")), "{r:?}");
         assert_eq!(db.audit_verify().await.expect("verify").map(|n| n > 0), Ok(true));
         db.close().await;
     }

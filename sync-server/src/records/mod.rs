@@ -55,7 +55,14 @@ pub struct AlertView {
     pub category: String,
     pub case_number: Option<String>,
     pub seen_at: String,
+    /// The outcome an operator recorded on acknowledging it (absent while open).
+    #[serde(default)]
+    pub outcome: Option<String>,
 }
+
+/// What can come of an alert once an operator verified it.
+pub const ALERT_OUTCOMES: [&str; 4] =
+    ["confirmed-acted", "confirmed-no-action", "not-confirmed", "misread"];
 
 /// What the server holds from one trailer ([`Records::counts`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -316,20 +323,37 @@ impl Records {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ReadView {
-                trailer_id: r.get(0),
-                read_id: r.get::<i64, _>(1) as u64,
-                plate: r.get(2),
-                confidence: r.get::<f64, _>(3) as f32,
-                seen_at: iso_time(r.get(4)),
-                lat: r.get(5),
-                lon: r.get(6),
-                has_plate_crop: r.get::<i64, _>(7) != 0,
-                has_context: r.get::<i64, _>(8) != 0,
-            })
-            .collect())
+        Ok(rows.iter().map(read_view).collect())
+    }
+
+    /// Acknowledges an open alert with its outcome. False if there is no such open alert.
+    pub async fn acknowledge_alert(
+        &self,
+        trailer: &str,
+        alert_id: i64,
+        outcome: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        if !ALERT_OUTCOMES.contains(&outcome) {
+            return Err(RecordsError::Invalid(format!(
+                "outcome {outcome:?}: use {}",
+                ALERT_OUTCOMES.join(", ")
+            )));
+        }
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE alerts SET acknowledged = 1, outcome = ?, acknowledged_by = ?, \
+             acknowledged_ms = ? WHERE trailer_id = ? AND alert_id = ? AND acknowledged = 0",
+        ))
+        .bind(outcome)
+        .bind(by)
+        .bind(now)
+        .bind(trailer)
+        .bind(alert_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Reads of one plate, newest first, for an authorised and audited search. The plate is
@@ -351,25 +375,12 @@ impl Records {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ReadView {
-                trailer_id: r.get(0),
-                read_id: r.get::<i64, _>(1) as u64,
-                plate: r.get(2),
-                confidence: r.get::<f64, _>(3) as f32,
-                seen_at: iso_time(r.get(4)),
-                lat: r.get(5),
-                lon: r.get(6),
-                has_plate_crop: r.get::<i64, _>(7) != 0,
-                has_context: r.get::<i64, _>(8) != 0,
-            })
-            .collect())
+        Ok(rows.iter().map(read_view).collect())
     }
 
     /// Alerts, newest first: (trailer, plate, list, category, case number, seen at).
     pub async fn list_alerts(&self, limit: i64) -> Result<Vec<AlertView>, RecordsError> {
-        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, alert_id, plate, list_name, category, case_number, seen_at FROM alerts \
+        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, alert_id, plate, list_name, category, case_number, seen_at, outcome FROM alerts \
              ORDER BY seen_at DESC LIMIT ?"),
         )
         .bind(limit)
@@ -385,6 +396,7 @@ impl Records {
                 category: r.get(4),
                 case_number: r.get(5),
                 seen_at: iso_time(r.get(6)),
+                outcome: r.get(7),
             })
             .collect())
     }
@@ -396,6 +408,22 @@ impl Records {
     /// Whether the records are on PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.pg
+    }
+}
+
+/// A read row (`trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop,
+/// has_context`) as an authorised operator sees it.
+fn read_view(r: &sqlx::any::AnyRow) -> ReadView {
+    ReadView {
+        trailer_id: r.get(0),
+        read_id: r.get::<i64, _>(1) as u64,
+        plate: r.get(2),
+        confidence: r.get::<f64, _>(3) as f32,
+        seen_at: iso_time(r.get(4)),
+        lat: r.get(5),
+        lon: r.get(6),
+        has_plate_crop: r.get::<i64, _>(7) != 0,
+        has_context: r.get::<i64, _>(8) != 0,
     }
 }
 
