@@ -363,5 +363,30 @@ fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
     assert_eq!(r, None);
     // Five requests answered, five audit entries; the dropped one left none.
     assert_eq!(stack.audit_entries()?, before + 5);
+
+    // The same through `sync-server console`, for scripts.
+    let console = |user: &str, extra: &[&str]| {
+        let (cert, key) = stack.issue(user).expect("certificate");
+        std::process::Command::new(e2e_tests::stack::bin("sync-server"))
+            .args(["console", "--broker-port", &stack.broker_port.to_string(), "--user", user])
+            .arg("--ca")
+            .arg(stack.pki().join("ca.pem"))
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .args(extra)
+            .output()
+            .expect("sync-server console runs")
+    };
+    let out = console("alice", &["deployments.list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let data: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert!(data.is_array(), "{data}");
+    let out = console("bob", &["plates.search", "--args", r#"{"plate":"ABC123"}"#]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused") && err.contains("purpose and a case"), "{err}");
+    assert_eq!(stack.audit_entries()?, before + 7);
     Ok(())
 }

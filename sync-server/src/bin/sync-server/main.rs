@@ -108,6 +108,35 @@ enum Command {
         #[command(subcommand)]
         command: NoticeCommand,
     },
+    /// One console request over the broker, as an operator (their certificate, CN = user), and
+    /// its answer as JSON. Exits with 1 when the server refused it, saying why.
+    Console {
+        #[arg(long, default_value = "localhost")]
+        broker_host: String,
+        #[arg(long, default_value_t = 8883)]
+        broker_port: u16,
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// The operator: the CN of the certificate.
+        #[arg(long)]
+        user: String,
+        /// Why, for commands that reach data about people (recorded in the audit trail).
+        #[arg(long, default_value = "")]
+        purpose: String,
+        #[arg(long, default_value = "")]
+        case: String,
+        /// The command's arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        #[arg(long, default_value_t = 20)]
+        timeout_s: u64,
+        /// A command, e.g. status, plates.search (docs/CONSOLE.md).
+        command: String,
+    },
     /// Console users: grant a role under a written authorisation, list, disable.
     User {
         /// The server's configuration (before or after the subcommand).
@@ -477,6 +506,46 @@ fn main() -> anyhow::Result<()> {
         Command::Audit { config, command } => compliance::audit(&need(config)?, command),
         Command::Location { config, command } => compliance::location(&need(config)?, command),
         Command::Hold { config, command } => compliance::hold(&need(config)?, command),
+        Command::Console {
+            broker_host,
+            broker_port,
+            ca,
+            cert,
+            key,
+            user,
+            purpose,
+            case,
+            args,
+            timeout_s,
+            command,
+        } => {
+            let args: serde_json::Value =
+                serde_json::from_str(&args).context("--args must be a JSON object")?;
+            let op = sync_server::console::client::Operator {
+                host: broker_host,
+                port: broker_port,
+                ca,
+                cert,
+                key,
+                user,
+            };
+            let request = serde_json::json!({
+                "id": format!("cli-{}", std::process::id()),
+                "command": command,
+                "purpose": purpose,
+                "case": case,
+                "args": args,
+            });
+            let within = std::time::Duration::from_secs(timeout_s);
+            let response =
+                runtime()?.block_on(sync_server::console::client::ask(&op, &request, within))?;
+            if response.ok {
+                println!("{}", serde_json::to_string_pretty(&response.data)?);
+                Ok(())
+            } else {
+                anyhow::bail!("refused: {}", response.error.unwrap_or_default())
+            }
+        }
         Command::User { config, command } => compliance::user(&need(config)?, command),
         Command::Notices { config, command } => compliance::notices(&need(config)?, command),
         Command::PublicExport { config, out, from, to } => {
