@@ -252,29 +252,31 @@ impl Sender {
     /// instance can claim; returns the ids of the overdue notices still unsent.
     pub async fn run_once(&self, records: &Records, now: i64) -> Result<Vec<i64>, NoticeError> {
         let review_ms = records.rules().review_ms;
+        let mut overdue = Vec::new();
         for n in records.notices(now, true).await? {
-            if self.cfg.delivery == Delivery::Manual {
-                break;
-            }
-            if !self.ready(&n, review_ms, now) || !records.claim_notice(n.id, now).await? {
-                continue;
-            }
-            match self.send(records, &n, "server", now).await {
-                Ok(Some(via)) => tracing::info!(notice = n.id, %via, "BCA notice sent or written"),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(notice = n.id, error = %e, "BCA notice not sent; retrying");
-                    records.notice_failed(n.id, &e.to_string()).await?;
+            let sent = if self.cfg.delivery != Delivery::Manual
+                && self.ready(&n, review_ms, now)
+                && records.claim_notice(n.id, now).await?
+            {
+                match self.send(records, &n, "server", now).await {
+                    Ok(via) => {
+                        tracing::info!(notice = n.id, ?via, "BCA notice sent or written");
+                        self.cfg.delivery == Delivery::Smtp
+                    }
+                    Err(e) => {
+                        tracing::warn!(notice = n.id, error = %e, "BCA notice not sent; retrying");
+                        records.notice_failed(n.id, &e.to_string()).await?;
+                        false
+                    }
                 }
+            } else {
+                false
+            };
+            if !sent && n.state == NoticeState::Overdue {
+                overdue.push(n.id);
             }
         }
-        Ok(records
-            .notices(now, true)
-            .await?
-            .iter()
-            .filter(|n| n.state == NoticeState::Overdue)
-            .map(|n| n.id)
-            .collect())
+        Ok(overdue)
     }
 
     /// The notice duty: a run every `check_interval_s` until `shutdown`, with a warning (at

@@ -198,6 +198,20 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     assert!(report.contains("intact"), "{report}");
     assert_no_plate("the audit report", &report);
 
+    // An anchor (the head recorded by an earlier verify, kept apart from the database) finds
+    // entries missing at the end, which a shorter chain would not show.
+    let anchor = stack.path("audit.anchor");
+    let anchor_arg = anchor.display().to_string();
+    stack.cli(&["audit", "verify", "--anchor", &anchor_arg])?;
+    assert!(std::fs::read_to_string(&anchor)?.split(' ').count() == 2);
+    std::fs::write(&anchor, "999999 0000\n")?;
+    let refused = std::process::Command::new(e2e_tests::stack::bin("sync-server"))
+        .args(["audit", "verify", "--anchor", &anchor_arg, "--config"])
+        .arg(stack.server_config())
+        .output()?;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("anchored entry 999999 is missing"));
+
     // The public pages, as a browser renders them.
     let base = format!("http://127.0.0.1:{}/public", stack.http_port);
     let dom = browser::dump_dom(&format!("{base}/locations"))?;

@@ -479,6 +479,11 @@ mod tests {
         let r = handle(&db, &config, "recordssupervisor", send, 15).await;
         assert!(r.ok, "{r:?}");
         assert!(dir.path().join("outbox/alpr-notice-1.html").exists());
+        let unsent = db.notices(15, true).await.expect("notices");
+        assert!(
+            unsent.iter().any(|n| n.id == 1 && n.rendered_ms == Some(15)),
+            "written to the outbox is not sent: {unsent:?}"
+        );
         let r = handle(&db, &config, "operator", send, 16).await;
         assert!(r.error.as_deref().is_some_and(|e| e.contains("not among the duties")), "{r:?}");
         assert_eq!(db.audit_verify().await.expect("verify").map(|n| n > 0), Ok(true));

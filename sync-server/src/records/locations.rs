@@ -128,7 +128,15 @@ impl Records {
                 "a place name is 1-200 characters, without control characters".into(),
             ));
         }
-        self.update_location("UPDATE locations SET place = ? WHERE id = ?", place, id).await
+        let done = sqlx::query(sql(self.pg, "UPDATE locations SET place = ? WHERE id = ?"))
+            .bind(place)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(RecordsError::Invalid(format!("no location {id}")));
+        }
+        Ok(())
     }
 
     /// Marks a location as security information (withheld from the public) or clears the mark.
@@ -176,19 +184,6 @@ impl Records {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    async fn update_location(
-        &self,
-        text: &'static str,
-        value: &str,
-        id: i64,
-    ) -> Result<(), RecordsError> {
-        let done = sqlx::query(sql(self.pg, text)).bind(value).bind(id).execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
-            return Err(RecordsError::Invalid(format!("no location {id}")));
-        }
-        Ok(())
     }
 
     /// Every location with its public name and mark, for the log of use (one still under

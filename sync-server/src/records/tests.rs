@@ -181,11 +181,15 @@ async fn retention(url: String) {
     };
     write::usage(&mut tx, &rules, "t1", &period, old).await.expect("usage");
     tx.commit().await.expect("commit");
+    // A refused message (its payload may hold a plate) goes by the same clock.
+    db.dead_letter("trailer/t1/up/reads", "corrupt", b"OLD111", old).await.expect("dead letter");
+    db.dead_letter("trailer/t1/up/reads", "corrupt", b"NEW222", young).await.expect("dead letter");
 
     // Nothing is due a day early.
     assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
     let purged = db.purge(now, 60).await.expect("purge");
-    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 0 });
+    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 1 });
+    assert_eq!(db.dead_letters().await.expect("dead letters").len(), 1);
     let plates: Vec<String> =
         db.list_reads(10).await.expect("reads").into_iter().map(|r| r.plate).collect();
     assert_eq!(plates, ["NEW222"]);
@@ -200,7 +204,7 @@ async fn retention(url: String) {
             .fetch_one(db.pool())
             .await
             .expect("audit");
-    assert_eq!((action.as_str(), result), ("destroy", 5));
+    assert_eq!((action.as_str(), result), ("destroy", 6));
     assert_eq!(count(&db, "audit").await, 1);
     assert_eq!(db.audit_verify().await.expect("verify"), Ok(1));
 }
@@ -535,6 +539,12 @@ async fn postgres_drops_whole_days_past_retention() {
             .await
             .expect("picture");
     }
+    // A picture that arrived today, before its read of the first day: it sits in today's
+    // partition, and must go with its read all the same.
+    write::picture(&mut tx, "t1", 61, PictureKind::PlateCrop, b"jpeg", now).await.expect("early");
+    write::reads(&mut tx, &rules, "t1", &[read_at(61, "DAYONE", d1 + 61)], now)
+        .await
+        .expect("read");
     tx.commit().await.expect("commit");
     db.place_hold("exculpatory", "C-9", "", "cli:x", &[("t1".into(), 51)], now)
         .await
@@ -551,7 +561,8 @@ async fn postgres_drops_whole_days_past_retention() {
     };
     assert!(exists(partition(d1)).await && exists(partition(d2)).await);
     let purged = db.purge(now, 60).await.expect("purge");
-    assert_eq!((purged.reads, purged.pictures), (59, 3));
+    assert_eq!((purged.reads, purged.pictures), (60, 4));
+    assert_eq!(count(&db, "pictures").await, 0, "no picture outlives its read");
     assert!(!exists(partition(d1)).await, "a day with nothing held is dropped whole");
     assert!(exists(partition(d2)).await, "a day with a held read stays");
     let left: Vec<u64> =

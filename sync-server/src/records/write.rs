@@ -297,12 +297,20 @@ async fn note_location(
     now: i64,
 ) -> Result<(), RecordsError> {
     let pg = is_pg(c);
+    // Only the current place and the places near this position matter: a box around it, then
+    // the exact distance (a reader's history grows with every move; this runs per message).
+    let dlat = rules.new_location_m / 111_320.0;
+    let dlon = dlat / lat.to_radians().cos().abs().max(0.01);
     let known: Vec<(i64, f64, f64, i64, i64, bool)> = sqlx::query(sql(
         pg,
         "SELECT id, lat, lon, first_ms, last_ms, current FROM locations WHERE trailer_id = ? \
-         ORDER BY first_ms",
+         AND (current = 1 OR (lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?)) ORDER BY first_ms",
     ))
     .bind(trailer)
+    .bind(lat - dlat)
+    .bind(lat + dlat)
+    .bind(lon - dlon)
+    .bind(lon + dlon)
     .fetch_all(&mut *c)
     .await?
     .iter()
@@ -336,9 +344,15 @@ async fn note_location(
                     .execute(&mut *c)
                     .await?;
             }
+            // A place never seen before: the reader's first announces the reader.
+            let first = known.is_empty()
+                && sqlx::query(sql(pg, "SELECT 1 FROM locations WHERE trailer_id = ? LIMIT 1"))
+                    .bind(trailer)
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .is_none();
             let id = insert_location(c, trailer, lat, lon, at, true, now).await?;
-            let kind =
-                if known.is_empty() { NoticeKind::NewReader } else { NoticeKind::NewLocation };
+            let kind = if first { NoticeKind::NewReader } else { NoticeKind::NewLocation };
             if !known.iter().any(|l| near(&l)) {
                 notices::create(c, trailer, kind, id, at, now).await?;
             }
