@@ -12,6 +12,15 @@ pub struct Config {
     pub http: HttpConfig,
     pub bca: BcaConfig,
     pub review: ReviewConfig,
+    pub acp: AcpConfig,
+}
+
+/// The Address Confidentiality Program key: the same file as the trailers' `store.acp_key_file`
+/// (`sync-server pki init` makes one, `acp.key`). Empty: no participant can be added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcpConfig {
+    pub key_file: PathBuf,
 }
 
 /// A new location waits before it is published or notified to the BCA, so an operator can mark
@@ -249,10 +258,24 @@ impl Config {
                     .into(),
             ));
         }
+        let acp_key = if self.acp.key_file.as_os_str().is_empty() {
+            None
+        } else {
+            let key = std::fs::read(&self.acp.key_file).map_err(|e| {
+                ConfigError::Invalid(format!("acp.key_file {}: {e}", self.acp.key_file.display()))
+            })?;
+            if key.len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "acp.key_file holds under 16 bytes: too short for a key".into(),
+                ));
+            }
+            Some(key.into())
+        };
         Ok(crate::records::Rules {
             new_location_m: self.server.new_location_m,
             time_zone,
             review_ms: i64::from(self.review.hours) * 3_600_000,
+            acp_key,
         })
     }
 

@@ -74,7 +74,7 @@ pub async fn apply(
         }
         Message::ActiveUse(u) => vec![write::usage(c, rules, &a.trailer, u, now).await?],
         Message::Status(s) => {
-            write::status(c, &a.trailer, s.online, s.time, &s.software_version).await?;
+            write::status(c, &a.trailer, s.online, s.time, &s.software_version, now).await?;
             Vec::new()
         }
         Message::Alert(al) => {

@@ -1,7 +1,8 @@
 //! The agency's certificate authority: it signs the broker's certificate, the server's client
 //! certificate (CN `sync-server`), each trailer's (CN = trailer id) and each operator's.
 //!
-//! Files in the PKI directory: `ca.pem`/`ca.key`, `broker.pem`/`.key`, `<name>.pem`/`.key`.
+//! Files in the PKI directory: `ca.pem`/`ca.key`, `broker.pem`/`.key`, `<name>.pem`/`.key`, and
+//! `acp.key`, the agency's key for Address Confidentiality Program digests (server and trailers).
 //! Keys are written with mode 0600.
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -60,6 +61,10 @@ pub fn init(dir: &Path, agency: &str, broker_hosts: &[String]) -> Result<(), Pki
     }
     if !dir.join("sync-server.pem").exists() {
         issue_with(dir, "sync-server", &[], false)?;
+    }
+    if !dir.join("acp.key").exists() {
+        // The Address Confidentiality Program key, shared by the server and every trailer.
+        write(&dir.join("acp.key"), &hex::encode(rand::random::<[u8; 32]>()), true)?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@
 //! - [`message`]: every message the appliance and the server exchange over the cellular link.
 //! - [`codec`]: the compact binary frame (`version`, `kind`, postcard body), size limits, and
 //!   decode errors that say what was wrong.
+//! - [`acp`]: the keyed digests of Address Confidentiality Program plates.
+//! - [`hotlist`]: hotlist files (CSV) and plate characters, parsed alike at both ends.
 //! - [`console`]: JSON types for people-facing topics (the operator console, public output).
 //!
 //! # Frame
@@ -20,10 +22,12 @@
 //! ```
 //! A frame is one MQTT payload. Every kind has its own size limit, checked before decoding.
 
+pub mod acp;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod codec;
 pub mod console;
+pub mod hotlist;
 pub mod message;
 pub mod topic;
 

@@ -5,18 +5,7 @@
 //! so a hotlist plate and a read of it compare equal.
 
 /// Normalises free text (a hotlist entry, an operator's search) to plate characters.
-pub fn normalise_text(s: &str, us_o_as_zero: bool) -> String {
-    s.chars()
-        .filter_map(|c| {
-            let u = c.to_ascii_uppercase();
-            match u {
-                'O' if us_o_as_zero => Some('0'),
-                'A'..='Z' | '0'..='9' => Some(u),
-                _ => None,
-            }
-        })
-        .collect()
-}
+pub use trailer_wire::hotlist::plate_text as normalise_text;
 
 /// Shortest and longest plate numbers accepted (US plates are 1-8 characters; a read of fewer
 /// than 2 is too often a fragment).

@@ -11,21 +11,12 @@
 //! Matching looks the read's normalised plate up in every list's current version; with
 //! `ocr_tolerance` it also tries each single substitution of a character the recogniser is known
 //! to confuse (O/0, I/1, B/8, S/5, Z/2, G/6, D/0, Q/0).
-use crate::engine::plate::normalise_text;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use trailer_wire::HitCategory;
 
-/// One hotlist entry as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HotEntry {
-    pub plate: String,
-    pub state: String,
-    pub category: HitCategory,
-    pub source: String,
-    pub case_number: Option<String>,
-}
+pub use trailer_wire::hotlist::{HotEntry, parse_category};
 
 /// A list's current version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,87 +40,11 @@ pub enum HotlistError {
     Snapshot(String),
 }
 
-pub fn parse_category(s: &str) -> Option<HitCategory> {
-    let k: String =
-        s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
-    Some(match k.as_str() {
-        "stolenvehicle" | "stolen" => HitCategory::StolenVehicle,
-        "stolenplate" => HitCategory::StolenPlate,
-        "warrant" => HitCategory::Warrant,
-        "suspendedrevokedlicence" | "suspendedrevokedlicense" | "suspended" | "revoked" => {
-            HitCategory::SuspendedRevokedLicence
-        }
-        "missingperson" | "amber" | "missingpersonamber" => HitCategory::MissingPersonAmber,
-        "activeinvestigation" | "investigation" => HitCategory::ActiveInvestigation,
-        _ => return None,
-    })
-}
-
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.into_iter().map(|f| f.trim().to_string()).collect()
-}
-
-/// Parses a hotlist CSV. Plates are normalised like reads (`us_o_as_zero` must match the
-/// engine's setting). Active-investigation entries need a case number (Minn. Stat. 13.824
-/// subd. 3: lists beyond the state file only for an active criminal investigation).
+/// Parses a hotlist CSV ([`trailer_wire::hotlist::parse_csv`]: the server checks an upload by
+/// the same rules before it sends it here).
 pub fn parse_csv(text: &str, us_o_as_zero: bool) -> Result<Vec<HotEntry>, HotlistError> {
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let raw = raw.trim();
-        if raw.is_empty() || raw.starts_with('#') {
-            continue;
-        }
-        let f = split_csv_line(raw);
-        if line == 1 && f.first().is_some_and(|h| h.eq_ignore_ascii_case("plate")) {
-            continue;
-        }
-        if f.len() < 4 {
-            return Err(HotlistError::Line {
-                line,
-                reason: "expected plate,state,category,source[,case_number]".into(),
-            });
-        }
-        let plate = normalise_text(&f[0], us_o_as_zero);
-        if plate.is_empty() || plate.len() > MAX_PLATE {
-            return Err(HotlistError::Line { line, reason: format!("{:?} is not a plate", f[0]) });
-        }
-        let category = parse_category(&f[2]).ok_or_else(|| HotlistError::Line {
-            line,
-            reason: format!("unknown category {:?}", f[2]),
-        })?;
-        let case_number = f.get(4).filter(|c| !c.is_empty()).cloned();
-        if category == HitCategory::ActiveInvestigation && case_number.is_none() {
-            return Err(HotlistError::Line {
-                line,
-                reason: "an active-investigation entry needs a case number".into(),
-            });
-        }
-        out.push(HotEntry {
-            plate,
-            state: f[1].to_ascii_uppercase(),
-            category,
-            source: f[3].clone(),
-            case_number,
-        });
-    }
-    Ok(out)
+    trailer_wire::hotlist::parse_csv(text, us_o_as_zero)
+        .map_err(|e| HotlistError::Line { line: e.line, reason: e.reason })
 }
 
 /// Characters the recogniser confuses, both ways.
@@ -173,7 +88,7 @@ pub fn variants(plate: &str, ocr_tolerance: bool) -> Vec<String> {
 }
 
 /// Plates are at most this long (the CSV parser refuses longer ones).
-pub const MAX_PLATE: usize = 10;
+pub use trailer_wire::hotlist::MAX_PLATE;
 const MAGIC: &[u8; 8] = b"TRHOTL01";
 /// An index slot: the plate, zero-padded, then its details' offset (u32 LE).
 const SLOT: usize = MAX_PLATE + 4;

@@ -39,6 +39,76 @@ struct Search {
     plate: String,
     #[serde(default = "default_limit")]
     limit: i64,
+    /// The pictures too: those here inline (base64), those still on a trailer asked for.
+    #[serde(default)]
+    pictures: bool,
+}
+
+/// Pictures returned inline by one search at most (beyond, the reads say what exists).
+const SEARCH_PICTURE_BYTES: usize = 160 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartArgs {
+    reader: String,
+    lat: f64,
+    lon: f64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    security: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotlistUpload {
+    name: String,
+    version: u64,
+    #[serde(default)]
+    part: u32,
+    #[serde(default = "one")]
+    parts: u32,
+    /// This part of the CSV file.
+    csv: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcpArgs {
+    plate: String,
+    reference: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseArgs {
+    requesting_agency: String,
+    requester: String,
+    factual_basis: String,
+    authorisation: String,
+    plate: String,
+    /// First and last local day of collection asked for (YYYY-MM-DD).
+    from: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewArgs {
+    id: i64,
+    note: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideArgs {
+    id: i64,
+    approve: bool,
+    reason: String,
 }
 
 fn default_limit() -> i64 {
@@ -184,7 +254,7 @@ pub async fn dispatch(
         action: format!("console.{}", request.command),
         purpose: request.purpose.clone(),
         case_number: request.case.clone(),
-        detail: format!("request {} args {}: {result}", request.id, request.args),
+        detail: format!("request {} args {}: {result}", request.id, audited_args(request)),
         result_count: count,
     };
     if let Err(e) = records.audit(&entry).await {
@@ -192,6 +262,70 @@ pub async fn dispatch(
         return Response::error(&request.id, "the audit trail is unavailable: nothing was done");
     }
     response
+}
+
+/// The arguments as the audit trail keeps them: an ACP participant's plate never, a hotlist's
+/// contents by size only.
+fn audited_args(r: &Request) -> Value {
+    let mut args = r.args.clone();
+    if let Some(map) = args.as_object_mut() {
+        if r.command == "acp.add" && map.contains_key("plate") {
+            map.insert("plate".into(), json!("(withheld)"));
+        }
+        if let Some(csv) = map.get("csv").and_then(Value::as_str) {
+            let size = format!("({} bytes)", csv.len());
+            map.insert("csv".into(), json!(size));
+        }
+    }
+    args
+}
+
+/// The reads of a search with their pictures: those held here inline (up to a budget), and a
+/// request queued to the trailer for those it still holds. Returns the reads as JSON and how
+/// many pictures were asked of trailers.
+async fn with_pictures(
+    records: &Records,
+    rows: &[trailer_wire::console::ReadView],
+    actor: &str,
+    now: i64,
+) -> Result<(Value, usize), Failure> {
+    use base64::Engine;
+    use trailer_wire::PictureKind;
+    let mut budget = SEARCH_PICTURE_BYTES;
+    let mut asked = 0;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut v = serde_json::to_value(row).unwrap_or(Value::Null);
+        let here = records.pictures_of(&row.trailer_id, row.read_id).await?;
+        let mut pictures = serde_json::Map::new();
+        for (kind, jpeg) in &here {
+            let value = if jpeg.len() <= budget {
+                budget -= jpeg.len();
+                json!(base64::engine::general_purpose::STANDARD.encode(jpeg))
+            } else {
+                json!("(over this answer's size: search for this read alone)")
+            };
+            pictures.insert(kind.clone(), value);
+        }
+        for (kind, taken, name) in [
+            (PictureKind::PlateCrop, row.has_plate_crop, "plate_crop"),
+            (PictureKind::Context, row.has_context, "context"),
+        ] {
+            if taken && !pictures.contains_key(name) {
+                let command = crate::downlink::Command::SendPicture { read_id: row.read_id, kind };
+                let id =
+                    crate::downlink::queue(records, &row.trailer_id, command, actor, now).await?;
+                pictures
+                    .insert(name.into(), json!(format!("asked of the trailer (downlink {id})")));
+                asked += 1;
+            }
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("pictures".into(), Value::Object(pictures));
+        }
+        out.push(v);
+    }
+    Ok((Value::Array(out), asked))
 }
 
 /// The command itself: its data and how many records it concerned.
@@ -245,7 +379,12 @@ async fn run(
         "plates.search" => {
             let a: Search = args(&r.args)?;
             let rows = records.search_reads(&a.plate, a.limit.clamp(1, 10_000)).await?;
-            (to_json(&rows), rows.len() as i64)
+            if a.pictures {
+                let (data, _) = with_pictures(records, &rows, &actor, now).await?;
+                (data, rows.len() as i64)
+            } else {
+                (to_json(&rows), rows.len() as i64)
+            }
         }
         "deployments.list" => {
             let rows = records.locations(None).await?;
@@ -343,8 +482,101 @@ async fn run(
                 (json!({"disabled": records.disable_user(&name).await?}), 1)
             }
         },
+        "deployments.start" => {
+            let a: StartArgs = args(&r.args)?;
+            let id = records
+                .start_deployment(&a.reader, a.lat, a.lon, a.name.as_deref(), a.security, now)
+                .await?;
+            (json!({"location": id}), 1)
+        }
+        "hotlists.upload" => {
+            let a: HotlistUpload = args(&r.args)?;
+            let part = crate::records::hotlists::Part {
+                name: &a.name,
+                version: a.version,
+                index: a.part,
+                count: a.parts,
+                data: a.csv.as_bytes(),
+            };
+            match records.hotlist_part(part, &actor, now).await? {
+                crate::records::Upload::Partial { received, count } => {
+                    (json!({"complete": false, "received": received, "parts": count}), 0)
+                }
+                crate::records::Upload::Complete { version, file } => {
+                    for t in &version.trailers {
+                        crate::downlink::queue_hotlist(
+                            records,
+                            t,
+                            &version.name,
+                            version.version,
+                            &file,
+                            &actor,
+                            now,
+                        )
+                        .await?;
+                    }
+                    let n = version.trailers.len() as i64;
+                    (json!({"complete": true, "version": version}), n)
+                }
+            }
+        }
+        "hotlists.list" => {
+            let rows = records.hotlist_versions().await?;
+            (to_json(&rows), rows.len() as i64)
+        }
+        "acp.add" => {
+            let a: AcpArgs = args(&r.args)?;
+            let added = records.acp_add(&a.plate, &a.reference, &actor, now).await?;
+            let n = added.reads_destroyed as i64;
+            (serde_json::to_value(&added).unwrap_or(Value::Null), n)
+        }
+        "release.request" => {
+            let a: ReleaseArgs = args(&r.args)?;
+            let tz = &records.rules().time_zone;
+            let day = |d: &str| {
+                crate::report::local_day_bounds(tz, d)
+                    .ok_or_else(|| Failure::Refused(format!("args: {d:?} is no YYYY-MM-DD day")))
+            };
+            let (from_ms, _) = day(&a.from)?;
+            let (_, to_end) = day(&a.to)?;
+            let new = crate::records::NewRelease {
+                requesting_agency: a.requesting_agency,
+                requester: a.requester,
+                purpose: r.purpose.clone(),
+                factual_basis: a.factual_basis,
+                case_number: r.case.clone(),
+                authorisation: a.authorisation,
+                plate: a.plate,
+                from_ms,
+                to_ms: to_end - 1,
+            };
+            let id = records.release_request(&new, &actor, now).await?;
+            (json!({"release": id, "state": "requested"}), 1)
+        }
+        "release.review" => {
+            let a: ReviewArgs = args(&r.args)?;
+            records.release_review(a.id, &a.note, &actor, now).await?;
+            (json!({"release": a.id, "state": "reviewed"}), 1)
+        }
+        "release.decide" => {
+            let a: DecideArgs = args(&r.args)?;
+            records.release_decide(a.id, a.approve, &a.reason, &actor, now).await?;
+            let state = if a.approve { "approved" } else { "denied" };
+            (json!({"release": a.id, "state": state}), 1)
+        }
+        "release.fulfil" => {
+            let a: Id = args(&r.args)?;
+            let dir = config.server.data_dir.join("releases");
+            let bundle = records.release_fulfil(a.id, &dir, &actor, now).await?;
+            let n = bundle.reads;
+            (serde_json::to_value(&bundle).unwrap_or(Value::Null), n)
+        }
+        "release.list" => {
+            let rows = records.releases().await?;
+            (to_json(&rows), rows.len() as i64)
+        }
         other => {
-            return Err(Failure::Refused(format!("{other} is not available on this server yet")));
+            return Err(Failure::Refused(format!("{other} is not a console command")));
         }
     })
 }

@@ -1,8 +1,8 @@
 //! The downlink queue: commands for trailers, sent by the server's link while unanswered, with
 //! at most a few outstanding per trailer (a hotlist of many chunks does not flood a cellular
 //! link), sent again when unanswered for a while, and kept with the trailer's answer.
-use super::{Records, RecordsError, sql};
-use sqlx::Row;
+use super::{Records, RecordsError, is_pg, sql};
+use sqlx::{AnyConnection, Row};
 use trailer_wire::{Downlink, Message};
 
 /// A downlink as listed for operators.
@@ -39,29 +39,9 @@ impl Records {
         build: impl FnOnce(u64) -> Downlink,
     ) -> Result<u64, RecordsError> {
         let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query(sql(
-            self.pg,
-            "INSERT INTO downlinks (trailer_id, kind, summary, frame, created_at, created_by) \
-             VALUES (?, ?, ?, x'', ?, ?) RETURNING id",
-        ))
-        .bind(trailer)
-        .bind(kind)
-        .bind(summary)
-        .bind(Vec::<u8>::new())
-        .bind(now)
-        .bind(actor)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-        let frame = trailer_wire::encode(&Message::Downlink(build(id as u64)))
-            .map_err(|e| RecordsError::Invalid(e.to_string()))?;
-        sqlx::query(sql(self.pg, "UPDATE downlinks SET frame = ? WHERE id = ?"))
-            .bind(frame)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let id = enqueue(&mut tx, trailer, kind, summary, actor, now, build).await?;
         tx.commit().await?;
-        Ok(id as u64)
+        Ok(id)
     }
 
     /// Downlinks to send now: of each trailer's first `window` unanswered ones, those never sent
@@ -143,4 +123,40 @@ impl Records {
             })
             .collect())
     }
+}
+
+/// Queues a downlink inside the caller's transaction (the ingest of a trailer's first status,
+/// an ACP addition); `build` makes it from its id. Returns the id.
+pub(crate) async fn enqueue(
+    c: &mut AnyConnection,
+    trailer: &str,
+    kind: &str,
+    summary: &str,
+    actor: &str,
+    now: i64,
+    build: impl FnOnce(u64) -> Downlink,
+) -> Result<u64, RecordsError> {
+    let pg = is_pg(c);
+    let id: i64 = sqlx::query(sql(
+        pg,
+        "INSERT INTO downlinks (trailer_id, kind, summary, frame, created_at, created_by) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    ))
+    .bind(trailer)
+    .bind(kind)
+    .bind(summary)
+    .bind(Vec::<u8>::new())
+    .bind(now)
+    .bind(actor)
+    .fetch_one(&mut *c)
+    .await?
+    .get(0);
+    let frame = trailer_wire::encode(&Message::Downlink(build(id as u64)))
+        .map_err(|e| RecordsError::Invalid(e.to_string()))?;
+    sqlx::query(sql(pg, "UPDATE downlinks SET frame = ? WHERE id = ?"))
+        .bind(frame)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(id as u64)
 }

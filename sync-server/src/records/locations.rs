@@ -186,6 +186,46 @@ impl Records {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Starts a reader's deployment where an operator set it up (a trailer without a GPS fix,
+    /// or placed before it reports): the position is placed as a trailer's own would be (the
+    /// same place when near its current one, else a new place with its BCA notice), then named
+    /// and marked as the operator says. Returns the location's id.
+    pub async fn start_deployment(
+        &self,
+        reader: &str,
+        lat: f64,
+        lon: f64,
+        place: Option<&str>,
+        security: bool,
+        now: i64,
+    ) -> Result<i64, RecordsError> {
+        if !trailer_wire::topic::valid_id(reader) {
+            return Err(RecordsError::Invalid(format!("invalid reader id {reader:?}")));
+        }
+        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+            return Err(RecordsError::Invalid("lat -90..90 and lon -180..180 degrees".into()));
+        }
+        let mut tx = self.begin_write().await?;
+        super::write::note_location(&mut tx, &self.rules, reader, lat, lon, now, now).await?;
+        let id: i64 = sqlx::query(sql(
+            self.pg,
+            "SELECT id FROM locations WHERE trailer_id = ? AND current = 1",
+        ))
+        .bind(reader)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        tx.commit().await?;
+        if let Some(place) = place {
+            self.rename_location(id, place).await?;
+        }
+        if security {
+            // A place already told to the BCA gets its correction, as when marked later.
+            self.set_location_security(id, true, now).await?;
+        }
+        Ok(id)
+    }
+
     /// Every location with its public name and mark, for the log of use (one still under
     /// review counts as withheld).
     pub async fn public_places(&self, now: i64) -> Result<Places, RecordsError> {

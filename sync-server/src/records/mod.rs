@@ -13,19 +13,25 @@ use tokio::sync::Mutex;
 use trailer_wire::console::ReadView;
 use trailer_wire::{FixQuality, PictureKind};
 
+mod acp;
 mod audit;
 mod downlinks;
+pub mod hotlists;
 mod locations;
 pub mod notices;
+pub mod releases;
 mod retention;
 pub mod uselog;
 mod users;
 pub mod write;
 
+pub use acp::AcpAdded;
 pub use audit::{AuditSummary, PublicAuditEntry};
 pub use downlinks::{DownlinkView, Due};
+pub use hotlists::{HotlistVersion, Upload};
 pub use locations::{LocationView, Places};
 pub use notices::{Notice, NoticeKind, NoticeState};
+pub use releases::{Bundle, NewRelease, Release};
 pub use retention::{HOLD_KINDS, HoldView, Purged};
 pub use uselog::UseLog;
 pub use users::UserView;
@@ -87,6 +93,9 @@ pub struct Rules {
     /// How long a new location stays out of the public pages (and its BCA notice waits), so an
     /// operator can mark it security information first.
     pub review_ms: i64,
+    /// The agency's ACP key (the trailers hold the same): without it no participant can be
+    /// added, and none is dropped at ingest.
+    pub acp_key: Option<Arc<[u8]>>,
 }
 
 impl Default for Rules {
@@ -94,6 +103,7 @@ impl Default for Rules {
         Rules {
             new_location_m: NEW_LOCATION_M,
             review_ms: 0,
+            acp_key: None,
             time_zone: jiff::tz::TimeZone::get("America/Chicago")
                 .unwrap_or(jiff::tz::TimeZone::UTC),
         }
@@ -378,6 +388,23 @@ impl Records {
         Ok(rows.iter().map(read_view).collect())
     }
 
+    /// The pictures of one read held here, as (kind, JPEG).
+    pub async fn pictures_of(
+        &self,
+        trailer: &str,
+        read_id: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT kind, jpeg FROM pictures WHERE trailer_id = ? AND read_id = ? ORDER BY kind",
+        ))
+        .bind(trailer)
+        .bind(read_id as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Alerts, newest first: (trailer, plate, list, category, case number, seen at).
     pub async fn list_alerts(&self, limit: i64) -> Result<Vec<AlertView>, RecordsError> {
         let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, alert_id, plate, list_name, category, case_number, seen_at, outcome FROM alerts \
@@ -505,3 +532,5 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_console;

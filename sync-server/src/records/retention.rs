@@ -175,6 +175,15 @@ impl Records {
                 cutoff,
             )
             .await?;
+            // The ids of reads dropped as ACP are kept only as long as their pictures could
+            // still be on the way; they are ids, not data, and need no count.
+            delete_batch(
+                &mut tx,
+                "DELETE FROM acp_dropped WHERE (trailer_id, read_id) IN \
+                 (SELECT trailer_id, read_id FROM acp_dropped WHERE dropped_ms < ? LIMIT ?)",
+                cutoff,
+            )
+            .await?;
             let alerts = delete_batch(
                 &mut tx,
                 concat!(

@@ -6,7 +6,10 @@ use trailer_wire::{ActiveUse, ReadMeta};
 /// Two processes (here: two pools) appending to one audit trail at once: every entry lands,
 /// chained, none fails with "database is locked".
 /// The test runs on the embedded SQLite and on a scratch PostgreSQL database.
-async fn on_both<F: std::future::Future<Output = ()>>(name: &str, test: impl Fn(String) -> F) {
+pub(super) async fn on_both<F: std::future::Future<Output = ()>>(
+    name: &str,
+    test: impl Fn(String) -> F,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     test(format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await;
     let pg = scratch_postgres(name).await.expect("PostgreSQL for tests (TRAILER_PG_ADMIN_URL)");
@@ -48,7 +51,7 @@ async fn concurrent_audit(url: String) {
     assert_eq!(c.audit_verify().await.expect("verify"), Ok(80));
 }
 
-fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
+pub(super) fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
     ReadMeta {
         read_id,
         camera_id: "cam0".into(),

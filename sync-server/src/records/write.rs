@@ -20,7 +20,13 @@ pub async fn reads(
     let pg = is_pg(c);
     let mut acks = Vec::with_capacity(reads.len());
     let mut fresh = Vec::with_capacity(reads.len());
-    for r in reads {
+    let participants = super::acp::drop_participants(c, rules, trailer, reads, now).await?;
+    for (i, r) in reads.iter().enumerate() {
+        if participants.contains(&i) {
+            // Destroyed at collection: acknowledged, so the trailer forgets it too.
+            acks.push(AckRef::Read(r.read_id));
+            continue;
+        }
         let done = sqlx::query(sql(
             pg,
             "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, first_seen, \
@@ -68,6 +74,9 @@ pub async fn alert(
 ) -> Result<bool, RecordsError> {
     let pg = is_pg(c);
     reads(c, rules, trailer, std::slice::from_ref(&a.read), now).await?;
+    if super::acp::is_participant(c, rules, &a.read.plate).await? {
+        return Ok(false);
+    }
     let done = sqlx::query(sql(pg, "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
          case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (trailer_id, alert_id) DO NOTHING"),
@@ -101,6 +110,9 @@ pub async fn picture(
     jpeg: &[u8],
     now: i64,
 ) -> Result<AckRef, RecordsError> {
+    if super::acp::was_dropped(c, trailer, read_id).await? {
+        return Ok(AckRef::Picture(read_id, kind));
+    }
     let pg = is_pg(c);
     sqlx::query(sql(
         pg,
@@ -251,8 +263,18 @@ pub async fn status(
     online: bool,
     at: i64,
     version: &str,
+    now: i64,
 ) -> Result<(), RecordsError> {
     let pg = is_pg(c);
+    let known = sqlx::query(sql(pg, "SELECT 1 FROM trailer_status WHERE trailer_id = ?"))
+        .bind(trailer)
+        .fetch_optional(&mut *c)
+        .await?
+        .is_some();
+    if !known {
+        // A trailer new to the server gets the ACP list before anything else is sent to it.
+        super::acp::send_list(c, trailer, now).await?;
+    }
     sqlx::query(sql(pg, "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
          ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
          last_change = excluded.last_change, software_version = excluded.software_version"),
@@ -287,7 +309,7 @@ pub async fn status(
 ///
 /// A place never seen before calls for a BCA notice: a reader's first announces the reader.
 /// Coming back to a known place opens a new deployment there but no new notice.
-async fn note_location(
+pub(crate) async fn note_location(
     c: &mut AnyConnection,
     rules: &Rules,
     trailer: &str,

@@ -1,0 +1,236 @@
+//! Address Confidentiality Program participants (Minn. Stat. 13.824 subd. 3(d) points to the
+//! program): their plates are kept only as digests under the agency's ACP key, their existing
+//! reads are destroyed at once, their future reads are dropped as they arrive, and every
+//! trailer is sent the digests so it destroys its own and stops collecting them.
+use super::downlinks::enqueue;
+use super::{Records, RecordsError, Rules, is_pg, sql};
+use sqlx::{AnyConnection, Row};
+use std::collections::HashSet;
+use trailer_wire::acp::{acp_digest, plate_forms};
+use trailer_wire::{Downlink, ReadMeta};
+
+/// What adding a participant did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AcpAdded {
+    /// Digests new to the list (one per form of the plate a trailer may read).
+    pub digests: usize,
+    pub reads_destroyed: u64,
+    pub pictures_destroyed: u64,
+    pub alerts_destroyed: u64,
+    /// The downlinks that carry the digests, one per trailer the server knows.
+    pub trailers: Vec<String>,
+}
+
+fn key(rules: &Rules) -> Result<&[u8], RecordsError> {
+    rules.acp_key.as_deref().ok_or_else(|| {
+        RecordsError::Invalid(
+            "no ACP key: set acp.key_file (the same key as the trailers' store.acp_key_file)"
+                .into(),
+        )
+    })
+}
+
+/// Every digest on the list (a few hundred at most: one agency's participants).
+async fn all(c: &mut AnyConnection) -> Result<Vec<[u8; 32]>, RecordsError> {
+    let pg = is_pg(c);
+    let rows = sqlx::query(sql(pg, "SELECT digest FROM acp_digests ORDER BY digest"))
+        .fetch_all(&mut *c)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| hex::decode(r.get::<String, _>(0)).ok()?.try_into().ok())
+        .collect())
+}
+
+/// Queues the whole list for `trailer` inside the caller's transaction (a trailer seen for the
+/// first time); nothing when the list is empty.
+pub(crate) async fn send_list(
+    c: &mut AnyConnection,
+    trailer: &str,
+    now: i64,
+) -> Result<(), RecordsError> {
+    let digests = all(c).await?;
+    if !digests.is_empty() {
+        let summary = format!("add {} ACP digests (the whole list)", digests.len());
+        enqueue(c, trailer, "acp.add", &summary, "sync-server", now, |downlink_id| {
+            Downlink::AcpAdd { downlink_id, hashes: digests }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The reads of `batch` that are of ACP participants, as indexes into it. Each is remembered as
+/// dropped, with any picture of it already here destroyed; the caller acknowledges them but
+/// stores nothing of them.
+pub(crate) async fn drop_participants(
+    c: &mut AnyConnection,
+    rules: &Rules,
+    trailer: &str,
+    batch: &[ReadMeta],
+    now: i64,
+) -> Result<HashSet<usize>, RecordsError> {
+    let Some(key) = rules.acp_key.as_deref() else {
+        return Ok(HashSet::new());
+    };
+    let list: HashSet<[u8; 32]> = all(c).await?.into_iter().collect();
+    if list.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let pg = is_pg(c);
+    let mut dropped = HashSet::new();
+    for (i, r) in batch.iter().enumerate() {
+        if list.contains(&acp_digest(key, &r.plate)) {
+            forget(c, pg, trailer, r.read_id as i64, now).await?;
+            dropped.insert(i);
+        }
+    }
+    Ok(dropped)
+}
+
+/// Destroys what is here of one read and remembers its ids, so a late picture is refused.
+async fn forget(
+    c: &mut AnyConnection,
+    pg: bool,
+    trailer: &str,
+    read_id: i64,
+    now: i64,
+) -> Result<u64, RecordsError> {
+    let pictures =
+        sqlx::query(sql(pg, "DELETE FROM pictures WHERE trailer_id = ? AND read_id = ?"))
+            .bind(trailer)
+            .bind(read_id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+    sqlx::query(sql(
+        pg,
+        "INSERT INTO acp_dropped (trailer_id, read_id, dropped_ms) VALUES (?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    ))
+    .bind(trailer)
+    .bind(read_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(pictures)
+}
+
+/// Whether a read was dropped as ACP (its late picture is refused).
+pub(crate) async fn was_dropped(
+    c: &mut AnyConnection,
+    trailer: &str,
+    read_id: u64,
+) -> Result<bool, RecordsError> {
+    let pg = is_pg(c);
+    Ok(sqlx::query(sql(pg, "SELECT 1 FROM acp_dropped WHERE trailer_id = ? AND read_id = ?"))
+        .bind(trailer)
+        .bind(read_id as i64)
+        .fetch_optional(&mut *c)
+        .await?
+        .is_some())
+}
+
+/// Whether `plate` (as a trailer wrote it) is a participant's.
+pub(crate) async fn is_participant(
+    c: &mut AnyConnection,
+    rules: &Rules,
+    plate: &str,
+) -> Result<bool, RecordsError> {
+    let Some(key) = rules.acp_key.as_deref() else {
+        return Ok(false);
+    };
+    let pg = is_pg(c);
+    Ok(sqlx::query(sql(pg, "SELECT 1 FROM acp_digests WHERE digest = ?"))
+        .bind(hex::encode(acp_digest(key, plate)))
+        .fetch_optional(&mut *c)
+        .await?
+        .is_some())
+}
+
+impl Records {
+    /// Adds a participant's plate (as typed) under `reference` (the program's request, never a
+    /// name): the digests go on the list, every read, picture and alert of the plate here is
+    /// destroyed, and each known trailer is sent the digests. The plate itself is kept nowhere.
+    pub async fn acp_add(
+        &self,
+        plate: &str,
+        reference: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<AcpAdded, RecordsError> {
+        let key = key(&self.rules)?.to_vec();
+        let forms = plate_forms(plate);
+        if forms[0].len() < 2 || forms[0].len() > 10 {
+            return Err(RecordsError::Invalid("plate: 2-10 letters and digits".into()));
+        }
+        if reference.trim().is_empty() {
+            return Err(RecordsError::Invalid(
+                "reference: the program's request number (never the participant's name)".into(),
+            ));
+        }
+        let pg = self.pg;
+        let mut tx = self.begin_write().await?;
+        let mut added = AcpAdded::default();
+        let mut digests = Vec::new();
+        for form in &forms {
+            let digest = acp_digest(&key, form);
+            digests.push(digest);
+            added.digests += sqlx::query(sql(
+                pg,
+                "INSERT INTO acp_digests (digest, added_ms, added_by, reference) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            ))
+            .bind(hex::encode(digest))
+            .bind(now)
+            .bind(actor)
+            .bind(reference)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as usize;
+            let reads =
+                sqlx::query(sql(pg, "SELECT trailer_id, read_id FROM reads WHERE plate = ?"))
+                    .bind(form)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for r in &reads {
+                let (trailer, read_id): (String, i64) = (r.get(0), r.get(1));
+                added.pictures_destroyed += forget(&mut tx, pg, &trailer, read_id, now).await?;
+            }
+            added.alerts_destroyed += sqlx::query(sql(pg, "DELETE FROM alerts WHERE plate = ?"))
+                .bind(form)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            added.reads_destroyed += sqlx::query(sql(pg, "DELETE FROM reads WHERE plate = ?"))
+                .bind(form)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let trailers: Vec<String> =
+            sqlx::query(sql(pg, "SELECT trailer_id FROM trailer_status ORDER BY trailer_id"))
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        for t in &trailers {
+            let summary = format!("add {} ACP digests (reference {reference})", digests.len());
+            let hashes = digests.clone();
+            enqueue(&mut tx, t, "acp.add", &summary, actor, now, |downlink_id| Downlink::AcpAdd {
+                downlink_id,
+                hashes,
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        added.trailers = trailers;
+        Ok(added)
+    }
+
+    /// How many digests the list holds (the plates stay unknown).
+    pub async fn acp_count(&self) -> Result<i64, RecordsError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM acp_digests").fetch_one(&self.pool).await?.get(0))
+    }
+}

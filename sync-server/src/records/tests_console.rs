@@ -1,0 +1,246 @@
+//! The records behind the console's commands: ACP participants, hotlist uploads, release
+//! requests and operator-started deployments, each on SQLite and on PostgreSQL.
+use super::tests::{on_both, read_at};
+use super::*;
+use trailer_wire::PictureKind;
+
+const NOW: i64 = 1_790_000_000_000;
+
+async fn rows(db: &Records, query: &'static str) -> i64 {
+    sqlx::query(query).fetch_one(db.pool()).await.expect("count").get(0)
+}
+
+fn hit(alert_id: u64, read: trailer_wire::ReadMeta) -> trailer_wire::Alert {
+    trailer_wire::Alert {
+        trailer_id: "t1".into(),
+        alert_id,
+        read,
+        list_name: "mn-state".into(),
+        list_version: 1,
+        category: trailer_wire::HitCategory::StolenVehicle,
+        case_number: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acp_participant_is_destroyed_here_dropped_at_ingest_and_sent_to_every_trailer() {
+    on_both("acp", acp).await;
+}
+
+async fn acp(url: String) {
+    let plain = Records::open(&url).await.expect("open");
+    let refused = plain.acp_add("ACP123", "ACP-1", "sup", NOW).await.expect_err("no key");
+    assert!(refused.to_string().contains("acp.key_file"), "{refused}");
+    let key: std::sync::Arc<[u8]> = b"an agency key of 32 bytes, or so".to_vec().into();
+    let rules = Rules { acp_key: Some(key.clone()), ..Rules::default() };
+    let db = plain.with_rules(rules.clone());
+    let mut tx = db.begin().await.expect("begin");
+    write::status(&mut tx, "t1", true, NOW, "1.0", NOW).await.expect("status");
+    let reads = [read_at(1, "B0B404", NOW), read_at(2, "ZZZ999", NOW + 1)];
+    write::reads(&mut tx, &rules, "t1", &reads, NOW).await.expect("reads");
+    for id in [1, 2] {
+        write::picture(&mut tx, "t1", id, PictureKind::PlateCrop, b"jpeg", NOW).await.expect("pic");
+    }
+    write::alert(&mut tx, &rules, "t1", &hit(1, read_at(1, "B0B404", NOW)), NOW)
+        .await
+        .expect("alert");
+    tx.commit().await.expect("commit");
+
+    // Typed as the participant's papers show it, with the letter O: the trailer wrote a zero.
+    assert!(db.acp_add("bob-404", " ", "sup", NOW).await.is_err(), "a reference is required");
+    let added = db.acp_add("bob-404", "ACP-2026-4", "sup", NOW).await.expect("add");
+    assert_eq!(
+        (added.digests, added.reads_destroyed, added.pictures_destroyed, added.alerts_destroyed),
+        (2, 1, 1, 1),
+        "{added:?}"
+    );
+    assert_eq!(added.trailers, vec!["t1".to_string()]);
+    assert_eq!(db.search_reads("B0B404", 10).await.expect("search").len(), 0);
+    assert_eq!(db.search_reads("ZZZ999", 10).await.expect("search").len(), 1, "others stay");
+    let acp_text: i64 = rows(
+        &db,
+        "SELECT COUNT(*) FROM acp_digests WHERE digest LIKE '%B0B%' OR reference LIKE '%B0B%'",
+    )
+    .await;
+    assert_eq!(acp_text, 0, "the plate is kept nowhere");
+    let queued = db.downlinks(Some("t1"), 10).await.expect("downlinks");
+    assert!(queued.iter().any(|d| d.kind == "acp.add" && d.summary.contains("2 ACP digests")));
+
+    // A trailer that had not heard yet sends another read, and the first read's picture late.
+    let mut tx = db.begin().await.expect("begin");
+    let acks = write::reads(&mut tx, &rules, "t1", &[read_at(3, "B0B404", NOW + 5)], NOW + 5)
+        .await
+        .expect("reads");
+    assert_eq!(
+        acks,
+        vec![trailer_wire::AckRef::Read(3)],
+        "acknowledged, so the trailer forgets it"
+    );
+    write::picture(&mut tx, "t1", 3, PictureKind::Context, b"jpeg", NOW + 6).await.expect("late");
+    assert!(
+        !write::alert(&mut tx, &rules, "t1", &hit(2, read_at(4, "B0B404", NOW + 7)), NOW)
+            .await
+            .expect("alert")
+    );
+    // A trailer new to the server is sent the whole list before anything else.
+    write::status(&mut tx, "t2", true, NOW + 8, "1.0", NOW + 8).await.expect("status");
+    tx.commit().await.expect("commit");
+    assert_eq!(db.search_reads("B0B404", 10).await.expect("search").len(), 0);
+    assert_eq!(rows(&db, "SELECT COUNT(*) FROM pictures").await, 1, "only ZZZ999's");
+    assert_eq!(rows(&db, "SELECT COUNT(*) FROM alerts").await, 0);
+    let t2 = db.downlinks(Some("t2"), 10).await.expect("downlinks");
+    assert_eq!(t2.len(), 1, "{t2:?}");
+    assert!(t2[0].summary.contains("the whole list"), "{t2:?}");
+    // Retention forgets the dropped ids with the rest.
+    db.purge(NOW + 61 * 86_400_000, 60).await.expect("purge");
+    assert_eq!(rows(&db, "SELECT COUNT(*) FROM acp_dropped").await, 0);
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hotlist_upload_in_parts_is_checked_whole_and_recorded_once() {
+    on_both("hotlists", hotlists).await;
+}
+
+async fn hotlists(url: String) {
+    use hotlists::Part;
+    let db = Records::open(&url).await.expect("open");
+    let mut tx = db.begin().await.expect("begin");
+    write::status(&mut tx, "t1", true, NOW, "1.0", NOW).await.expect("status");
+    tx.commit().await.expect("commit");
+    let part = |version, index, count, data: &'static str| Part {
+        name: "mn-state",
+        version,
+        index,
+        count,
+        data: data.as_bytes(),
+    };
+    let first = db
+        .hotlist_part(part(3, 1, 2, "XYZ789,MN,warrant,MN BCA\n"), "op", NOW)
+        .await
+        .expect("part");
+    assert_eq!(first, Upload::Partial { received: 1, count: 2 });
+    let mixed = db.hotlist_part(part(3, 0, 3, "x"), "op", NOW).await.expect_err("count");
+    assert!(mixed.to_string().contains("in 2 parts"), "{mixed}");
+    let Upload::Complete { version, file } = db
+        .hotlist_part(
+            part(3, 0, 2, "plate,state,category,source\nABC123,MN,stolen vehicle,MN BCA\n"),
+            "op",
+            NOW,
+        )
+        .await
+        .expect("part")
+    else {
+        panic!("two of two parts make the file");
+    };
+    assert_eq!((version.entries, version.version), (2, 3));
+    assert!(file.starts_with(b"plate,state") && file.ends_with(b"MN BCA\n"), "in order");
+    assert_eq!(version.trailers, vec!["t1".to_string()]);
+    let stale = db.hotlist_part(part(3, 0, 1, "A,MN,warrant,x\n"), "op", NOW).await;
+    assert!(stale.expect_err("stale").to_string().contains("not newer"));
+    let bad = db.hotlist_part(part(4, 0, 1, "ABC123,MN,parking,x\n"), "op", NOW).await;
+    let bad = bad.expect_err("bad category").to_string();
+    assert!(bad.contains("line 1") && bad.contains("unknown category"), "{bad}");
+    assert_eq!(rows(&db, "SELECT COUNT(*) FROM hotlist_parts").await, 0, "parts cleared");
+    let list = db.hotlist_versions().await.expect("list");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].sha256.len(), 64);
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_is_fulfilled_only_once_reviewed_and_approved_by_another() {
+    on_both("releases", releases).await;
+}
+
+async fn releases(url: String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let mut tx = db.begin().await.expect("begin");
+    let reads = [read_at(1, "REL123", NOW), read_at(2, "REL123", NOW + 90_000_000)];
+    write::reads(&mut tx, &rules, "t1", &reads, NOW).await.expect("reads");
+    write::picture(&mut tx, "t1", 1, PictureKind::PlateCrop, b"crop-1", NOW).await.expect("pic");
+    tx.commit().await.expect("commit");
+    let mut new = NewRelease {
+        requesting_agency: "Olmsted County Sheriff".into(),
+        requester: "Det. A. Berg".into(),
+        purpose: "burglary investigation".into(),
+        factual_basis: "vehicle seen leaving the scene".into(),
+        case_number: "OC-26-1182".into(),
+        authorisation: "signed by Sgt. Lind under policy 462.6".into(),
+        plate: "rel 123".into(),
+        from_ms: NOW - 1000,
+        to_ms: NOW + 86_400_000,
+    };
+    new.factual_basis = " ".into();
+    assert!(db.release_request(&new, "sup-a", NOW).await.is_err(), "every field is stated");
+    new.factual_basis = "vehicle seen leaving the scene".into();
+    let id = db.release_request(&new, "sup-a", NOW).await.expect("request");
+    let early = db.release_fulfil(id, dir.path(), "sup-b", NOW).await.expect_err("not approved");
+    assert!(early.to_string().contains("only an approved request"), "{early}");
+    assert!(db.release_decide(id, true, "ok", "sup-b", NOW).await.is_err(), "review first");
+    db.release_review(id, "complete; basis stated", "sup-b", NOW).await.expect("review");
+    let own = db.release_decide(id, true, "ok", "sup-a", NOW).await.expect_err("own request");
+    assert!(own.to_string().contains("another supervisor"), "{own}");
+    assert!(db.release_fulfil(id, dir.path(), "sup-b", NOW).await.is_err(), "reviewed only");
+    db.release_decide(id, true, "basis and authority sufficient", "sup-b", NOW)
+        .await
+        .expect("approve");
+    let bundle = db.release_fulfil(id, dir.path(), "sup-b", NOW + 5).await.expect("fulfil");
+    assert_eq!(bundle.reads, 1, "only the days asked for");
+    let manifest = std::fs::read(bundle.dir.join("manifest.json")).expect("manifest");
+    use sha2::Digest;
+    assert_eq!(bundle.manifest_sha256, hex::encode(sha2::Sha256::digest(&manifest)));
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("json");
+    let files = manifest["files"].as_array().expect("files");
+    assert_eq!(files.len(), 4, "a picture, reads.csv, reads.json, request.json: {files:?}");
+    for f in files {
+        let name = f["name"].as_str().expect("name");
+        let data = std::fs::read(bundle.dir.join(name)).expect("file");
+        assert_eq!(f["sha256"], hex::encode(sha2::Sha256::digest(&data)), "{name}");
+    }
+    let again = db.release_fulfil(id, dir.path(), "sup-b", NOW + 6).await.expect_err("once");
+    assert!(again.to_string().contains("fulfilled"), "{again}");
+    // A denied request stays on file and is never fulfilled.
+    let other = db.release_request(&new, "sup-a", NOW).await.expect("request");
+    db.release_review(other, "no factual basis beyond a hunch", "sup-b", NOW)
+        .await
+        .expect("review");
+    db.release_decide(other, false, "insufficient basis", "sup-c", NOW).await.expect("deny");
+    assert!(db.release_fulfil(other, dir.path(), "sup-b", NOW).await.is_err());
+    let on_file = db.releases().await.expect("list");
+    let states: Vec<&str> = on_file.iter().map(|r| r.state.as_str()).collect();
+    assert_eq!(states, ["denied", "fulfilled"]);
+    assert_eq!(on_file[1].plate, "REL123");
+    assert_eq!(on_file[1].reads_released, Some(1));
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_starts_a_deployment_where_the_trailer_was_set_up() {
+    on_both("start", start).await;
+}
+
+async fn start(url: String) {
+    let db = Records::open(&url).await.expect("open");
+    let id = db
+        .start_deployment("t9", 44.02, -92.47, Some("Broadway & 4th St"), false, NOW)
+        .await
+        .expect("start");
+    let places = db.locations(Some("t9")).await.expect("locations");
+    assert_eq!(places.len(), 1);
+    assert_eq!((places[0].id, places[0].place.as_str()), (id, "Broadway & 4th St"));
+    assert_eq!(db.notices(NOW, true).await.expect("notices").len(), 1, "a new reader's notice");
+    // Set up 20 m away: the same place. Then somewhere else, marked security information.
+    assert_eq!(
+        db.start_deployment("t9", 44.0202, -92.47, None, false, NOW + 1).await.expect("same"),
+        id
+    );
+    let other = db.start_deployment("t9", 44.2, -92.47, None, true, NOW + 2).await.expect("other");
+    assert_ne!(other, id);
+    let places = db.locations(Some("t9")).await.expect("locations");
+    assert!(places.iter().any(|p| p.id == other && p.security && p.until.is_none()), "{places:?}");
+    assert!(db.start_deployment("t9", 95.0, 0.0, None, false, NOW).await.is_err());
+    db.close().await;
+}
