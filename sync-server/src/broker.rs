@@ -24,16 +24,18 @@ pub fn acl() -> String {
      topic write trailer/+/down/#\n\
      topic read console/+/req\n\
      topic write console/+/resp\n\
-     topic write console/live/#\n\
+     topic write console/+/live/#\n\
      \n\
      # Every client, bound to its own id (the certificate CN, %u):\n\
      # a trailer publishes only its own uplink and status and reads only its own downlink;\n\
-     # an operator publishes only their own requests and reads their own responses.\n\
+     # an operator publishes only their own requests and reads their own responses and live\n\
+     # topics (the server publishes there only what the operator's role may see).\n\
      pattern write trailer/%u/up/#\n\
      pattern readwrite trailer/%u/status\n\
      pattern read trailer/%u/down/#\n\
      pattern write console/%u/req\n\
-     pattern read console/%u/resp\n"
+     pattern read console/%u/resp\n\
+     pattern read console/%u/live/#\n"
         .to_string()
 }
 

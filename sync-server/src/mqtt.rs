@@ -67,6 +67,8 @@ pub async fn run(
     let mut backoff = Duration::from_millis(250);
     let mut connected = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut live = crate::console::live::Publisher::default();
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
@@ -76,6 +78,7 @@ pub async fn run(
                     tracing::info!(host = %b.host, port = b.port, "connected to the broker");
                     connected = true;
                     backoff = Duration::from_millis(250);
+                    live.reset();
                     let _ = client.try_subscribe(Topic::ingest_filter(), QoS::AtLeastOnce);
                     let _ = client.try_subscribe(Topic::status_filter(), QoS::AtLeastOnce);
                     let _ = client.try_subscribe(CONSOLE_FILTER, QoS::AtLeastOnce);
@@ -105,6 +108,10 @@ pub async fn run(
             },
             _ = tick.tick() => if connected {
                 send_downlinks(&client, &records).await;
+                ticks += 1;
+                if ticks % LIVE_EVERY_S == 1 {
+                    publish_live(&client, &records, &mut live).await;
+                }
             }
         }
     }
@@ -147,6 +154,32 @@ async fn console_task(
             tracing::error!(error = %e, "cannot answer a console request");
         }
         let _ = client.ack(&p).await;
+    }
+}
+
+/// How often the live console topics are brought up to date (seconds).
+const LIVE_EVERY_S: u64 = 5;
+
+/// Publishes what changed in the live console topics, retained.
+async fn publish_live(
+    client: &AsyncClient,
+    records: &Records,
+    live: &mut crate::console::live::Publisher,
+) {
+    let users = match records.users().await {
+        Ok(u) => u.into_iter().filter(|u| u.active).map(|u| (u.name, u.role)).collect::<Vec<_>>(),
+        Err(e) => return tracing::warn!(error = %e, "live console topics: no users"),
+    };
+    let snapshot = match crate::console::live::snapshot(records, now_ms()).await {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!(error = %e, "live console topics: no snapshot"),
+    };
+    for (topic, payload) in live.plan(&users, &snapshot) {
+        if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, payload).await {
+            tracing::warn!(error = %e, "cannot publish a live console topic");
+            live.reset();
+            return;
+        }
     }
 }
 

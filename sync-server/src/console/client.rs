@@ -1,7 +1,10 @@
-//! The console's client end: one request over the broker with the operator's own certificate,
-//! and its response (matched by id). Used by `sync-server console`.
-use super::protocol::Response;
+//! The console's client end, used by `sync-server console`: a session over the broker with the
+//! operator's own certificate, requests answered by id, the live topics kept as they arrive,
+//! hotlist files sent in parts, and answers rendered as tables for people.
+use super::protocol::{MAX_REQUEST, Response};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,58 +33,388 @@ pub struct Operator {
     pub user: String,
 }
 
-/// Sends `request` (a JSON object with an `id`) and returns the response with that id.
-pub async fn ask(
-    op: &Operator,
-    request: &serde_json::Value,
-    within: Duration,
-) -> Result<Response, ConsoleError> {
-    let id = request.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let tls = tls_config(&op.ca, &op.cert, &op.key)?;
-    let client_id = format!("console-{}-{}", op.user, std::process::id());
-    let mut opts = MqttOptions::new(client_id, op.host.clone(), op.port);
-    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
-        .set_keep_alive(Duration::from_secs(30))
-        .set_clean_session(true)
-        .set_max_packet_size(8 * 1024 * 1024, 512 * 1024);
-    let (client, events) = AsyncClient::new(opts, 16);
-    let mut poller = Poller::spawn(events, 16);
-    let resp_topic = format!("console/{}/resp", op.user);
-    let broker = format!("{}:{}", op.host, op.port);
-    let answer = tokio::time::timeout(within, async {
-        loop {
-            match poller.next().await {
-                None => {
-                    return Err(ConsoleError::Broker(broker.clone(), "connection closed".into()));
-                }
-                Some(Err(e)) => return Err(ConsoleError::Broker(broker.clone(), e.to_string())),
-                Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                    client
-                        .subscribe(&resp_topic, QoS::AtLeastOnce)
-                        .await
-                        .map_err(|e| ConsoleError::Broker(broker.clone(), e.to_string()))?;
-                }
-                Some(Ok(Event::Incoming(Packet::SubAck(_)))) => {
-                    let body = serde_json::to_vec(request).unwrap_or_default();
-                    let topic = format!("console/{}/req", op.user);
-                    client
-                        .publish(topic, QoS::AtLeastOnce, false, body)
-                        .await
-                        .map_err(|e| ConsoleError::Broker(broker.clone(), e.to_string()))?;
-                }
-                Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == resp_topic => {
-                    if let Ok(r) = serde_json::from_slice::<Response>(&p.payload)
-                        && r.id == id
-                    {
-                        return Ok(r);
+/// One operator's connection: their response topic and live topics subscribed.
+pub struct Session {
+    client: AsyncClient,
+    poller: Poller,
+    user: String,
+    broker: String,
+    next_id: u64,
+    /// The newest payload of each live topic (`status`, `alerts`, …).
+    pub live: BTreeMap<String, Value>,
+}
+
+impl Session {
+    /// Connects and subscribes; ready for requests when it returns.
+    pub async fn connect(op: &Operator, within: Duration) -> Result<Session, ConsoleError> {
+        let tls = tls_config(&op.ca, &op.cert, &op.key)?;
+        let client_id = format!("console-{}-{}", op.user, std::process::id());
+        let mut opts = MqttOptions::new(client_id, op.host.clone(), op.port);
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(true)
+            .set_max_packet_size(16 * 1024 * 1024, MAX_REQUEST + 4096);
+        let (client, events) = AsyncClient::new(opts, 16);
+        let poller = Poller::spawn(events, 64);
+        let broker = format!("{}:{}", op.host, op.port);
+        let mut s = Session {
+            client,
+            poller,
+            user: op.user.clone(),
+            broker,
+            next_id: 1,
+            live: BTreeMap::new(),
+        };
+        let resp = format!("console/{}/resp", s.user);
+        let live = format!("console/{}/live/#", s.user);
+        tokio::time::timeout(within, async {
+            let mut acks = 0;
+            while acks < 2 {
+                match s.poller.next().await {
+                    None => return Err(s.broker_error("connection closed")),
+                    Some(Err(e)) => return Err(s.broker_error(&e.to_string())),
+                    Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                        for topic in [&resp, &live] {
+                            s.client
+                                .subscribe(topic.as_str(), QoS::AtLeastOnce)
+                                .await
+                                .map_err(|e| s.broker_error(&e.to_string()))?;
+                        }
                     }
+                    Some(Ok(Event::Incoming(Packet::SubAck(_)))) => acks += 1,
+                    Some(Ok(Event::Incoming(Packet::Publish(p)))) => s.keep_live(&p),
+                    Some(Ok(_)) => {}
                 }
-                Some(Ok(_)) => {}
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| ConsoleError::Timeout(within.as_secs()))??;
+        Ok(s)
+    }
+
+    fn broker_error(&self, why: &str) -> ConsoleError {
+        ConsoleError::Broker(self.broker.clone(), why.to_string())
+    }
+
+    fn keep_live(&mut self, p: &rumqttc::Publish) {
+        let prefix = format!("console/{}/live/", self.user);
+        if let Some(topic) = p.topic.strip_prefix(&prefix) {
+            match serde_json::from_slice::<Value>(&p.payload) {
+                Ok(v) => {
+                    self.live.insert(topic.to_string(), v);
+                }
+                // An empty retained message clears the topic.
+                Err(_) => {
+                    self.live.remove(topic);
+                }
             }
         }
-    })
-    .await
-    .map_err(|_| ConsoleError::Timeout(within.as_secs()))?;
-    poller.disconnect(&client, Duration::from_secs(2)).await;
-    answer
+    }
+
+    /// Waits up to `within` for live topics to arrive (the retained ones come at once).
+    pub async fn settle(&mut self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            while let Some(Ok(ev)) = self.poller.next().await {
+                if let Event::Incoming(Packet::Publish(p)) = ev {
+                    self.keep_live(&p);
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Sends one request and returns its response.
+    pub async fn ask(
+        &mut self,
+        command: &str,
+        purpose: &str,
+        case: &str,
+        args: Value,
+        within: Duration,
+    ) -> Result<Response, ConsoleError> {
+        let id = format!("c{}-{}", std::process::id(), self.next_id);
+        self.next_id += 1;
+        let request =
+            json!({"id": id, "command": command, "purpose": purpose, "case": case, "args": args});
+        let body = serde_json::to_vec(&request).unwrap_or_default();
+        let topic = format!("console/{}/req", self.user);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, body)
+            .await
+            .map_err(|e| self.broker_error(&e.to_string()))?;
+        let resp_topic = format!("console/{}/resp", self.user);
+        tokio::time::timeout(within, async {
+            loop {
+                match self.poller.next().await {
+                    None => return Err(self.broker_error("connection closed")),
+                    Some(Err(e)) => return Err(self.broker_error(&e.to_string())),
+                    Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == resp_topic => {
+                        if let Ok(r) = serde_json::from_slice::<Response>(&p.payload)
+                            && r.id == id
+                        {
+                            return Ok(r);
+                        }
+                    }
+                    Some(Ok(Event::Incoming(Packet::Publish(p)))) => self.keep_live(&p),
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| ConsoleError::Timeout(within.as_secs()))?
+    }
+
+    /// Uploads a hotlist file as version `version` of list `name`, in parts that fit a request;
+    /// returns the answer to the last part (or the first refusal).
+    pub async fn upload_hotlist(
+        &mut self,
+        name: &str,
+        version: u64,
+        file: &str,
+        within: Duration,
+    ) -> Result<Response, ConsoleError> {
+        let parts = split_lines(file, PART_BYTES);
+        let count = parts.len();
+        let mut last = None;
+        for (i, part) in parts.into_iter().enumerate() {
+            let args =
+                json!({"name": name, "version": version, "part": i, "parts": count, "csv": part});
+            let r = self.ask("hotlists.upload", "", "", args, within).await?;
+            if !r.ok {
+                return Ok(r);
+            }
+            last = Some(r);
+        }
+        Ok(last.unwrap_or_else(|| Response::error("", "nothing to upload")))
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The next line from `lines`, keeping the connection and the live topics up to date
+    /// meanwhile. `None` at the end of the input.
+    pub async fn wait_line(
+        &mut self,
+        lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) -> Option<String> {
+        loop {
+            tokio::select! {
+                line = lines.recv() => return line,
+                ev = self.poller.next() => match ev {
+                    Some(Ok(Event::Incoming(Packet::Publish(p)))) => self.keep_live(&p),
+                    Some(Ok(_)) => {}
+                    // The next request says what went wrong; the input still counts.
+                    Some(Err(_)) | None => return lines.recv().await,
+                },
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        self.poller.disconnect(&self.client, Duration::from_secs(2)).await;
+    }
+}
+
+/// A hotlist part's size: a request carries it with its envelope under [`MAX_REQUEST`].
+pub const PART_BYTES: usize = 192 * 1024;
+
+/// `text` cut into pieces of at most `max` bytes at line ends (a longer line is cut at a
+/// character boundary): concatenated, they are `text`.
+pub fn split_lines(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let window = &rest[..floor_char(rest, max)];
+        let cut = window.rfind('\n').map_or(window.len(), |i| i + 1).max(1);
+        let cut = floor_char(rest, cut).max(rest.chars().next().map_or(1, char::len_utf8));
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Parses `key=value` words into an args object: a value that is JSON (a number, `true`, a
+/// quoted string, an array) is taken as such, anything else as text. A single word that is a
+/// JSON object is the args themselves.
+pub fn parse_args(words: &[&str]) -> Result<Value, String> {
+    if let [only] = words
+        && only.trim_start().starts_with('{')
+    {
+        return serde_json::from_str(only).map_err(|e| format!("args: {e}"));
+    }
+    let mut map = serde_json::Map::new();
+    for w in words {
+        let (k, v) = w.split_once('=').ok_or_else(|| format!("{w:?}: write key=value"))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        map.insert(k.to_string(), value);
+    }
+    Ok(Value::Object(map))
+}
+
+/// Splits a console line into words; double quotes keep spaces inside one word.
+pub fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+fn cell(v: &Value) -> String {
+    let text = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o.keys().cloned().collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    };
+    // A picture or a long text would break the table: say how long it is instead.
+    if text.chars().count() > 48 {
+        format!("{}… ({} chars)", text.chars().take(40).collect::<String>(), text.chars().count())
+    } else {
+        text
+    }
+}
+
+/// An answer as people read it: a list of objects as a table with a header, an object as
+/// `key: value` lines, anything else as JSON.
+pub fn render(data: &Value) -> String {
+    match data {
+        Value::Array(rows) if rows.is_empty() => "(none)\n".into(),
+        Value::Array(rows) if rows.iter().all(Value::is_object) => {
+            let mut columns: Vec<String> = Vec::new();
+            for r in rows {
+                for k in r.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !columns.contains(k) {
+                        columns.push(k.clone());
+                    }
+                }
+            }
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| columns.iter().map(|c| cell(&r[c.as_str()])).collect())
+                .collect();
+            let widths: Vec<usize> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    cells.iter().map(|r| r[i].chars().count()).max().unwrap_or(0).max(c.len())
+                })
+                .collect();
+            let line = |values: Vec<&str>| {
+                let padded: Vec<String> =
+                    values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+                format!("{}\n", padded.join("  ").trim_end())
+            };
+            let mut out = line(columns.iter().map(String::as_str).collect());
+            out.push_str(&line(
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str)
+                    .collect(),
+            ));
+            for r in &cells {
+                out.push_str(&line(r.iter().map(String::as_str).collect()));
+            }
+            out
+        }
+        Value::Object(o) => {
+            let width = o.keys().map(String::len).max().unwrap_or(0);
+            o.iter()
+                .map(|(k, v)| match v {
+                    Value::Array(_) | Value::Object(_) => {
+                        format!("{k:<width$}  {}\n", serde_json::to_string(v).unwrap_or_default())
+                    }
+                    other => format!("{k:<width$}  {}\n", cell(other)),
+                })
+                .collect()
+        }
+        Value::Null => "done\n".into(),
+        other => format!("{}\n", serde_json::to_string_pretty(other).unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_split_at_line_ends_and_join_back() {
+        let text: String = (0..5000).map(|i| format!("P{i:05},MN,warrant,BCA\n")).collect();
+        let parts = split_lines(&text, 1000);
+        assert!(parts.iter().all(|p| p.len() <= 1000 && p.ends_with('\n')));
+        assert_eq!(parts.concat(), text);
+        let long = "é".repeat(700);
+        assert_eq!(split_lines(&long, 1000).concat(), long, "a long line at char boundaries");
+        assert_eq!(split_lines("", 10), vec![""]);
+    }
+
+    #[test]
+    fn key_value_words_become_args() {
+        let args = parse_args(&["plate=ABC123", "pictures=true", "limit=5", "name=\"4th St\""])
+            .expect("args");
+        assert_eq!(
+            args,
+            json!({"plate": "ABC123", "pictures": true, "limit": 5, "name": "4th St"})
+        );
+        assert_eq!(parse_args(&[r#"{"id":3}"#]).expect("json"), json!({"id": 3}));
+        assert!(parse_args(&["plate"]).is_err());
+        assert_eq!(
+            words(r#"deployments.rename id=3 name="Main St & 4th""#),
+            vec!["deployments.rename", "id=3", "name=Main St & 4th"]
+        );
+    }
+
+    #[test]
+    fn lists_render_as_tables_and_objects_as_lines() {
+        let rows =
+            json!([{"trailer": "t1", "online": true}, {"trailer": "trailer-22", "backlog": 4}]);
+        assert_eq!(
+            render(&rows),
+            "online  trailer     backlog\n------  ----------  -------\ntrue    t1\n        trailer-22  4\n"
+        );
+        assert_eq!(
+            render(&json!({"release": 3, "state": "approved"})),
+            "release  3\nstate    approved\n"
+        );
+        assert_eq!(render(&json!([])), "(none)\n");
+        let long = render(&json!([{"jpeg": "x".repeat(500)}]));
+        assert!(long.contains("(500 chars)"), "{long}");
+    }
 }

@@ -1,10 +1,16 @@
-//! The operator console over MQTT (issue 7, under construction): operators publish JSON
-//! requests on `console/{user}/req` and read responses on `console/{user}/resp`. So far: the
-//! role matrix ([`roles`]), the request envelope ([`protocol`]) and the dispatcher that runs a
-//! request for a user from the users table and audits it ([`dispatch`]). The MQTT wiring, the
-//! remaining commands (hotlists, ACP, release requests), retained live topics and an
-//! interactive console follow; [`client`] is the one-shot client `sync-server console` uses.
+//! The operator console over MQTT: operators publish JSON requests on `console/{user}/req`
+//! and read responses on `console/{user}/resp` (the broker binds each to their own topics), and
+//! read their role's live, retained topics under `console/{user}/live/`.
+//!
+//! - [`roles`]: which role may run which command (pure).
+//! - [`protocol`]: the request and response envelope, and why a payload is refused (pure).
+//! - [`dispatch`]: one request for one user: role check, the command, one audit entry.
+//! - [`live`]: the live topics each role sees, published only when they change.
+//! - [`client`]: the console client `sync-server console` uses; [`interactive`] its
+//!   line-by-line mode with tables and prompts.
 pub mod client;
 pub mod dispatch;
+pub mod interactive;
+pub mod live;
 pub mod protocol;
 pub mod roles;

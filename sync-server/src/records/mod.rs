@@ -253,9 +253,13 @@ impl Records {
 
     /// Latest health per trailer as JSON objects (status, not data: no plate or read).
     pub async fn health(&self) -> Result<Vec<serde_json::Value>, RecordsError> {
-        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, reported_at, camera, fix, disk_used_pm, storage_full, backlog_items, last_read, \
-             dropped_frames, software_version, store_repairs FROM trailer_health ORDER BY trailer_id"),
-        )
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT h.trailer_id, h.reported_at, h.camera, h.fix, h.disk_used_pm, h.storage_full, \
+             h.backlog_items, h.last_read, h.dropped_frames, h.software_version, h.store_repairs, \
+             s.online, s.last_change FROM trailer_health h \
+             LEFT JOIN trailer_status s ON s.trailer_id = h.trailer_id ORDER BY h.trailer_id",
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -273,6 +277,8 @@ impl Records {
                     "dropped_frames": r.get::<i64, _>(8),
                     "software_version": r.get::<String, _>(9),
                     "store_repairs": r.get::<i64, _>(10),
+                    "online": r.get::<Option<i64>, _>(11).map(|o| o != 0),
+                    "since": r.get::<Option<i64>, _>(12).map(iso_time),
                 })
             })
             .collect())

@@ -132,10 +132,14 @@ enum Command {
         /// The command's arguments as a JSON object.
         #[arg(long, default_value = "{}")]
         args: String,
+        /// For hotlists.upload: the CSV file (sent in parts; args name and version).
+        #[arg(long)]
+        file: Option<PathBuf>,
         #[arg(long, default_value_t = 20)]
         timeout_s: u64,
-        /// A command, e.g. status, plates.search (docs/CONSOLE.md).
-        command: String,
+        /// A command, e.g. status, plates.search (docs/CONSOLE.md); none for the interactive
+        /// console.
+        command: Option<String>,
     },
     /// Console users: grant a role under a written authorisation, list, disable.
     User {
@@ -516,6 +520,7 @@ fn main() -> anyhow::Result<()> {
             purpose,
             case,
             args,
+            file,
             timeout_s,
             command,
         } => {
@@ -529,22 +534,8 @@ fn main() -> anyhow::Result<()> {
                 key,
                 user,
             };
-            let request = serde_json::json!({
-                "id": format!("cli-{}", std::process::id()),
-                "command": command,
-                "purpose": purpose,
-                "case": case,
-                "args": args,
-            });
             let within = std::time::Duration::from_secs(timeout_s);
-            let response =
-                runtime()?.block_on(sync_server::console::client::ask(&op, &request, within))?;
-            if response.ok {
-                println!("{}", serde_json::to_string_pretty(&response.data)?);
-                Ok(())
-            } else {
-                anyhow::bail!("refused: {}", response.error.unwrap_or_default())
-            }
+            runtime()?.block_on(console(op, command, purpose, case, args, file, within))
         }
         Command::User { config, command } => compliance::user(&need(config)?, command),
         Command::Notices { config, command } => compliance::notices(&need(config)?, command),
@@ -587,5 +578,51 @@ async fn wait_for_signal() {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     } else {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `sync-server console`: one request (printed as JSON, exit status 1 when refused), or the
+/// interactive console on the terminal when no command is given.
+async fn console(
+    op: sync_server::console::client::Operator,
+    command: Option<String>,
+    purpose: String,
+    case: String,
+    args: serde_json::Value,
+    file: Option<PathBuf>,
+    within: std::time::Duration,
+) -> anyhow::Result<()> {
+    use sync_server::console::client::Session;
+    let mut session = Session::connect(&op, within).await?;
+    let Some(command) = command else {
+        let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = std::io::stdout();
+        sync_server::console::interactive::run(session, &mut lines, &mut out, within).await?;
+        return Ok(());
+    };
+    let response = match (command.as_str(), file) {
+        ("hotlists.upload", Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let name = args["name"].as_str().context("--args needs the list's name")?;
+            let version = args["version"].as_u64().context("--args needs the version")?;
+            session.upload_hotlist(name, version, &text, within).await?
+        }
+        (_, Some(_)) => anyhow::bail!("--file goes with hotlists.upload only"),
+        (_, None) => session.ask(&command, &purpose, &case, args, within).await?,
+    };
+    session.close().await;
+    if response.ok {
+        println!("{}", serde_json::to_string_pretty(&response.data)?);
+        Ok(())
+    } else {
+        anyhow::bail!("refused: {}", response.error.unwrap_or_default())
     }
 }

@@ -1,0 +1,190 @@
+//! The interactive console: one line per command (`plates.search plate=ABC123`), answers as
+//! tables, the live topics on demand, and a prompt for the purpose and the case number where
+//! the law asks for them (they go into the audit trail with the request).
+use super::client::{Session, parse_args, render, words};
+use super::roles::{COMMANDS, needs_purpose_and_case};
+use serde_json::Value;
+use std::io::Write;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Each command's arguments, for `help`.
+pub const HINTS: [(&str, &str); 27] = [
+    ("status", ""),
+    ("alerts.list", ""),
+    (
+        "alerts.ack",
+        "trailer=T alert_id=N outcome=confirmed-acted|confirmed-no-action|misread|not-found",
+    ),
+    ("deployments.list", ""),
+    ("deployments.start", "reader=T lat=44.02 lon=-92.47 [name=\"Place\"] [security=true]"),
+    ("deployments.end", "reader=T"),
+    ("deployments.rename", "id=N name=\"Place\""),
+    ("deployments.security", "id=N security=true|false"),
+    ("notices.list", ""),
+    ("notices.send", "id=N"),
+    ("notices.mark-sent", "id=N how=\"faxed to BCA 11/23\""),
+    ("hotlists.upload", "name=L version=N file=PATH"),
+    ("hotlists.list", ""),
+    ("holds.place", "kind=active-investigation|exculpatory reads='[[\"T\",N]]' [note=…]"),
+    ("holds.release", "id=N"),
+    ("holds.list", ""),
+    ("acp.add", "plate=P reference=ACP-REQUEST-NO"),
+    ("plates.search", "plate=P [limit=N] [pictures=true]"),
+    (
+        "release.request",
+        "requesting_agency=… requester=… factual_basis=… authorisation=… plate=P from=YYYY-MM-DD to=YYYY-MM-DD",
+    ),
+    ("release.review", "id=N note=…"),
+    ("release.decide", "id=N approve=true|false reason=…"),
+    ("release.fulfil", "id=N"),
+    ("release.list", ""),
+    ("publiclog.generate", "from=YYYY-MM-DD to=YYYY-MM-DD"),
+    ("audit.report", "from=YYYY-MM-DD to=YYYY-MM-DD"),
+    ("audit.verify", ""),
+    (
+        "users.manage",
+        "action=list | action=grant name=U role=R authorisation=… | action=disable name=U",
+    ),
+];
+
+fn help() -> String {
+    let mut out = String::from("commands (key=value arguments; quote values with spaces):\n");
+    for (c, hint) in HINTS {
+        out.push_str(&format!("  {c:<22} {hint}\n"));
+    }
+    out.push_str(
+        "  live [topic]           the live topics of your role (status, backlog, alerts, notices)\n\
+         \x20 help, quit\n",
+    );
+    out
+}
+
+/// What the console does with one line.
+enum Line {
+    Nothing,
+    Quit,
+    Print(String),
+    Live(Option<String>),
+    Ask { command: String, args: Value },
+}
+
+fn parse_line(line: &str) -> Line {
+    let w = words(line);
+    let Some(first) = w.first() else {
+        return Line::Nothing;
+    };
+    let rest: Vec<&str> = w[1..].iter().map(String::as_str).collect();
+    match first.as_str() {
+        "quit" | "exit" => Line::Quit,
+        "help" | "?" => Line::Print(help()),
+        "live" => Line::Live(rest.first().map(|t| t.to_string())),
+        c if COMMANDS.contains(&c) => match parse_args(&rest) {
+            Ok(args) => Line::Ask { command: c.to_string(), args },
+            Err(e) => Line::Print(format!("{e}\n")),
+        },
+        other => Line::Print(format!("unknown command {other:?}; type help\n")),
+    }
+}
+
+/// Runs the console on `lines` (the terminal's, one by one) until `quit` or their end.
+pub async fn run(
+    mut session: Session,
+    lines: &mut UnboundedReceiver<String>,
+    out: &mut (dyn Write + Send),
+    within: Duration,
+) -> std::io::Result<()> {
+    session.settle(Duration::from_millis(500)).await;
+    writeln!(out, "connected as {}; type help for the commands", session.user())?;
+    loop {
+        write!(out, "> ")?;
+        out.flush()?;
+        let Some(line) = session.wait_line(lines).await else {
+            break;
+        };
+        match parse_line(&line) {
+            Line::Nothing => {}
+            Line::Quit => break,
+            Line::Print(text) => write!(out, "{text}")?,
+            Line::Live(topic) => {
+                let mut any = false;
+                for (name, value) in &session.live {
+                    if topic.as_ref().is_none_or(|t| t == name) {
+                        write!(out, "[{name}]\n{}", render(value))?;
+                        any = true;
+                    }
+                }
+                if !any {
+                    writeln!(out, "(no live topic yet)")?;
+                }
+            }
+            Line::Ask { command, args } if command == "hotlists.upload" => {
+                write!(out, "{}", upload(&mut session, &args, within).await)?;
+            }
+            Line::Ask { command, args } => {
+                let (mut purpose, mut case) = (String::new(), String::new());
+                if needs_purpose_and_case(&command) {
+                    // Asked every time: each search is its own documented purpose.
+                    write!(out, "Purpose (why this data is needed): ")?;
+                    out.flush()?;
+                    purpose = session.wait_line(lines).await.unwrap_or_default();
+                    write!(out, "Case number: ")?;
+                    out.flush()?;
+                    case = session.wait_line(lines).await.unwrap_or_default();
+                }
+                let text = match session.ask(&command, &purpose, &case, args, within).await {
+                    Ok(r) if r.ok => render(&r.data),
+                    Ok(r) => format!("refused: {}\n", r.error.unwrap_or_default()),
+                    Err(e) => format!("error: {e}\n"),
+                };
+                write!(out, "{text}")?;
+            }
+        }
+    }
+    session.close().await;
+    Ok(())
+}
+
+async fn upload(session: &mut Session, args: &Value, within: Duration) -> String {
+    let (Some(name), Some(version), Some(file)) =
+        (args["name"].as_str(), args["version"].as_u64(), args["file"].as_str())
+    else {
+        return "hotlists.upload name=L version=N file=PATH\n".into();
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return format!("cannot read {file}: {e}\n"),
+    };
+    match session.upload_hotlist(name, version, &text, within).await {
+        Ok(r) if r.ok => render(&r.data),
+        Ok(r) => format!("refused: {}\n", r.error.unwrap_or_default()),
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_a_hint() {
+        for c in COMMANDS {
+            assert!(HINTS.iter().any(|(h, _)| *h == c), "{c}");
+        }
+    }
+
+    #[test]
+    fn lines_become_requests() {
+        assert!(matches!(parse_line("  "), Line::Nothing));
+        assert!(matches!(parse_line("quit"), Line::Quit));
+        match parse_line("plates.search plate=ABC123 pictures=true") {
+            Line::Ask { command, args } => {
+                assert_eq!(command, "plates.search");
+                assert_eq!(args["pictures"], true);
+            }
+            _ => panic!("a request"),
+        }
+        assert!(matches!(parse_line("drop tables"), Line::Print(t) if t.contains("unknown")));
+        assert!(matches!(parse_line("status oops"), Line::Print(t) if t.contains("key=value")));
+    }
+}
