@@ -104,7 +104,16 @@ impl std::fmt::Debug for Trailer {
 impl Trailer {
     /// Opens the store at `dir` and starts syncing it as trailer `id`.
     pub fn start(id: &str, dir: &Path, cfg: SyncConfig) -> anyhow::Result<Trailer> {
-        let store = Store::open(dir, 60, Arc::new(SystemClock))?;
+        Trailer::start_on(id, dir, Store::open(dir, 60, Arc::new(SystemClock))?, cfg)
+    }
+
+    /// Starts syncing `store` (opened from `dir` by the caller, e.g. with an ACP key).
+    pub fn start_on(
+        id: &str,
+        dir: &Path,
+        store: Store,
+        cfg: SyncConfig,
+    ) -> anyhow::Result<Trailer> {
         let wake = Arc::new(Notify::new());
         let (stop, stop_rx) = watch::channel(false);
         let health = Arc::new(HealthState::new(sample_read("X").position));

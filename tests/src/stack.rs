@@ -214,7 +214,7 @@ impl Stack {
             format!(
                 "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{}\"\n[review]\nhours = 0\n{}",
+                 [http]\nlisten = \"127.0.0.1:{}\"\n[review]\nhours = 0\n[acp]\nkey_file = \"{}\"\n{}",
                 self.path("server").display(),
                 self.database_url,
                 self.broker_port,
@@ -222,6 +222,7 @@ impl Stack {
                 pki.join("sync-server.pem").display(),
                 pki.join("sync-server.key").display(),
                 http,
+                pki.join("acp.key").display(),
                 self.extra_config
             ),
         )?;
@@ -375,10 +376,12 @@ impl Stack {
             &path,
             format!(
                 "[trailer]\nid = \"{trailer}\"\ndata_dir = \"{}\"\n[capture]\nsource = \"file://{}\"\n\
+                 [store]\nacp_key_file = \"{}\"\n\
                  [sync]\nbroker_host = \"localhost\"\nbroker_port = {}\nca_file = \"{}\"\ncert_file = \"{}\"\n\
                  key_file = \"{}\"\ndrain_timeout_s = 30\n",
                 self.path(&format!("{trailer}-store")).display(),
                 video.display(),
+                self.pki().join("acp.key").display(),
                 self.broker_port,
                 self.pki().join("ca.pem").display(),
                 cert.display(),

@@ -404,3 +404,295 @@ fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
     assert_eq!(stack.audit_entries()?, before + 7);
     Ok(())
 }
+
+/// A console session for `user` (a certificate issued now) on the stack's broker.
+fn session(
+    rt: &tokio::runtime::Runtime,
+    stack: &Stack,
+    user: &str,
+) -> anyhow::Result<sync_server::console::client::Session> {
+    let (cert, key) = stack.issue(user)?;
+    let op = sync_server::console::client::Operator {
+        host: "localhost".into(),
+        port: stack.broker_port,
+        ca: stack.pki().join("ca.pem"),
+        cert,
+        key,
+        user: user.into(),
+    };
+    Ok(rt.block_on(sync_server::console::client::Session::connect(&op, Duration::from_secs(20)))?)
+}
+
+fn grant(stack: &Stack, name: &str, role: &str) -> anyhow::Result<()> {
+    stack.cli(&[
+        "user",
+        "grant",
+        "--name",
+        name,
+        "--role",
+        role,
+        "--authorised-by",
+        "Chief Ruiz",
+        "--authorisation",
+        "general order 26-04",
+    ])?;
+    Ok(())
+}
+
+/// Waits until the session holds the live `topic` (the server publishes every few seconds).
+fn wait_live(
+    rt: &tokio::runtime::Runtime,
+    s: &mut sync_server::console::client::Session,
+    topic: &str,
+) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !s.live.contains_key(topic) {
+        assert!(Instant::now() < end, "no live {topic} for {}: {:?}", s.user(), s.live.keys());
+        rt.block_on(s.settle(Duration::from_millis(500)));
+    }
+}
+
+/// Every role against every command through the real broker and the console client, from a
+/// table written out here; the live topics each role sees; and the work of a day: a deployment
+/// started, a hotlist uploaded in parts, a release request that cannot be fulfilled before a
+/// second supervisor approves it, and the interactive console prompting for purpose and case.
+#[test]
+fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
+    use sync_server::console::roles::COMMANDS;
+    let stack = Stack::start()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Who may do what: `family.*` is every command of a family.
+    let duties: [(&str, &str, &[&str]); 7] = [
+        ("vera", "viewer", &["status"]),
+        ("otto", "operator", &["status", "alerts.*", "deployments.*", "hotlists.*"]),
+        ("ivan", "investigator", &["status", "plates.search"]),
+        (
+            "rita",
+            "records-supervisor",
+            &["status", "notices.*", "holds.*", "acp.add", "release.*", "publiclog.generate"],
+        ),
+        (
+            "rick",
+            "records-supervisor",
+            &["status", "notices.*", "holds.*", "acp.add", "release.*", "publiclog.generate"],
+        ),
+        ("audrey", "auditor", &["status", "release.list", "publiclog.generate", "audit.*"]),
+        ("adam", "admin", &["status", "users.manage"]),
+    ];
+    for (user, role, _) in duties {
+        grant(&stack, user, role)?;
+    }
+    let before = stack.audit_entries()?;
+    let mut sessions = std::collections::HashMap::new();
+    for (user, role, allowed) in duties {
+        let mut s = session(&rt, &stack, user)?;
+        for command in COMMANDS {
+            let mine = allowed.iter().any(|a| match a.strip_suffix(".*") {
+                Some(family) => command.split('.').next() == Some(family),
+                None => *a == command,
+            });
+            let r = rt.block_on(s.ask(
+                command,
+                "role table",
+                "T-1",
+                serde_json::json!({}),
+                Duration::from_secs(20),
+            ))?;
+            let refused = r.error.as_deref().is_some_and(|e| e.contains("not among the duties"));
+            assert_eq!(refused, !mine, "{user} ({role}) {command}: {r:?}");
+        }
+        sessions.insert(user, s);
+    }
+    assert_eq!(stack.audit_entries()? - before, (duties.len() * COMMANDS.len()) as i64);
+
+    // Live topics: status and backlog for everyone, alerts for operators, notices for records
+    // supervisors; nobody reads another's.
+    let mut s = |u: &str| sessions.remove(u).expect("a session");
+    let (mut otto, mut rita, mut vera) = (s("otto"), s("rita"), s("vera"));
+    wait_live(&rt, &mut otto, "alerts");
+    wait_live(&rt, &mut rita, "notices");
+    wait_live(&rt, &mut vera, "status");
+    assert!(otto.live.contains_key("status") && !otto.live.contains_key("notices"));
+    assert!(!rita.live.contains_key("alerts"));
+    rt.block_on(vera.settle(Duration::from_secs(1)));
+    let seen: Vec<&String> = vera.live.keys().collect();
+    assert_eq!(seen, ["backlog", "status"]);
+    let (cert, key) = stack.issue("vera")?;
+    let peek = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "localhost", "-p", &stack.broker_port.to_string(), "-W", "3", "-C", "1"])
+        .args(["-t", "console/otto/live/#", "-i", "vera-peek", "--cafile"])
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()?;
+    assert!(peek.stdout.is_empty(), "a viewer read an operator's live topics");
+
+    let ask = |s: &mut sync_server::console::client::Session,
+               command: &str,
+               args: serde_json::Value|
+     -> anyhow::Result<sync_server::console::protocol::Response> {
+        Ok(rt.block_on(s.ask(
+            command,
+            "records request",
+            "OC-26-1182",
+            args,
+            Duration::from_secs(20),
+        ))?)
+    };
+    // An operator sets a trailer up by hand and names the place.
+    let r = ask(
+        &mut otto,
+        "deployments.start",
+        serde_json::json!({"reader": "trailer-07", "lat": 44.02, "lon": -92.47, "name": "Broadway & 4th St"}),
+    )?;
+    assert!(r.ok, "{r:?}");
+    let r = ask(&mut otto, "deployments.list", serde_json::json!({}))?;
+    assert!(r.data.to_string().contains("Broadway & 4th St"), "{r:?}");
+    // A state hotlist of 20,000 plates (about 640 KB) goes up in four parts.
+    let mut csv = String::from("plate,state,category,source\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("H{i:06},MN,stolen vehicle,MN BCA hotlist file of the day\n"));
+    }
+    let r = rt.block_on(otto.upload_hotlist("mn-state", 7, &csv, Duration::from_secs(20)))?;
+    assert_eq!(r.data["complete"], true, "{r:?}");
+    assert_eq!(r.data["version"]["entries"], 20_000);
+    let r = ask(&mut otto, "hotlists.list", serde_json::json!({}))?;
+    assert_eq!(r.data[0]["version"], 7, "{r:?}");
+    let r = rt.block_on(otto.upload_hotlist(
+        "mn-state",
+        7,
+        "A,MN,warrant,x\n",
+        Duration::from_secs(20),
+    ))?;
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("not newer")), "{r:?}");
+
+    // A release request: entered by Rita, not fulfilled before approval, not decided by her.
+    let mut rick = s("rick");
+    let request = serde_json::json!({
+        "requesting_agency": "Olmsted County Sheriff", "requester": "Det. A. Berg",
+        "factual_basis": "vehicle seen leaving the scene of a burglary",
+        "authorisation": "signed request under policy 462.6", "plate": "ABC123",
+        "from": "2026-01-01", "to": "2026-12-31",
+    });
+    let r = ask(&mut rita, "release.request", request)?;
+    let id = r.data["release"].as_i64().expect("an id");
+    let fulfil = serde_json::json!({"id": id});
+    let r = ask(&mut rita, "release.fulfil", fulfil.clone())?;
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("only an approved request")), "{r:?}");
+    let r = ask(&mut rick, "release.review", serde_json::json!({"id": id, "note": "complete"}))?;
+    assert!(r.ok, "{r:?}");
+    let decide = serde_json::json!({"id": id, "approve": true, "reason": "basis stated"});
+    let r = ask(&mut rita, "release.decide", decide.clone())?;
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("another supervisor")), "{r:?}");
+    assert!(ask(&mut rick, "release.decide", decide)?.ok);
+    let r = ask(&mut rita, "release.fulfil", fulfil)?;
+    assert!(r.ok, "{r:?}");
+    let manifest = std::path::Path::new(r.data["dir"].as_str().expect("dir")).join("manifest.json");
+    assert!(manifest.exists(), "{r:?}");
+    let r = ask(&mut rita, "release.list", serde_json::json!({}))?;
+    assert_eq!(r.data[0]["state"], "fulfilled", "{r:?}");
+    for s in [otto, rita, rick, vera] {
+        rt.block_on(s.close());
+    }
+
+    // The interactive console asks the investigator for a purpose and a case number.
+    let (cert, key) = stack.issue("ivan")?;
+    let mut console = std::process::Command::new(e2e_tests::stack::bin("sync-server"))
+        .args(["console", "--broker-port", &stack.broker_port.to_string(), "--user", "ivan"])
+        .arg("--ca")
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = console.stdin.take().expect("stdin");
+        stdin.write_all(
+            b"help\nplates.search plate=ABC123\nstolen car report\n26-0412\nlive\nquit\n",
+        )?;
+    }
+    let out = console.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("connected as ivan") && text.contains("plates.search"), "{text}");
+    assert!(text.contains("Purpose (why this data is needed): Case number: (none)"), "{text}");
+    assert!(text.contains("[status]"), "{text}");
+    Ok(())
+}
+
+/// An ACP participant: the server destroys the reads it holds, every trailer is sent the
+/// digests and destroys its own, and a new read of the plate is destroyed at collection on the
+/// trailer and dropped at the server when a trailer that has not heard yet sends one.
+#[test]
+fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -> anyhow::Result<()>
+{
+    use appliance::store::{Inserted, NewPictures, Store, sample_read};
+    use e2e_tests::backlog::{Trailer, sync_config};
+    let stack = Stack::start()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    grant(&stack, "rita", "records-supervisor")?;
+    let key = std::fs::read(stack.pki().join("acp.key"))?;
+    let dir = stack.path("acp-store");
+    let store = Store::open(&dir, 60, std::sync::Arc::new(appliance::clock::SystemClock))?
+        .with_acp_key(key);
+    let now = now_ms();
+    let collect = |store: &Store, plate: &str| -> anyhow::Result<Inserted> {
+        let read = ReadMeta { first_seen: now, best_seen: now + 400, ..sample_read(plate) };
+        Ok(store.insert_reads(vec![(read, NewPictures::default())])?.remove(0))
+    };
+    let Inserted::Stored(acp_read) = collect(&store, "ACP404")? else { panic!("stored") };
+    collect(&store, "KEEP01")?;
+    let (cert, tkey) = stack.issue("acp-box")?;
+    let cfg = sync_config(stack.broker_port, &stack.pki().join("ca.pem"), &cert, &tkey);
+    let trailer = Trailer::start_on("acp-box", &dir, store, cfg)?;
+    let plates = || -> Vec<String> {
+        stack.server_reads().unwrap_or_default().into_iter().map(|r| r.plate).collect()
+    };
+    wait_for("both reads at the server", 60, || plates().len() == 2);
+
+    let mut rita = session(&rt, &stack, "rita")?;
+    let args = serde_json::json!({"plate": "acp-404", "reference": "ACP 26-0113"});
+    let r = rt.block_on(rita.ask("acp.add", "", "", args, Duration::from_secs(20)))?;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.data["reads_destroyed"], 1, "{r:?}");
+    assert_eq!(r.data["trailers"], serde_json::json!(["acp-box"]));
+    assert_eq!(plates(), ["KEEP01"]);
+    // The trailer applies the digests: its own read is destroyed, a new one never written.
+    wait_for("the trailer's read destroyed", 60, || {
+        trailer.store.read(acp_read).is_ok_and(|r| r.is_none())
+    });
+    assert!(matches!(collect(&trailer.store, "ACP404")?, Inserted::DestroyedAcp));
+    assert!(trailer.store.reads()?.iter().all(|r| r.meta.plate != "ACP404"));
+    // A trailer that has not heard yet sends one: the server drops it and keeps the other.
+    let (old_cert, old_key) = stack.issue("old-box")?;
+    let batch = Message::ReadBatch(ReadBatch {
+        trailer_id: "old-box".into(),
+        reads: vec![read(1, "ACP404", now, 44.1), read(2, "KEEP02", now, 44.1)],
+    });
+    stack.publish_raw(&old_cert, &old_key, "trailer/old-box/up/reads", &encode(&batch))?;
+    wait_for("the other read", 30, || plates().contains(&"KEEP02".to_string()));
+    assert!(!plates().contains(&"ACP404".to_string()));
+    // The audit trail has the request, never the plate.
+    let db = format!("sqlite://{}?mode=rwc", stack.path("server/server.db").display());
+    let details: Vec<(String, String)> = rt.block_on(async {
+        let records = sync_server::records::Records::open(&db).await?;
+        let rows =
+            sqlx::query_as("SELECT action, detail FROM audit").fetch_all(records.pool()).await?;
+        records.close().await;
+        anyhow::Ok(rows)
+    })?;
+    assert!(details.iter().any(|(a, d)| a == "console.acp.add" && d.contains("ACP 26-0113")));
+    assert!(
+        details.iter().all(|(_, d)| !d.contains("ACP404") && !d.contains("acp-404")),
+        "{details:?}"
+    );
+    rt.block_on(rita.close());
+    Ok(())
+}

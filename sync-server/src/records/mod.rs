@@ -195,6 +195,9 @@ impl Records {
                     c.execute("PRAGMA journal_mode = WAL").await?;
                     c.execute("PRAGMA synchronous = FULL").await?;
                     c.execute("PRAGMA busy_timeout = 10000").await?;
+                    // Destroyed means gone from the file too: deleted rows are overwritten
+                    // with zeros, not left on free pages.
+                    c.execute("PRAGMA secure_delete = ON").await?;
                     Ok(())
                 })
             });
