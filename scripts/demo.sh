@@ -50,6 +50,8 @@ listen = "127.0.0.1:$http_port"
 [review]
 # The demo publishes new locations at once; an agency leaves a day to mark one security information.
 hours = 0
+[acp]
+key_file = "$state/pki/acp.key"
 TOML
 "$bin/sync-server" run --config "$state/server.toml" 2>"$state/server.log" &
 pids+=($!)
@@ -73,6 +75,8 @@ data_dir = "$state/appliance"
 gpsd = ""   # no GPS receiver on a demo machine: the configured position is used
 [capture]
 source = "file://$video"
+[store]
+acp_key_file = "$state/pki/acp.key"
 [sync]
 broker_host = "localhost"
 broker_port = $broker_port
@@ -92,6 +96,13 @@ say "reads as the server stored them (an audited access):"
 "$bin/sync-server" reads --config "$state/server.toml" --purpose "demo: show the thin path" --case DEMO-1
 say "hotlist alerts as the server stored them (an audited access):"
 "$bin/sync-server" alerts --config "$state/server.toml" --purpose "demo: show alerts" --case DEMO-1
+# An operator's console request over the broker, with the operator's own certificate.
+[ -f "$state/pki/demo-operator.pem" ] || "$bin/sync-server" pki issue --dir "$state/pki" demo-operator >/dev/null
+"$bin/sync-server" user grant --config "$state/server.toml" --name demo-operator --role operator \
+  --authorised-by "Demo Chief" --authorisation "demo authorisation" >/dev/null
+say "open alerts through the operator console (sync-server console as demo-operator):"
+"$bin/sync-server" console --broker-port "$broker_port" --ca "$state/pki/ca.pem" \
+  --cert "$state/pki/demo-operator.pem" --key "$state/pki/demo-operator.key" --user demo-operator alerts.list
 say "public location list: http://127.0.0.1:$http_port/public/locations (also .json, .csv)"
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   say "press Ctrl-C to stop"

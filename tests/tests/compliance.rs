@@ -324,18 +324,7 @@ fn ask(
 fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
     let stack = Stack::start()?;
     for (name, role) in [("alice", "operator"), ("bob", "investigator")] {
-        stack.cli(&[
-            "user",
-            "grant",
-            "--name",
-            name,
-            "--role",
-            role,
-            "--authorised-by",
-            "Chief Ruiz",
-            "--authorisation",
-            "memo 2026-31",
-        ])?;
+        grant(&stack, name, role)?;
     }
     let users = json_lines(&stack.cli(&["user", "list", "--json"])?);
     assert_eq!(users.len(), 2);

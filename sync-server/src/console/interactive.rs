@@ -14,7 +14,7 @@ pub const HINTS: [(&str, &str); 27] = [
     ("alerts.list", ""),
     (
         "alerts.ack",
-        "trailer=T alert_id=N outcome=confirmed-acted|confirmed-no-action|misread|not-found",
+        "trailer=T alert_id=N outcome=confirmed-acted|confirmed-no-action|not-confirmed|misread",
     ),
     ("deployments.list", ""),
     ("deployments.start", "reader=T lat=44.02 lon=-92.47 [name=\"Place\"] [security=true]"),

@@ -208,13 +208,7 @@ impl Records {
                 .await?
                 .rows_affected();
         }
-        let trailers: Vec<String> =
-            sqlx::query(sql(pg, "SELECT trailer_id FROM trailer_status ORDER BY trailer_id"))
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+        let trailers = super::known_trailers(&mut tx).await?;
         for t in &trailers {
             let summary = format!("add {} ACP digests (reference {reference})", digests.len());
             let hashes = digests.clone();

@@ -147,13 +147,7 @@ impl Records {
                 return invalid(format!("hotlist {name} version {version} refused: {why}"));
             }
         };
-        let trailers: Vec<String> =
-            sqlx::query(sql(pg, "SELECT trailer_id FROM trailer_status ORDER BY trailer_id"))
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+        let trailers = super::known_trailers(&mut tx).await?;
         let sha256 = hex::encode(Sha256::digest(&file));
         sqlx::query(sql(
             pg,

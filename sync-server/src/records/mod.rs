@@ -137,6 +137,15 @@ fn picture_kind(k: PictureKind) -> &'static str {
     }
 }
 
+/// The trailers the server has heard from (each sent its status on connecting), by id.
+async fn known_trailers(c: &mut AnyConnection) -> Result<Vec<String>, RecordsError> {
+    let pg = is_pg(c);
+    let rows = sqlx::query(sql(pg, "SELECT trailer_id FROM trailer_status ORDER BY trailer_id"))
+        .fetch_all(&mut *c)
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Great-circle distance in metres.
 pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
