@@ -299,6 +299,11 @@ fn cell(v: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Object(o) => o.keys().cloned().collect::<Vec<_>>().join(","),
+        // Six decimals at most (a tenth of a metre in latitude); no float noise.
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            let fixed = format!("{:.6}", n.as_f64().unwrap_or_default());
+            fixed.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
         other => other.to_string(),
     };
     // A picture or a long text would break the table: say how long it is instead.
@@ -308,6 +313,22 @@ fn cell(v: &Value) -> String {
         text
     }
 }
+
+/// Columns shown first, in this order, when a table has them.
+const LEADING: [&str; 12] = [
+    "id",
+    "name",
+    "alert_id",
+    "trailer",
+    "trailer_id",
+    "reader",
+    "plate",
+    "state",
+    "seen_at",
+    "best_seen",
+    "place",
+    "role",
+];
 
 /// An answer as people read it: a list of objects as a table with a header, an object as
 /// `key: value` lines, anything else as JSON.
@@ -323,6 +344,8 @@ pub fn render(data: &Value) -> String {
                     }
                 }
             }
+            // What a row is about first (its id, trailer, plate), the rest in name order.
+            columns.sort_by_key(|c| LEADING.iter().position(|l| l == c).unwrap_or(LEADING.len()));
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| columns.iter().map(|c| cell(&r[c.as_str()])).collect())
@@ -407,13 +430,17 @@ mod tests {
             json!([{"trailer": "t1", "online": true}, {"trailer": "trailer-22", "backlog": 4}]);
         assert_eq!(
             render(&rows),
-            "online  trailer     backlog\n------  ----------  -------\ntrue    t1\n        trailer-22  4\n"
+            "trailer     online  backlog\n----------  ------  -------\nt1          true\ntrailer-22          4\n"
         );
         assert_eq!(
             render(&json!({"release": 3, "state": "approved"})),
             "release  3\nstate    approved\n"
         );
         assert_eq!(render(&json!([])), "(none)\n");
+        assert_eq!(
+            render(&json!({"c": 0.996999979019165, "lat": 44.1636, "n": 7})),
+            "c    0.997\nlat  44.1636\nn    7\n"
+        );
         let long = render(&json!([{"jpeg": "x".repeat(500)}]));
         assert!(long.contains("(500 chars)"), "{long}");
     }

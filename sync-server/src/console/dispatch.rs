@@ -229,7 +229,7 @@ pub async fn dispatch(
     let outcome = match role {
         None => Err(Failure::Refused(format!("{user} is no console user (ask an administrator)"))),
         Some(role) if !allowed(role, &request.command) => Err(Failure::Refused(format!(
-            "{} is not among the duties of a {role:?}",
+            "{} is not among the duties of the role {role}",
             request.command
         ))),
         Some(_) => run(records, config, user, request, now).await,

@@ -131,6 +131,10 @@ pub async fn run(
                     write!(out, "Case number: ")?;
                     out.flush()?;
                     case = session.wait_line(lines).await.unwrap_or_default();
+                    if purpose.trim().is_empty() || case.trim().is_empty() {
+                        writeln!(out, "not sent: {command} needs a purpose and a case number")?;
+                        continue;
+                    }
                 }
                 let text = match session.ask(&command, &purpose, &case, args, within).await {
                     Ok(r) if r.ok => render(&r.data),

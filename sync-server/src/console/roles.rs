@@ -21,6 +21,20 @@ pub enum Role {
     Admin,
 }
 
+impl std::fmt::Display for Role {
+    /// The role's name as commands and tables write it (`records-supervisor`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Investigator => "investigator",
+            Role::RecordsSupervisor => "records-supervisor",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        })
+    }
+}
+
 impl Role {
     pub const ALL: [Role; 6] = [
         Role::Viewer,
@@ -150,6 +164,10 @@ mod tests {
             }
         }
         assert_eq!(expect.len(), Role::ALL.len());
+        for role in Role::ALL {
+            let wire = serde_json::to_value(role).expect("json");
+            assert_eq!(wire.as_str(), Some(role.to_string().as_str()), "one name for {role:?}");
+        }
         for role in Role::ALL {
             assert!(!allowed(role, "alerts"), "a family alone is no command");
             assert!(!allowed(role, "users.drop-table"), "unknown commands are nobody's");

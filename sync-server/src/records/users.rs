@@ -17,7 +17,7 @@ pub struct UserView {
 }
 
 fn role_name(r: Role) -> String {
-    serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    r.to_string()
 }
 
 fn parse_role(s: &str) -> Option<Role> {

@@ -301,10 +301,10 @@ pub fn user(config: &Path, command: UserCommand) -> anyhow::Result<()> {
             with_records(config, async |r: &Records| {
                 r.grant(&name, role, &authorised_by, &authorisation, now_ms()).await?;
                 let detail = format!(
-                    "{name} granted {role:?}, authorised by {authorised_by} ({authorisation})"
+                    "{name} granted {role}, authorised by {authorised_by} ({authorisation})"
                 );
                 r.audit(&entry("users.grant", "user management", "", detail, 1)).await?;
-                println!("{name} is a {role:?}; the authorisation is on record");
+                println!("{name}: {role}; the written authorisation is on record");
                 Ok(())
             })
         }
@@ -319,7 +319,7 @@ pub fn user(config: &Path, command: UserCommand) -> anyhow::Result<()> {
                 format!(
                     "{:<16} {:<18} authorised by {} ({}) {}{}",
                     u.name,
-                    format!("{:?}", u.role),
+                    u.role.to_string(),
                     u.authorised_by,
                     u.authorisation,
                     u.authorised_at,
