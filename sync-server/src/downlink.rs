@@ -31,6 +31,22 @@ pub async fn queue_hotlist(
     actor: &str,
     now: i64,
 ) -> Result<Vec<u64>, RecordsError> {
+    let mut tx = records.begin_write().await?;
+    let ids = queue_hotlist_on(&mut tx, trailer, name, version, file, actor, now).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// [`queue_hotlist`] inside the caller's transaction (a trailer's first status).
+pub(crate) async fn queue_hotlist_on(
+    c: &mut sqlx::AnyConnection,
+    trailer: &str,
+    name: &str,
+    version: u64,
+    file: &[u8],
+    actor: &str,
+    now: i64,
+) -> Result<Vec<u64>, RecordsError> {
     let (sha256, parts) = chunks(file, CHUNK_BYTES);
     let count = parts.len() as u32;
     let mut ids = Vec::with_capacity(parts.len());
@@ -38,8 +54,14 @@ pub async fn queue_hotlist(
         let summary = format!("hotlist {name} version {version}, chunk {} of {count}", index + 1);
         let (list_name, index) = (name.to_string(), index as u32);
         ids.push(
-            records
-                .enqueue_downlink(trailer, "hotlist", &summary, actor, now, |downlink_id| {
+            crate::records::enqueue_on(
+                c,
+                trailer,
+                "hotlist",
+                &summary,
+                actor,
+                now,
+                |downlink_id| {
                     Downlink::Hotlist(HotlistChunk {
                         downlink_id,
                         list_name,
@@ -49,8 +71,9 @@ pub async fn queue_hotlist(
                         sha256,
                         bytes,
                     })
-                })
-                .await?,
+                },
+            )
+            .await?,
         );
     }
     Ok(ids)

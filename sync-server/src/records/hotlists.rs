@@ -43,6 +43,38 @@ pub struct Part<'a> {
     pub data: &'a [u8],
 }
 
+/// Queues the newest version of every list for `trailer` inside the caller's transaction (a
+/// trailer first heard from after the uploads).
+pub(crate) async fn send_lists(
+    c: &mut sqlx::AnyConnection,
+    trailer: &str,
+    now: i64,
+) -> Result<(), RecordsError> {
+    let pg = super::is_pg(c);
+    let rows = sqlx::query(sql(
+        pg,
+        "SELECT name, version, file FROM hotlist_versions v WHERE file IS NOT NULL AND \
+         version = (SELECT MAX(version) FROM hotlist_versions w WHERE w.name = v.name) \
+         ORDER BY name",
+    ))
+    .fetch_all(&mut *c)
+    .await?;
+    for r in rows {
+        let (name, version, file): (String, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
+        crate::downlink::queue_hotlist_on(
+            c,
+            trailer,
+            &name,
+            version as u64,
+            &file,
+            "sync-server",
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 impl Records {
     /// Takes one part of an upload by `actor`. The version must be newer than the list's last.
     pub async fn hotlist_part(
@@ -152,7 +184,7 @@ impl Records {
         sqlx::query(sql(
             pg,
             "INSERT INTO hotlist_versions (name, version, sha256, entries, bytes, trailers, \
-             uploaded_by, uploaded_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             uploaded_by, uploaded_ms, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(name)
         .bind(version_i)
@@ -162,6 +194,17 @@ impl Records {
         .bind(trailers.join(","))
         .bind(actor)
         .bind(now)
+        .bind(&file)
+        .execute(&mut *tx)
+        .await?;
+        // Only the newest version of a list is ever sent again: the older files go.
+        sqlx::query(sql(
+            pg,
+            "UPDATE hotlist_versions SET file = NULL WHERE name = ? AND version < ? \
+             AND file IS NOT NULL",
+        ))
+        .bind(name)
+        .bind(version_i)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

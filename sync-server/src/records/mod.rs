@@ -27,6 +27,7 @@ pub mod write;
 
 pub use acp::AcpAdded;
 pub use audit::{AuditSummary, PublicAuditEntry};
+pub(crate) use downlinks::enqueue as enqueue_on;
 pub use downlinks::{DownlinkView, Due};
 pub use hotlists::{HotlistVersion, Upload};
 pub use locations::{LocationView, Places};

@@ -142,6 +142,13 @@ async fn hotlists(url: String) {
     let bad = bad.expect_err("bad category").to_string();
     assert!(bad.contains("line 1") && bad.contains("unknown category"), "{bad}");
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM hotlist_parts").await, 0, "parts cleared");
+    // A trailer first heard from now is sent the newest version.
+    let mut tx = db.begin().await.expect("begin");
+    write::status(&mut tx, "t2", true, NOW + 1, "1.0", NOW + 1).await.expect("status");
+    tx.commit().await.expect("commit");
+    let sent = db.downlinks(Some("t2"), 10).await.expect("downlinks");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].summary, "hotlist mn-state version 3, chunk 1 of 1");
     let list = db.hotlist_versions().await.expect("list");
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0].sha256.len(), 64);

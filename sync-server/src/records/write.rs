@@ -272,8 +272,10 @@ pub async fn status(
         .await?
         .is_some();
     if !known {
-        // A trailer new to the server gets the ACP list before anything else is sent to it.
+        // A trailer new to the server gets the ACP list before anything else is sent to it,
+        // then the newest version of every hotlist.
         super::acp::send_list(c, trailer, now).await?;
+        super::hotlists::send_lists(c, trailer, now).await?;
     }
     sqlx::query(sql(pg, "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
          ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
