@@ -982,6 +982,23 @@ mod tests {
         NewPictures { plate_crop: Some(vec![1; 10]), context: Some(vec![2; 20]) }
     }
 
+    /// Opens the store again after the test dropped it. Sled's flusher thread lets go of the
+    /// directory's lock a moment after the last handle drops; on a loaded machine the next
+    /// open can come first and find it still held.
+    fn reopen(dir: &Path, days: u32, clock: SharedClock) -> Store {
+        let mut tries = 0;
+        loop {
+            match Store::open(dir, days, clock.clone()) {
+                Ok(s) => return s,
+                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+    }
+
     fn put(store: &Store, plate: &str) -> u64 {
         match store.insert_read(sample_read(plate), pics()).expect("insert") {
             Inserted::Stored(id) => id,
@@ -1067,13 +1084,13 @@ mod tests {
         put(&store, "AAA1");
         store.mark_clean().expect("clean");
         drop(store);
-        let store = Store::open(dir.path(), 60, clock.clone()).expect("reopen");
+        let store = reopen(dir.path(), 60, clock.clone());
         assert_eq!(
             store.check().expect("check"),
             CheckReport { reads: 1, skipped: true, ..CheckReport::default() }
         );
         drop(store); // no mark: as after a power cut
-        let store = Store::open(dir.path(), 60, clock).expect("reopen");
+        let store = reopen(dir.path(), 60, clock);
         assert!(!store.check().expect("check").skipped);
     }
 
@@ -1246,8 +1263,7 @@ mod tests {
             }
         }
         let counts: Vec<_> = {
-            let store = Store::open(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS)))
-                .expect("reopen");
+            let store = reopen(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS)));
             store.destruction_counts().expect("counts")
         };
         assert!(counts.contains(&(1000, Destruction::AcpExisting, 1)));
@@ -1380,7 +1396,7 @@ mod tests {
             store.record_deployment(&event(7, DeploymentEventKind::End)).expect("record");
             store.record_deployment(&event(9, DeploymentEventKind::Start)).expect("record");
         }
-        let store = Store::open(dir.path(), 60, Arc::new(clock)).expect("reopen");
+        let store = reopen(dir.path(), 60, Arc::new(clock));
         let kept: Vec<_> =
             store.deployment_events().expect("events").into_iter().map(|e| e.kind).collect();
         assert_eq!(kept, [DeploymentEventKind::End, DeploymentEventKind::Start]);
@@ -1404,7 +1420,7 @@ mod tests {
             let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("open");
             old = put(&store, "OLD1");
         }
-        let store = Store::open(dir.path(), 60, Arc::new(clock.clone())).expect("reopen");
+        let store = reopen(dir.path(), 60, Arc::new(clock.clone()));
         assert_eq!(store.read(old).expect("read").expect("survived").meta.plate, "OLD1");
         clock.advance(30 * DAY_MS);
         let young = put(&store, "NEW1");
@@ -1477,7 +1493,7 @@ mod tests {
         }
         let lists = dir.path().join("hotlists");
         std::fs::write(lists.join(".leftover.tmp"), b"half a file").expect("leftover");
-        let store = Store::open(dir.path(), 60, clock.clone()).expect("reopen");
+        let store = reopen(dir.path(), 60, clock.clone());
         assert_eq!(store.match_plate("ABC123", false).expect("match").len(), 1);
         assert_eq!(store.match_plate("XYZ789", false).expect("match")[0].0.version, 5);
         let mut files: Vec<_> = std::fs::read_dir(&lists)
