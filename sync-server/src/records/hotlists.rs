@@ -108,6 +108,14 @@ impl Records {
                 "hotlist {name} version {version} is not newer than version {latest}"
             ));
         }
+        if index == 0 {
+            // The first part (re)starts the upload: whatever an abandoned one left goes.
+            sqlx::query(sql(pg, "DELETE FROM hotlist_parts WHERE name = ? AND version = ?"))
+                .bind(name)
+                .bind(version_i)
+                .execute(&mut *tx)
+                .await?;
+        }
         let other_count: Option<i64> = sqlx::query(sql(
             pg,
             "SELECT MAX(count) FROM hotlist_parts WHERE name = ? AND version = ? AND count <> ?",
@@ -161,8 +169,9 @@ impl Records {
         {
             file.extend_from_slice(&r.get::<Vec<u8>, _>(0));
         }
-        // The parts are gone whatever the check says: a bad file is uploaded again, whole.
-        sqlx::query(sql(pg, "DELETE FROM hotlist_parts WHERE name = ? AND version = ?"))
+        // The parts are gone whatever the check says (a bad file is uploaded again, whole), and
+        // so are those of abandoned uploads of earlier versions.
+        sqlx::query(sql(pg, "DELETE FROM hotlist_parts WHERE name = ? AND version <= ?"))
             .bind(name)
             .bind(version_i)
             .execute(&mut *tx)

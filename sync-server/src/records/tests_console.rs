@@ -120,14 +120,22 @@ async fn hotlists(url: String) {
         .await
         .expect("part");
     assert_eq!(first, Upload::Partial { received: 1, count: 2 });
-    let mixed = db.hotlist_part(part(3, 0, 3, "x"), "op", NOW).await.expect_err("count");
+    let mixed = db.hotlist_part(part(3, 1, 3, "x"), "op", NOW).await.expect_err("count");
     assert!(mixed.to_string().contains("in 2 parts"), "{mixed}");
+    // An abandoned upload of an earlier version; and this one started again from its first part.
+    db.hotlist_part(part(2, 0, 5, "A,MN,warrant,x\n"), "op", NOW).await.expect("abandoned");
+    let again = db.hotlist_part(part(3, 0, 3, "B,MN,warrant,x\n"), "op", NOW).await;
+    assert_eq!(again.expect("restart"), Upload::Partial { received: 1, count: 3 });
+    let wrong = db
+        .hotlist_part(part(3, 1, 2, "XYZ789,MN,warrant,MN BCA\n"), "op", NOW)
+        .await
+        .expect_err("still three parts");
+    assert!(wrong.to_string().contains("in 3 parts"), "{wrong}");
+    let head = "plate,state,category,source\nABC123,MN,stolen vehicle,MN BCA\n";
+    let restarted = db.hotlist_part(part(3, 0, 2, head), "op", NOW).await.expect("part");
+    assert_eq!(restarted, Upload::Partial { received: 1, count: 2 });
     let Upload::Complete { version, file } = db
-        .hotlist_part(
-            part(3, 0, 2, "plate,state,category,source\nABC123,MN,stolen vehicle,MN BCA\n"),
-            "op",
-            NOW,
-        )
+        .hotlist_part(part(3, 1, 2, "XYZ789,MN,warrant,MN BCA\n"), "op", NOW)
         .await
         .expect("part")
     else {
