@@ -167,7 +167,7 @@ async fn publish_live(
     live: &mut crate::console::live::Publisher,
 ) {
     let users = match records.users().await {
-        Ok(u) => u.into_iter().filter(|u| u.active).map(|u| (u.name, u.role)).collect::<Vec<_>>(),
+        Ok(u) => u.into_iter().map(|u| (u.name, u.active.then_some(u.role))).collect::<Vec<_>>(),
         Err(e) => return tracing::warn!(error = %e, "live console topics: no users"),
     };
     let snapshot = match crate::console::live::snapshot(records, now_ms()).await {

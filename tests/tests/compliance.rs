@@ -530,13 +530,32 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
             Duration::from_secs(20),
         ))?)
     };
-    // An operator sets a trailer up by hand and names the place.
-    let r = ask(
-        &mut otto,
-        "deployments.start",
-        serde_json::json!({"reader": "trailer-07", "lat": 44.02, "lon": -92.47, "name": "Broadway & 4th St"}),
+    // An operator sets a trailer up by hand (one that has connected) and names the place.
+    let (tcert, tkey) = stack.issue("trailer-07")?;
+    let status = Message::Status(trailer_wire::Status {
+        trailer_id: "trailer-07".into(),
+        online: true,
+        time: now_ms(),
+        software_version: "1.0".into(),
+    });
+    stack.publish_raw(
+        &tcert,
+        &tkey,
+        &trailer_wire::Topic::status("trailer-07"),
+        &encode(&status),
     )?;
-    assert!(r.ok, "{r:?}");
+    // Refused until the server has the trailer's status (a typing error announces no reader).
+    let args = serde_json::json!({"reader": "trailer-07", "lat": 44.02, "lon": -92.47, "name": "Broadway & 4th St"});
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = ask(&mut otto, "deployments.start", args.clone())?;
+        if r.ok {
+            break;
+        }
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("no reader")), "{r:?}");
+        assert!(Instant::now() < end, "trailer-07's status never arrived");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let r = ask(&mut otto, "deployments.list", serde_json::json!({}))?;
     assert!(r.data.to_string().contains("Broadway & 4th St"), "{r:?}");
     // A state hotlist of 20,000 plates (about 640 KB) goes up in four parts.

@@ -97,6 +97,25 @@ impl Session {
         ConsoleError::Broker(self.broker.clone(), why.to_string())
     }
 
+    /// After a broker error, how long before the connection is tried again.
+    const RETRY: Duration = Duration::from_secs(1);
+
+    /// An event that is not the awaited answer: a live topic is kept, and after a reconnect
+    /// (a clean session) the subscriptions are made again.
+    async fn background(&mut self, ev: Event) {
+        match ev {
+            Event::Incoming(Packet::Publish(p)) => self.keep_live(&p),
+            Event::Incoming(Packet::ConnAck(_)) => {
+                for topic in
+                    [format!("console/{}/resp", self.user), format!("console/{}/live/#", self.user)]
+                {
+                    let _ = self.client.try_subscribe(topic, QoS::AtLeastOnce);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn keep_live(&mut self, p: &rumqttc::Publish) {
         let prefix = format!("console/{}/live/", self.user);
         if let Some(topic) = p.topic.strip_prefix(&prefix) {
@@ -115,9 +134,10 @@ impl Session {
     /// Waits up to `within` for live topics to arrive (the retained ones come at once).
     pub async fn settle(&mut self, within: Duration) {
         let _ = tokio::time::timeout(within, async {
-            while let Some(Ok(ev)) = self.poller.next().await {
-                if let Event::Incoming(Packet::Publish(p)) = ev {
-                    self.keep_live(&p);
+            while let Some(ev) = self.poller.next().await {
+                match ev {
+                    Ok(ev) => self.background(ev).await,
+                    Err(_) => self.poller.resume_after(Self::RETRY).await,
                 }
             }
         })
@@ -139,16 +159,21 @@ impl Session {
             json!({"id": id, "command": command, "purpose": purpose, "case": case, "args": args});
         let body = serde_json::to_vec(&request).unwrap_or_default();
         let topic = format!("console/{}/req", self.user);
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, body)
-            .await
-            .map_err(|e| self.broker_error(&e.to_string()))?;
         let resp_topic = format!("console/{}/resp", self.user);
         tokio::time::timeout(within, async {
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, body)
+                .await
+                .map_err(|e| self.broker_error(&e.to_string()))?;
             loop {
                 match self.poller.next().await {
                     None => return Err(self.broker_error("connection closed")),
-                    Some(Err(e)) => return Err(self.broker_error(&e.to_string())),
+                    Some(Err(e)) => {
+                        // The client reconnects after a pause; this request is lost with the
+                        // connection (the server answers only what reached it).
+                        self.poller.resume_after(Self::RETRY).await;
+                        return Err(self.broker_error(&e.to_string()));
+                    }
                     Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == resp_topic => {
                         if let Ok(r) = serde_json::from_slice::<Response>(&p.payload)
                             && r.id == id
@@ -156,8 +181,7 @@ impl Session {
                             return Ok(r);
                         }
                     }
-                    Some(Ok(Event::Incoming(Packet::Publish(p)))) => self.keep_live(&p),
-                    Some(Ok(_)) => {}
+                    Some(Ok(ev)) => self.background(ev).await,
                 }
             }
         })
@@ -203,10 +227,10 @@ impl Session {
             tokio::select! {
                 line = lines.recv() => return line,
                 ev = self.poller.next() => match ev {
-                    Some(Ok(Event::Incoming(Packet::Publish(p)))) => self.keep_live(&p),
-                    Some(Ok(_)) => {}
-                    // The next request says what went wrong; the input still counts.
-                    Some(Err(_)) | None => return lines.recv().await,
+                    Some(Ok(ev)) => self.background(ev).await,
+                    Some(Err(_)) => self.poller.resume_after(Self::RETRY).await,
+                    // The event loop is gone: the next request says so; the input still counts.
+                    None => return lines.recv().await,
                 },
             }
         }
@@ -217,8 +241,9 @@ impl Session {
     }
 }
 
-/// A hotlist part's size: a request carries it with its envelope under [`MAX_REQUEST`].
-pub const PART_BYTES: usize = 192 * 1024;
+/// A hotlist part's size: a request carries it, JSON-escaped, with its envelope under
+/// [`MAX_REQUEST`]. Escaping at most doubles text (`"` and `\r` take two bytes).
+pub const PART_BYTES: usize = 120 * 1024;
 
 /// `text` cut into pieces of at most `max` bytes at line ends (a longer line is cut at a
 /// character boundary): concatenated, they are `text`.
@@ -246,9 +271,33 @@ fn floor_char(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// Parses `key=value` words into an args object: a value that is JSON (a number, `true`, a
-/// quoted string, an array) is taken as such, anything else as text. A single word that is a
-/// JSON object is the args themselves.
+/// Arguments that are text whatever they look like: a plate or a case of digits only stays
+/// text, as the commands expect.
+const TEXT_ARGS: [&str; 19] = [
+    "plate",
+    "name",
+    "reference",
+    "reader",
+    "trailer",
+    "outcome",
+    "how",
+    "note",
+    "reason",
+    "requester",
+    "requesting_agency",
+    "factual_basis",
+    "authorisation",
+    "kind",
+    "action",
+    "role",
+    "file",
+    "from",
+    "to",
+];
+
+/// Parses `key=value` words into an args object: a value is text for the arguments that are
+/// text ([`TEXT_ARGS`]), else JSON where it parses as JSON (a number, `true`, an array), else
+/// text. A single word that is a JSON object is the args themselves.
 pub fn parse_args(words: &[&str]) -> Result<Value, String> {
     if let [only] = words
         && only.trim_start().starts_with('{')
@@ -258,31 +307,38 @@ pub fn parse_args(words: &[&str]) -> Result<Value, String> {
     let mut map = serde_json::Map::new();
     for w in words {
         let (k, v) = w.split_once('=').ok_or_else(|| format!("{w:?}: write key=value"))?;
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        let value = if TEXT_ARGS.contains(&k) {
+            Value::String(v.to_string())
+        } else {
+            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
+        };
         map.insert(k.to_string(), value);
     }
     Ok(Value::Object(map))
 }
 
-/// Splits a console line into words; double quotes keep spaces inside one word.
+/// Splits a console line into words. Double quotes keep spaces inside one word and are
+/// dropped; single quotes keep everything inside as it is, double quotes included (for JSON:
+/// `reads='[["trailer-01",4711]]'`).
 pub fn words(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
-    let mut quoted = false;
+    let mut quote: Option<char> = None;
     let mut any = false;
     for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
+        match (c, quote) {
+            ('"' | '\'', None) => {
+                quote = Some(c);
                 any = true;
             }
-            c if c.is_whitespace() && !quoted => {
+            (c, Some(q)) if c == q => quote = None,
+            (c, None) if c.is_whitespace() => {
                 if any {
                     out.push(std::mem::take(&mut cur));
                     any = false;
                 }
             }
-            c => {
+            (c, _) => {
                 cur.push(c);
                 any = true;
             }
@@ -410,14 +466,20 @@ mod tests {
 
     #[test]
     fn key_value_words_become_args() {
-        let args = parse_args(&["plate=ABC123", "pictures=true", "limit=5", "name=\"4th St\""])
-            .expect("args");
+        let args =
+            parse_args(&["plate=ABC123", "pictures=true", "limit=5", "name=4th St"]).expect("args");
         assert_eq!(
             args,
             json!({"plate": "ABC123", "pictures": true, "limit": 5, "name": "4th St"})
         );
         assert_eq!(parse_args(&[r#"{"id":3}"#]).expect("json"), json!({"id": 3}));
         assert!(parse_args(&["plate"]).is_err());
+        let digits = parse_args(&["plate=1234567", "id=3", "reference=0042"]).expect("args");
+        assert_eq!(digits, json!({"plate": "1234567", "id": 3, "reference": "0042"}));
+        let hold = words(r#"holds.place kind=exculpatory reads='[["trailer-01",4711]]'"#);
+        let args =
+            parse_args(&hold[1..].iter().map(String::as_str).collect::<Vec<_>>()).expect("args");
+        assert_eq!(args["reads"], json!([["trailer-01", 4711]]));
         assert_eq!(
             words(r#"deployments.rename id=3 name="Main St & 4th""#),
             vec!["deployments.rename", "id=3", "name=Main St & 4th"]

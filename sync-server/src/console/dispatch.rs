@@ -254,7 +254,14 @@ pub async fn dispatch(
         action: format!("console.{}", request.command),
         purpose: request.purpose.clone(),
         case_number: request.case.clone(),
-        detail: format!("request {} args {}: {result}", request.id, audited_args(request)),
+        detail: if request.command == "acp.add" {
+            // Neither the arguments nor an error about them (which may quote the plate).
+            let reference = request.args.get("reference").and_then(Value::as_str);
+            let outcome = if result == "ok" { "ok" } else { "refused or failed" };
+            format!("request {} reference {reference:?}: {outcome}", request.id)
+        } else {
+            format!("request {} args {}: {result}", request.id, audited_args(request))
+        },
         result_count: count,
     };
     if let Err(e) = records.audit(&entry).await {
@@ -264,18 +271,15 @@ pub async fn dispatch(
     response
 }
 
-/// The arguments as the audit trail keeps them: an ACP participant's plate never, a hotlist's
-/// contents by size only.
+/// The arguments as the audit trail keeps them: a hotlist's contents by size only (an ACP
+/// request's are never kept: see [`dispatch`]).
 fn audited_args(r: &Request) -> Value {
     let mut args = r.args.clone();
-    if let Some(map) = args.as_object_mut() {
-        if r.command == "acp.add" && map.contains_key("plate") {
-            map.insert("plate".into(), json!("(withheld)"));
-        }
-        if let Some(csv) = map.get("csv").and_then(Value::as_str) {
-            let size = format!("({} bytes)", csv.len());
-            map.insert("csv".into(), json!(size));
-        }
+    if let Some(map) = args.as_object_mut()
+        && let Some(csv) = map.get("csv").and_then(Value::as_str)
+    {
+        let size = format!("({} bytes)", csv.len());
+        map.insert("csv".into(), json!(size));
     }
     args
 }
@@ -293,6 +297,8 @@ async fn with_pictures(
     use trailer_wire::PictureKind;
     let mut budget = SEARCH_PICTURE_BYTES;
     let mut asked = 0;
+    // A search of many reads asks the trailers for the newest few reads' pictures only.
+    const MAX_ASKED: usize = 20;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let mut v = serde_json::to_value(row).unwrap_or(Value::Null);
@@ -311,7 +317,9 @@ async fn with_pictures(
             (PictureKind::PlateCrop, row.has_plate_crop, "plate_crop"),
             (PictureKind::Context, row.has_context, "context"),
         ] {
-            if taken && !pictures.contains_key(name) {
+            if taken && !pictures.contains_key(name) && asked >= MAX_ASKED {
+                pictures.insert(name.into(), json!("on the trailer: search for this read alone"));
+            } else if taken && !pictures.contains_key(name) {
                 let command = crate::downlink::Command::SendPicture { read_id: row.read_id, kind };
                 let id =
                     crate::downlink::queue(records, &row.trailer_id, command, actor, now).await?;
@@ -502,19 +510,7 @@ async fn run(
                 crate::records::Upload::Partial { received, count } => {
                     (json!({"complete": false, "received": received, "parts": count}), 0)
                 }
-                crate::records::Upload::Complete { version, file } => {
-                    for t in &version.trailers {
-                        crate::downlink::queue_hotlist(
-                            records,
-                            t,
-                            &version.name,
-                            version.version,
-                            &file,
-                            &actor,
-                            now,
-                        )
-                        .await?;
-                    }
+                crate::records::Upload::Complete { version, .. } => {
                     let n = version.trailers.len() as i64;
                     (json!({"complete": true, "version": version}), n)
                 }
@@ -718,6 +714,14 @@ mod tests {
         );
         let r = handle(&db, &config, "operator", send, 16).await;
         assert!(r.error.as_deref().is_some_and(|e| e.contains("not among the duties")), "{r:?}");
+        // An ACP request's plate is in no audit entry, even when the request is refused over it.
+        let acp = br#"{"id":"9","command":"acp.add","args":{"plate":7654321,"reference":"ACP-9"}}"#;
+        let r = handle(&db, &config, "recordssupervisor", acp, 17).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.starts_with("args:")), "{r:?}");
+        let details: Vec<(String,)> =
+            sqlx::query_as("SELECT detail FROM audit").fetch_all(db.pool()).await.expect("audit");
+        assert!(details.iter().all(|(d,)| !d.contains("7654321")), "{details:?}");
+        assert!(details.iter().any(|(d,)| d.contains("ACP-9")));
         assert_eq!(db.audit_verify().await.expect("verify").map(|n| n > 0), Ok(true));
         db.close().await;
     }

@@ -63,47 +63,61 @@ pub async fn snapshot(records: &Records, now: i64) -> Result<Snapshot, RecordsEr
     ]))
 }
 
-/// What is on the broker, so only changes are published.
+/// Every live topic.
+pub const ALL: [&str; 4] = [STATUS, BACKLOG, ALERTS, NOTICES];
+
+/// What is on the broker, so only changes are published. An empty payload is a cleared topic.
 #[derive(Debug, Default)]
 pub struct Publisher {
     sent: HashMap<String, Vec<u8>>,
 }
 
 impl Publisher {
-    /// The retained messages to publish, as (topic, payload); an empty payload clears a topic
-    /// the user may no longer see.
+    /// The retained messages to publish, as (topic, payload), for every user in the table:
+    /// `Some(role)` for an active user, `None` for a disabled one. An empty payload clears a
+    /// topic the user may not see. After [`Publisher::reset`] (a start, a reconnect) every
+    /// topic of every user is published or cleared once more, so a user disabled while the
+    /// server was away loses what the broker kept for them.
     pub fn plan(
         &mut self,
-        users: &[(String, Role)],
+        users: &[(String, Option<Role>)],
         snapshot: &Snapshot,
     ) -> Vec<(String, Vec<u8>)> {
-        let mut wanted: HashMap<String, &Vec<u8>> = HashMap::new();
-        for (user, role) in users {
-            for topic in topics_for(*role) {
-                if let Some(payload) = snapshot.get(topic) {
-                    wanted.insert(format!("console/{user}/live/{topic}"), payload);
-                }
-            }
-        }
         let mut out = Vec::new();
-        let gone: Vec<String> =
-            self.sent.keys().filter(|t| !wanted.contains_key(*t)).cloned().collect();
-        for topic in gone {
-            self.sent.remove(&topic);
-            out.push((topic, Vec::new()));
-        }
-        for (topic, payload) in wanted {
-            if self.sent.get(&topic) != Some(payload) {
-                self.sent.insert(topic.clone(), payload.clone());
-                out.push((topic, payload.clone()));
+        let mut seen = std::collections::HashSet::new();
+        for (user, role) in users {
+            for topic in ALL {
+                let name = format!("console/{user}/live/{topic}");
+                let payload = match role {
+                    Some(r) if topics_for(*r).contains(&topic) => {
+                        snapshot.get(topic).cloned().unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                if self.sent.get(&name) != Some(&payload) {
+                    out.push((name.clone(), payload.clone()));
+                    self.sent.insert(name.clone(), payload);
+                }
+                seen.insert(name);
             }
+        }
+        // A user no longer in the table at all.
+        let gone: Vec<String> = self
+            .sent
+            .iter()
+            .filter(|(t, p)| !seen.contains(*t) && !p.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect();
+        for topic in gone {
+            self.sent.insert(topic.clone(), Vec::new());
+            out.push((topic, Vec::new()));
         }
         out.sort();
         out
     }
 
-    /// Forgets what was sent (after a reconnect the broker still has it, but publishing it
-    /// again is harmless and covers a broker that lost its store).
+    /// Forgets what was sent: the next plan publishes everything again (after a reconnect,
+    /// or a publish that failed).
     pub fn reset(&mut self) {
         self.sent.clear();
     }
@@ -125,11 +139,15 @@ mod tests {
     #[test]
     fn each_user_gets_their_roles_topics_and_only_changes() {
         let mut p = Publisher::default();
-        let users = vec![("ann".to_string(), Role::Operator), ("vic".to_string(), Role::Viewer)];
+        let users = vec![
+            ("ann".to_string(), Some(Role::Operator)),
+            ("vic".to_string(), Some(Role::Viewer)),
+        ];
         let first = p.plan(&users, &snap("[1]"));
-        let topics: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
+        let shown: Vec<&str> =
+            first.iter().filter(|(_, b)| !b.is_empty()).map(|(t, _)| t.as_str()).collect();
         assert_eq!(
-            topics,
+            shown,
             [
                 "console/ann/live/alerts",
                 "console/ann/live/backlog",
@@ -138,22 +156,33 @@ mod tests {
                 "console/vic/live/status",
             ]
         );
+        let cleared: Vec<&str> =
+            first.iter().filter(|(_, b)| b.is_empty()).map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            cleared,
+            ["console/ann/live/notices", "console/vic/live/alerts", "console/vic/live/notices"],
+            "what a role may not see is cleared, in case an earlier server left it"
+        );
         assert!(p.plan(&users, &snap("[1]")).is_empty(), "nothing changed");
         assert_eq!(
             p.plan(&users, &snap("[2]")),
             vec![("console/ann/live/alerts".into(), b"[2]".to_vec())]
         );
         // Ann moves to investigations: her alerts are cleared; Vic is disabled: all of his.
-        let users = vec![("ann".to_string(), Role::Investigator)];
-        let cleared = p.plan(&users, &snap("[2]"));
+        let users = vec![("ann".to_string(), Some(Role::Investigator)), ("vic".to_string(), None)];
         assert_eq!(
-            cleared,
+            p.plan(&users, &snap("[2]")),
             vec![
                 ("console/ann/live/alerts".into(), Vec::new()),
                 ("console/vic/live/backlog".into(), Vec::new()),
                 ("console/vic/live/status".into(), Vec::new()),
             ]
         );
+        // A new server (or a reconnect) clears again what nobody may see, then stays quiet.
+        p.reset();
+        let again = p.plan(&users, &snap("[2]"));
+        assert!(again.contains(&("console/vic/live/alerts".into(), Vec::new())), "{again:?}");
+        assert!(p.plan(&users, &snap("[2]")).is_empty());
     }
 
     #[test]

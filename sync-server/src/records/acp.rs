@@ -21,6 +21,12 @@ pub struct AcpAdded {
     pub trailers: Vec<String>,
 }
 
+/// The PostgreSQL advisory lock between adding a participant (exclusive) and ingesting reads
+/// (shared): a batch that read the list before an addition committed would otherwise store a
+/// participant's read after the addition destroyed the others. SQLite's single writer orders
+/// them already.
+const ACP_LOCK: i64 = 1326;
+
 fn key(rules: &Rules) -> Result<&[u8], RecordsError> {
     rules.acp_key.as_deref().ok_or_else(|| {
         RecordsError::Invalid(
@@ -73,11 +79,17 @@ pub(crate) async fn drop_participants(
     let Some(key) = rules.acp_key.as_deref() else {
         return Ok(HashSet::new());
     };
+    let pg = is_pg(c);
+    if pg {
+        sqlx::query(sql(pg, "SELECT pg_advisory_xact_lock_shared(?)"))
+            .bind(ACP_LOCK)
+            .execute(&mut *c)
+            .await?;
+    }
     let list: HashSet<[u8; 32]> = all(c).await?.into_iter().collect();
     if list.is_empty() {
         return Ok(HashSet::new());
     }
-    let pg = is_pg(c);
     let mut dropped = HashSet::new();
     for (i, r) in batch.iter().enumerate() {
         if list.contains(&acp_digest(key, &r.plate)) {
@@ -171,6 +183,12 @@ impl Records {
         }
         let pg = self.pg;
         let mut tx = self.begin_write().await?;
+        if pg {
+            sqlx::query(sql(pg, "SELECT pg_advisory_xact_lock(?)"))
+                .bind(ACP_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut added = AcpAdded::default();
         let mut digests = Vec::new();
         for form in &forms {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-/// The most parts one upload may have (with the console's 192 KiB parts: 192 MiB).
+/// The most parts one upload may have (with the console's 120 KiB parts: 120 MiB).
 pub const MAX_PARTS: u32 = 1024;
 
 /// A hotlist version as operators see it.
@@ -29,7 +29,7 @@ pub struct HotlistVersion {
 pub enum Upload {
     /// More parts to come.
     Partial { received: u32, count: u32 },
-    /// The whole file, checked and recorded.
+    /// The whole file, checked, recorded and queued for the trailers.
     Complete { version: HotlistVersion, file: Vec<u8> },
 }
 
@@ -206,6 +206,11 @@ impl Records {
         .bind(&file)
         .execute(&mut *tx)
         .await?;
+        // Sent to every trailer in the same transaction: a version is recorded only with all
+        // its downlinks queued.
+        for t in &trailers {
+            crate::downlink::queue_hotlist_on(&mut tx, t, name, version, &file, actor, now).await?;
+        }
         // Only the newest version of a list is ever sent again: the older files go.
         sqlx::query(sql(
             pg,

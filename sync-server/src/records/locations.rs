@@ -206,6 +206,22 @@ impl Records {
             return Err(RecordsError::Invalid("lat -90..90 and lon -180..180 degrees".into()));
         }
         let mut tx = self.begin_write().await?;
+        // A typing error must not announce a new reader to the BCA: the reader is one the
+        // server has heard from.
+        let known = sqlx::query(sql(
+            self.pg,
+            "SELECT 1 FROM trailer_status WHERE trailer_id = ? \
+             UNION SELECT 1 FROM locations WHERE trailer_id = ?",
+        ))
+        .bind(reader)
+        .bind(reader)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if known.is_none() {
+            return Err(RecordsError::Invalid(format!(
+                "no reader {reader:?} has connected to this server yet: check the id"
+            )));
+        }
         super::write::note_location(&mut tx, &self.rules, reader, lat, lon, now, now).await?;
         let id: i64 = sqlx::query(sql(
             self.pg,

@@ -222,12 +222,42 @@ impl Records {
         actor: &str,
         now: i64,
     ) -> Result<Bundle, RecordsError> {
-        let (state, _) = self.release_state(id).await?;
-        if state != "approved" {
+        // Claimed first: of two supervisors fulfilling at once, one writes the bundle.
+        let claimed = sqlx::query(sql(
+            self.pg,
+            "UPDATE release_requests SET state = 'fulfilling' WHERE id = ? AND state = 'approved'",
+        ))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            let (state, _) = self.release_state(id).await?;
             return Err(RecordsError::Invalid(format!(
                 "release request {id} is {state}: only an approved request is fulfilled"
             )));
         }
+        let written = self.write_bundle(id, dir, actor, now).await;
+        if written.is_err() {
+            // Approved still: it can be fulfilled again once the cause is fixed.
+            sqlx::query(sql(
+                self.pg,
+                "UPDATE release_requests SET state = 'approved' WHERE id = ? AND state = 'fulfilling'",
+            ))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        written
+    }
+
+    /// Writes a claimed request's bundle and records it fulfilled.
+    async fn write_bundle(
+        &self,
+        id: i64,
+        dir: &Path,
+        actor: &str,
+        now: i64,
+    ) -> Result<Bundle, RecordsError> {
         let request = self
             .releases()
             .await?
@@ -244,10 +274,12 @@ impl Records {
         let rows = sqlx::query(sql(
             self.pg,
             "SELECT trailer_id, read_id, plate, confidence, first_seen, best_seen, lat, lon \
-             FROM reads WHERE plate = ? AND best_seen >= ? AND best_seen <= ? \
+             FROM reads WHERE plate IN (?, ?) AND best_seen >= ? AND best_seen <= ? \
              ORDER BY best_seen, trailer_id, read_id",
         ))
+        // As written on the request, and with O read as 0 (the engine's rule for US plates).
         .bind(&request.plate)
+        .bind(request.plate.replace('O', "0"))
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(&self.pool)
@@ -320,7 +352,7 @@ impl Records {
         let done = sqlx::query(sql(
             self.pg,
             "UPDATE release_requests SET state = 'fulfilled', fulfilled_by = ?, fulfilled_ms = ?, \
-             bundle = ?, manifest_sha256 = ?, reads_released = ? WHERE id = ? AND state = 'approved'",
+             bundle = ?, manifest_sha256 = ?, reads_released = ? WHERE id = ? AND state = 'fulfilling'",
         ))
         .bind(actor)
         .bind(now)
@@ -332,7 +364,7 @@ impl Records {
         .await?;
         if done.rows_affected() == 0 {
             return Err(RecordsError::Invalid(format!(
-                "release request {id} was fulfilled meanwhile by another"
+                "release request {id} is no longer claimed"
             )));
         }
         Ok(Bundle { dir: bundle, manifest_sha256, reads: rows.len() as i64, files })

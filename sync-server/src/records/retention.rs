@@ -177,7 +177,7 @@ impl Records {
             .await?;
             // The ids of reads dropped as ACP are kept only as long as their pictures could
             // still be on the way; they are ids, not data, and need no count.
-            delete_batch(
+            let dropped_ids = delete_batch(
                 &mut tx,
                 "DELETE FROM acp_dropped WHERE (trailer_id, read_id) IN \
                  (SELECT trailer_id, read_id FROM acp_dropped WHERE dropped_ms < ? LIMIT ?)",
@@ -200,7 +200,7 @@ impl Records {
             done.pictures += pictures + orphans;
             done.alerts += alerts;
             done.dead_letters += letters;
-            if reads + pictures + orphans + alerts + letters == 0 {
+            if reads + pictures + orphans + alerts + letters + dropped_ids == 0 {
                 break;
             }
             if self.pg {

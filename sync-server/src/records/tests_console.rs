@@ -144,6 +144,8 @@ async fn hotlists(url: String) {
     assert_eq!((version.entries, version.version), (2, 3));
     assert!(file.starts_with(b"plate,state") && file.ends_with(b"MN BCA\n"), "in order");
     assert_eq!(version.trailers, vec!["t1".to_string()]);
+    let queued = db.downlinks(Some("t1"), 10).await.expect("downlinks");
+    assert_eq!(queued.len(), 1, "queued with the version: {queued:?}");
     let stale = db.hotlist_part(part(3, 0, 1, "A,MN,warrant,x\n"), "op", NOW).await;
     assert!(stale.expect_err("stale").to_string().contains("not newer"));
     let bad = db.hotlist_part(part(4, 0, 1, "ABC123,MN,parking,x\n"), "op", NOW).await;
@@ -239,6 +241,11 @@ async fn an_operator_starts_a_deployment_where_the_trailer_was_set_up() {
 
 async fn start(url: String) {
     let db = Records::open(&url).await.expect("open");
+    let typo = db.start_deployment("t8", 44.02, -92.47, None, false, NOW).await;
+    assert!(typo.expect_err("unknown").to_string().contains("no reader"));
+    let mut tx = db.begin().await.expect("begin");
+    write::status(&mut tx, "t9", true, NOW, "1.0", NOW).await.expect("status");
+    tx.commit().await.expect("commit");
     let id = db
         .start_deployment("t9", 44.02, -92.47, Some("Broadway & 4th St"), false, NOW)
         .await
