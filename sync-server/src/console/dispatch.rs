@@ -587,6 +587,46 @@ mod tests {
         sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(db.pool()).await.expect("count").get(0)
     }
 
+    /// The examples in docs/CONSOLE.md, one per command, are well-formed requests whose
+    /// arguments the commands take, run by a user of a role that may.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_documented_examples_are_requests_the_server_takes() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONSOLE.md"))
+                .expect("docs/CONSOLE.md");
+        let block = doc
+            .split("### One request per command")
+            .nth(1)
+            .and_then(|rest| rest.split("```json").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("the examples block");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let db = Records::open(&url).await.expect("open");
+        let mut config = crate::Config::default();
+        config.server.data_dir = dir.path().to_path_buf();
+        for role in Role::ALL {
+            db.grant(&role.to_string(), role, "chief", "memo", 1).await.expect("grant");
+        }
+        let mut seen = Vec::new();
+        for line in block.lines().filter(|l| !l.trim().is_empty()) {
+            let request = crate::console::protocol::parse(line.as_bytes())
+                .unwrap_or_else(|e| panic!("{line}: {e:?}"));
+            let role = Role::ALL
+                .into_iter()
+                .find(|r| allowed(*r, &request.command))
+                .expect("a role may run it");
+            let r = handle(&db, &config, &role.to_string(), line.as_bytes(), 10).await;
+            let error = r.error.unwrap_or_default();
+            assert!(!error.starts_with("args:") && !error.contains("duties"), "{line}: {error}");
+            seen.push(request.command);
+        }
+        for c in COMMANDS {
+            assert!(seen.iter().any(|s| s == c), "no example of {c}");
+        }
+        db.close().await;
+    }
+
     /// Every command against every role, through the same entry point the broker feeds: each
     /// role gets exactly its duties, everything else is refused, and every request is audited.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
