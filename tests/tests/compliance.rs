@@ -369,15 +369,8 @@ fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
 
     // The same through `sync-server console`, for scripts.
     let console = |user: &str, extra: &[&str]| {
-        let (cert, key) = stack.issue(user).expect("certificate");
-        std::process::Command::new(e2e_tests::stack::bin("sync-server"))
-            .args(["console", "--broker-port", &stack.broker_port.to_string(), "--user", user])
-            .arg("--ca")
-            .arg(stack.pki().join("ca.pem"))
-            .arg("--cert")
-            .arg(cert)
-            .arg("--key")
-            .arg(key)
+        console_command(&stack, user)
+            .expect("certificate")
             .args(extra)
             .output()
             .expect("sync-server console runs")
@@ -392,6 +385,20 @@ fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
     assert!(err.contains("refused") && err.contains("purpose and a case"), "{err}");
     assert_eq!(stack.audit_entries()?, before + 7);
     Ok(())
+}
+
+/// `sync-server console` as `user` (a certificate issued now) on the stack's broker.
+fn console_command(stack: &Stack, user: &str) -> anyhow::Result<std::process::Command> {
+    let (cert, key) = stack.issue(user)?;
+    let mut cmd = std::process::Command::new(e2e_tests::stack::bin("sync-server"));
+    cmd.args(["console", "--broker-port", &stack.broker_port.to_string(), "--user", user])
+        .arg("--ca")
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key);
+    Ok(cmd)
 }
 
 /// A console session for `user` (a certificate issued now) on the stack's broker.
@@ -606,15 +613,7 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     }
 
     // The interactive console asks the investigator for a purpose and a case number.
-    let (cert, key) = stack.issue("ivan")?;
-    let mut console = std::process::Command::new(e2e_tests::stack::bin("sync-server"))
-        .args(["console", "--broker-port", &stack.broker_port.to_string(), "--user", "ivan"])
-        .arg("--ca")
-        .arg(stack.pki().join("ca.pem"))
-        .arg("--cert")
-        .arg(cert)
-        .arg("--key")
-        .arg(key)
+    let mut console = console_command(&stack, "ivan")?
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
