@@ -4,8 +4,9 @@
 //!  RGB picture ──► detect (letterbox → YOLO plate detector → score threshold → NMS → image boxes)
 //!                     │ top-k boxes
 //!                     ▼
-//!              recognise (trim variants → resize to 48 px high, BGR → CTC recogniser → greedy
-//!                     │    decode over plate characters → best variant by confidence)
+//!              recognise (trim/pad variants → resize to 48 px high, BGR → CTC recogniser → greedy
+//!                     │    decode over plate characters → best variant by confidence, joined
+//!                     │    with an overlapping read of another variant)
 //!                     ▼
 //!              plate (normalise to A-Z 0-9, drop unsure edge characters, reject non-plates)
 //! ```
@@ -279,6 +280,7 @@ impl Engine {
         // Every crop is read; the most confident read of a plausible length wins. The other
         // angles are tried only while it is unsure.
         let mut best: Option<(PlateCandidate, Vec<plate::Glyph>)> = None;
+        let mut reads: Vec<Vec<plate::Glyph>> = Vec::new();
         let score = |c: &PlateCandidate| plate::weighed(&c.text, c.confidence);
         let level = std::iter::once(0.0f32);
         let angles: Vec<f32> = level.chain(self.config.angles.iter().copied()).collect();
@@ -305,6 +307,7 @@ impl Engine {
                 let confs: Vec<f32> = glyphs.iter().map(|g| g.p).collect();
                 let confidence = confs.iter().sum::<f32>() / confs.len() as f32;
                 let text = plate::text(&glyphs);
+                reads.push(glyphs.clone());
                 let read = PlateCandidate {
                     text,
                     confidence,
@@ -316,6 +319,16 @@ impl Engine {
                     best = Some((read, glyphs));
                 }
             }
+        }
+        // A tight crop that lost a first character and a padded one that lost a last one: the
+        // two overlapping reads joined read the whole plate.
+        if let Some((c, glyphs)) = best.as_mut()
+            && let Some(joined) = plate::join_overlapping(glyphs, &reads)
+        {
+            c.char_confidences = joined.iter().map(|g| g.p).collect();
+            c.confidence = c.char_confidences.iter().sum::<f32>() / joined.len() as f32;
+            c.text = plate::text(&joined);
+            *glyphs = joined;
         }
         // The layout rule relabels the winner only: it must not change which crop wins.
         Ok(best

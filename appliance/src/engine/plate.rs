@@ -180,6 +180,46 @@ pub fn fit_us_format(glyphs: &mut [Glyph]) -> bool {
     }
 }
 
+/// Reads of two crops of one plate overlap by at least this many characters to be joined.
+pub const JOIN_OVERLAP: usize = 4;
+/// A joined read is at most this long (the longest standard US plate).
+pub const JOIN_MAX_LEN: usize = 7;
+/// Every character of a joined read was read at least this surely.
+pub const JOIN_MIN_P: f32 = 0.8;
+
+/// The best read joined with another crop's read of the same plate where one ends as the
+/// other begins (`7366J1` and `47366` overlap in `7366`: `47366J1`): a tight crop loses an edge
+/// character a padded one keeps, and the other way round. The longest such join, if it is
+/// longer than the best read, no longer than [`JOIN_MAX_LEN`] and sure of every character.
+pub fn join_overlapping(best: &[Glyph], others: &[Vec<Glyph>]) -> Option<Vec<Glyph>> {
+    let chars = |g: &[Glyph]| g.iter().map(|x| x.ch).collect::<Vec<char>>();
+    let b = chars(best);
+    let mut joined: Option<Vec<Glyph>> = None;
+    for other in others {
+        let o = chars(other);
+        for k in (JOIN_OVERLAP..b.len().min(o.len())).rev() {
+            let candidate = if b.ends_with(&o[..k]) {
+                // The best read, then what the other read beyond the overlap.
+                best.iter().chain(&other[k..]).cloned().collect::<Vec<_>>()
+            } else if o.ends_with(&b[..k]) {
+                // What the other read before the overlap, then the best read.
+                other[..o.len() - k].iter().chain(best).cloned().collect()
+            } else {
+                continue;
+            };
+            if candidate.len() > b.len()
+                && candidate.len() <= JOIN_MAX_LEN
+                && candidate.iter().all(|g| g.p >= JOIN_MIN_P)
+                && joined.as_ref().is_none_or(|j| j.len() < candidate.len())
+            {
+                joined = Some(candidate);
+            }
+            break;
+        }
+    }
+    joined
+}
+
 /// The text of a read.
 pub fn text(glyphs: &[Glyph]) -> String {
     glyphs.iter().map(|g| g.ch).collect()
@@ -285,6 +325,23 @@ mod tests {
         assert!(weighed("627WWI", 0.956) > weighed("627WNI", 0.946));
         // A short vanity plate still wins when the longer reads are unsure.
         assert!(weighed("AB1", 0.99) > weighed("XAB1Y", 0.7));
+    }
+
+    #[test]
+    fn overlapping_reads_of_two_crops_join_into_the_whole_plate() {
+        let best = raw("7366J1", 0.99);
+        let wide = raw("47366", 0.95);
+        let joined = join_overlapping(&best, &[best.clone(), wide]).expect("joined");
+        assert_eq!(text(&joined), "47366J1");
+        // The other way round: the best read lost its last characters.
+        let joined = join_overlapping(&raw("47366", 0.95), &[raw("7366J1", 0.99)]);
+        assert_eq!(joined.map(|j| text(&j)), Some("47366J1".into()));
+        // Too short an overlap, too long a result, or an unsure character: left alone.
+        assert!(join_overlapping(&raw("ABC123", 0.99), &[raw("123XYZ", 0.99)]).is_none());
+        assert!(join_overlapping(&raw("ABC1234", 0.99), &[raw("C1234XY", 0.99)]).is_none());
+        let mut unsure = raw("47366", 0.95);
+        unsure[0].p = 0.5;
+        assert!(join_overlapping(&raw("7366J1", 0.99), &[unsure]).is_none());
     }
 
     #[test]
