@@ -237,7 +237,11 @@ fn period(period_id: u64, start: i64, end: Option<i64>, lat: f64) -> ActiveUse {
     }
 }
 
-fn hit(alert_id: u64, read: ReadMeta, category: trailer_wire::HitCategory) -> trailer_wire::Alert {
+pub(super) fn hit(
+    alert_id: u64,
+    read: ReadMeta,
+    category: trailer_wire::HitCategory,
+) -> trailer_wire::Alert {
     trailer_wire::Alert {
         trailer_id: "t1".into(),
         alert_id,

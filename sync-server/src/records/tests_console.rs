@@ -11,15 +11,7 @@ async fn rows(db: &Records, query: &'static str) -> i64 {
 }
 
 fn hit(alert_id: u64, read: trailer_wire::ReadMeta) -> trailer_wire::Alert {
-    trailer_wire::Alert {
-        trailer_id: "t1".into(),
-        alert_id,
-        read,
-        list_name: "mn-state".into(),
-        list_version: 1,
-        category: trailer_wire::HitCategory::StolenVehicle,
-        case_number: None,
-    }
+    super::tests::hit(alert_id, read, trailer_wire::HitCategory::StolenVehicle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
