@@ -322,7 +322,7 @@ fn ask(
 /// malformed request gets a clear error; every request is in the audit trail.
 #[test]
 fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
-    let stack = Stack::start()?;
+    let mut stack = Stack::start()?;
     for (name, role) in [("alice", "operator"), ("bob", "investigator")] {
         grant(&stack, name, role)?;
     }
@@ -384,6 +384,21 @@ fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused") && err.contains("purpose and a case"), "{err}");
     assert_eq!(stack.audit_entries()?, before + 7);
+
+    // A console session outlives a broker restart: it reconnects and subscribes again.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut alice = session(&rt, &stack, "alice")?;
+    stack.stop_broker();
+    stack.start_broker()?;
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let asked = alice.ask("status", "", "", serde_json::json!({}), Duration::from_secs(5));
+        if rt.block_on(asked).is_ok_and(|r| r.ok) {
+            break;
+        }
+        assert!(Instant::now() < end, "the session never came back after the broker restart");
+    }
+    rt.block_on(alice.close());
     Ok(())
 }
 

@@ -254,14 +254,7 @@ pub async fn dispatch(
         action: format!("console.{}", request.command),
         purpose: request.purpose.clone(),
         case_number: request.case.clone(),
-        detail: if request.command == "acp.add" {
-            // Neither the arguments nor an error about them (which may quote the plate).
-            let reference = request.args.get("reference").and_then(Value::as_str);
-            let outcome = if result == "ok" { "ok" } else { "refused or failed" };
-            format!("request {} reference {reference:?}: {outcome}", request.id)
-        } else {
-            format!("request {} args {}: {result}", request.id, audited_args(request))
-        },
+        detail: audit_detail(request, &result),
         result_count: count,
     };
     if let Err(e) = records.audit(&entry).await {
@@ -271,9 +264,15 @@ pub async fn dispatch(
     response
 }
 
-/// The arguments as the audit trail keeps them: a hotlist's contents by size only (an ACP
-/// request's are never kept: see [`dispatch`]).
-fn audited_args(r: &Request) -> Value {
+/// What the audit trail keeps of a request and its outcome: the arguments, a hotlist's
+/// contents by size only; of an ACP request only the reference and whether it went through,
+/// never its arguments or an error about them (either may quote the participant's plate).
+fn audit_detail(r: &Request, result: &str) -> String {
+    if r.command == "acp.add" {
+        let reference = r.args.get("reference").and_then(Value::as_str);
+        let outcome = if result == "ok" { "ok" } else { "refused or failed" };
+        return format!("request {} reference {reference:?}: {outcome}", r.id);
+    }
     let mut args = r.args.clone();
     if let Some(map) = args.as_object_mut()
         && let Some(csv) = map.get("csv").and_then(Value::as_str)
@@ -281,18 +280,17 @@ fn audited_args(r: &Request) -> Value {
         let size = format!("({} bytes)", csv.len());
         map.insert("csv".into(), json!(size));
     }
-    args
+    format!("request {} args {args}: {result}", r.id)
 }
 
 /// The reads of a search with their pictures: those held here inline (up to a budget), and a
-/// request queued to the trailer for those it still holds. Returns the reads as JSON and how
-/// many pictures were asked of trailers.
+/// request queued to the trailer for those it still holds (for the newest reads only).
 async fn with_pictures(
     records: &Records,
     rows: &[trailer_wire::console::ReadView],
     actor: &str,
     now: i64,
-) -> Result<(Value, usize), Failure> {
+) -> Result<Value, Failure> {
     use base64::Engine;
     use trailer_wire::PictureKind;
     let mut budget = SEARCH_PICTURE_BYTES;
@@ -313,27 +311,30 @@ async fn with_pictures(
             };
             pictures.insert(kind.clone(), value);
         }
-        for (kind, taken, name) in [
-            (PictureKind::PlateCrop, row.has_plate_crop, "plate_crop"),
-            (PictureKind::Context, row.has_context, "context"),
-        ] {
-            if taken && !pictures.contains_key(name) && asked >= MAX_ASKED {
-                pictures.insert(name.into(), json!("on the trailer: search for this read alone"));
-            } else if taken && !pictures.contains_key(name) {
+        for (kind, taken) in
+            [(PictureKind::PlateCrop, row.has_plate_crop), (PictureKind::Context, row.has_context)]
+        {
+            let name = crate::records::picture_kind(kind);
+            if !taken || pictures.contains_key(name) {
+                continue;
+            }
+            let value = if asked < MAX_ASKED {
+                asked += 1;
                 let command = crate::downlink::Command::SendPicture { read_id: row.read_id, kind };
                 let id =
                     crate::downlink::queue(records, &row.trailer_id, command, actor, now).await?;
-                pictures
-                    .insert(name.into(), json!(format!("asked of the trailer (downlink {id})")));
-                asked += 1;
-            }
+                format!("asked of the trailer (downlink {id})")
+            } else {
+                "on the trailer: search for this read alone".to_string()
+            };
+            pictures.insert(name.into(), json!(value));
         }
         if let Some(o) = v.as_object_mut() {
             o.insert("pictures".into(), Value::Object(pictures));
         }
         out.push(v);
     }
-    Ok((Value::Array(out), asked))
+    Ok(Value::Array(out))
 }
 
 /// The command itself: its data and how many records it concerned.
@@ -388,8 +389,7 @@ async fn run(
             let a: Search = args(&r.args)?;
             let rows = records.search_reads(&a.plate, a.limit.clamp(1, 10_000)).await?;
             if a.pictures {
-                let (data, _) = with_pictures(records, &rows, &actor, now).await?;
-                (data, rows.len() as i64)
+                (with_pictures(records, &rows, &actor, now).await?, rows.len() as i64)
             } else {
                 (to_json(&rows), rows.len() as i64)
             }
@@ -587,6 +587,49 @@ mod tests {
         sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(db.pool()).await.expect("count").get(0)
     }
 
+    /// A search with pictures: those on the server come inline, those still on the trailer
+    /// are asked of it with a downlink each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pictures_on_request_come_inline_or_are_asked_of_the_trailer() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let db = Records::open(&url).await.expect("open");
+        db.grant("ivy", Role::Investigator, "chief", "memo", 1).await.expect("grant");
+        let mut tx = db.begin().await.expect("begin");
+        let reads = [
+            crate::records::tests::read_at(1, "PIC123", 1_000),
+            crate::records::tests::read_at(2, "PIC123", 2_000),
+        ];
+        crate::records::write::reads(&mut tx, db.rules(), "t1", &reads, 3_000)
+            .await
+            .expect("reads");
+        let crop = trailer_wire::PictureKind::PlateCrop;
+        crate::records::write::picture(&mut tx, "t1", 1, crop, b"crop-jpeg", 3_000)
+            .await
+            .expect("picture");
+        tx.commit().await.expect("commit");
+        let search = br#"{"id":"1","command":"plates.search","purpose":"theft","case":"26-1","args":{"plate":"PIC123","pictures":true}}"#;
+        let r = handle(&db, &crate::Config::default(), "ivy", search, 4_000).await;
+        assert!(r.ok, "{r:?}");
+        let rows = r.data.as_array().expect("rows");
+        let of =
+            |id: u64| rows.iter().find(|v| v["read_id"] == id).expect("a row")["pictures"].clone();
+        let inline = base64::engine::general_purpose::STANDARD.encode(b"crop-jpeg");
+        assert_eq!(of(1)["plate_crop"], inline);
+        for asked in
+            [of(1)["context"].clone(), of(2)["plate_crop"].clone(), of(2)["context"].clone()]
+        {
+            assert!(
+                asked.as_str().is_some_and(|a| a.starts_with("asked of the trailer")),
+                "{asked}"
+            );
+        }
+        let queued = db.downlinks(Some("t1"), 10).await.expect("downlinks");
+        assert_eq!(queued.iter().filter(|d| d.kind == "send_picture").count(), 3, "{queued:?}");
+        db.close().await;
+    }
+
     /// The examples in docs/CONSOLE.md, one per command, are well-formed requests whose
     /// arguments the commands take, run by a user of a role that may.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,21 +743,7 @@ mod tests {
         .await;
         assert!(r.error.as_deref().is_some_and(|e| e.starts_with("args:")), "{r:?}");
         // An operator acknowledges an alert once, with a known outcome.
-        let read = trailer_wire::ReadMeta {
-            read_id: 1,
-            camera_id: "cam0".into(),
-            plate: "HOT123".into(),
-            confidence_pm: 950,
-            first_seen: 1_000,
-            best_seen: 1_400,
-            position: trailer_wire::Position::from_degrees(
-                44.1,
-                -93.9,
-                trailer_wire::FixQuality::Fix3d,
-            ),
-            plate_box: [0, 0, 10, 5],
-            pictures: trailer_wire::PictureSet::default(),
-        };
+        let read = crate::records::tests::read_at(1, "HOT123", 1_000);
         let alert = trailer_wire::Alert {
             trailer_id: "t1".into(),
             alert_id: 9,

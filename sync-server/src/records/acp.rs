@@ -143,23 +143,6 @@ pub(crate) async fn was_dropped(
         .is_some())
 }
 
-/// Whether `plate` (as a trailer wrote it) is a participant's.
-pub(crate) async fn is_participant(
-    c: &mut AnyConnection,
-    rules: &Rules,
-    plate: &str,
-) -> Result<bool, RecordsError> {
-    let Some(key) = rules.acp_key.as_deref() else {
-        return Ok(false);
-    };
-    let pg = is_pg(c);
-    Ok(sqlx::query(sql(pg, "SELECT 1 FROM acp_digests WHERE digest = ?"))
-        .bind(hex::encode(acp_digest(key, plate)))
-        .fetch_optional(&mut *c)
-        .await?
-        .is_some())
-}
-
 impl Records {
     /// Adds a participant's plate (as typed) under `reference` (the program's request, never a
     /// name): the digests go on the list, every read, picture and alert of the plate here is
@@ -239,10 +222,5 @@ impl Records {
         tx.commit().await?;
         added.trailers = trailers;
         Ok(added)
-    }
-
-    /// How many digests the list holds (the plates stay unknown).
-    pub async fn acp_count(&self) -> Result<i64, RecordsError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM acp_digests").fetch_one(&self.pool).await?.get(0))
     }
 }

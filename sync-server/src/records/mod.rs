@@ -131,11 +131,20 @@ fn fix_name(f: FixQuality) -> &'static str {
     }
 }
 
-fn picture_kind(k: PictureKind) -> &'static str {
+pub(crate) fn picture_kind(k: PictureKind) -> &'static str {
     match k {
         PictureKind::PlateCrop => "plate_crop",
         PictureKind::Context => "context",
     }
+}
+
+/// A typed plate as the engine may have written it: as typed, and with O read as 0 (the same
+/// when it has no O), for `plate IN (?, ?)`.
+pub(crate) fn plate_pair(plate: &str) -> (String, String) {
+    let forms = trailer_wire::acp::plate_forms(plate);
+    let typed = forms[0].clone();
+    let zeroed = forms.last().cloned().unwrap_or_else(|| typed.clone());
+    (typed, zeroed)
 }
 
 /// The trailers the server has heard from (each sent its status on connecting), by id.
@@ -386,21 +395,19 @@ impl Records {
     }
 
     /// Reads of one plate, newest first, for an authorised and audited search. The plate is
-    /// compared as the engine writes it: capitals and digits.
+    /// compared in every form the engine may have written it ([`trailer_wire::acp::plate_forms`]:
+    /// capitals and digits, the letter O also as 0).
     pub async fn search_reads(
         &self,
         plate: &str,
         limit: i64,
     ) -> Result<Vec<ReadView>, RecordsError> {
-        let plate: String = plate
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let (typed, zeroed) = plate_pair(plate);
         let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
-             FROM reads WHERE plate = ? ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
+             FROM reads WHERE plate IN (?, ?) ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
         )
-        .bind(plate)
+        .bind(typed)
+        .bind(zeroed)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -550,6 +557,6 @@ fn redact(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_console;

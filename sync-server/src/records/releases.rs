@@ -11,7 +11,7 @@ use sqlx::Row;
 use std::path::{Path, PathBuf};
 
 /// What a request asks for, as written.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRelease {
     pub requesting_agency: String,
@@ -33,13 +33,9 @@ pub struct NewRelease {
 pub struct Release {
     pub id: i64,
     pub state: String,
-    pub requesting_agency: String,
-    pub requester: String,
-    pub purpose: String,
-    pub factual_basis: String,
-    pub case_number: String,
-    pub authorisation: String,
-    pub plate: String,
+    #[serde(flatten)]
+    pub request: NewRelease,
+    /// The days asked for, as people read them.
     pub from: String,
     pub to: String,
     pub requested_by: String,
@@ -70,6 +66,19 @@ pub struct Bundle {
     pub manifest_sha256: String,
     pub reads: i64,
     pub files: Vec<BundleFile>,
+}
+
+/// The columns [`release_row`] reads, then `tail`.
+macro_rules! release_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, state, requesting_agency, requester, purpose, factual_basis, case_number, \
+             authorisation, plate, from_ms, to_ms, requested_by, requested_ms, reviewed_by, \
+             review_note, decided_by, decision_reason, fulfilled_by, fulfilled_ms, bundle, \
+             manifest_sha256, reads_released FROM release_requests ",
+            $tail
+        )
+    };
 }
 
 impl Records {
@@ -136,27 +145,17 @@ impl Records {
         Ok((row.get(0), row.get(1)))
     }
 
-    /// Moves a request from `from` to `to` with the columns `set` (bound in order after the
-    /// state), if it is still in `from`.
+    /// Moves a request from `from` to `to` by `text` (an UPDATE binding the new state, the two
+    /// `values`, the time, the id and the old state), if it is still in `from`.
     async fn release_step(
         &self,
         id: i64,
         from: &str,
         to: &str,
-        set: &'static str,
+        text: &'static str,
         values: [&str; 2],
         at: i64,
     ) -> Result<(), RecordsError> {
-        let text = match set {
-            "review" => {
-                "UPDATE release_requests SET state = ?, reviewed_by = ?, review_note = ?, \
-                 reviewed_ms = ? WHERE id = ? AND state = ?"
-            }
-            _ => {
-                "UPDATE release_requests SET state = ?, decided_by = ?, decision_reason = ?, \
-                 decided_ms = ? WHERE id = ? AND state = ?"
-            }
-        };
         let done = sqlx::query(sql(self.pg, text))
             .bind(to)
             .bind(values[0])
@@ -186,7 +185,9 @@ impl Records {
         if note.trim().is_empty() {
             return Err(RecordsError::Invalid("note: what the review found".into()));
         }
-        self.release_step(id, "requested", "reviewed", "review", [actor, note.trim()], now).await
+        const REVIEW: &str = "UPDATE release_requests SET state = ?, reviewed_by = ?, review_note = ?, \
+                              reviewed_ms = ? WHERE id = ? AND state = ?";
+        self.release_step(id, "requested", "reviewed", REVIEW, [actor, note.trim()], now).await
     }
 
     /// Approves or denies a reviewed request, with the reason. The one who entered a request
@@ -209,7 +210,9 @@ impl Records {
             )));
         }
         let to = if approve { "approved" } else { "denied" };
-        self.release_step(id, "reviewed", to, "decide", [actor, reason.trim()], now).await
+        const DECIDE: &str = "UPDATE release_requests SET state = ?, decided_by = ?, \
+                              decision_reason = ?, decided_ms = ? WHERE id = ? AND state = ?";
+        self.release_step(id, "reviewed", to, DECIDE, [actor, reason.trim()], now).await
     }
 
     /// Fulfils an approved request: writes the bundle under `dir` (`release-{id}/`: the reads
@@ -259,29 +262,20 @@ impl Records {
         now: i64,
     ) -> Result<Bundle, RecordsError> {
         let request = self
-            .releases()
+            .release(id)
             .await?
-            .into_iter()
-            .find(|r| r.id == id)
             .ok_or_else(|| RecordsError::Invalid(format!("no release request {id}")))?;
-        let (from_ms, to_ms): (i64, i64) = sqlx::query_as(sql(
-            self.pg,
-            "SELECT from_ms, to_ms FROM release_requests WHERE id = ?",
-        ))
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
+        let (typed, zeroed) = super::plate_pair(&request.request.plate);
         let rows = sqlx::query(sql(
             self.pg,
             "SELECT trailer_id, read_id, plate, confidence, first_seen, best_seen, lat, lon \
              FROM reads WHERE plate IN (?, ?) AND best_seen >= ? AND best_seen <= ? \
              ORDER BY best_seen, trailer_id, read_id",
         ))
-        // As written on the request, and with O read as 0 (the engine's rule for US plates).
-        .bind(&request.plate)
-        .bind(request.plate.replace('O', "0"))
-        .bind(from_ms)
-        .bind(to_ms)
+        .bind(typed)
+        .bind(zeroed)
+        .bind(request.request.from_ms)
+        .bind(request.request.to_ms)
         .fetch_all(&self.pool)
         .await?;
         let bundle = dir.join(format!("release-{id}"));
@@ -372,40 +366,48 @@ impl Records {
 
     /// Every request on file, newest first.
     pub async fn releases(&self) -> Result<Vec<Release>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT id, state, requesting_agency, requester, purpose, factual_basis, case_number, \
-             authorisation, plate, from_ms, to_ms, requested_by, requested_ms, reviewed_by, \
-             review_note, decided_by, decision_reason, fulfilled_by, fulfilled_ms, bundle, \
-             manifest_sha256, reads_released FROM release_requests ORDER BY id DESC",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Release {
-                id: r.get(0),
-                state: r.get(1),
-                requesting_agency: r.get(2),
-                requester: r.get(3),
-                purpose: r.get(4),
-                factual_basis: r.get(5),
-                case_number: r.get(6),
-                authorisation: r.get(7),
-                plate: r.get(8),
-                from: iso_time(r.get(9)),
-                to: iso_time(r.get(10)),
-                requested_by: r.get(11),
-                requested_at: iso_time(r.get(12)),
-                reviewed_by: r.get(13),
-                review_note: r.get(14),
-                decided_by: r.get(15),
-                decision_reason: r.get(16),
-                fulfilled_by: r.get(17),
-                fulfilled_at: r.get::<Option<i64>, _>(18).map(iso_time),
-                bundle: r.get(19),
-                manifest_sha256: r.get(20),
-                reads_released: r.get(21),
-            })
-            .collect())
+        let rows = sqlx::query(release_select!("ORDER BY id DESC")).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(release_row).collect())
+    }
+
+    /// One request on file.
+    pub async fn release(&self, id: i64) -> Result<Option<Release>, RecordsError> {
+        let row = sqlx::query(sql(self.pg, release_select!("WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(release_row))
+    }
+}
+
+fn release_row(r: &sqlx::any::AnyRow) -> Release {
+    let (from_ms, to_ms): (i64, i64) = (r.get(9), r.get(10));
+    Release {
+        id: r.get(0),
+        state: r.get(1),
+        request: NewRelease {
+            requesting_agency: r.get(2),
+            requester: r.get(3),
+            purpose: r.get(4),
+            factual_basis: r.get(5),
+            case_number: r.get(6),
+            authorisation: r.get(7),
+            plate: r.get(8),
+            from_ms,
+            to_ms,
+        },
+        from: iso_time(from_ms),
+        to: iso_time(to_ms),
+        requested_by: r.get(11),
+        requested_at: iso_time(r.get(12)),
+        reviewed_by: r.get(13),
+        review_note: r.get(14),
+        decided_by: r.get(15),
+        decision_reason: r.get(16),
+        fulfilled_by: r.get(17),
+        fulfilled_at: r.get::<Option<i64>, _>(18).map(iso_time),
+        bundle: r.get(19),
+        manifest_sha256: r.get(20),
+        reads_released: r.get(21),
     }
 }

@@ -51,7 +51,7 @@ async fn concurrent_audit(url: String) {
     assert_eq!(c.audit_verify().await.expect("verify"), Ok(80));
 }
 
-pub(super) fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
+pub(crate) fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
     ReadMeta {
         read_id,
         camera_id: "cam0".into(),

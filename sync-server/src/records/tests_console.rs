@@ -221,7 +221,7 @@ async fn releases(url: String) {
     let on_file = db.releases().await.expect("list");
     let states: Vec<&str> = on_file.iter().map(|r| r.state.as_str()).collect();
     assert_eq!(states, ["denied", "fulfilled"]);
-    assert_eq!(on_file[1].plate, "REL123");
+    assert_eq!(on_file[1].request.plate, "REL123");
     assert_eq!(on_file[1].reads_released, Some(1));
     db.close().await;
 }

@@ -17,6 +17,17 @@ pub async fn reads(
     reads: &[ReadMeta],
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
+    Ok(store_reads(c, rules, trailer, reads, now).await?.0)
+}
+
+/// [`reads`], also saying whether any was an ACP participant's (dropped, not stored).
+async fn store_reads(
+    c: &mut AnyConnection,
+    rules: &Rules,
+    trailer: &str,
+    reads: &[ReadMeta],
+    now: i64,
+) -> Result<(Vec<AckRef>, bool), RecordsError> {
     let pg = is_pg(c);
     let mut acks = Vec::with_capacity(reads.len());
     let mut fresh = Vec::with_capacity(reads.len());
@@ -60,7 +71,7 @@ pub async fn reads(
         let (lat, lon) = (last.position.lat(), last.position.lon());
         note_location(c, rules, trailer, lat, lon, last.best_seen, now).await?;
     }
-    Ok(acks)
+    Ok((acks, !participants.is_empty()))
 }
 
 /// Stores a hotlist hit (and its read, which the alert carries so it can overtake the
@@ -73,8 +84,9 @@ pub async fn alert(
     now: i64,
 ) -> Result<bool, RecordsError> {
     let pg = is_pg(c);
-    reads(c, rules, trailer, std::slice::from_ref(&a.read), now).await?;
-    if super::acp::is_participant(c, rules, &a.read.plate).await? {
+    let (_, participant) =
+        store_reads(c, rules, trailer, std::slice::from_ref(&a.read), now).await?;
+    if participant {
         return Ok(false);
     }
     let done = sqlx::query(sql(pg, "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
