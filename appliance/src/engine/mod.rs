@@ -59,7 +59,8 @@ pub struct EngineConfig {
     /// confident read wins. Plates on trailers' pictures are rarely level to the degree.
     #[serde(serialize_with = "crate::config::short_f32s")]
     pub angles: Vec<f32>,
-    /// A level read at least this confident is taken without trying the other angles.
+    /// A level read at least this confident is taken without trying the other angles; a trim
+    /// whose pads all read the same text, each at least this confident, settles the box.
     #[serde(serialize_with = "crate::config::short_f32")]
     pub settle_confidence: f32,
     /// Fractions of the box width added at each side before cropping, each read: a box that
@@ -277,46 +278,66 @@ impl Engine {
         bbox: PlateBox,
         detect_score: f32,
     ) -> Result<Option<PlateCandidate>, EngineError> {
-        // Every crop is read; the most confident read of a plausible length wins. The other
-        // angles are tried only while it is unsure.
+        // Every crop is read, a trim's pads in turn; the most confident read of a plausible
+        // length wins. A trim whose distinct pad crops all read the same text surely settles
+        // the box; the other angles are tried only while the winner is unsure.
         let mut best: Option<(PlateCandidate, Vec<plate::Glyph>)> = None;
         let mut reads: Vec<Vec<plate::Glyph>> = Vec::new();
         let score = |c: &PlateCandidate| plate::weighed(&c.text, c.confidence);
         let level = std::iter::once(0.0f32);
         let angles: Vec<f32> = level.chain(self.config.angles.iter().copied()).collect();
+        let mut settled = false;
         for (i, &angle) in angles.iter().enumerate() {
-            if i > 0
-                && best.as_ref().is_some_and(|(b, _)| b.confidence >= self.config.settle_confidence)
+            if settled
+                || (i > 0
+                    && best
+                        .as_ref()
+                        .is_some_and(|(b, _)| b.confidence >= self.config.settle_confidence))
             {
                 break;
             }
-            let variants = self
-                .config
-                .trims
-                .iter()
-                .flat_map(|t| self.config.pads.iter().map(move |p| (*t, *p)));
-            for (trim, pad) in variants {
-                let Some(crop) = recognise::crop_rotated(picture, bbox.widened(pad), trim, angle)
-                else {
-                    continue;
-                };
-                let raw = self.recogniser.recognise(&crop, self.config.recogniser_min_width)?;
-                let Some(glyphs) = plate::normalise(&raw, self.config.us_o_as_zero) else {
-                    continue;
-                };
-                let confs: Vec<f32> = glyphs.iter().map(|g| g.p).collect();
-                let confidence = confs.iter().sum::<f32>() / confs.len() as f32;
-                let text = plate::text(&glyphs);
-                reads.push(glyphs.clone());
-                let read = PlateCandidate {
-                    text,
-                    confidence,
-                    char_confidences: confs,
-                    detect_score,
-                    bbox,
-                };
-                if best.as_ref().is_none_or(|(b, _)| score(&read) > score(b)) {
-                    best = Some((read, glyphs));
+            for &trim in &self.config.trims {
+                // This trim's reads, one per distinct crop.
+                let mut trim_reads: Vec<(String, f32)> = Vec::new();
+                let mut previous: Option<RgbImage> = None;
+                for &pad in &self.config.pads {
+                    let Some(crop) =
+                        recognise::crop_rotated(picture, bbox.widened(pad), trim, angle)
+                    else {
+                        continue;
+                    };
+                    // At the picture's edge a wider pad crops the same pixels: no new evidence.
+                    if previous.as_ref() == Some(&crop) {
+                        continue;
+                    }
+                    let raw = self.recogniser.recognise(&crop, self.config.recogniser_min_width)?;
+                    previous = Some(crop);
+                    let Some(glyphs) = plate::normalise(&raw, self.config.us_o_as_zero) else {
+                        continue;
+                    };
+                    let confs: Vec<f32> = glyphs.iter().map(|g| g.p).collect();
+                    let confidence = confs.iter().sum::<f32>() / confs.len() as f32;
+                    let text = plate::text(&glyphs);
+                    trim_reads.push((text.clone(), confidence));
+                    reads.push(glyphs.clone());
+                    let read = PlateCandidate {
+                        text,
+                        confidence,
+                        char_confidences: confs,
+                        detect_score,
+                        bbox,
+                    };
+                    if best.as_ref().is_none_or(|(b, _)| score(&read) > score(b)) {
+                        best = Some((read, glyphs));
+                    }
+                }
+                if plate::trim_settles(
+                    &trim_reads,
+                    self.config.pads.len(),
+                    self.config.settle_confidence,
+                ) {
+                    settled = true;
+                    break;
                 }
             }
         }

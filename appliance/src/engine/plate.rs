@@ -188,8 +188,9 @@ pub const JOIN_MAX_LEN: usize = 7;
 pub const JOIN_MIN_P: f32 = 0.8;
 
 /// The best read joined with another crop's read of the same plate where one ends as the
-/// other begins (`7366J1` and `47366` overlap in `7366`: `47366J1`): a tight crop loses an edge
-/// character a padded one keeps, and the other way round. The longest such join, if it is
+/// other begins (`7366J1` and `47366` overlap in `7366`: `47366J1`), or where the best read is
+/// the whole of the other but its first or last character (`AMW240` in `1AMW240`): a tight crop
+/// loses an edge character a padded or less trimmed one keeps, and the other way round. The longest such join, if it is
 /// longer than the best read, no longer than [`JOIN_MAX_LEN`] and sure of every character.
 pub fn join_overlapping(best: &[Glyph], others: &[Vec<Glyph>]) -> Option<Vec<Glyph>> {
     let chars = |g: &[Glyph]| g.iter().map(|x| x.ch).collect::<Vec<char>>();
@@ -197,7 +198,7 @@ pub fn join_overlapping(best: &[Glyph], others: &[Vec<Glyph>]) -> Option<Vec<Gly
     let mut joined: Option<Vec<Glyph>> = None;
     for other in others {
         let o = chars(other);
-        for k in (JOIN_OVERLAP..b.len().min(o.len())).rev() {
+        for k in (JOIN_OVERLAP..=b.len().min(o.len())).rev() {
             let candidate = if b.ends_with(&o[..k]) {
                 // The best read, then what the other read beyond the overlap.
                 best.iter().chain(&other[k..]).cloned().collect::<Vec<_>>()
@@ -218,6 +219,15 @@ pub fn join_overlapping(best: &[Glyph], others: &[Vec<Glyph>]) -> Option<Vec<Gly
         }
     }
     joined
+}
+
+/// Whether one trim's reads settle the box, so the other trims and angles need not be read:
+/// every pad gave a distinct crop (`reads` has one read per pad; at the picture's edge pads
+/// crop the same pixels and prove nothing), there are at least two, and all read the same text,
+/// each at least `settle` sure. Measured on `eu` (long plates, wide crops): half the reading
+/// time, one plate of 108 lost; on `us-dev` and `us-plates` no read changed.
+pub fn trim_settles(reads: &[(String, f32)], pads: usize, settle: f32) -> bool {
+    pads >= 2 && reads.len() == pads && reads.iter().all(|(t, c)| *t == reads[0].0 && *c >= settle)
 }
 
 /// The text of a read.
@@ -328,6 +338,18 @@ mod tests {
     }
 
     #[test]
+    fn a_trim_settles_only_on_distinct_sure_agreeing_reads() {
+        let r = |t: &str, c: f32| (t.to_string(), c);
+        assert!(trim_settles(&[r("ABC123", 0.99), r("ABC123", 0.98), r("ABC123", 0.97)], 3, 0.97));
+        // One pad read otherwise, one read unsure, or a pad that cropped nothing new: read on.
+        assert!(!trim_settles(&[r("ABC123", 0.99), r("BC123", 0.99), r("ABC123", 0.99)], 3, 0.97));
+        assert!(!trim_settles(&[r("ABC123", 0.99), r("ABC123", 0.96), r("ABC123", 0.99)], 3, 0.97));
+        assert!(!trim_settles(&[r("ABC123", 0.99), r("ABC123", 0.99)], 3, 0.97));
+        // A single pad proves nothing by agreeing with itself.
+        assert!(!trim_settles(&[r("ABC123", 0.99)], 1, 0.97));
+    }
+
+    #[test]
     fn overlapping_reads_of_two_crops_join_into_the_whole_plate() {
         let best = raw("7366J1", 0.99);
         let wide = raw("47366", 0.95);
@@ -336,6 +358,12 @@ mod tests {
         // The other way round: the best read lost its last characters.
         let joined = join_overlapping(&raw("47366", 0.95), &[raw("7366J1", 0.99)]);
         assert_eq!(joined.map(|j| text(&j)), Some("47366J1".into()));
+        // The best read whole inside another's, at its end or its start: a crop that kept the
+        // edge character another lost.
+        let joined = join_overlapping(&raw("AMW240", 0.98), &[raw("1AMW240", 0.97)]);
+        assert_eq!(joined.map(|j| text(&j)), Some("1AMW240".into()));
+        let joined = join_overlapping(&raw("12132", 0.99), &[raw("12132W", 0.98)]);
+        assert_eq!(joined.map(|j| text(&j)), Some("12132W".into()));
         // Too short an overlap, too long a result, or an unsure character: left alone.
         assert!(join_overlapping(&raw("ABC123", 0.99), &[raw("123XYZ", 0.99)]).is_none());
         assert!(join_overlapping(&raw("ABC1234", 0.99), &[raw("C1234XY", 0.99)]).is_none());
