@@ -157,7 +157,8 @@ def quantise(src: str, out: str, height: int, width: int, calibration: str | Non
     # Weights in 7 bits (reduce_range): on x86 CPUs without VNNI (AVX2 only), ONNX Runtime
     # multiplies u8 activations by s8 weights with an instruction whose 16-bit sums saturate.
     # Measured on us-dev on such a CPU (AMD EPYC, AVX2): 8-bit weights found 105 of 111 plates,
-    # 7-bit ones 108, as many as the float model, at the same speed. With VNNI it costs nothing.
+    # 7-bit ones 108, as many as the float model, at the same speed. (Not measured on a VNNI
+    # CPU, where 8 bits do not saturate; per-channel weights lose little to the seventh bit.)
     quantize_static(src, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     reduce_range=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,

@@ -286,13 +286,9 @@ impl Engine {
         let score = |c: &PlateCandidate| plate::weighed(&c.text, c.confidence);
         let level = std::iter::once(0.0f32);
         let angles: Vec<f32> = level.chain(self.config.angles.iter().copied()).collect();
-        let mut settled = false;
-        for (i, &angle) in angles.iter().enumerate() {
-            if settled
-                || (i > 0
-                    && best
-                        .as_ref()
-                        .is_some_and(|(b, _)| b.confidence >= self.config.settle_confidence))
+        'angles: for (i, &angle) in angles.iter().enumerate() {
+            if i > 0
+                && best.as_ref().is_some_and(|(b, _)| b.confidence >= self.config.settle_confidence)
             {
                 break;
             }
@@ -310,34 +306,26 @@ impl Engine {
                     if previous.as_ref() == Some(&crop) {
                         continue;
                     }
-                    let raw = self.recogniser.recognise(&crop, self.config.recogniser_min_width)?;
+                    let read = Self::read_crop(
+                        &mut self.recogniser,
+                        &self.config,
+                        &crop,
+                        bbox,
+                        detect_score,
+                    )?;
                     previous = Some(crop);
-                    let Some(glyphs) = plate::normalise(&raw, self.config.us_o_as_zero) else {
+                    let Some((read, glyphs)) = read else {
                         continue;
                     };
-                    let confs: Vec<f32> = glyphs.iter().map(|g| g.p).collect();
-                    let confidence = confs.iter().sum::<f32>() / confs.len() as f32;
-                    let text = plate::text(&glyphs);
-                    trim_reads.push((text.clone(), confidence));
+                    trim_reads.push((read.text.clone(), read.confidence));
                     reads.push(glyphs.clone());
-                    let read = PlateCandidate {
-                        text,
-                        confidence,
-                        char_confidences: confs,
-                        detect_score,
-                        bbox,
-                    };
                     if best.as_ref().is_none_or(|(b, _)| score(&read) > score(b)) {
                         best = Some((read, glyphs));
                     }
                 }
-                if plate::trim_settles(
-                    &trim_reads,
-                    self.config.pads.len(),
-                    self.config.settle_confidence,
-                ) {
-                    settled = true;
-                    break;
+                let (pads, settle) = (self.config.pads.len(), self.config.settle_confidence);
+                if plate::trim_settles(&trim_reads, pads, settle) {
+                    break 'angles;
                 }
             }
         }
@@ -360,6 +348,30 @@ impl Engine {
                 c
             })
             .filter(|c| c.confidence >= self.config.read_threshold))
+    }
+
+    /// Reads one crop of a box: the recogniser, then normalisation to plate characters.
+    fn read_crop(
+        recogniser: &mut recognise::Recogniser,
+        config: &EngineConfig,
+        crop: &RgbImage,
+        bbox: PlateBox,
+        detect_score: f32,
+    ) -> Result<Option<(PlateCandidate, Vec<plate::Glyph>)>, EngineError> {
+        let raw = recogniser.recognise(crop, config.recogniser_min_width)?;
+        let Some(glyphs) = plate::normalise(&raw, config.us_o_as_zero) else {
+            return Ok(None);
+        };
+        let char_confidences: Vec<f32> = glyphs.iter().map(|g| g.p).collect();
+        let confidence = char_confidences.iter().sum::<f32>() / char_confidences.len() as f32;
+        let read = PlateCandidate {
+            text: plate::text(&glyphs),
+            confidence,
+            char_confidences,
+            detect_score,
+            bbox,
+        };
+        Ok(Some((read, glyphs)))
     }
 
     /// Detects and reads every plate in a picture, best first.

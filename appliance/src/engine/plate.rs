@@ -190,8 +190,9 @@ pub const JOIN_MIN_P: f32 = 0.8;
 /// The best read joined with another crop's read of the same plate where one ends as the
 /// other begins (`7366J1` and `47366` overlap in `7366`: `47366J1`), or where the best read is
 /// the whole of the other but its first or last character (`AMW240` in `1AMW240`): a tight crop
-/// loses an edge character a padded or less trimmed one keeps, and the other way round. The longest such join, if it is
-/// longer than the best read, no longer than [`JOIN_MAX_LEN`] and sure of every character.
+/// loses an edge character a padded or less trimmed one keeps, and the other way round. The
+/// longest such join, if it is longer than the best read, no longer than [`JOIN_MAX_LEN`] and
+/// sure of every character.
 pub fn join_overlapping(best: &[Glyph], others: &[Vec<Glyph>]) -> Option<Vec<Glyph>> {
     let chars = |g: &[Glyph]| g.iter().map(|x| x.ch).collect::<Vec<char>>();
     let b = chars(best);
