@@ -74,7 +74,7 @@ pub async fn apply(
         }
         Message::ActiveUse(u) => vec![write::usage(c, rules, &a.trailer, u, now).await?],
         Message::Status(s) => {
-            write::status(c, &a.trailer, s.online, s.time, &s.software_version, now).await?;
+            write::status(c, &a.trailer, s, now).await?;
             Vec::new()
         }
         Message::Alert(al) => {
@@ -135,6 +135,7 @@ mod tests {
             online: true,
             time: 0,
             software_version: "x".into(),
+            store: trailer_wire::StoreInfo { store_id: 1, created: 0, opens: 1, run: 2 },
         }))
         .expect("encodes");
         assert!(validate("trailer/t1/status", &s).is_ok());
@@ -146,8 +147,12 @@ mod tests {
         assert!(r.0.contains("does not match"), "{}", r.0);
         let r = validate("trailer/t1/up/pictures", &batch("t1")).expect_err("kind");
         assert!(r.0.contains("pictures topic"), "{}", r.0);
-        let r = validate("trailer/t1/up/reads", &[1, 1, 0xff]).expect_err("garbage");
+        let v = trailer_wire::PROTOCOL_VERSION;
+        let r = validate("trailer/t1/up/reads", &[v, 1, 0xff]).expect_err("garbage");
         assert!(r.0.contains("corrupt"), "{}", r.0);
+        // A trailer of the previous protocol version is refused, saying so.
+        let r = validate("trailer/t1/up/reads", &[1, 1, 0]).expect_err("version 1");
+        assert!(r.0.contains("unsupported protocol version 1"), "{}", r.0);
         let r = validate("trailer/t1/up/reads", &[7, 1]).expect_err("version");
         assert!(r.0.contains("unsupported protocol version 7"), "{}", r.0);
         let ack = trailer_wire::encode(&Message::Ack(Ack { refs: vec![] })).expect("encodes");

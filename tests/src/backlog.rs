@@ -173,6 +173,11 @@ impl Trailer {
         alerts.first().map(|a| a.alert_id).ok_or_else(|| anyhow::anyhow!("no alert raised"))
     }
 
+    /// Tells the link that the outbox has something new (as the daemon's store task does).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Whether the alert still waits in the outbox. Alerts are sent first, so a waiting alert
     /// is among the first items; this does not scan a long backlog.
     pub fn alert_pending(&self, alert_id: u64) -> bool {

@@ -280,11 +280,7 @@ impl Stack {
 
     /// What the server holds from `trailer`, from its database.
     pub fn counts(&self, trailer: &str) -> anyhow::Result<sync_server::records::Counts> {
-        let url = if self.database_url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.path("server").join("server.db").display())
-        } else {
-            self.database_url.clone()
-        };
+        let url = self.database();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             let db = sync_server::records::Records::open(&url).await?;
@@ -349,6 +345,84 @@ impl Stack {
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("unexpected audit verify output: {out}"))?;
         Ok(n)
+    }
+
+    /// Grants `name` a console role under a written authorisation (`sync-server user grant`).
+    pub fn grant(&self, name: &str, role: &str) -> anyhow::Result<()> {
+        self.cli(&[
+            "user",
+            "grant",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--authorised-by",
+            "Chief Ruiz",
+            "--authorisation",
+            "general order 26-04",
+        ])?;
+        Ok(())
+    }
+
+    /// A console session for `user` (a certificate issued now) on this broker.
+    pub fn session(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        user: &str,
+    ) -> anyhow::Result<sync_server::console::client::Session> {
+        let (cert, key) = self.issue(user)?;
+        let op = sync_server::console::client::Operator {
+            host: "localhost".into(),
+            port: self.broker_port,
+            ca: self.pki().join("ca.pem"),
+            cert,
+            key,
+            user: user.into(),
+        };
+        let connect = sync_server::console::client::Session::connect(&op, Duration::from_secs(20));
+        Ok(rt.block_on(connect)?)
+    }
+
+    /// The latest health of each trailer, as `sync-server health` prints it.
+    pub fn health(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        self.cli(&["health"])?
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// `(action, detail)` of every audit entry, oldest first, from the server's database.
+    pub fn audit_details(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let records = sync_server::records::Records::open(&self.database()).await?;
+            let rows = sqlx::query_as("SELECT action, detail FROM audit ORDER BY seq")
+                .fetch_all(records.pool())
+                .await;
+            records.close().await;
+            Ok(rows?)
+        })
+    }
+
+    /// The body of `GET path` from the server's public pages (an error unless 200 OK).
+    pub fn http_get(&self, path: &str) -> anyhow::Result<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http_port))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        s.read_to_string(&mut response)?;
+        anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "GET {path}: {response}");
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Ok(body.to_string())
+    }
+
+    /// The server's database URL.
+    pub fn database(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.path("server").join("server.db").display())
+        } else {
+            self.database_url.clone()
+        }
     }
 
     pub fn dead_letters(&self) -> anyhow::Result<Vec<serde_json::Value>> {

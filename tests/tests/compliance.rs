@@ -416,38 +416,16 @@ fn console_command(stack: &Stack, user: &str) -> anyhow::Result<std::process::Co
     Ok(cmd)
 }
 
-/// A console session for `user` (a certificate issued now) on the stack's broker.
 fn session(
     rt: &tokio::runtime::Runtime,
     stack: &Stack,
     user: &str,
 ) -> anyhow::Result<sync_server::console::client::Session> {
-    let (cert, key) = stack.issue(user)?;
-    let op = sync_server::console::client::Operator {
-        host: "localhost".into(),
-        port: stack.broker_port,
-        ca: stack.pki().join("ca.pem"),
-        cert,
-        key,
-        user: user.into(),
-    };
-    Ok(rt.block_on(sync_server::console::client::Session::connect(&op, Duration::from_secs(20)))?)
+    stack.session(rt, user)
 }
 
 fn grant(stack: &Stack, name: &str, role: &str) -> anyhow::Result<()> {
-    stack.cli(&[
-        "user",
-        "grant",
-        "--name",
-        name,
-        "--role",
-        role,
-        "--authorised-by",
-        "Chief Ruiz",
-        "--authorisation",
-        "general order 26-04",
-    ])?;
-    Ok(())
+    stack.grant(name, role)
 }
 
 /// Waits until the session holds the live `topic` (the server publishes every few seconds).
@@ -559,6 +537,7 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
         online: true,
         time: now_ms(),
         software_version: "1.0".into(),
+        store: trailer_wire::StoreInfo { store_id: 7, created: now_ms(), opens: 1, run: 1 },
     });
     stack.publish_raw(
         &tcert,

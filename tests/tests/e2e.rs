@@ -205,14 +205,16 @@ fn hostile_messages_land_in_dead_letters_and_the_server_survives() -> anyhow::Re
     let mut stack = Stack::start()?;
     let (cert, key) = stack.issue("trailer-07")?;
     let topic = "trailer/trailer-07/up/reads";
-    let mut noise = vec![1u8, 1];
+    let v = trailer_wire::PROTOCOL_VERSION;
+    let mut noise = vec![v, 1];
     noise.extend((0..500).map(|i| (i * 37 % 251) as u8));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("corrupt", noise),
         ("unsupported protocol version 9", vec![9, 1, 0, 0]),
+        ("unsupported protocol version 1 (this build speaks version 2)", vec![1, 1, 0, 0]),
         ("does not match topic trailer", read_batch("trailer-08", "SPOOF1")),
         ("exceeds its limit", {
-            let mut big = vec![1u8, 1];
+            let mut big = vec![v, 1];
             big.resize(100_000, 7);
             big
         }),

@@ -523,3 +523,303 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
     let _ = app.wait();
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// A trailer's store replaced or restored: every life of the store reaches the server whole, none
+// overwrites another, and a store that lacks what the server sent before is sent it again.
+
+/// A hotlist of plates `HOT001`.. (stolen vehicles) uploaded by an operator as `version`, and a
+/// records supervisor's ACP request for `acp_plate`, both through the console over the broker.
+fn agency_lists(
+    stack: &Stack,
+    rt: &tokio::runtime::Runtime,
+    version: u64,
+    acp_plate: &str,
+) -> anyhow::Result<()> {
+    for (user, role) in [("otto", "operator"), ("rita", "records-supervisor")] {
+        if !stack.cli(&["user", "list"])?.contains(user) {
+            stack.grant(user, role)?;
+        }
+    }
+    let csv: String = (1..=4).map(|i| format!("HOT{i:03},MN,stolen vehicle,MN BCA\n")).collect();
+    let mut otto = stack.session(rt, "otto")?;
+    let r = rt.block_on(otto.upload_hotlist("mn-state", version, &csv, Duration::from_secs(20)))?;
+    anyhow::ensure!(r.ok, "hotlist upload: {r:?}");
+    rt.block_on(otto.close());
+    let mut rita = stack.session(rt, "rita")?;
+    let args = serde_json::json!({"plate": acp_plate, "reference": format!("ACP {acp_plate}")});
+    let r = rt.block_on(rita.ask("acp.add", "", "", args, Duration::from_secs(20)))?;
+    anyhow::ensure!(r.ok, "acp.add: {r:?}");
+    rt.block_on(rita.close());
+    Ok(())
+}
+
+/// Collects a read of `plate` now, as the daemon does: stored, then matched against the
+/// hotlists (an alert per hit). Whether it was stored (an ACP participant's is not).
+fn collect(trailer: &Trailer, plate: &str) -> anyhow::Result<bool> {
+    use appliance::store::{Inserted, NewPictures, sample_read};
+    let now = appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
+    let read =
+        trailer_wire::ReadMeta { first_seen: now, best_seen: now + 400, ..sample_read(plate) };
+    let stored = trailer.store.insert_reads(vec![(read, NewPictures::default())])?;
+    let Some(Inserted::Stored(id)) = stored.first() else { return Ok(false) };
+    trailer.store.raise_alerts(&trailer.id, *id, false)?;
+    trailer.wake();
+    Ok(true)
+}
+
+/// One life of a store: a period of use around the reads of `plates` and a deployment event,
+/// all synced. Returns the period's (start, end).
+fn a_life(trailer: &Trailer, plates: &[&str], note: &str) -> anyhow::Result<(i64, i64)> {
+    use trailer_wire::{ActiveUse, DeploymentEvent, DeploymentEventKind, UsageReason};
+    let now = || appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
+    let position = appliance::store::sample_read("X").position;
+    let mut period = ActiveUse {
+        trailer_id: trailer.id.clone(),
+        period_id: trailer.store.next_id()?,
+        start: now(),
+        end: None,
+        start_reason: UsageReason::DaemonStart,
+        end_reason: None,
+        position,
+        lists_compared: vec!["MN BCA".into()],
+    };
+    trailer.store.record_usage(&period)?;
+    trailer.store.record_deployment(&DeploymentEvent {
+        trailer_id: trailer.id.clone(),
+        event_id: trailer.store.next_id()?,
+        kind: DeploymentEventKind::Start,
+        time: now(),
+        position,
+        note: note.into(),
+    })?;
+    for p in plates {
+        anyhow::ensure!(collect(trailer, p)?, "{p} was not stored");
+    }
+    (period.end, period.end_reason) = (Some(now() + 1), Some(UsageReason::DaemonStop));
+    trailer.store.record_usage(&period)?;
+    trailer.wake();
+    trailer.wait_drained(Duration::from_secs(60)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+    Ok((period.start, period.end.unwrap_or(0)))
+}
+
+/// What the server holds of `trailer`'s periods of use and deployment events.
+fn periods_and_events(stack: &Stack, trailer: &str) -> anyhow::Result<(Vec<(i64, i64)>, i64)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let r = sync_server::records::Records::open(&stack.database()).await?;
+        let periods: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT start_ms, COALESCE(end_ms, 0) FROM usage_periods WHERE trailer_id = ? \
+             ORDER BY start_ms",
+        )
+        .bind(trailer)
+        .fetch_all(r.pool())
+        .await?;
+        let (events,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM deployment_events WHERE trailer_id = ?")
+                .bind(trailer)
+                .fetch_one(r.pool())
+                .await?;
+        r.close().await;
+        Ok((periods, events))
+    })
+}
+
+/// A trailer's health line at the server.
+fn health_of(stack: &Stack, trailer: &str) -> anyhow::Result<serde_json::Value> {
+    stack
+        .health()?
+        .into_iter()
+        .find(|h| h["trailer"] == trailer)
+        .ok_or_else(|| anyhow::anyhow!("no health for {trailer}"))
+}
+
+/// Opens a store at `dir` with the agency's ACP key, as the daemon does, and starts its link.
+fn start_trailer(stack: &Stack, id: &str, dir: &Path) -> anyhow::Result<Trailer> {
+    let key = std::fs::read(stack.pki().join("acp.key"))?;
+    let store =
+        appliance::store::Store::open(dir, 60, std::sync::Arc::new(appliance::clock::SystemClock))?
+            .with_acp_key(key);
+    Trailer::start_on(id, dir, store, config(stack, stack.broker_port, id)?)
+}
+
+/// Waits until the trailer's store holds the hotlist version and the ACP list: a read of the
+/// participant's plate is then destroyed at collection.
+fn wait_lists(trailer: &Trailer, version: u64, acp_plate: &str) -> anyhow::Result<()> {
+    wait_for(60, "the hotlist on the trailer", || {
+        trailer
+            .store
+            .hotlist_meta("mn-state")
+            .is_ok_and(|m| m.is_some_and(|m| m.version == version))
+    })?;
+    anyhow::ensure!(!collect(trailer, acp_plate)?, "the ACP participant's read was stored");
+    Ok(())
+}
+
+/// As a new user found it: the trailer keeps its id and certificate and starts on an empty
+/// store. Both lives' reads, alerts, periods of use and deployment events are at the server,
+/// the first life's unchanged; the new store is recorded (health, audit) and sent the ACP list
+/// and the hotlist again.
+#[test]
+fn a_store_wiped_mid_life_keeps_both_lives_at_the_server() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    agency_lists(&stack, &rt, 1, "ACP777")?;
+    let dir = stack.path("wiped-store");
+    let trailer = start_trailer(&stack, "wiped", &dir)?;
+    wait_lists(&trailer, 1, "ACP777")?;
+    let first = a_life(&trailer, &["HOT001", "HOT002", "PLAIN01"], "first life")?;
+    exactly(&stack, "wiped", 3, 2)?;
+    drop(trailer);
+
+    // The disk is swapped: the same id and certificate, an empty store.
+    std::fs::remove_dir_all(&dir)?;
+    let trailer = start_trailer(&stack, "wiped", &dir)?;
+    wait_lists(&trailer, 1, "ACP777")?;
+    let second = a_life(&trailer, &["HOT001", "HOT003", "PLAIN02"], "second life")?;
+    drop(trailer);
+
+    let c = stack.counts("wiped")?;
+    anyhow::ensure!(
+        (c.reads, c.alerts) == (6, 4),
+        "both lives at the server: {} reads and {} alerts, expected 6 and 4",
+        c.reads,
+        c.alerts
+    );
+    let (periods, events) = periods_and_events(&stack, "wiped")?;
+    anyhow::ensure!(periods == [first, second], "periods held {periods:?}: {first:?}, {second:?}");
+    anyhow::ensure!(events == 2, "{events} deployment events held, expected 2");
+    let mut plates: Vec<String> = stack.server_reads()?.into_iter().map(|r| r.plate).collect();
+    plates.sort();
+    anyhow::ensure!(
+        plates == ["HOT001", "HOT001", "HOT002", "HOT003", "PLAIN01", "PLAIN02"],
+        "{plates:?}"
+    );
+    let h = health_of(&stack, "wiped")?;
+    anyhow::ensure!(h["store_event"] == "new-store" && h["collisions"] == 0, "{h}");
+    let audit = stack.audit_details()?;
+    anyhow::ensure!(
+        audit.iter().any(|(a, d)| a == "trailer.store_replaced"
+            && d.contains("1 ACP digests")
+            && d.contains("1 hotlists")),
+        "no audit entry of the new store: {audit:?}"
+    );
+    // The public log of use counts both lives' periods and reads (the days around now: the
+    // log's days are the agency's local days).
+    let now = appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
+    let day = |d: i64| sync_server::records::iso_date(now + d * 86_400_000);
+    let log = stack.http_get(&format!("/public/log.json?from={}&to={}", day(-1), day(1)))?;
+    let log: serde_json::Value = serde_json::from_str(&log)?;
+    anyhow::ensure!(log["total_reads"] == 6, "public log: {log}");
+    let periods = log["periods"].as_array().map_or(0, |p| {
+        p.iter()
+            .filter(|p| p["period_id"] != 0 && p["databases"] == serde_json::json!(["MN BCA"]))
+            .count()
+    });
+    anyhow::ensure!(periods == 2, "both lives' periods in the public log: {log}");
+    Ok(())
+}
+
+/// A store restored from a copy taken mid-life: what it collects after the restore never
+/// collides with what the later life sent, and it is sent the ACP digest added after the copy.
+#[test]
+fn a_store_restored_from_an_older_copy_loses_nothing() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    agency_lists(&stack, &rt, 1, "ACP111")?;
+    let dir = stack.path("restored-store");
+    let copy = stack.path("restored-copy");
+    let trailer = start_trailer(&stack, "restored", &dir)?;
+    wait_lists(&trailer, 1, "ACP111")?;
+    a_life(&trailer, &["COPY01", "COPY02", "COPY03"], "before the copy")?;
+    drop(trailer);
+    copy_dir(&dir, &copy)?;
+
+    let trailer = start_trailer(&stack, "restored", &dir)?;
+    a_life(&trailer, &["LATER1", "LATER2", "LATER3"], "after the copy")?;
+    agency_lists(&stack, &rt, 2, "ACP222")?;
+    wait_lists(&trailer, 2, "ACP222")?;
+    drop(trailer);
+
+    std::fs::remove_dir_all(&dir)?;
+    copy_dir(&copy, &dir)?;
+    let trailer = start_trailer(&stack, "restored", &dir)?;
+    // The copy knew neither version 2 nor the second participant: both are sent again.
+    wait_lists(&trailer, 2, "ACP222")?;
+    a_life(&trailer, &["AFTER1", "AFTER2", "AFTER3"], "after the restore")?;
+    drop(trailer);
+
+    exactly(&stack, "restored", 9, 0)?;
+    let (periods, events) = periods_and_events(&stack, "restored")?;
+    anyhow::ensure!(periods.len() == 3 && events == 3, "{periods:?}, {events} events");
+    let h = health_of(&stack, "restored")?;
+    anyhow::ensure!(h["store_event"] == "restored" && h["collisions"] == 0, "{h}");
+    let audit = stack.audit_details()?;
+    anyhow::ensure!(
+        audit.iter().any(|(a, _)| a == "trailer.store_restored"),
+        "no audit entry of the restored store: {audit:?}"
+    );
+    Ok(())
+}
+
+/// A resend (the same batch twice) is stored once and counted; another read under a held id
+/// is a collision: reported in health and kept in the dead letters with its reason, while the
+/// read held stays as it was.
+#[test]
+fn a_resend_is_stored_once_and_a_collision_is_reported() -> anyhow::Result<()> {
+    use trailer_wire::{Message, ReadBatch};
+    let stack = Stack::start()?;
+    let (cert, key) = stack.issue("spare")?;
+    let now = appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
+    let batch = |plate: &str| {
+        let read = trailer_wire::ReadMeta {
+            read_id: 4711,
+            first_seen: now,
+            best_seen: now + 400,
+            ..appliance::store::sample_read(plate)
+        };
+        trailer_wire::encode(&Message::ReadBatch(ReadBatch {
+            trailer_id: "spare".into(),
+            reads: vec![read],
+        }))
+    };
+    for _ in 0..2 {
+        anyhow::ensure!(
+            stack.publish_raw(&cert, &key, "trailer/spare/up/reads", &batch("SAME01")?)?.success()
+        );
+    }
+    wait_for(30, "the resend counted", || {
+        health_of(&stack, "spare").is_ok_and(|h| h["resends"] == 1)
+    })?;
+    exactly(&stack, "spare", 1, 0)?;
+    anyhow::ensure!(
+        stack.publish_raw(&cert, &key, "trailer/spare/up/reads", &batch("OTHER1")?)?.success()
+    );
+    wait_for(30, "the collision counted", || {
+        health_of(&stack, "spare").is_ok_and(|h| h["collisions"] == 1)
+    })?;
+    let letters = stack.dead_letters()?;
+    anyhow::ensure!(
+        letters.iter().any(|l| l["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("read id 4711 of spare collides"))),
+        "{letters:?}"
+    );
+    let plates: Vec<String> = stack.server_reads()?.into_iter().map(|r| r.plate).collect();
+    anyhow::ensure!(plates == ["SAME01"], "the read held is unchanged: {plates:?}");
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}

@@ -47,7 +47,11 @@ pub enum DecodeError {
     Empty,
     #[error("corrupt frame: {0} byte(s), shorter than the 2-byte header")]
     Truncated(usize),
-    #[error("unsupported protocol version {got} (this build speaks version {supported})")]
+    #[error(
+        "unsupported protocol version {got} (this build speaks version {supported}): {}",
+        if got < supported { "the sender runs older software; upgrade it" }
+        else { "the sender runs newer software; upgrade this end" }
+    )]
     UnsupportedVersion { got: u8, supported: u8 },
     #[error("unsupported message kind {0}")]
     UnknownKind(u8),
@@ -186,7 +190,7 @@ mod tests {
         let bytes = encode(&msg).expect("encodes");
         assert_eq!(
             hex::encode(&bytes),
-            "010102543101070463616d3006414243313233ca0780b083c59868a0b683c59868\
+            "020102543101070463616d3006414243313233ca0780b083c59868a0b683c59868\
              c0d296a5039faeb980070364c80178280101"
         );
         assert_eq!(decode(&bytes).expect("decodes"), msg);
@@ -198,7 +202,26 @@ mod tests {
             refs: vec![AckRef::Read(7), AckRef::Picture(7, PictureKind::Context), AckRef::Alert(9)],
         });
         let bytes = encode(&msg).expect("encodes");
-        assert_eq!(hex::encode(&bytes), "01100300070107010209");
+        assert_eq!(hex::encode(&bytes), "02100300070107010209");
+        assert_eq!(decode(&bytes).expect("decodes"), msg);
+    }
+
+    /// Golden vector of a status with its store identity (version 2).
+    #[test]
+    fn golden_status() {
+        let msg = Message::Status(Status {
+            trailer_id: "T1".into(),
+            online: true,
+            time: 1_790_000_000_000,
+            software_version: "0.2.0".into(),
+            store: StoreInfo { store_id: 0x0102_0304_0506_0708, created: 5, opens: 3, run: 9 },
+        });
+        let bytes = encode(&msg).expect("encodes");
+        assert_eq!(
+            hex::encode(&bytes),
+            "02070254310180b083c5986805302e322e30\
+             888e98a8c0e08081010a0309"
+        );
         assert_eq!(decode(&bytes).expect("decodes"), msg);
     }
 
@@ -218,12 +241,20 @@ mod tests {
         assert_eq!(decode(&[1]), Err(DecodeError::Truncated(1)));
         assert_eq!(
             decode(&[9, 1, 0]),
-            Err(DecodeError::UnsupportedVersion { got: 9, supported: 1 })
+            Err(DecodeError::UnsupportedVersion { got: 9, supported: PROTOCOL_VERSION })
         );
-        assert_eq!(decode(&[1, 200]), Err(DecodeError::UnknownKind(200)));
-        let err = decode(&[1, kind::READ_BATCH, 0xff, 0xff]).expect_err("corrupt");
+        // A trailer or server of the previous version is refused with both versions named.
+        let old = decode(&[1, kind::READ_BATCH, 0]).expect_err("version 1");
+        assert_eq!(
+            old.to_string(),
+            "unsupported protocol version 1 (this build speaks version 2): the sender runs \
+             older software; upgrade it"
+        );
+        let v = PROTOCOL_VERSION;
+        assert_eq!(decode(&[v, 200]), Err(DecodeError::UnknownKind(200)));
+        let err = decode(&[v, kind::READ_BATCH, 0xff, 0xff]).expect_err("corrupt");
         assert!(err.to_string().starts_with("corrupt read batch frame"), "{err}");
-        let mut big = vec![1, kind::STATUS];
+        let mut big = vec![v, kind::STATUS];
         big.resize(5000, 0);
         assert!(matches!(decode(&big), Err(DecodeError::TooLarge { kind: "status", .. })));
         let mut trailing = encode(&Message::Ack(Ack { refs: vec![] })).expect("encodes");
@@ -315,6 +346,7 @@ mod tests {
                 online: false,
                 time: 0,
                 software_version: String::new(),
+                store: StoreInfo { store_id: u64::MAX, created: -1, opens: 0, run: 1 },
             }),
             Message::Downlink(Downlink::AcpAdd { downlink_id: 1, hashes: vec![[7; 32]] }),
             Message::Downlink(Downlink::Hold {

@@ -36,4 +36,6 @@ pub use message::*;
 pub use topic::{Topic, TopicError, UpKind};
 
 /// The protocol version carried in the first byte of every binary frame.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Version 2: `Status` carries the store's identity ([`StoreInfo`]); record ids are unique for
+/// the life of a trailer id. Version 1 peers are refused with an error that names both versions.
+pub const PROTOCOL_VERSION: u8 = 2;

@@ -2,7 +2,9 @@
 //!
 //! Times are Unix milliseconds (UTC). Positions are WGS84 in units of 1e-7 degree, which is
 //! compact on the wire and exact enough (about 1 cm). Identifiers chosen by the trailer (`read_id`,
-//! `item ids`) are unique per trailer; the server keys everything by `(trailer_id, id)`.
+//! `alert_id`, `period_id`, `event_id`) are unique for the life of the trailer id, whatever
+//! happens to its store (see [`StoreInfo`]); the server keys everything by `(trailer_id, id)`, and
+//! tells a resend (the same record again) from a collision (the same id, other content).
 use serde::{Deserialize, Serialize};
 
 /// Unix time in milliseconds, UTC.
@@ -195,6 +197,27 @@ pub struct Status {
     pub online: bool,
     pub time: UnixMs,
     pub software_version: String,
+    /// Which store the trailer runs on, so that the server notices a store replaced or restored.
+    pub store: StoreInfo,
+}
+
+/// The identity of a trailer's store and of the current run on it.
+///
+/// Stores get replaced in the field (a failed disk, a re-flash, a spare unit taking over a
+/// trailer's id) and restored from older copies. Record ids never collide across those lives
+/// (they are time-ordered with random low bits, see the appliance's `store::ids`), but the
+/// server must still learn that the store it talks to lacks what it was sent before (ACP
+/// digests, hotlists, holds, configuration):
+/// - `store_id` is drawn when a store is created: a new value is a new store;
+/// - `opens` counts the store's opens and `run` is drawn at each open: the same store with an
+///   `opens` the server has already seen, under a `run` it has not, is a restored older copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreInfo {
+    pub store_id: u64,
+    /// When the store was created.
+    pub created: UnixMs,
+    pub opens: u64,
+    pub run: u64,
 }
 
 /// What an acknowledgement refers to. The `id` space is the trailer's outbox item id.

@@ -25,6 +25,7 @@
 //! | `chunks`       | list name + 0x00 + version (u64 BE) + index (u32 BE) | a hotlist chunk's bytes |
 //! | `quarantine`   | tree name + 0x00 + key                       | the undecodable record         |
 //! | default        | `format`, `clean-shutdown`                   | format version; clean marker   |
+//! | default        | `store-id`, `store-created`, `opens`         | the store's identity (u64/i64 BE) |
 //!
 //! The outbox key is priority (u8) + item tag (u8) + id (u64 BE) + sub (u8). Priorities: alerts
 //! 0, activity records 1, read metadata 2, plate crops 3, context pictures 4; sending order is
@@ -46,6 +47,7 @@ pub mod acp;
 mod check;
 mod days;
 pub mod hotlist;
+mod ids;
 pub mod keys;
 mod lists;
 pub mod pictures;
@@ -69,7 +71,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use trailer_wire::{
     AckRef, ActiveUse, Alert, DeploymentEvent, DownlinkAck, HoldKind, Message, Picture,
-    PictureKind, PictureSet, ReadMeta,
+    PictureKind, PictureSet, ReadMeta, StoreInfo,
 };
 
 #[derive(Debug, Error)]
@@ -182,6 +184,12 @@ const CLEAN_MARK: &[u8] = b"clean-shutdown";
 /// Key in the default tree naming the layout this code reads.
 const FORMAT_KEY: &[u8] = b"format";
 const FORMAT: &[u8] = b"2-day-partitions";
+/// The value of an outbox entry whose record changed after it was queued.
+const CHANGED: &[u8] = &[1];
+/// Keys in the default tree of the store's identity ([`StoreInfo`]).
+const STORE_ID_KEY: &[u8] = b"store-id";
+const STORE_CREATED_KEY: &[u8] = b"store-created";
+const OPENS_KEY: &[u8] = b"opens";
 
 /// Which pictures are queued for the server when a read is stored. Pictures not queued stay on
 /// the trailer (the server can ask for one) and, not waiting for sync, are the first the quota
@@ -253,6 +261,10 @@ pub struct Store {
     /// Held while a batch adds or removes reads in a partition, so its count stays exact.
     part_writes: Arc<std::sync::Mutex<()>>,
     picture_sync: PictureSync,
+    /// Where record ids come from ([`ids`]).
+    ids: Arc<ids::Ids>,
+    /// This store's identity and this run's, as the status tells the server.
+    info: StoreInfo,
 }
 
 impl std::fmt::Debug for Store {
@@ -299,15 +311,21 @@ impl Store {
         }
         // The clean-shutdown marker is consumed at open: a crash from now on leaves none.
         let was_clean = db.remove(CLEAN_MARK)?.is_some();
+        let info = Store::identify(&db, clock.now_ms())?;
         db.flush()?;
+        let days = Arc::new(Days::open(&db)?);
+        let usage = db.open_tree("usage")?;
+        let deployments = db.open_tree("deployments")?;
+        let alerts = db.open_tree("alerts")?;
+        let ids = Arc::new(Store::ids_after(&days, [&usage, &deployments, &alerts])?);
         let store = Store {
             was_clean,
-            days: Arc::new(Days::open(&db)?),
+            days,
             picture_log: Arc::new(
                 PictureLog::open(&dir.join("pictures")).map_err(|e| open_err(e.to_string()))?,
             ),
-            usage: db.open_tree("usage")?,
-            deployments: db.open_tree("deployments")?,
+            usage,
+            deployments,
             outbox: db.open_tree("outbox")?,
             holds: db.open_tree("holds")?,
             held: db.open_tree("held")?,
@@ -318,7 +336,7 @@ impl Store {
                 &db.open_tree("hotlist_meta")?,
             )?),
             hotlist_meta: db.open_tree("hotlist_meta")?,
-            alerts: db.open_tree("alerts")?,
+            alerts,
             downlinks: db.open_tree("downlinks")?,
             chunks: db.open_tree("chunks")?,
             db,
@@ -329,8 +347,55 @@ impl Store {
             full: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             part_writes: Arc::new(std::sync::Mutex::new(())),
             picture_sync: PictureSync::All,
+            ids,
+            info,
         };
         Ok(store)
+    }
+
+    /// The store's identity, made when it is created, and this open counted with a new run.
+    /// Durable before the store is used: a run's records must not be told apart from an
+    /// earlier run's by an `opens` that a power cut took back.
+    fn identify(db: &sled::Db, now: UnixMs) -> Result<StoreInfo, StoreError> {
+        let get = |k: &[u8]| -> Result<Option<u64>, StoreError> {
+            Ok(db.get(k)?.and_then(|v| be_u64(&v)))
+        };
+        let store_id = match get(STORE_ID_KEY)? {
+            Some(id) => id,
+            None => {
+                let id = rand::random::<u64>();
+                db.insert(STORE_CREATED_KEY, &now.to_be_bytes())?;
+                db.insert(STORE_ID_KEY, &id.to_be_bytes())?;
+                id
+            }
+        };
+        let created = get(STORE_CREATED_KEY)?.map_or(now, |c| c as i64);
+        let opens = get(OPENS_KEY)?.unwrap_or(0) + 1;
+        db.insert(OPENS_KEY, &opens.to_be_bytes())?;
+        Ok(StoreInfo { store_id, created, opens, run: rand::random() })
+    }
+
+    /// The id sources, continuing after the largest ids the store holds.
+    fn ids_after(days: &Days, trees: [&sled::Tree; 3]) -> Result<ids::Ids, StoreError> {
+        let last_read = match days.all().last() {
+            Some((_, part)) => match part.read_records().next_back() {
+                Some(kv) => keys::id_in(&kv?.0).unwrap_or(0),
+                None => 0,
+            },
+            None => 0,
+        };
+        let mut last_other = 0;
+        for t in trees {
+            if let Some((k, _)) = t.last()? {
+                last_other = last_other.max(be_u64(&k).unwrap_or(0));
+            }
+        }
+        Ok(ids::Ids::starting_after(last_read, last_other))
+    }
+
+    /// This store's identity and run (sent in the trailer's status).
+    pub fn info(&self) -> StoreInfo {
+        self.info
     }
 
     /// Which pictures are queued for the server as reads are stored.
@@ -364,9 +429,21 @@ impl Store {
         self.now().div_euclid(DAY_MS).max(0) as u32
     }
 
-    /// A new id for alerts and activity records, unique and increasing across restarts.
+    /// A new id for alerts and activity records: increasing, and unique for the life of the
+    /// trailer id ([`ids`]).
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
+        Ok(self.ids.next_other(self.now(), rand::random()))
+    }
+
+    /// A new read id for a read collected now, in `day` ([`ids`]).
+    fn next_read_id(&self, now: UnixMs) -> u64 {
+        let taken = |id: u64| -> bool {
+            // An error reading the day counts as taken: the next id is tried.
+            self.days
+                .get(keys::day_of(id))
+                .is_some_and(|p| !matches!(p.reads.contains_key(read_key(id)), Ok(false)))
+        };
+        self.ids.next_read(now, rand::random(), &taken)
     }
 
     /// Stores a read with its pictures and queues it for sync; durable when this returns.
@@ -395,7 +472,7 @@ impl Store {
             .sum();
         self.make_room(incoming)?;
         let now = self.now();
-        let day = self.today();
+        let day = now.div_euclid(DAY_MS).max(0) as u32;
         let mut out = Vec::with_capacity(reads.len());
         let mut change = Change::default();
         let mut stored = 0;
@@ -406,7 +483,7 @@ impl Store {
                 out.push(Inserted::DestroyedAcp);
                 continue;
             }
-            let id = keys::read_id(day, self.next_id()?);
+            let id = self.next_read_id(now);
             meta.read_id = id;
             meta.pictures = PictureSet {
                 plate_crop: pics.plate_crop.is_some(),
@@ -468,7 +545,11 @@ impl Store {
         let bytes = encode(name, &id, value)?;
         (tree, &self.outbox).transaction(|(t, o)| {
             t.insert(&id.to_be_bytes(), bytes.as_slice())?;
-            o.insert(&outbox_key(&ack), &[])?;
+            // A record changed while an earlier version waits (or is in flight) is marked
+            // [`CHANGED`]: the ack of that earlier version must not take the change off the
+            // outbox (a period closed just after it opened would stay open at the server).
+            let mark: &[u8] = if o.get(outbox_key(&ack))?.is_some() { CHANGED } else { &[] };
+            o.insert(&outbox_key(&ack), mark)?;
             Ok::<_, ConflictableTransactionError<()>>(())
         })?;
         self.db.flush()?;
@@ -820,9 +901,17 @@ impl Store {
     }
 
     /// The server committed these items: take them off the outbox. Reads stay (retention
-    /// decides when they go), marked synced.
+    /// decides when they go), marked synced. A record changed since it was queued stays queued
+    /// once more, for its newer version.
     pub fn ack(&self, refs: &[AckRef]) -> Result<(), StoreError> {
         for r in refs {
+            if matches!(r, AckRef::ActiveUse(_) | AckRef::Deployment(_)) {
+                let key = outbox_key(r);
+                let kept = self.outbox.compare_and_swap(key, Some(CHANGED), Some(&[][..]))?;
+                if kept.is_ok() {
+                    continue;
+                }
+            }
             self.remove_outbox(r)?;
             if let AckRef::Read(id) = r
                 && let Some(mut s) = self.read(*id)?
@@ -1376,6 +1465,39 @@ mod tests {
         assert_eq!(whole.as_deref(), Some(&b"aabbcc"[..]));
         store.drop_chunks("l", 2).expect("drop");
         assert_eq!(store.chunks.len(), 0, "version 2 and the older version 1 are gone");
+    }
+
+    /// A period closed while its opening waits for the server's ack: that ack does not take the
+    /// closing off the outbox; the closed period is sent, and its own ack does.
+    #[test]
+    fn a_record_changed_in_flight_is_sent_again_after_the_ack() {
+        use trailer_wire::{FixQuality, Position, UsageReason};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 60, Arc::new(ManualClock::new(DAY_MS))).expect("open");
+        let mut period = ActiveUse {
+            trailer_id: "t1".into(),
+            period_id: store.next_id().expect("id"),
+            start: DAY_MS,
+            end: None,
+            start_reason: UsageReason::DaemonStart,
+            end_reason: None,
+            position: Position::from_degrees(45.0, -93.0, FixQuality::Fix3d),
+            lists_compared: vec![],
+        };
+        let r = AckRef::ActiveUse(period.period_id);
+        store.record_usage(&period).expect("open");
+        assert_eq!(store.pending(10, &|_| false).expect("pending"), [r]);
+        // The opening is in flight; the period closes.
+        (period.end, period.end_reason) = (Some(DAY_MS + 5), Some(UsageReason::DaemonStop));
+        store.record_usage(&period).expect("close");
+        store.ack(&[r]).expect("ack of the opening");
+        assert_eq!(store.pending(10, &|_| false).expect("pending"), [r], "the closing waits");
+        match store.message_for("t1", &r).expect("message") {
+            Some(Message::ActiveUse(u)) => assert_eq!(u.end, Some(DAY_MS + 5)),
+            other => panic!("the closed period: {other:?}"),
+        }
+        store.ack(&[r]).expect("ack of the closing");
+        assert!(store.pending(10, &|_| false).expect("pending").is_empty());
     }
 
     #[test]

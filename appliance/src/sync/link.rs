@@ -31,12 +31,13 @@ fn now_ms() -> i64 {
     crate::clock::Clock::now_ms(&crate::clock::SystemClock)
 }
 
-fn status_payload(trailer: &str, online: bool) -> Vec<u8> {
+fn status_payload(trailer: &str, online: bool, store: &Store) -> Vec<u8> {
     trailer_wire::encode(&Message::Status(Status {
         trailer_id: trailer.into(),
         online,
         time: now_ms(),
         software_version: crate::VERSION.into(),
+        store: store.info(),
     }))
     .unwrap_or_default()
 }
@@ -62,7 +63,7 @@ pub async fn run_link(
         )
         .set_last_will(LastWill::new(
             Topic::status(&trailer),
-            status_payload(&trailer, false),
+            status_payload(&trailer, false, &store),
             QoS::AtLeastOnce,
             true,
         ));
@@ -91,7 +92,7 @@ pub async fn run_link(
                     reported = health.generation();
                     last_report = std::time::Instant::now();
                     let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
-                    let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true));
+                    let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true, &store));
                     pump(&client, &store, &mut state, &trailer, &cfg);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -169,7 +170,7 @@ pub async fn run_link(
             Topic::status(&trailer),
             QoS::AtLeastOnce,
             true,
-            status_payload(&trailer, false),
+            status_payload(&trailer, false, &store),
         );
         // Let the event loop flush the last publish and the disconnect.
         poller.disconnect(&client, Duration::from_secs(2)).await;

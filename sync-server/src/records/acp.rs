@@ -49,13 +49,14 @@ async fn all(c: &mut AnyConnection) -> Result<Vec<[u8; 32]>, RecordsError> {
 }
 
 /// Queues the whole list for `trailer` inside the caller's transaction (a trailer seen for the
-/// first time); nothing when the list is empty.
+/// first time, or on a new store); nothing when the list is empty. Returns how many digests.
 pub(crate) async fn send_list(
     c: &mut AnyConnection,
     trailer: &str,
     now: i64,
-) -> Result<(), RecordsError> {
+) -> Result<usize, RecordsError> {
     let digests = all(c).await?;
+    let n = digests.len();
     if !digests.is_empty() {
         let summary = format!("add {} ACP digests (the whole list)", digests.len());
         enqueue(c, trailer, "acp.add", &summary, "sync-server", now, |downlink_id| {
@@ -63,7 +64,7 @@ pub(crate) async fn send_list(
         })
         .await?;
     }
-    Ok(())
+    Ok(n)
 }
 
 /// The reads of `batch` that are of ACP participants, as indexes into it. Each is remembered as

@@ -1,10 +1,10 @@
 //! The audit trail in the records: appends (serialised, each chained to the one before),
 //! verification, the public view (classified fields withheld) and the figures of the biennial
 //! audit report. The chain itself is [`crate::audit`].
-use super::{Records, RecordsError, iso_time, sql};
+use super::{Records, RecordsError, is_pg, iso_time, sql};
 use crate::audit::{self, Entry};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
 
 /// An audit entry as the public may see it: what kind of actor did what, when, and how many
@@ -95,6 +95,43 @@ async fn page(
         .collect())
 }
 
+/// Appends an audit entry chained to the head, on the caller's transaction: the entry commits
+/// with what it records, or neither does. On PostgreSQL an advisory lock serialises appends
+/// across processes until the transaction ends; a SQLite writing transaction holds the database's
+/// write lock already (`BEGIN IMMEDIATE`).
+pub(crate) async fn append_chained(c: &mut AnyConnection, e: &Entry) -> Result<i64, RecordsError> {
+    let pg = is_pg(c);
+    if pg {
+        sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(1324)")).execute(&mut *c).await?;
+    }
+    let last = sqlx::query(sql(pg, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+        .fetch_optional(&mut *c)
+        .await?;
+    let (seq, prev) = match last {
+        Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
+        None => (1, audit::GENESIS.to_string()),
+    };
+    let hash = audit::chain_hash(&prev, seq, e);
+    sqlx::query(sql(
+        pg,
+        "INSERT INTO audit (seq, at, actor, action, purpose, case_number, detail, result_count, \
+         prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(seq)
+    .bind(e.at)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.purpose)
+    .bind(&e.case_number)
+    .bind(&e.detail)
+    .bind(e.result_count)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *c)
+    .await?;
+    Ok(seq)
+}
+
 impl Records {
     /// Appends an audit entry, chained to the previous one. Returns its sequence number.
     pub async fn audit(&self, e: &Entry) -> Result<i64, RecordsError> {
@@ -104,37 +141,11 @@ impl Records {
         // server, a CLI) appended meanwhile; with the lock taken first, SQLite's busy timeout
         // simply waits its turn, and no two entries can chain to the same head.
         let mut tx = if self.pg {
-            let mut tx = self.pool.begin().await?;
-            // Serialises appends across processes for the rest of the transaction.
-            sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(1324)")).execute(&mut *tx).await?;
-            tx
+            self.pool.begin().await?
         } else {
             self.pool.begin_with("BEGIN IMMEDIATE").await?
         };
-        let last =
-            sqlx::query(sql(self.pg, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (seq, prev) = match last {
-            Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
-            None => (1, audit::GENESIS.to_string()),
-        };
-        let hash = audit::chain_hash(&prev, seq, e);
-        sqlx::query(sql(self.pg, "INSERT INTO audit (seq, at, actor, action, purpose, case_number, detail, result_count, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        )
-        .bind(seq)
-        .bind(e.at)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.purpose)
-        .bind(&e.case_number)
-        .bind(&e.detail)
-        .bind(e.result_count)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
+        let seq = append_chained(&mut tx, e).await?;
         tx.commit().await?;
         Ok(seq)
     }

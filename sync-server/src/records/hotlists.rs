@@ -44,12 +44,12 @@ pub struct Part<'a> {
 }
 
 /// Queues the newest version of every list for `trailer` inside the caller's transaction (a
-/// trailer first heard from after the uploads).
+/// trailer first heard from after the uploads, or on a new store). Returns how many lists.
 pub(crate) async fn send_lists(
     c: &mut sqlx::AnyConnection,
     trailer: &str,
     now: i64,
-) -> Result<(), RecordsError> {
+) -> Result<usize, RecordsError> {
     let pg = super::is_pg(c);
     let rows = sqlx::query(sql(
         pg,
@@ -59,6 +59,7 @@ pub(crate) async fn send_lists(
     ))
     .fetch_all(&mut *c)
     .await?;
+    let lists = rows.len();
     for r in rows {
         let (name, version, file): (String, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
         crate::downlink::queue_hotlist_on(
@@ -72,7 +73,7 @@ pub(crate) async fn send_lists(
         )
         .await?;
     }
-    Ok(())
+    Ok(lists)
 }
 
 impl Records {

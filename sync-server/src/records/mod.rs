@@ -20,7 +20,9 @@ pub mod hotlists;
 mod locations;
 pub mod notices;
 pub mod releases;
+mod repeats;
 mod retention;
+mod stores;
 pub mod uselog;
 mod users;
 pub mod write;
@@ -33,7 +35,9 @@ pub use hotlists::{HotlistVersion, Upload};
 pub use locations::{LocationView, Places};
 pub use notices::{Notice, NoticeKind, NoticeState};
 pub use releases::{Bundle, NewRelease, Release};
+pub use repeats::Tally;
 pub use retention::{HOLD_KINDS, HoldView, Purged};
+pub use stores::StoreEvent;
 pub use uselog::UseLog;
 pub use users::UserView;
 
@@ -145,6 +149,28 @@ pub(crate) fn plate_pair(plate: &str) -> (String, String) {
     let typed = forms[0].clone();
     let zeroed = forms.last().cloned().unwrap_or_else(|| typed.clone());
     (typed, zeroed)
+}
+
+/// [`Records::dead_letter`] on the caller's connection (inside an ingest transaction).
+pub(crate) async fn dead_letter_on(
+    c: &mut AnyConnection,
+    topic: &str,
+    reason: &str,
+    payload: &[u8],
+    now: i64,
+) -> Result<(), RecordsError> {
+    let pg = is_pg(c);
+    sqlx::query(sql(
+        pg,
+        "INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)",
+    ))
+    .bind(now)
+    .bind(topic)
+    .bind(reason)
+    .bind(payload)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 /// The trailers the server has heard from (each sent its status on connecting), by id.
@@ -277,35 +303,50 @@ impl Records {
     pub async fn health(&self) -> Result<Vec<serde_json::Value>, RecordsError> {
         let rows = sqlx::query(sql(
             self.pg,
-            "SELECT h.trailer_id, h.reported_at, h.camera, h.fix, h.disk_used_pm, h.storage_full, \
-             h.backlog_items, h.last_read, h.dropped_frames, h.software_version, h.store_repairs, \
-             s.online, s.last_change FROM trailer_health h \
-             LEFT JOIN trailer_status s ON s.trailer_id = h.trailer_id ORDER BY h.trailer_id",
+            "SELECT t.trailer_id, h.reported_at, h.camera, h.fix, h.disk_used_pm, h.storage_full, \
+             h.backlog_items, h.last_read, h.dropped_frames, \
+             COALESCE(h.software_version, s.software_version), h.store_repairs, \
+             s.online, s.last_change, s.store_id, s.store_event, s.store_event_ms, \
+             COALESCE(n.resends, 0), COALESCE(n.collisions, 0) FROM \
+             (SELECT trailer_id FROM trailer_status UNION SELECT trailer_id FROM trailer_health \
+              UNION SELECT trailer_id FROM ingest_counts) t \
+             LEFT JOIN trailer_health h ON h.trailer_id = t.trailer_id \
+             LEFT JOIN trailer_status s ON s.trailer_id = t.trailer_id \
+             LEFT JOIN ingest_counts n ON n.trailer_id = t.trailer_id ORDER BY t.trailer_id",
         ))
         .fetch_all(&self.pool)
         .await?;
+        // A trailer heard of only by its status (or its refused records) has no report yet.
         Ok(rows
             .iter()
             .map(|r| {
                 serde_json::json!({
                     "trailer": r.get::<String, _>(0),
-                    "reported_at": iso_time(r.get(1)),
-                    "camera": r.get::<String, _>(2),
-                    "gps_fix": r.get::<String, _>(3),
-                    "disk_used_pct": r.get::<i64, _>(4) as f64 / 10.0,
-                    "storage_full": r.get::<i64, _>(5) != 0,
-                    "backlog_items": r.get::<i64, _>(6),
+                    "reported_at": r.get::<Option<i64>, _>(1).map(iso_time),
+                    "camera": r.get::<Option<String>, _>(2),
+                    "gps_fix": r.get::<Option<String>, _>(3),
+                    "disk_used_pct": r.get::<Option<i64>, _>(4).map(|d| d as f64 / 10.0),
+                    "storage_full": r.get::<Option<i64>, _>(5).map(|f| f != 0),
+                    "backlog_items": r.get::<Option<i64>, _>(6),
                     "last_read": r.get::<Option<i64>, _>(7).map(iso_time),
-                    "dropped_frames": r.get::<i64, _>(8),
-                    "software_version": r.get::<String, _>(9),
-                    "store_repairs": r.get::<i64, _>(10),
+                    "dropped_frames": r.get::<Option<i64>, _>(8),
+                    "software_version": r.get::<Option<String>, _>(9),
+                    "store_repairs": r.get::<Option<i64>, _>(10),
                     "online": r.get::<Option<i64>, _>(11).map(|o| o != 0),
                     "since": r.get::<Option<i64>, _>(12).map(iso_time),
+                    "store": r.get::<Option<String>, _>(13),
+                    // A new or restored store: it was sent again what it must hold.
+                    "store_event": r.get::<Option<String>, _>(14),
+                    "store_event_at": r.get::<Option<i64>, _>(15).map(iso_time),
+                    "resends": r.get::<i64, _>(16),
+                    // Records under an id held for other content: kept in the dead letters.
+                    "collisions": r.get::<i64, _>(17),
                 })
             })
             .collect())
     }
 
+    /// Keeps a refused message with its reason (destroyed by retention like the reads).
     pub async fn dead_letter(
         &self,
         topic: &str,
@@ -313,17 +354,8 @@ impl Records {
         payload: &[u8],
         now: i64,
     ) -> Result<(), RecordsError> {
-        sqlx::query(sql(
-            self.pg,
-            "INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)",
-        ))
-        .bind(now)
-        .bind(topic)
-        .bind(reason)
-        .bind(payload)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut c = self.pool.acquire().await?;
+        dead_letter_on(&mut c, topic, reason, payload, now).await
     }
 
     /// What the server holds from one trailer: reads, distinct plates among them, alerts,

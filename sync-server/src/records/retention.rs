@@ -175,6 +175,14 @@ impl Records {
                 cutoff,
             )
             .await?;
+            // The record of each collision goes with its dead letter.
+            let collisions = delete_batch(
+                &mut tx,
+                "DELETE FROM collisions WHERE (trailer_id, kind, item_id, digest) IN \
+                 (SELECT trailer_id, kind, item_id, digest FROM collisions WHERE at < ? LIMIT ?)",
+                cutoff,
+            )
+            .await?;
             // The ids of reads dropped as ACP are kept only as long as their pictures could
             // still be on the way; they are ids, not data, and need no count.
             let dropped_ids = delete_batch(
@@ -200,7 +208,7 @@ impl Records {
             done.pictures += pictures + orphans;
             done.alerts += alerts;
             done.dead_letters += letters;
-            if reads + pictures + orphans + alerts + letters + dropped_ids == 0 {
+            if reads + pictures + orphans + alerts + letters + dropped_ids + collisions == 0 {
                 break;
             }
             if self.pg {

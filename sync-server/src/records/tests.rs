@@ -73,6 +73,7 @@ async fn count(db: &Records, table: &str) -> i64 {
         "locations" => "SELECT COUNT(*) FROM locations",
         "audit" => "SELECT COUNT(*) FROM audit",
         "deployment_events" => "SELECT COUNT(*) FROM deployment_events",
+        "collisions" => "SELECT COUNT(*) FROM collisions",
         other => panic!("no count for {other}"),
     };
     sqlx::query(sql).fetch_one(db.pool()).await.expect("count").get(0)
@@ -183,7 +184,12 @@ async fn retention(url: String) {
         lists_compared: vec!["MN BCA".into()],
     };
     write::usage(&mut tx, &rules, "t1", &period, old).await.expect("usage");
+    // Another read under read 1's id, long ago: a collision, kept with the dead letters.
+    write::reads(&mut tx, &rules, "t1", &[read_at(1, "OTHER1", old + 5)], old)
+        .await
+        .expect("collision");
     tx.commit().await.expect("commit");
+    assert_eq!(count(&db, "collisions").await, 1);
     // A refused message (its payload may hold a plate) goes by the same clock.
     db.dead_letter("trailer/t1/up/reads", "corrupt", b"OLD111", old).await.expect("dead letter");
     db.dead_letter("trailer/t1/up/reads", "corrupt", b"NEW222", young).await.expect("dead letter");
@@ -191,8 +197,9 @@ async fn retention(url: String) {
     // Nothing is due a day early.
     assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
     let purged = db.purge(now, 60).await.expect("purge");
-    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 1 });
+    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 2 });
     assert_eq!(db.dead_letters().await.expect("dead letters").len(), 1);
+    assert_eq!(count(&db, "collisions").await, 0, "a collision goes with its dead letter");
     let plates: Vec<String> =
         db.list_reads(10).await.expect("reads").into_iter().map(|r| r.plate).collect();
     assert_eq!(plates, ["NEW222"]);
@@ -207,7 +214,7 @@ async fn retention(url: String) {
             .fetch_one(db.pool())
             .await
             .expect("audit");
-    assert_eq!((action.as_str(), result), ("destroy", 6));
+    assert_eq!((action.as_str(), result), ("destroy", 7));
     assert_eq!(count(&db, "audit").await, 1);
     assert_eq!(db.audit_verify().await.expect("verify"), Ok(1));
 }
@@ -234,6 +241,27 @@ fn period(period_id: u64, start: i64, end: Option<i64>, lat: f64) -> ActiveUse {
         end_reason: end.map(|_| trailer_wire::UsageReason::DaemonStop),
         position: trailer_wire::Position::from_degrees(lat, -93.99, FixQuality::Fix3d),
         lists_compared: vec!["MN BCA hotlist".into(), "agency list".into()],
+    }
+}
+
+/// An online status from store 1 of `trailer`, opened `opens` times (its run differs per open).
+pub(super) fn online(trailer: &str, at: i64, opens: u64) -> trailer_wire::Status {
+    store_status(trailer, at, 1, opens, opens)
+}
+
+pub(super) fn store_status(
+    trailer: &str,
+    at: i64,
+    store_id: u64,
+    opens: u64,
+    run: u64,
+) -> trailer_wire::Status {
+    trailer_wire::Status {
+        trailer_id: trailer.into(),
+        online: true,
+        time: at,
+        software_version: "1.0".into(),
+        store: trailer_wire::StoreInfo { store_id, created: at, opens, run },
     }
 }
 
@@ -582,4 +610,193 @@ async fn postgres_drops_whole_days_past_retention() {
     assert_eq!(db.list_reads(100).await.expect("reads").len(), 2);
     db.close().await;
     drop_scratch_postgres(&url).await.expect("drop");
+}
+
+/// A record that comes again is a resend (stored once, counted); the same id with other
+/// content is a collision: kept in the dead letters once, counted, never over the record held,
+/// and a picture of a colliding read follows it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_are_stored_once_and_collisions_are_kept_apart() {
+    on_both("repeats", repeats).await;
+}
+
+async fn repeats(url: String) {
+    use trailer_wire::{DeploymentEvent, DeploymentEventKind, HitCategory, PictureKind};
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let t0 = 1_790_000_000_000;
+    let mut tx = db.begin().await.expect("begin");
+    let first = [read_at(1, "AAA111", t0), read_at(2, "BBB222", t0 + 1)];
+    write::reads(&mut tx, &rules, "t1", &first, t0).await.expect("reads");
+    write::picture(&mut tx, "t1", 1, PictureKind::PlateCrop, b"crop", t0).await.expect("pic");
+    let a = hit(5, first[0].clone(), HitCategory::Warrant);
+    assert!(write::alert(&mut tx, &rules, "t1", &a, t0).await.expect("alert"));
+    write::usage(&mut tx, &rules, "t1", &period(7, t0, None, 44.16), t0).await.expect("usage");
+    let event = |kind, time| DeploymentEvent {
+        trailer_id: "t1".into(),
+        event_id: 9,
+        kind,
+        time,
+        position: trailer_wire::Position::from_degrees(
+            44.16,
+            -93.99,
+            trailer_wire::FixQuality::Fix3d,
+        ),
+        note: String::new(),
+    };
+    write::deployment(&mut tx, &rules, "t1", &event(DeploymentEventKind::Start, t0), t0)
+        .await
+        .expect("event");
+    // The same again: a resend of each.
+    let acks = write::reads(&mut tx, &rules, "t1", &first, t0).await.expect("again");
+    assert_eq!(acks.len(), 2, "a resend is acknowledged");
+    write::picture(&mut tx, "t1", 1, PictureKind::PlateCrop, b"crop", t0).await.expect("pic");
+    assert!(!write::alert(&mut tx, &rules, "t1", &a, t0).await.expect("alert again"));
+    write::usage(&mut tx, &rules, "t1", &period(7, t0, Some(t0 + HOUR), 44.16), t0)
+        .await
+        .expect("closing");
+    tx.commit().await.expect("commit");
+    let mut c = db.pool().acquire().await.expect("conn");
+    assert_eq!(repeats::counts(&mut c, "t1").await.expect("counts"), (6, 0));
+    drop(c);
+    assert!(db.dead_letters().await.expect("letters").is_empty());
+
+    // Other records under the same ids: each a collision, kept apart, the held ones unchanged.
+    let mut tx = db.begin().await.expect("begin");
+    let other = read_at(2, "ZZZ999", t0 + DAY);
+    let acks = write::reads(&mut tx, &rules, "t1", std::slice::from_ref(&other), t0 + DAY)
+        .await
+        .expect("colliding read");
+    assert_eq!(acks, [trailer_wire::AckRef::Read(2)], "acknowledged, so the trailer moves on");
+    write::reads(&mut tx, &rules, "t1", std::slice::from_ref(&other), t0 + DAY)
+        .await
+        .expect("the colliding read again");
+    write::picture(&mut tx, "t1", 2, PictureKind::Context, b"theirs", t0 + DAY)
+        .await
+        .expect("its picture");
+    write::picture(&mut tx, "t1", 1, PictureKind::PlateCrop, b"other", t0 + DAY)
+        .await
+        .expect("another picture");
+    let b = hit(5, read_at(3, "CCC333", t0 + DAY), HitCategory::StolenVehicle);
+    assert!(!write::alert(&mut tx, &rules, "t1", &b, t0 + DAY).await.expect("other alert"));
+    write::usage(&mut tx, &rules, "t1", &period(7, t0 + DAY, None, 44.2), t0 + DAY)
+        .await
+        .expect("other period");
+    write::deployment(&mut tx, &rules, "t1", &event(DeploymentEventKind::End, t0 + DAY), t0)
+        .await
+        .expect("other event");
+    tx.commit().await.expect("commit");
+    let letters = db.dead_letters().await.expect("letters");
+    let reasons: Vec<&str> = letters.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(
+        letters.len(),
+        6,
+        "read, its picture, a picture, alert, period, event: {reasons:#?}"
+    );
+    assert!(reasons[0].starts_with("read id 2 of t1 collides"), "{}", reasons[0]);
+    assert!(letters.iter().all(|(_, r)| !r.contains("ZZZ999")), "no plate in a reason");
+    let mut c = db.pool().acquire().await.expect("conn");
+    assert_eq!(repeats::counts(&mut c, "t1").await.expect("counts"), (7, 6));
+    drop(c);
+    let held = db.search_reads("BBB222", 10).await.expect("search");
+    assert_eq!(held.len(), 1, "the read held is unchanged");
+    assert!(db.search_reads("ZZZ999", 10).await.expect("search").is_empty());
+    assert_eq!(db.pictures_of("t1", 1).await.expect("pictures")[0].1, b"crop");
+    let periods: Vec<(i64, Option<i64>)> =
+        sqlx::query("SELECT start_ms, end_ms FROM usage_periods WHERE period_id = 7")
+            .fetch_all(db.pool())
+            .await
+            .expect("periods")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(periods, [(t0, Some(t0 + HOUR))], "the period held is unchanged");
+}
+
+/// A trailer's first store is sent what it must hold; a restart of it is nothing; a new store
+/// or a restored copy is recorded, audited, shown and sent everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_or_restored_store_is_noticed_and_sent_what_it_must_hold() {
+    on_both("stores", store_lives).await;
+}
+
+async fn store_lives(url: String) {
+    let key: Arc<[u8]> = b"an agency key of 32 bytes, or so".to_vec().into();
+    let db = Records::open(&url)
+        .await
+        .expect("open")
+        .with_rules(Rules { acp_key: Some(key), ..Rules::default() });
+    let t0 = 1_790_000_000_000;
+    db.acp_add("ACP123", "ACP-1", "sup", t0).await.expect("acp");
+    let status = async |s: trailer_wire::Status| {
+        let mut tx = db.begin().await.expect("begin");
+        let e = write::status(&mut tx, "t1", &s, s.time).await.expect("status");
+        tx.commit().await.expect("commit");
+        e
+    };
+    let acp_downlinks = async || -> usize {
+        db.downlinks(Some("t1"), 100)
+            .await
+            .expect("downlinks")
+            .iter()
+            .filter(|d| d.kind == "acp.add")
+            .count()
+    };
+    assert_eq!(status(store_status("t1", t0, 1, 1, 11)).await, StoreEvent::First);
+    assert_eq!(acp_downlinks().await, 1, "the first store is sent the list");
+    assert_eq!(status(store_status("t1", t0 + 1, 1, 1, 11)).await, StoreEvent::Same);
+    assert_eq!(status(store_status("t1", t0 + 2, 1, 2, 12)).await, StoreEvent::Same, "restart");
+    let audited = db.audit_verify().await.expect("verify").expect("intact");
+    assert_eq!(acp_downlinks().await, 1);
+    // A hold on one of its reads, and a configuration it applied.
+    db.place_hold("active-investigation", "24-1", "", "sup", &[("t1".into(), 42)], t0)
+        .await
+        .expect("hold");
+    let toml = "[trailer]\nid = \"t1\"\n".to_string();
+    let config = db
+        .enqueue_downlink("t1", "config", "configuration", "admin", t0, |id| {
+            trailer_wire::Downlink::Config { downlink_id: id, toml: toml.clone() }
+        })
+        .await
+        .expect("config");
+    let mut tx = db.begin().await.expect("begin");
+    let answer = trailer_wire::DownlinkAck {
+        trailer_id: "t1".into(),
+        downlink_id: config,
+        applied: true,
+        reason: None,
+    };
+    write::downlink_answer(&mut tx, "t1", &answer, t0).await.expect("answer");
+    tx.commit().await.expect("commit");
+    let offline = trailer_wire::Status { online: false, ..store_status("t1", t0 + 3, 7, 1, 1) };
+    assert_eq!(status(offline).await, StoreEvent::Same, "a late will is no store change");
+    assert_eq!(
+        status(store_status("t1", t0 + 4, 2, 1, 21)).await,
+        StoreEvent::NewStore { previous: format!("{:016x}", 1) }
+    );
+    assert_eq!(acp_downlinks().await, 2, "the new store is sent the list again");
+    let sent: Vec<(String, String)> = db
+        .downlinks(Some("t1"), 3)
+        .await
+        .expect("downlinks")
+        .into_iter()
+        .map(|d| (d.kind, d.summary))
+        .collect();
+    assert_eq!(sent[0].0, "config", "its configuration again: {sent:?}");
+    assert_eq!(sent[1], ("hold".to_string(), "hold 1 (1 reads), sent again".to_string()));
+    assert_eq!(status(store_status("t1", t0 + 5, 2, 2, 22)).await, StoreEvent::Same);
+    // Store 2 restored from the copy taken after its first open: open 2 again, another run.
+    assert_eq!(status(store_status("t1", t0 + 6, 2, 2, 23)).await, StoreEvent::Restored);
+    assert_eq!(acp_downlinks().await, 3);
+    let entries = db.audit_verify().await.expect("verify").expect("intact");
+    assert_eq!(entries, audited + 2, "the new store and the restored copy are audited");
+    let health: Vec<(String, String)> =
+        sqlx::query("SELECT store_id, store_event FROM trailer_status WHERE trailer_id = 't1'")
+            .fetch_all(db.pool())
+            .await
+            .expect("status")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(health, [(format!("{:016x}", 2), "restored".to_string())]);
 }

@@ -10,6 +10,11 @@ async fn rows(db: &Records, query: &'static str) -> i64 {
     sqlx::query(query).fetch_one(db.pool()).await.expect("count").get(0)
 }
 
+/// An online status from a trailer's first store.
+fn online(trailer: &str, at: i64) -> trailer_wire::Status {
+    super::tests::online(trailer, at, 1)
+}
+
 fn hit(alert_id: u64, read: trailer_wire::ReadMeta) -> trailer_wire::Alert {
     super::tests::hit(alert_id, read, trailer_wire::HitCategory::StolenVehicle)
 }
@@ -27,7 +32,7 @@ async fn acp(url: String) {
     let rules = Rules { acp_key: Some(key.clone()), ..Rules::default() };
     let db = plain.with_rules(rules.clone());
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t1", true, NOW, "1.0", NOW).await.expect("status");
+    write::status(&mut tx, "t1", &online("t1", NOW), NOW).await.expect("status");
     let reads = [read_at(1, "B0B404", NOW), read_at(2, "ZZZ999", NOW + 1)];
     write::reads(&mut tx, &rules, "t1", &reads, NOW).await.expect("reads");
     for id in [1, 2] {
@@ -75,7 +80,7 @@ async fn acp(url: String) {
             .expect("alert")
     );
     // A trailer new to the server is sent the whole list before anything else.
-    write::status(&mut tx, "t2", true, NOW + 8, "1.0", NOW + 8).await.expect("status");
+    write::status(&mut tx, "t2", &online("t2", NOW + 8), NOW + 8).await.expect("status");
     tx.commit().await.expect("commit");
     assert_eq!(db.search_reads("B0B404", 10).await.expect("search").len(), 0);
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM pictures").await, 1, "only ZZZ999's");
@@ -98,7 +103,7 @@ async fn hotlists(url: String) {
     use hotlists::Part;
     let db = Records::open(&url).await.expect("open");
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t1", true, NOW, "1.0", NOW).await.expect("status");
+    write::status(&mut tx, "t1", &online("t1", NOW), NOW).await.expect("status");
     tx.commit().await.expect("commit");
     let part = |version, index, count, data: &'static str| Part {
         name: "mn-state",
@@ -146,7 +151,7 @@ async fn hotlists(url: String) {
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM hotlist_parts").await, 0, "parts cleared");
     // A trailer first heard from now is sent the newest version.
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t2", true, NOW + 1, "1.0", NOW + 1).await.expect("status");
+    write::status(&mut tx, "t2", &online("t2", NOW + 1), NOW + 1).await.expect("status");
     tx.commit().await.expect("commit");
     let sent = db.downlinks(Some("t2"), 10).await.expect("downlinks");
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -236,7 +241,7 @@ async fn start(url: String) {
     let typo = db.start_deployment("t8", 44.02, -92.47, None, false, NOW).await;
     assert!(typo.expect_err("unknown").to_string().contains("no reader"));
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t9", true, NOW, "1.0", NOW).await.expect("status");
+    write::status(&mut tx, "t9", &online("t9", NOW), NOW).await.expect("status");
     tx.commit().await.expect("commit");
     let id = db
         .start_deployment("t9", 44.02, -92.47, Some("Broadway & 4th St"), false, NOW)

@@ -1,14 +1,19 @@
 //! The writes of ingestion, each on a connection the caller holds inside one transaction: the
 //! server commits a whole batch of messages at once and acknowledges them after the commit.
-//! Every insert is idempotent on the trailer's own ids.
+//! Every insert is idempotent on the trailer's own ids: a record that comes again is a resend
+//! (stored once) or, with other content, a collision ([`super::repeats`]: kept apart, never over
+//! the record held).
 use super::notices::{self, NoticeKind};
+use super::repeats::{self, Collision, Tally};
+use super::stores::{self, StoreEvent};
 use super::{RecordsError, Rules, distance_m, fix_name, picture_kind, uselog};
 use super::{is_pg, sql};
 use sqlx::AnyConnection;
 use sqlx::Row;
-use trailer_wire::{AckRef, ActiveUse, PictureKind, ReadMeta};
+use std::collections::{HashMap, HashSet};
+use trailer_wire::{AckRef, ActiveUse, Message, PictureKind, ReadBatch, ReadMeta, Topic, UpKind};
 
-/// Stores a batch of reads; returns the acks for all of them (new or already stored).
+/// Stores a batch of reads; returns the acks for all of them (new, resent or colliding).
 /// Each read new to the server is tallied in the public log of use.
 pub async fn reads(
     c: &mut AnyConnection,
@@ -17,61 +22,159 @@ pub async fn reads(
     reads: &[ReadMeta],
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
-    Ok(store_reads(c, rules, trailer, reads, now).await?.0)
+    Ok(store_reads(c, rules, trailer, reads, now).await?.acks)
 }
 
-/// [`reads`], also saying whether any was an ACP participant's (dropped, not stored).
+/// What became of a batch of reads.
+struct Stored {
+    acks: Vec<AckRef>,
+    /// Some read was an ACP participant's (dropped, not stored).
+    participant: bool,
+    /// Reads whose id the server holds for another read.
+    collided: HashSet<u64>,
+}
+
+/// The fields that tell one read from another under the same id.
+type ReadKey = (String, i64, i64, String);
+
+fn read_key(r: &ReadMeta) -> ReadKey {
+    (r.plate.clone(), r.first_seen, r.best_seen, r.camera_id.clone())
+}
+
+/// The reads of `batch` the server already holds, by id. A batch's ids are close together (the
+/// outbox sends them in id order), so one range query finds them; a batch spread wide (a
+/// hostile or broken sender) is looked up read by read instead of scanning between its ends.
+async fn held_reads(
+    c: &mut AnyConnection,
+    trailer: &str,
+    batch: &[ReadMeta],
+) -> Result<HashMap<u64, ReadKey>, RecordsError> {
+    let pg = is_pg(c);
+    let mut held = HashMap::new();
+    let (Some(lo), Some(hi)) =
+        (batch.iter().map(|r| r.read_id).min(), batch.iter().map(|r| r.read_id).max())
+    else {
+        return Ok(held);
+    };
+    let limit = batch.len() * 4 + 16;
+    let rows = sqlx::query(sql(
+        pg,
+        "SELECT read_id, plate, first_seen, best_seen, camera_id FROM reads \
+         WHERE trailer_id = ? AND read_id BETWEEN ? AND ? LIMIT ?",
+    ))
+    .bind(trailer)
+    .bind(lo as i64)
+    .bind(hi as i64)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let rows = if rows.len() < limit {
+        rows
+    } else {
+        let mut one_by_one = Vec::with_capacity(batch.len());
+        for r in batch {
+            one_by_one.extend(
+                sqlx::query(sql(
+                    pg,
+                    "SELECT read_id, plate, first_seen, best_seen, camera_id FROM reads \
+                     WHERE trailer_id = ? AND read_id = ?",
+                ))
+                .bind(trailer)
+                .bind(r.read_id as i64)
+                .fetch_optional(&mut *c)
+                .await?,
+            );
+        }
+        one_by_one
+    };
+    for row in rows {
+        let id = row.get::<i64, _>(0) as u64;
+        held.insert(id, (row.get(1), row.get(2), row.get(3), row.get(4)));
+    }
+    Ok(held)
+}
+
+/// [`reads`], also saying which reads were an ACP participant's or collided.
 async fn store_reads(
     c: &mut AnyConnection,
     rules: &Rules,
     trailer: &str,
     reads: &[ReadMeta],
     now: i64,
-) -> Result<(Vec<AckRef>, bool), RecordsError> {
+) -> Result<Stored, RecordsError> {
     let pg = is_pg(c);
     let mut acks = Vec::with_capacity(reads.len());
     let mut fresh = Vec::with_capacity(reads.len());
+    let mut collided = HashSet::new();
+    let mut tally = Tally::default();
     let participants = super::acp::drop_participants(c, rules, trailer, reads, now).await?;
+    let mut held = held_reads(c, trailer, reads).await?;
     for (i, r) in reads.iter().enumerate() {
+        // Destroyed at collection (an ACP participant's), a resend or a collision: each is
+        // acknowledged, so the trailer's outbox moves on.
+        acks.push(AckRef::Read(r.read_id));
         if participants.contains(&i) {
-            // Destroyed at collection: acknowledged, so the trailer forgets it too.
-            acks.push(AckRef::Read(r.read_id));
             continue;
         }
-        let done = sqlx::query(sql(
-            pg,
-            "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, first_seen, \
-             best_seen, lat, lon, fix, plate_box, has_crop, has_context, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        ))
-        .bind(trailer)
-        .bind(r.read_id as i64)
-        .bind(&r.camera_id)
-        .bind(&r.plate)
-        .bind(f64::from(r.confidence_pm) / 1000.0)
-        .bind(r.first_seen)
-        .bind(r.best_seen)
-        .bind(r.position.lat())
-        .bind(r.position.lon())
-        .bind(fix_name(r.position.fix))
-        .bind(format!("{:?}", r.plate_box))
-        .bind(i64::from(r.pictures.plate_crop))
-        .bind(i64::from(r.pictures.context))
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-        if done.rows_affected() == 1 {
-            fresh.push(r);
+        match held.get(&r.read_id) {
+            Some(k) if *k == read_key(r) => tally.resends += 1,
+            Some(_) => {
+                let alone = ReadBatch { trailer_id: trailer.into(), reads: vec![r.clone()] };
+                let x = Collision {
+                    trailer,
+                    kind: "read",
+                    item_id: r.read_id,
+                    content: &frame(Message::ReadBatch(alone))?,
+                    topic: Topic::up(trailer, UpKind::Reads),
+                    reason: format!(
+                        "read id {} of {trailer} collides with another read the server holds \
+                         under that id; kept here, not stored as a read",
+                        r.read_id
+                    ),
+                };
+                tally.add(repeats::collide(c, x, now).await?);
+                collided.insert(r.read_id);
+            }
+            None => {
+                sqlx::query(sql(
+                    pg,
+                    "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, \
+                     first_seen, best_seen, lat, lon, fix, plate_box, has_crop, has_context, \
+                     received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(trailer)
+                .bind(r.read_id as i64)
+                .bind(&r.camera_id)
+                .bind(&r.plate)
+                .bind(f64::from(r.confidence_pm) / 1000.0)
+                .bind(r.first_seen)
+                .bind(r.best_seen)
+                .bind(r.position.lat())
+                .bind(r.position.lon())
+                .bind(fix_name(r.position.fix))
+                .bind(format!("{:?}", r.plate_box))
+                .bind(i64::from(r.pictures.plate_crop))
+                .bind(i64::from(r.pictures.context))
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+                held.insert(r.read_id, read_key(r));
+                fresh.push(r);
+            }
         }
-        acks.push(AckRef::Read(r.read_id));
     }
+    repeats::count(c, trailer, tally, now).await?;
     uselog::tally(c, rules, trailer, &fresh, None).await?;
-    if let Some(last) = reads.last() {
+    if let Some(last) = fresh.last() {
         let (lat, lon) = (last.position.lat(), last.position.lon());
         note_location(c, rules, trailer, lat, lon, last.best_seen, now).await?;
     }
-    Ok((acks, !participants.is_empty()))
+    Ok(Stored { acks, participant: !participants.is_empty(), collided })
+}
+
+/// A message as one frame, for the dead letters.
+fn frame(m: Message) -> Result<Vec<u8>, RecordsError> {
+    trailer_wire::encode(&m).map_err(|e| RecordsError::Invalid(e.to_string()))
 }
 
 /// Stores a hotlist hit (and its read, which the alert carries so it can overtake the
@@ -84,15 +187,60 @@ pub async fn alert(
     now: i64,
 ) -> Result<bool, RecordsError> {
     let pg = is_pg(c);
-    let (_, participant) =
-        store_reads(c, rules, trailer, std::slice::from_ref(&a.read), now).await?;
-    if participant {
+    let stored = store_reads(c, rules, trailer, std::slice::from_ref(&a.read), now).await?;
+    if stored.participant {
         return Ok(false);
     }
-    let done = sqlx::query(sql(pg, "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, category, \
-         case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (trailer_id, alert_id) DO NOTHING"),
-    )
+    let held = sqlx::query(sql(
+        pg,
+        "SELECT read_id, list_name, list_version, category FROM alerts \
+         WHERE trailer_id = ? AND alert_id = ?",
+    ))
+    .bind(trailer)
+    .bind(a.alert_id as i64)
+    .fetch_optional(&mut *c)
+    .await?;
+    let same = |r: &sqlx::any::AnyRow| {
+        r.get::<i64, _>(0) == a.read.read_id as i64
+            && r.get::<String, _>(1) == a.list_name
+            && r.get::<i64, _>(2) == a.list_version as i64
+            && r.get::<String, _>(3) == format!("{:?}", a.category)
+    };
+    let reason = match &held {
+        Some(r) if same(r) => {
+            repeats::count(c, trailer, Tally { resends: 1, collisions: 0 }, now).await?;
+            return Ok(false);
+        }
+        Some(_) => format!(
+            "alert id {} of {trailer} collides with another alert the server holds under that \
+             id; kept here, not stored as an alert",
+            a.alert_id
+        ),
+        None if stored.collided.contains(&a.read.read_id) => format!(
+            "alert id {} of {trailer} is of read {}, whose id the server holds for another \
+             read; kept here, not stored as an alert",
+            a.alert_id, a.read.read_id
+        ),
+        None => String::new(),
+    };
+    if !reason.is_empty() {
+        let x = Collision {
+            trailer,
+            kind: "alert",
+            item_id: a.alert_id,
+            content: &frame(Message::Alert(a.clone()))?,
+            topic: Topic::up(trailer, UpKind::Alerts),
+            reason,
+        };
+        let t = repeats::collide(c, x, now).await?;
+        repeats::count(c, trailer, t, now).await?;
+        return Ok(false);
+    }
+    sqlx::query(sql(
+        pg,
+        "INSERT INTO alerts (trailer_id, alert_id, read_id, plate, list_name, list_version, \
+         category, case_number, seen_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ))
     .bind(trailer)
     .bind(a.alert_id as i64)
     .bind(a.read.read_id as i64)
@@ -105,15 +253,13 @@ pub async fn alert(
     .bind(now)
     .execute(&mut *c)
     .await?;
-    let new = done.rows_affected() == 1;
-    if new {
-        uselog::tally(c, rules, trailer, &[&a.read], Some(a.category)).await?;
-    }
-    Ok(new)
+    uselog::tally(c, rules, trailer, &[&a.read], Some(a.category)).await?;
+    Ok(true)
 }
 
 /// Stores a picture once. It carries its read's collection time (its own arrival time if the
-/// read has not arrived yet), by which retention destroys it with its read.
+/// read has not arrived yet), by which retention destroys it with its read. A picture of a
+/// colliding read, or other bytes under a picture held, is a collision.
 pub async fn picture(
     c: &mut AnyConnection,
     trailer: &str,
@@ -122,16 +268,61 @@ pub async fn picture(
     jpeg: &[u8],
     now: i64,
 ) -> Result<AckRef, RecordsError> {
+    let ack = AckRef::Picture(read_id, kind);
     if super::acp::was_dropped(c, trailer, read_id).await? {
-        return Ok(AckRef::Picture(read_id, kind));
+        return Ok(ack);
     }
     let pg = is_pg(c);
+    let held: Option<Vec<u8>> = sqlx::query(sql(
+        pg,
+        "SELECT jpeg FROM pictures WHERE trailer_id = ? AND read_id = ? AND kind = ?",
+    ))
+    .bind(trailer)
+    .bind(read_id as i64)
+    .bind(picture_kind(kind))
+    .fetch_optional(&mut *c)
+    .await?
+    .map(|r| r.get(0));
+    let reason = match held {
+        Some(bytes) if bytes == jpeg => {
+            repeats::count(c, trailer, Tally { resends: 1, collisions: 0 }, now).await?;
+            return Ok(ack);
+        }
+        Some(_) => format!(
+            "{} picture of read {read_id} of {trailer} differs from the one the server holds; \
+             kept here, not stored",
+            picture_kind(kind)
+        ),
+        None if repeats::read_collided(c, trailer, read_id).await? => format!(
+            "{} picture of read {read_id} of {trailer}, whose id the server holds for another \
+             read; kept here, not stored",
+            picture_kind(kind)
+        ),
+        None => String::new(),
+    };
+    if !reason.is_empty() {
+        let x = Collision {
+            trailer,
+            kind: "picture",
+            item_id: read_id,
+            content: &frame(Message::Picture(trailer_wire::Picture {
+                trailer_id: trailer.into(),
+                read_id,
+                kind,
+                jpeg: jpeg.to_vec(),
+            }))?,
+            topic: Topic::up(trailer, UpKind::Pictures),
+            reason,
+        };
+        let t = repeats::collide(c, x, now).await?;
+        repeats::count(c, trailer, t, now).await?;
+        return Ok(ack);
+    }
     sqlx::query(sql(
         pg,
         "INSERT INTO pictures (trailer_id, read_id, kind, jpeg, received_at, collected_at, early) \
          SELECT ?, ?, ?, ?, ?, COALESCE(c.at, ?), CASE WHEN c.at IS NULL THEN 1 ELSE 0 END FROM \
-         (SELECT MIN(first_seen) AS at FROM reads WHERE trailer_id = ? AND read_id = ?) c \
-         WHERE NOT EXISTS (SELECT 1 FROM pictures WHERE trailer_id = ? AND read_id = ? AND kind = ?)",
+         (SELECT MIN(first_seen) AS at FROM reads WHERE trailer_id = ? AND read_id = ?) c",
     ))
     .bind(trailer)
     .bind(read_id as i64)
@@ -141,15 +332,14 @@ pub async fn picture(
     .bind(now)
     .bind(trailer)
     .bind(read_id as i64)
-    .bind(trailer)
-    .bind(read_id as i64)
-    .bind(picture_kind(kind))
     .execute(&mut *c)
     .await?;
-    Ok(AckRef::Picture(read_id, kind))
+    Ok(ack)
 }
 
-/// Stores an active-use period; a closing update replaces the open record.
+/// Stores an active-use period; a closing update completes the open record. A period id held
+/// for a period that began otherwise is a collision: it never overwrites the one held (the
+/// public log counts both lives of a store).
 pub async fn usage(
     c: &mut AnyConnection,
     rules: &Rules,
@@ -158,26 +348,75 @@ pub async fn usage(
     now: i64,
 ) -> Result<AckRef, RecordsError> {
     let pg = is_pg(c);
-    sqlx::query(sql(pg, "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, start_reason, end_reason, lat, lon, lists) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (trailer_id, period_id) DO UPDATE SET \
-         end_ms = COALESCE(excluded.end_ms, usage_periods.end_ms), \
-         end_reason = COALESCE(excluded.end_reason, usage_periods.end_reason)"),
-    )
+    let ack = AckRef::ActiveUse(u.period_id);
+    let held = sqlx::query(sql(
+        pg,
+        "SELECT start_ms, start_reason, end_ms FROM usage_periods \
+         WHERE trailer_id = ? AND period_id = ?",
+    ))
     .bind(trailer)
     .bind(u.period_id as i64)
-    .bind(u.start)
-    .bind(u.end)
-    .bind(format!("{:?}", u.start_reason))
-    .bind(u.end_reason.map(|r| format!("{r:?}")))
-    .bind(u.position.lat())
-    .bind(u.position.lon())
-    .bind(u.lists_compared.join(","))
-    .execute(&mut *c)
+    .fetch_optional(&mut *c)
     .await?;
+    let start_reason = format!("{:?}", u.start_reason);
+    match held {
+        Some(r) if r.get::<i64, _>(0) != u.start || r.get::<String, _>(1) != start_reason => {
+            let x = Collision {
+                trailer,
+                kind: "period",
+                item_id: u.period_id,
+                content: &frame(Message::ActiveUse(u.clone()))?,
+                topic: Topic::up(trailer, UpKind::Usage),
+                reason: format!(
+                    "period of use {} of {trailer} collides with another period the server \
+                     holds under that id; kept here, not stored",
+                    u.period_id
+                ),
+            };
+            let t = repeats::collide(c, x, now).await?;
+            repeats::count(c, trailer, t, now).await?;
+            return Ok(ack);
+        }
+        Some(r) if r.get::<Option<i64>, _>(2).is_some() || u.end.is_none() => {
+            // Nothing new: the period as held already says as much.
+            repeats::count(c, trailer, Tally { resends: 1, collisions: 0 }, now).await?;
+            return Ok(ack);
+        }
+        Some(_) => {
+            sqlx::query(sql(
+                pg,
+                "UPDATE usage_periods SET end_ms = ?, end_reason = ? \
+                 WHERE trailer_id = ? AND period_id = ? AND end_ms IS NULL",
+            ))
+            .bind(u.end)
+            .bind(u.end_reason.map(|r| format!("{r:?}")))
+            .bind(trailer)
+            .bind(u.period_id as i64)
+            .execute(&mut *c)
+            .await?;
+        }
+        None => {
+            sqlx::query(sql(
+                pg,
+                "INSERT INTO usage_periods (trailer_id, period_id, start_ms, end_ms, \
+                 start_reason, end_reason, lat, lon, lists) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(trailer)
+            .bind(u.period_id as i64)
+            .bind(u.start)
+            .bind(u.end)
+            .bind(&start_reason)
+            .bind(u.end_reason.map(|r| format!("{r:?}")))
+            .bind(u.position.lat())
+            .bind(u.position.lon())
+            .bind(u.lists_compared.join(","))
+            .execute(&mut *c)
+            .await?;
+        }
+    }
     let (lat, lon) = (u.position.lat(), u.position.lon());
     note_location(c, rules, trailer, lat, lon, u.end.unwrap_or(u.start), now).await?;
-    Ok(AckRef::ActiveUse(u.period_id))
+    Ok(ack)
 }
 
 /// Keeps the newest health report per trailer (an older one arriving late is ignored).
@@ -214,7 +453,8 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
 
 /// Stores a deployment event and updates the location history from it: an end closes the
 /// trailer's current location; a start opens one where it now stands (or extends the current
-/// one if it is within the rules' distance). A repeated event changes nothing.
+/// one if it is within the rules' distance). A repeated event changes nothing; another event
+/// under a held id is a collision.
 pub async fn deployment(
     c: &mut AnyConnection,
     rules: &Rules,
@@ -223,14 +463,44 @@ pub async fn deployment(
     now: i64,
 ) -> Result<AckRef, RecordsError> {
     let pg = is_pg(c);
+    let ack = AckRef::Deployment(e.event_id);
     let kind = match e.kind {
         trailer_wire::DeploymentEventKind::Start => "start",
         trailer_wire::DeploymentEventKind::End => "end",
     };
-    let new = sqlx::query(sql(
+    let held = sqlx::query(sql(
+        pg,
+        "SELECT kind, at FROM deployment_events WHERE trailer_id = ? AND event_id = ?",
+    ))
+    .bind(trailer)
+    .bind(e.event_id as i64)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(r) = held {
+        let t = if r.get::<String, _>(0) == kind && r.get::<i64, _>(1) == e.time {
+            Tally { resends: 1, collisions: 0 }
+        } else {
+            let x = Collision {
+                trailer,
+                kind: "event",
+                item_id: e.event_id,
+                content: &frame(Message::Deployment(e.clone()))?,
+                topic: Topic::up(trailer, UpKind::Deployments),
+                reason: format!(
+                    "deployment event {} of {trailer} collides with another event the server \
+                     holds under that id; kept here, not stored",
+                    e.event_id
+                ),
+            };
+            repeats::collide(c, x, now).await?
+        };
+        repeats::count(c, trailer, t, now).await?;
+        return Ok(ack);
+    }
+    sqlx::query(sql(
         pg,
         "INSERT INTO deployment_events (trailer_id, event_id, kind, at, lat, lon, note, received_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trailer_id, event_id) DO NOTHING",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ))
     .bind(trailer)
     .bind(e.event_id as i64)
@@ -241,65 +511,62 @@ pub async fn deployment(
     .bind(&e.note)
     .bind(now)
     .execute(&mut *c)
-    .await?
-    .rows_affected()
-        == 1;
-    if new {
-        match e.kind {
-            trailer_wire::DeploymentEventKind::End => {
-                sqlx::query(sql(
-                    pg,
-                    "UPDATE locations SET current = 0, \
-                     last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END \
-                     WHERE trailer_id = ? AND current = 1",
-                ))
-                .bind(e.time)
-                .bind(e.time)
-                .bind(trailer)
-                .execute(&mut *c)
-                .await?;
-            }
-            trailer_wire::DeploymentEventKind::Start => {
-                let (lat, lon) = (e.position.lat(), e.position.lon());
-                note_location(c, rules, trailer, lat, lon, e.time, now).await?;
-            }
+    .await?;
+    match e.kind {
+        trailer_wire::DeploymentEventKind::End => {
+            sqlx::query(sql(
+                pg,
+                "UPDATE locations SET current = 0, \
+                 last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END \
+                 WHERE trailer_id = ? AND current = 1",
+            ))
+            .bind(e.time)
+            .bind(e.time)
+            .bind(trailer)
+            .execute(&mut *c)
+            .await?;
+        }
+        trailer_wire::DeploymentEventKind::Start => {
+            let (lat, lon) = (e.position.lat(), e.position.lon());
+            note_location(c, rules, trailer, lat, lon, e.time, now).await?;
         }
     }
-    Ok(AckRef::Deployment(e.event_id))
+    Ok(ack)
 }
 
-/// Records a trailer's online/offline status.
+/// Records a trailer's online/offline status, and what it says of the trailer's store: the
+/// first store heard of, or a new or restored one, is sent everything its store must hold, and
+/// a new or restored one is shown to operators and written in the audit trail
+/// ([`super::stores`]).
 pub async fn status(
     c: &mut AnyConnection,
     trailer: &str,
-    online: bool,
-    at: i64,
-    version: &str,
+    s: &trailer_wire::Status,
     now: i64,
-) -> Result<(), RecordsError> {
+) -> Result<StoreEvent, RecordsError> {
     let pg = is_pg(c);
-    let known = sqlx::query(sql(pg, "SELECT 1 FROM trailer_status WHERE trailer_id = ?"))
-        .bind(trailer)
-        .fetch_optional(&mut *c)
-        .await?
-        .is_some();
-    if !known {
+    let event =
+        if s.online { stores::note(c, trailer, &s.store, now).await? } else { StoreEvent::Same };
+    let resent = match &event {
+        StoreEvent::Same => None,
         // A trailer new to the server gets the ACP list before anything else is sent to it,
-        // then the newest version of every hotlist.
-        super::acp::send_list(c, trailer, now).await?;
-        super::hotlists::send_lists(c, trailer, now).await?;
-    }
-    sqlx::query(sql(pg, "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
-         last_change = excluded.last_change, software_version = excluded.software_version"),
-    )
+        // then the newest version of every hotlist, the holds and its configuration.
+        _ => Some(stores::send_everything(c, trailer, now).await?),
+    };
+    sqlx::query(sql(
+        pg,
+        "INSERT INTO trailer_status (trailer_id, online, last_change, software_version) \
+         VALUES (?, ?, ?, ?) ON CONFLICT (trailer_id) DO UPDATE SET online = excluded.online, \
+         last_change = excluded.last_change, software_version = excluded.software_version",
+    ))
     .bind(trailer)
-    .bind(i64::from(online))
-    .bind(at)
-    .bind(version)
+    .bind(i64::from(s.online))
+    .bind(s.time)
+    .bind(&s.software_version)
     .execute(&mut *c)
     .await?;
-    if online {
+    if s.online {
+        stores::show(c, trailer, &s.store, &event, now).await?;
         // The trailer is (back) online and subscribed: its unanswered downlinks are due now,
         // not at their next resend (one sent before it ever connected found no subscriber).
         sqlx::query(sql(
@@ -310,7 +577,43 @@ pub async fn status(
         .execute(&mut *c)
         .await?;
     }
-    Ok(())
+    if let (Some(r), StoreEvent::NewStore { .. } | StoreEvent::Restored) = (&resent, &event) {
+        let what = match &event {
+            StoreEvent::NewStore { previous } => format!(
+                "{trailer} runs on a new store {:016x} (created {}), replacing store {previous}",
+                s.store.store_id,
+                super::iso_time(s.store.created)
+            ),
+            _ => format!(
+                "{trailer} runs on store {:016x} restored from an older copy (open {} seen \
+                 before)",
+                s.store.store_id, s.store.opens
+            ),
+        };
+        let detail = format!(
+            "{what}; sent again: {} ACP digests, {} hotlists, {} holds, configuration: {}",
+            r.acp_digests,
+            r.hotlists,
+            r.holds,
+            if r.config { "yes" } else { "none on record" }
+        );
+        tracing::warn!(trailer, %detail, "a trailer's store was replaced or restored");
+        let action = match event {
+            StoreEvent::NewStore { .. } => "trailer.store_replaced",
+            _ => "trailer.store_restored",
+        };
+        let entry = crate::audit::Entry {
+            at: now,
+            actor: "sync-server".into(),
+            action: action.into(),
+            purpose: "trailer store check".into(),
+            case_number: String::new(),
+            detail,
+            result_count: 1,
+        };
+        super::audit::append_chained(c, &entry).await?;
+    }
+    Ok(event)
 }
 
 /// Records that `trailer` stood at (lat, lon) at `at`, against all its known locations:
