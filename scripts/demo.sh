@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end on one machine: a private Mosquitto with mutual TLS and per-client ACLs,
+# The main job, end to end on one machine: a private Mosquitto with mutual TLS and per-client access,
 # the sync server on its embedded SQLite store, and the appliance reading plates from a generated
 # video with the real models. Prints the reads as the server stored them and the public list's URL,
 # then keeps the server up until Ctrl-C. All state lives in $DEMO_DIR (default ./demo-state).
@@ -23,7 +23,6 @@ trap 'exit 130' INT TERM
 
 say "state directory: $state"
 "$bin/sync-server" pki init --dir "$state/pki" --agency "Demo Police Department" >/dev/null
-[ -f "$state/pki/$trailer.pem" ] || "$bin/sync-server" pki issue --dir "$state/pki" "$trailer" >/dev/null
 
 broker_port=$(free_port)
 http_port=$(free_port)
@@ -52,7 +51,12 @@ listen = "127.0.0.1:$http_port"
 hours = 0
 [acp]
 key_file = "$state/pki/acp.key"
+[pki]
+dir = "$state/pki"
 TOML
+# The trailer is enrolled (its key and certificate made here, for the demo; a real trailer makes
+# its own key: `appliance enroll`): the broker lets in only enrolled trailers.
+"$bin/sync-server" trailer enroll --config "$state/server.toml" --note "demo" "$trailer" >/dev/null
 "$bin/sync-server" run --config "$state/server.toml" 2>"$state/server.log" &
 pids+=($!)
 for _ in $(seq 1 300); do grep -q "subscribed to trailer uplinks" "$state/server.log" && break; sleep 0.1; done
@@ -97,7 +101,7 @@ say "reads as the server stored them (an audited access):"
 say "hotlist alerts as the server stored them (an audited access):"
 "$bin/sync-server" alerts --config "$state/server.toml" --purpose "demo: show alerts" --case DEMO-1
 # An operator's console request over the broker, with the operator's own certificate.
-[ -f "$state/pki/demo-operator.pem" ] || "$bin/sync-server" pki issue --dir "$state/pki" demo-operator >/dev/null
+[ -f "$state/pki/demo-operator.pem" ] || "$bin/sync-server" pki issue --dir "$state/pki" --role operator demo-operator >/dev/null
 "$bin/sync-server" user grant --config "$state/server.toml" --name demo-operator --role operator \
   --authorised-by "Demo Chief" --authorisation "demo authorisation" >/dev/null
 say "open alerts through the operator console (sync-server console as demo-operator):"

@@ -13,6 +13,24 @@ pub struct Config {
     pub bca: BcaConfig,
     pub review: ReviewConfig,
     pub acp: AcpConfig,
+    pub pki: PkiConfig,
+}
+
+/// The agency's PKI directory (`sync-server pki init`), from which the server signs the
+/// renewal requests trailers send over the link, and enrolment signs trailers' requests. Empty:
+/// no renewal (certificates are issued and renewed by hand).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiConfig {
+    pub dir: PathBuf,
+    /// Days a trailer's certificate is valid when issued or renewed.
+    pub trailer_days: u32,
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        PkiConfig { dir: PathBuf::new(), trailer_days: 365 }
+    }
 }
 
 /// The Address Confidentiality Program key: the same file as the trailers' `store.acp_key_file`
@@ -230,6 +248,9 @@ impl Config {
         self.rules()?;
         if !(10.0..=100_000.0).contains(&self.server.new_location_m) {
             return Err(ConfigError::Invalid("server.new_location_m must be 10-100000".into()));
+        }
+        if !(7..=825).contains(&self.pki.trailer_days) {
+            return Err(ConfigError::Invalid("pki.trailer_days must be 7-825".into()));
         }
         if self.bca.check_interval_s == 0 {
             return Err(ConfigError::Invalid("bca.check_interval_s must be at least 1".into()));

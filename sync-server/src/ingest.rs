@@ -5,11 +5,13 @@
 //! stop the server.
 use crate::records::{Records, RecordsError, Rules, write};
 use sqlx::AnyConnection;
+use std::collections::HashSet;
 use trailer_wire::{AckRef, Message, Topic, UpKind};
 
 /// A message that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
+    pub topic: String,
     pub trailer: String,
     pub message: Message,
 }
@@ -51,7 +53,7 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
         (None, _) => return Err(Refused("status topic carries a non-status message".into())),
     }
     match message.trailer_id() {
-        Some(id) if id == trailer => Ok(Accepted { trailer, message }),
+        Some(id) if id == trailer => Ok(Accepted { topic: topic.to_string(), trailer, message }),
         Some(id) => Err(Refused(format!(
             "payload trailer id {id:?} does not match topic trailer {trailer:?}"
         ))),
@@ -59,14 +61,28 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
     }
 }
 
-/// Applies an accepted message inside the caller's transaction. Returns what to acknowledge to
-/// the trailer once that transaction commits.
+/// Applies an accepted message inside the caller's transaction, if its trailer is enrolled
+/// (`enrolled`: the enrolled trailers among the batch's); a message from any other trailer goes
+/// to the dead letters, unacknowledged. Returns what to acknowledge to the trailer once that
+/// transaction commits.
 pub async fn apply(
     c: &mut AnyConnection,
     rules: &Rules,
     a: &Accepted,
+    enrolled: &HashSet<String>,
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
+    if !enrolled.contains(&a.trailer) {
+        let reason = format!(
+            "{} is not an enrolled trailer (or was revoked): enrol it with `sync-server trailer \
+             enroll` before it sends",
+            a.trailer
+        );
+        let payload = trailer_wire::encode(&a.message).unwrap_or_default();
+        crate::records::dead_letter_on(c, &a.topic, &reason, &payload, now).await?;
+        tracing::warn!(trailer = %a.trailer, topic = %a.topic, "message from a trailer that is not enrolled; kept as a dead letter");
+        return Ok(Vec::new());
+    }
     Ok(match &a.message {
         Message::ReadBatch(b) => write::reads(c, rules, &a.trailer, &b.reads, now).await?,
         Message::Picture(p) => {
@@ -105,12 +121,24 @@ pub async fn apply_batch(
     now: i64,
 ) -> Result<Vec<Vec<AckRef>>, RecordsError> {
     let mut tx = records.begin().await?;
+    let enrolled = enrolled_of(&mut tx, batch).await?;
     let mut out = Vec::with_capacity(batch.len());
     for a in batch {
-        out.push(apply(&mut tx, records.rules(), a, now).await?);
+        out.push(apply(&mut tx, records.rules(), a, &enrolled, now).await?);
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// The enrolled trailers among the senders of `batch`.
+pub async fn enrolled_of(
+    c: &mut AnyConnection,
+    batch: &[Accepted],
+) -> Result<HashSet<String>, RecordsError> {
+    let mut ids: Vec<&str> = batch.iter().map(|a| a.trailer.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    crate::records::enrolled_among(c, &ids).await
 }
 
 #[cfg(test)]

@@ -50,18 +50,18 @@ pub async fn run(
         // received and did not commit is sent again by its trailer (no end-to-end ack).
         .set_clean_session(true)
         .set_manual_acks(true)
-        .set_max_packet_size(
-            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
-            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
-        );
+        .set_max_packet_size(crate::broker::MAX_PACKET_BYTES, crate::broker::MAX_PACKET_BYTES);
     let (client, events) = AsyncClient::new(opts, 1024);
     let mut poller = Poller::spawn(events, 256);
     // The event loop only receives; a writer task commits what arrived meanwhile as one batch,
-    // then acks. The event loop keeps the connection alive while a commit runs.
-    let (to_writer, from_loop) = mpsc::unbounded_channel();
+    // then acks. Both queues are bounded: when the writer is behind, the event loop waits, and
+    // the broker holds the rest (it hands this client no more than its in-flight window).
+    let (to_writer, from_loop) = mpsc::channel(2 * MAX_BATCH);
     let writer = tokio::spawn(writer(client.clone(), records.clone(), from_loop));
     // Console requests have a task of their own: an operator's answer never waits for a batch.
-    let (to_console, console_rx) = mpsc::unbounded_channel();
+    let (to_console, console_rx) = mpsc::channel(256);
+    let mut admin = crate::broker::access::Admin::default();
+    let mut resubscribe_at: Option<tokio::time::Instant> = None;
     let console =
         tokio::spawn(console_task(client.clone(), records.clone(), config.clone(), console_rx));
     let mut backoff = Duration::from_millis(250);
@@ -79,21 +79,41 @@ pub async fn run(
                     connected = true;
                     backoff = Duration::from_millis(250);
                     live.reset();
-                    let _ = client.try_subscribe(Topic::ingest_filter(), QoS::AtLeastOnce);
-                    let _ = client.try_subscribe(Topic::status_filter(), QoS::AtLeastOnce);
-                    let _ = client.try_subscribe(CONSOLE_FILTER, QoS::AtLeastOnce);
+                    admin.on_connected();
+                    subscribe(&client);
                 }
-                Some(Ok(Event::Incoming(Packet::SubAck(_)))) => {
-                    tracing::info!("subscribed to trailer uplinks");
+                Some(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                    if ack.return_codes.iter().all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))) {
+                        tracing::info!("subscribed to trailer uplinks");
+                    } else {
+                        // An instance whose certificate the broker does not know yet: another
+                        // instance's access pass admits it within seconds.
+                        tracing::warn!("the broker refused this instance's subscriptions: is its certificate one the PKI issued to a server? asking again");
+                        resubscribe_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                    }
+                }
+                Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == CONTROL_RESPONSE => {
+                    for e in admin.on_response(&p.payload) {
+                        tracing::error!(error = %e, "the broker refused an access change; retrying");
+                    }
                 }
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic.starts_with("console/") => {
-                    if to_console.send(p).is_err() {
+                    if to_console.send(p).await.is_err() {
                         tracing::error!("the console task stopped");
                         break;
                     }
                 }
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                    if to_writer.send(p).is_err() {
+                    if p.retain && p.topic.contains("/up/") && !p.payload.is_empty() {
+                        // Only statuses are retained: a trailer's retained uplink is cleared.
+                        let _ = client.try_publish(p.topic.clone(), QoS::AtLeastOnce, true, Vec::new());
+                    }
+                    if p.payload.is_empty() {
+                        // The clearing of a retained message, echoed back.
+                        let _ = client.ack(&p).await;
+                        continue;
+                    }
+                    if to_writer.send(p).await.is_err() {
                         tracing::error!("the ingest writer stopped");
                         break;
                     }
@@ -107,7 +127,14 @@ pub async fn run(
                 }
             },
             _ = tick.tick() => if connected {
+                if resubscribe_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    resubscribe_at = None;
+                    subscribe(&client);
+                }
                 send_downlinks(&client, &records).await;
+                if ticks % ACCESS_EVERY_S == 0 {
+                    sync_access(&client, &records, &mut admin, &server_names(&config)).await;
+                }
                 ticks += 1;
                 if ticks % LIVE_EVERY_S == 1 {
                     publish_live(&client, &records, &mut live).await;
@@ -124,6 +151,19 @@ pub async fn run(
     Ok(())
 }
 
+/// Every subscription of an instance, in one request (one answer says whether all were granted).
+fn subscribe(client: &AsyncClient) {
+    let filters = [
+        CONTROL_RESPONSE.to_string(),
+        Topic::ingest_filter(),
+        Topic::status_filter().to_string(),
+        CONSOLE_FILTER.to_string(),
+    ]
+    .into_iter()
+    .map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
+    let _ = client.try_subscribe_many(filters);
+}
+
 /// Operators' requests, shared between server instances: each is handled once.
 const CONSOLE_FILTER: &str = "$share/console/console/+/req";
 
@@ -134,7 +174,7 @@ async fn console_task(
     client: AsyncClient,
     records: Records,
     config: Config,
-    mut rx: mpsc::UnboundedReceiver<Publish>,
+    mut rx: mpsc::Receiver<Publish>,
 ) {
     while let Some(p) = rx.recv().await {
         let topic = p.topic.clone();
@@ -159,6 +199,55 @@ async fn console_task(
 
 /// How often the live console topics are brought up to date (seconds).
 const LIVE_EVERY_S: u64 = 5;
+/// How often the broker's clients are compared with the registry (seconds).
+const ACCESS_EVERY_S: u64 = 2;
+
+use crate::broker::access::{CONTROL_RESPONSE, CONTROL_TOPIC};
+
+/// The server instances the broker should know: every server certificate the PKI issued and
+/// did not revoke, and this instance's own.
+fn server_names(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if !config.pki.dir.as_os_str().is_empty()
+        && let Ok(issued) = crate::pki::issued(&config.pki.dir)
+    {
+        out.extend(
+            issued
+                .into_iter()
+                .filter(|e| e.role == crate::pki::Role::Server && e.revoked.is_none())
+                .map(|e| e.name),
+        );
+    }
+    if let Ok(pem) = std::fs::read_to_string(&config.broker.cert_file)
+        && let Ok((cn, _, _)) = crate::pki::describe(&pem)
+    {
+        out.push(cn);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Brings the broker's clients in line with the registry (enrolled trailers, console users).
+async fn sync_access(
+    client: &AsyncClient,
+    records: &Records,
+    admin: &mut crate::broker::access::Admin,
+    servers: &[String],
+) {
+    let desired = match records.broker_clients(servers).await {
+        Ok(d) => d,
+        Err(e) => return tracing::warn!(error = %e, "cannot read the registry for the broker"),
+    };
+    if let Some(request) = admin.pass(desired) {
+        if let Err(e) = client.publish(CONTROL_TOPIC, QoS::AtLeastOnce, false, request).await {
+            tracing::warn!(error = %e, "cannot send the broker its clients");
+            admin.on_connected();
+        } else {
+            tracing::info!("broker access brought in line with the registry");
+        }
+    }
+}
 
 /// Publishes what changed in the live console topics, retained.
 async fn publish_live(
@@ -213,7 +302,7 @@ async fn send_downlinks(client: &AsyncClient, records: &Records) {
 
 /// Commits what arrived as batches; after each commit publishes the end-to-end acks (one message
 /// per trailer) and then acknowledges the MQTT deliveries.
-async fn writer(client: AsyncClient, records: Records, mut rx: mpsc::UnboundedReceiver<Publish>) {
+async fn writer(client: AsyncClient, records: Records, mut rx: mpsc::Receiver<Publish>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let acks = ingest_batch(&records, &batch).await;
@@ -283,7 +372,8 @@ async fn apply_one(records: &Records, a: &ingest::Accepted, now: i64) -> Option<
     for attempt in 0..4u64 {
         let result = async {
             let mut tx = records.begin().await?;
-            let refs = ingest::apply(&mut tx, records.rules(), a, now).await?;
+            let enrolled = ingest::enrolled_of(&mut tx, std::slice::from_ref(a)).await?;
+            let refs = ingest::apply(&mut tx, records.rules(), a, &enrolled, now).await?;
             tx.commit().await?;
             Ok::<_, crate::records::RecordsError>(refs)
         }

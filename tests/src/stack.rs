@@ -145,9 +145,53 @@ impl Stack {
         self.path("pki")
     }
 
-    /// Issues a client certificate from the agency CA; returns (cert, key).
+    /// Issues an operator's certificate from the agency CA; returns (cert, key). The broker
+    /// lets the operator in once granted a role (`grant`).
     pub fn issue(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
         issue_in(&self.pki(), name)
+    }
+
+    /// Enrols a trailer (`sync-server trailer enroll`: its key and certificate made in the PKI
+    /// directory, the registry written) and waits until the broker lets it in; returns (cert,
+    /// key).
+    pub fn enroll(&self, trailer: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let (cert, key) =
+            (self.pki().join(format!("{trailer}.pem")), self.pki().join(format!("{trailer}.key")));
+        if !cert.exists() {
+            self.cli(&["trailer", "enroll", trailer])?;
+        }
+        self.wait_admitted(trailer, &format!("trailer/{trailer}/down/ack"), &cert, &key)?;
+        Ok((cert, key))
+    }
+
+    /// Waits until the broker grants `name` (with `cert`/`key`) a subscription to `topic`: the
+    /// running server brings the broker's clients in line with its registry within seconds.
+    pub fn wait_admitted(
+        &self,
+        name: &str,
+        topic: &str,
+        cert: &Path,
+        key: &Path,
+    ) -> anyhow::Result<()> {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("mosquitto_sub")
+                .args(["-h", "localhost", "-p", &self.broker_port.to_string(), "-q", "1"])
+                .args(["-t", topic, "-W", "1", "-C", "1", "--cafile"])
+                .arg(self.pki().join("ca.pem"))
+                .arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key)
+                .output()?;
+            let said = String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout);
+            if !said.contains("denied") && !said.contains("refused") && !said.contains("Error") {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < end, "the broker never admitted {name}: {said}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// A client certificate from a CA that is not the agency's (a stranger's); returns (cert, key).
@@ -199,6 +243,20 @@ impl Stack {
         self.broker = None;
     }
 
+    /// Makes the broker read its configuration and revocation list again (SIGHUP), as
+    /// `systemctl reload mosquitto` does: connected clients stay connected.
+    pub fn reload_broker(&self) -> anyhow::Result<()> {
+        let pid =
+            self.broker.as_ref().map(|k| k.0.id()).ok_or_else(|| anyhow::anyhow!("no broker"))?;
+        run_ok(Command::new("kill").arg("-HUP").arg(pid.to_string()))?;
+        Ok(())
+    }
+
+    /// What the broker logged.
+    pub fn broker_log(&self) -> String {
+        std::fs::read_to_string(self.path("broker/mosquitto.log")).unwrap_or_default()
+    }
+
     pub fn server_config(&self) -> PathBuf {
         self.path("server.toml")
     }
@@ -209,20 +267,36 @@ impl Stack {
 
     fn write_instance_config(&self, path: &Path, instance: &str, http: u16) -> anyhow::Result<()> {
         let pki = self.pki();
+        // Each instance has a certificate of its own (the broker binds client ids to them).
+        let cert = if instance == "a" {
+            "sync-server".to_string()
+        } else {
+            format!("sync-server-{instance}")
+        };
+        if !pki.join(format!("{cert}.pem")).exists() {
+            run_ok(
+                Command::new(bin("sync-server"))
+                    .args(["pki", "issue-server", "--dir"])
+                    .arg(&pki)
+                    .arg(instance),
+            )?;
+        }
         std::fs::write(
             path,
             format!(
                 "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{}\"\n[review]\nhours = 0\n[acp]\nkey_file = \"{}\"\n{}",
+                 [http]\nlisten = \"127.0.0.1:{}\"\n[review]\nhours = 0\n[acp]\nkey_file = \"{}\"\n\
+                 [pki]\ndir = \"{}\"\n{}",
                 self.path("server").display(),
                 self.database_url,
                 self.broker_port,
                 pki.join("ca.pem").display(),
-                pki.join("sync-server.pem").display(),
-                pki.join("sync-server.key").display(),
+                pki.join(format!("{cert}.pem")).display(),
+                pki.join(format!("{cert}.key")).display(),
                 http,
                 pki.join("acp.key").display(),
+                pki.display(),
                 self.extra_config
             ),
         )?;

@@ -86,7 +86,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
          smtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"plain\"\ncheck_interval_s = 1\n",
         sink.port
     ))?;
-    let (cert, key) = stack.issue(TRAILER)?;
+    let (cert, key) = stack.enroll(TRAILER)?;
     let publish = |kind: &str, m: Message| {
         let topic = format!("trailer/{TRAILER}/up/{kind}");
         let status = stack.publish_raw(&cert, &key, &topic, &encode(&m)).expect("mosquitto_pub");
@@ -290,31 +290,14 @@ fn ask(
     payload: &str,
     secs: u32,
 ) -> anyhow::Result<Option<serde_json::Value>> {
-    use std::process::{Command, Stdio};
-    let (cert, key) = stack.issue(user)?;
-    let sub = Command::new("mosquitto_sub")
-        .args(["-h", "localhost", "-p", &stack.broker_port.to_string(), "-q", "1", "-C", "1"])
-        .args(["-W", &secs.to_string(), "-t", &format!("console/{user}/resp")])
-        .arg("--cafile")
-        .arg(stack.pki().join("ca.pem"))
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .args(["-i", &format!("{user}-sub")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(500));
-    let status =
-        stack.publish_raw(&cert, &key, &format!("console/{on}/req"), payload.as_bytes())?;
-    anyhow::ensure!(status.success(), "mosquitto_pub as {user}");
-    let out = sub.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(match text.trim() {
-        "" => None,
-        line => Some(serde_json::from_str(line)?),
-    })
+    // One connection publishes and listens: the broker gives a certificate one connection.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut s = stack.session(&rt, user)?;
+    let topic = format!("console/{on}/req");
+    let answer =
+        rt.block_on(s.send_raw(&topic, payload.as_bytes(), Duration::from_secs(secs.into())));
+    rt.block_on(s.close());
+    Ok(answer?)
 }
 
 /// The console over the real broker: each operator is bound to their own topics, the server
@@ -531,7 +514,7 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
         ))?)
     };
     // An operator sets a trailer up by hand (one that has connected) and names the place.
-    let (tcert, tkey) = stack.issue("trailer-07")?;
+    let (tcert, tkey) = stack.enroll("trailer-07")?;
     let status = Message::Status(trailer_wire::Status {
         trailer_id: "trailer-07".into(),
         online: true,
@@ -650,7 +633,7 @@ fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -
     };
     let Inserted::Stored(acp_read) = collect(&store, "ACP404")? else { panic!("stored") };
     collect(&store, "KEEP01")?;
-    let (cert, tkey) = stack.issue("acp-box")?;
+    let (cert, tkey) = stack.enroll("acp-box")?;
     let cfg = sync_config(stack.broker_port, &stack.pki().join("ca.pem"), &cert, &tkey);
     let trailer = Trailer::start_on("acp-box", &dir, store, cfg)?;
     let plates = || -> Vec<String> {
@@ -672,7 +655,7 @@ fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -
     assert!(matches!(collect(&trailer.store, "ACP404")?, Inserted::DestroyedAcp));
     assert!(trailer.store.reads()?.iter().all(|r| r.meta.plate != "ACP404"));
     // A trailer that has not heard yet sends one: the server drops it and keeps the other.
-    let (old_cert, old_key) = stack.issue("old-box")?;
+    let (old_cert, old_key) = stack.enroll("old-box")?;
     let batch = Message::ReadBatch(ReadBatch {
         trailer_id: "old-box".into(),
         reads: vec![read(1, "ACP404", now, 44.1), read(2, "KEEP02", now, 44.1)],

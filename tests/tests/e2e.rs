@@ -10,6 +10,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use trailer_wire::{FixQuality, Message, PictureSet, Position, ReadBatch, ReadMeta};
 
+#[path = "e2e/trust.rs"]
+mod trust;
+
 /// A video with three vehicles passing, rendered once per test run.
 fn three_passes() -> &'static (PathBuf, SceneVideo) {
     static VIDEO: OnceLock<(PathBuf, SceneVideo)> = OnceLock::new();
@@ -45,7 +48,7 @@ fn appliance_logged(config: &std::path::Path, log: &std::path::Path) -> anyhow::
 fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
     let (video, scene) = three_passes();
     let stack = Stack::start()?;
-    let (cert, key) = stack.issue("trailer-01")?;
+    let (cert, key) = stack.enroll("trailer-01")?;
     let config = stack.appliance_config("trailer-01", video, &cert, &key)?;
     // Resend anything not acknowledged within 5 ms: the server sees duplicates, and must store
     // each read once.
@@ -203,7 +206,7 @@ fn read_batch(trailer: &str, plate: &str) -> Vec<u8> {
 #[test]
 fn hostile_messages_land_in_dead_letters_and_the_server_survives() -> anyhow::Result<()> {
     let mut stack = Stack::start()?;
-    let (cert, key) = stack.issue("trailer-07")?;
+    let (cert, key) = stack.enroll("trailer-07")?;
     let topic = "trailer/trailer-07/up/reads";
     let v = trailer_wire::PROTOCOL_VERSION;
     let mut noise = vec![v, 1];
@@ -245,7 +248,7 @@ fn hostile_messages_land_in_dead_letters_and_the_server_survives() -> anyhow::Re
 #[test]
 fn broker_binds_clients_to_their_identity() -> anyhow::Result<()> {
     let stack = Stack::start()?;
-    let (cert, key) = stack.issue("trailer-01")?;
+    let (cert, key) = stack.enroll("trailer-01")?;
     // trailer-01 tries to publish as trailer-02: the broker's ACL drops it.
     stack.publish_raw(
         &cert,
@@ -296,7 +299,7 @@ fn appliance_with_a_foreign_certificate_says_so_and_keeps_its_reads() -> anyhow:
     assert!(stderr.contains("outbox not drained"), "{stderr}");
     assert!(stack.server_reads()?.is_empty());
     // The reads wait in the trailer's store: the same trailer, given its real certificate, syncs them.
-    let (cert, key) = stack.issue("trailer-09")?;
+    let (cert, key) = stack.enroll("trailer-09")?;
     let fixed = std::fs::read_to_string(&config)?
         .replace(&foreign_cert.display().to_string(), &cert.display().to_string())
         .replace(&foreign_key.display().to_string(), &key.display().to_string())
@@ -416,7 +419,7 @@ fn rtsp_camera_lost_and_back_reconnects_and_shows_the_gap() -> anyhow::Result<()
     use trailer_wire::UsageReason;
     let stack = Stack::start()?;
     let trailer = "trailer-rtsp";
-    let (cert, key) = stack.issue(trailer)?;
+    let (cert, key) = stack.enroll(trailer)?;
     let port = free_port();
     let config = stack.appliance_config(trailer, std::path::Path::new("/camera"), &cert, &key)?;
     let text = std::fs::read_to_string(&config)?.replace(

@@ -38,7 +38,7 @@ fn config(
     port: u16,
     trailer: &str,
 ) -> anyhow::Result<appliance::config::SyncConfig> {
-    let (cert, key) = stack.issue(trailer)?;
+    let (cert, key) = stack.enroll(trailer)?;
     let mut cfg = sync_config(port, &stack.pki().join("ca.pem"), &cert, &key);
     cfg.reconnect_initial_ms = 100;
     cfg.reconnect_max_ms = 1000;
@@ -135,7 +135,7 @@ fn appliance_killed_mid_drain_resumes_and_nothing_is_doubled() -> anyhow::Result
     let dir = stack.path("killed-store");
     let n = 20_000;
     fill(&dir, n, 3, 1)?;
-    let (cert, key) = stack.issue("killed")?;
+    let (cert, key) = stack.enroll("killed")?;
     // A camera that is not there: the appliance keeps trying it and syncs meanwhile.
     let config = stack.path("killed.toml");
     std::fs::write(
@@ -428,7 +428,7 @@ fn on_postgresql_a_drain_through_a_server_restart_stores_each_read_once() -> any
 fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused()
 -> anyhow::Result<()> {
     let stack = Stack::start()?;
-    let (cert, key) = stack.issue("conf")?;
+    let (cert, key) = stack.enroll("conf")?;
     let config = stack.path("conf.toml");
     let original = format!(
         "[trailer]\nid = \"conf\"\ndata_dir = \"{}\"\n[capture]\nsource = \"rtsp://127.0.0.1:{}/none\"\n\
@@ -769,7 +769,7 @@ fn a_store_restored_from_an_older_copy_loses_nothing() -> anyhow::Result<()> {
 fn a_resend_is_stored_once_and_a_collision_is_reported() -> anyhow::Result<()> {
     use trailer_wire::{Message, ReadBatch};
     let stack = Stack::start()?;
-    let (cert, key) = stack.issue("spare")?;
+    let (cert, key) = stack.enroll("spare")?;
     let now = appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
     let batch = |plate: &str| {
         let read = trailer_wire::ReadMeta {

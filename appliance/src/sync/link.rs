@@ -76,6 +76,9 @@ pub async fn run_link(
     let health_every = Duration::from_secs(cfg.health_interval_s.max(1));
     let mut reported = u64::MAX;
     let mut last_report = std::time::Instant::now();
+    // The broker refuses the downlink subscription of a trailer it does not know (not enrolled
+    // yet, or revoked): asked again every few seconds, said in the log.
+    let mut subscribe_again: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -87,13 +90,23 @@ pub async fn run_link(
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(trailer, "connected to the agency broker");
                     state.on_connected(now_ms());
-                    health.link_connected.store(true, Ordering::Relaxed);
                     publish_health(&client, &store, &health, &trailer);
                     reported = health.generation();
                     last_report = std::time::Instant::now();
                     let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
-                    let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true, &store));
                     pump(&client, &store, &mut state, &trailer, &cfg);
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack.return_codes.iter().all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))) {
+                        subscribe_again = None;
+                        health.link_connected.store(true, Ordering::Relaxed);
+                        // Online once the broker lets it hear the server: the status tells the
+                        // server which store it runs on.
+                        let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true, &store));
+                    } else {
+                        tracing::warn!(trailer, "the broker refused trailer/{trailer}/down/#: is this trailer enrolled, and its certificate current? asking again");
+                        subscribe_again = Some(std::time::Instant::now() + Duration::from_secs(3));
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if p.topic == ack_topic {
@@ -152,6 +165,10 @@ pub async fn run_link(
             },
             _ = wake.notified() => pump(&client, &store, &mut state, &trailer, &cfg),
             _ = tick.tick() => {
+                if state.connected() && subscribe_again.is_some_and(|at| std::time::Instant::now() >= at) {
+                    subscribe_again = Some(std::time::Instant::now() + Duration::from_secs(3));
+                    let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
+                }
                 if state.connected() && (health.generation() != reported || last_report.elapsed() >= health_every) {
                     publish_health(&client, &store, &health, &trailer);
                     reported = health.generation();

@@ -2,7 +2,9 @@
 //! operator's own certificate, requests answered by id, the live topics kept as they arrive,
 //! hotlist files sent in parts, and answers rendered as tables for people.
 use super::protocol::{MAX_REQUEST, Response};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +21,11 @@ pub enum ConsoleError {
     Broker(String, String),
     #[error("no answer within {0} s: is the server running, and is the user granted a role?")]
     Timeout(u64),
+    #[error(
+        "the broker refused {topic}: is {user}'s role granted (sync-server user grant), and does \
+         the certificate's name match the user?"
+    )]
+    Refused { topic: String, user: String },
 }
 
 /// Where the broker is and who the operator is.
@@ -48,7 +55,9 @@ impl Session {
     /// Connects and subscribes; ready for requests when it returns.
     pub async fn connect(op: &Operator, within: Duration) -> Result<Session, ConsoleError> {
         let tls = tls_config(&op.ca, &op.cert, &op.key)?;
-        let client_id = format!("console-{}-{}", op.user, std::process::id());
+        // The broker takes the certificate's name as the client id whatever is asked for: one
+        // session per operator certificate at a time (a second one takes over).
+        let client_id = op.user.clone();
         let mut opts = MqttOptions::new(client_id, op.host.clone(), op.port);
         opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
             .set_keep_alive(Duration::from_secs(30))
@@ -67,30 +76,48 @@ impl Session {
         };
         let resp = format!("console/{}/resp", s.user);
         let live = format!("console/{}/live/#", s.user);
-        tokio::time::timeout(within, async {
-            let mut acks = 0;
-            while acks < 2 {
+        let topics = [resp.clone(), live];
+        let mut refused = false;
+        // A user just granted a role is known to the broker within seconds (the server brings
+        // the broker's access in line with its users): a refused subscription is asked again.
+        let subscribed = tokio::time::timeout(within, async {
+            loop {
                 match s.poller.next().await {
                     None => return Err(s.broker_error("connection closed")),
                     Some(Err(e)) => return Err(s.broker_error(&e.to_string())),
-                    Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                        for topic in [&resp, &live] {
-                            s.client
-                                .subscribe(topic.as_str(), QoS::AtLeastOnce)
-                                .await
-                                .map_err(|e| s.broker_error(&e.to_string()))?;
+                    Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => s.subscribe(&topics).await?,
+                    Some(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                        if ack
+                            .return_codes
+                            .iter()
+                            .all(|c| matches!(c, SubscribeReasonCode::Success(_)))
+                        {
+                            return Ok(());
                         }
+                        refused = true;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        s.subscribe(&topics).await?;
                     }
-                    Some(Ok(Event::Incoming(Packet::SubAck(_)))) => acks += 1,
                     Some(Ok(Event::Incoming(Packet::Publish(p)))) => s.keep_live(&p),
                     Some(Ok(_)) => {}
                 }
             }
-            Ok(())
         })
-        .await
-        .map_err(|_| ConsoleError::Timeout(within.as_secs()))??;
+        .await;
+        match subscribed {
+            Ok(r) => r?,
+            Err(_) if refused => {
+                return Err(ConsoleError::Refused { topic: resp, user: s.user.clone() });
+            }
+            Err(_) => return Err(ConsoleError::Timeout(within.as_secs())),
+        }
         Ok(s)
+    }
+
+    async fn subscribe(&self, topics: &[String]) -> Result<(), ConsoleError> {
+        let filters =
+            topics.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+        self.client.subscribe_many(filters).await.map_err(|e| self.broker_error(&e.to_string()))
     }
 
     fn broker_error(&self, why: &str) -> ConsoleError {
@@ -187,6 +214,35 @@ impl Session {
         })
         .await
         .map_err(|_| ConsoleError::Timeout(within.as_secs()))?
+    }
+
+    /// Publishes `payload` as it is on `topic` (any topic: the broker decides whether it may)
+    /// and returns the first answer on this user's response topic within `within`, if any. For
+    /// checking what the broker and the server make of requests a console would never send.
+    pub async fn send_raw(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        within: Duration,
+    ) -> Result<Option<Value>, ConsoleError> {
+        let resp_topic = format!("console/{}/resp", self.user);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+            .await
+            .map_err(|e| self.broker_error(&e.to_string()))?;
+        let answer = tokio::time::timeout(within, async {
+            loop {
+                match self.poller.next().await {
+                    None | Some(Err(_)) => return None,
+                    Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == resp_topic => {
+                        return serde_json::from_slice::<Value>(&p.payload).ok();
+                    }
+                    Some(Ok(ev)) => self.background(ev).await,
+                }
+            }
+        })
+        .await;
+        Ok(answer.ok().flatten())
     }
 
     /// Uploads a hotlist file as version `version` of list `name`, in parts that fit a request;

@@ -23,6 +23,7 @@ pub mod releases;
 mod repeats;
 mod retention;
 mod stores;
+mod trailers;
 pub mod uselog;
 mod users;
 pub mod write;
@@ -38,6 +39,8 @@ pub use releases::{Bundle, NewRelease, Release};
 pub use repeats::Tally;
 pub use retention::{HOLD_KINDS, HoldView, Purged};
 pub use stores::StoreEvent;
+pub use trailers::TrailerView;
+pub(crate) use trailers::enrolled_among;
 pub use uselog::UseLog;
 pub use users::UserView;
 
@@ -173,12 +176,17 @@ pub(crate) async fn dead_letter_on(
     Ok(())
 }
 
-/// The trailers the server has heard from (each sent its status on connecting), by id.
+/// The enrolled trailers the server has heard from (each sent its status on connecting), by id.
+/// One enrolled but never heard from is sent everything when it first connects.
 async fn known_trailers(c: &mut AnyConnection) -> Result<Vec<String>, RecordsError> {
     let pg = is_pg(c);
-    let rows = sqlx::query(sql(pg, "SELECT trailer_id FROM trailer_status ORDER BY trailer_id"))
-        .fetch_all(&mut *c)
-        .await?;
+    let rows = sqlx::query(sql(
+        pg,
+        "SELECT s.trailer_id FROM trailer_status s JOIN trailers t ON t.trailer_id = s.trailer_id \
+         WHERE t.revoked_ms IS NULL ORDER BY s.trailer_id",
+    ))
+    .fetch_all(&mut *c)
+    .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 

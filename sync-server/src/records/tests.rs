@@ -800,3 +800,52 @@ async fn store_lives(url: String) {
             .collect();
     assert_eq!(health, [(format!("{:016x}", 2), "restored".to_string())]);
 }
+
+/// Only an enrolled trailer's messages are stored: another's (a certificate the broker should
+/// have refused) go to the dead letters unacknowledged, a revoked trailer's too, and a name
+/// is a trailer's or a user's, never both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_enrolled_trailers_are_stored() {
+    on_both("enrolled", enrolled).await;
+}
+
+async fn enrolled(url: String) {
+    use crate::ingest::{Accepted, apply_batch};
+    let db = Records::open(&url).await.expect("open");
+    let t0 = 1_790_000_000_000;
+    assert!(db.enroll_trailer("t1", "admin", "Hwy 14", t0).await.expect("enrol"));
+    assert!(!db.enroll_trailer("t1", "admin", "", t0).await.expect("again"), "already enrolled");
+    let message = |t: &str, id| Accepted {
+        topic: format!("trailer/{t}/up/reads"),
+        trailer: t.into(),
+        message: trailer_wire::Message::ReadBatch(trailer_wire::ReadBatch {
+            trailer_id: t.into(),
+            reads: vec![read_at(id, "AAA111", t0)],
+        }),
+    };
+    let acks = apply_batch(&db, &[message("t1", 1), message("t9", 2)], t0).await.expect("batch");
+    assert_eq!(acks, [vec![trailer_wire::AckRef::Read(1)], vec![]], "the stranger is not acked");
+    assert_eq!(db.counts("t1").await.expect("counts").reads, 1);
+    assert_eq!(db.counts("t9").await.expect("counts").reads, 0);
+    let letters = db.dead_letters().await.expect("letters");
+    assert!(letters[0].1.contains("t9 is not an enrolled trailer"), "{letters:?}");
+    assert!(db.revoke_trailer("t1", "admin", "stolen", t0).await.expect("revoke"));
+    let acks = apply_batch(&db, &[message("t1", 3)], t0).await.expect("batch");
+    assert_eq!(acks, [vec![]], "a revoked trailer is refused");
+    assert_eq!(db.dead_letters().await.expect("letters").len(), 2);
+    assert!(db.enroll_trailer("t1", "admin", "", t0).await.is_err(), "not again under that id");
+    let refused = db.grant("t1", crate::console::roles::Role::Viewer, "chief", "GO 1", t0).await;
+    assert!(refused.is_err(), "a trailer's id is not a user's name");
+    db.grant("alice", crate::console::roles::Role::Viewer, "chief", "GO 1", t0)
+        .await
+        .expect("grant");
+    assert!(
+        db.enroll_trailer("alice", "admin", "", t0).await.is_err(),
+        "a user's name is not a trailer's id"
+    );
+    let clients = db.broker_clients(&["sync-server".into()]).await.expect("clients");
+    use crate::broker::access::Kind;
+    assert_eq!(clients.get("t1"), Some(&(Kind::Trailer, false)), "revoked: disabled at the broker");
+    assert_eq!(clients.get("alice"), Some(&(Kind::Operator, true)));
+    assert_eq!(clients.get("sync-server"), Some(&(Kind::Server, true)));
+}

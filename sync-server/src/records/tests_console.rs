@@ -31,6 +31,9 @@ async fn acp(url: String) {
     let key: std::sync::Arc<[u8]> = b"an agency key of 32 bytes, or so".to_vec().into();
     let rules = Rules { acp_key: Some(key.clone()), ..Rules::default() };
     let db = plain.with_rules(rules.clone());
+    for t in ["t1", "t2"] {
+        db.enroll_trailer(t, "admin", "", NOW).await.expect("enrol");
+    }
     let mut tx = db.begin().await.expect("begin");
     write::status(&mut tx, "t1", &online("t1", NOW), NOW).await.expect("status");
     let reads = [read_at(1, "B0B404", NOW), read_at(2, "ZZZ999", NOW + 1)];
@@ -102,6 +105,9 @@ async fn a_hotlist_upload_in_parts_is_checked_whole_and_recorded_once() {
 async fn hotlists(url: String) {
     use hotlists::Part;
     let db = Records::open(&url).await.expect("open");
+    for t in ["t1", "t2"] {
+        db.enroll_trailer(t, "admin", "", NOW).await.expect("enrol");
+    }
     let mut tx = db.begin().await.expect("begin");
     write::status(&mut tx, "t1", &online("t1", NOW), NOW).await.expect("status");
     tx.commit().await.expect("commit");

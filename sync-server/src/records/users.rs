@@ -45,6 +45,13 @@ impl Records {
                     .into(),
             ));
         }
+        let trailer = sqlx::query(sql(self.pg, "SELECT 1 FROM trailers WHERE trailer_id = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if trailer.is_some() {
+            return Err(RecordsError::Invalid(format!("{name} is an enrolled trailer's id")));
+        }
         sqlx::query(sql(
             self.pg,
             "INSERT INTO console_users (name, role, authorised_by, authorisation, authorised_ms, active) \

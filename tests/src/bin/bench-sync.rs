@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
     let limit = Duration::from_secs(600);
 
     // 1. Wire cost: metadata only, through a counting proxy.
-    let (cert, key) = stack.issue("wire-1")?;
+    let (cert, key) = stack.enroll("wire-1")?;
     let dir = stack.path("wire-1-store");
     fill(&dir, wire_n, 1, 0)?;
     let proxy = Proxy::start(stack.broker_port)?;
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!("ingest (PostgreSQL): {ingest_reads_per_s_postgres:.0} reads/s");
 
     // 3. One trailer's backlog, and an alert raised in the middle of its drain.
-    let (cert, key) = stack.issue("drain-1")?;
+    let (cert, key) = stack.enroll("drain-1")?;
     let dir = stack.path("drain-1-store");
     let t = Instant::now();
     fill(&dir, drain_n, 7, 1)?;
@@ -114,7 +114,7 @@ fn ingest(stack: &Stack, n: u64, limit: Duration) -> anyhow::Result<f64> {
     let mut trailers = Vec::new();
     for i in 1..=4 {
         let id = format!("ingest-{i}");
-        let (cert, key) = stack.issue(&id)?;
+        let (cert, key) = stack.enroll(&id)?;
         let dir = stack.path(&format!("{id}-store"));
         fill(&dir, n, 1, 1)?;
         trailers.push((id, dir, cert, key));

@@ -327,12 +327,29 @@ pub fn user(config: &Path, command: UserCommand) -> anyhow::Result<()> {
                 )
             })
         }
-        UserCommand::Disable { name } => with_records(config, async |r: &Records| {
-            anyhow::ensure!(r.disable_user(&name).await?, "no user {name}");
-            r.audit(&entry("users.disable", "user management", "", format!("{name} disabled"), 1))
+        UserCommand::Disable { name } => {
+            with_records(config, async |r: &Records| {
+                anyhow::ensure!(r.disable_user(&name).await?, "no user {name}");
+                r.audit(&entry(
+                    "users.disable",
+                    "user management",
+                    "",
+                    format!("{name} disabled"),
+                    1,
+                ))
                 .await?;
-            println!("{name} disabled");
+                Ok(())
+            })?;
+            // The running server disables the user at the broker (which disconnects them);
+            // their certificate goes on the revocation list, for the broker's next reload.
+            let pki = sync_server::Config::load(config)?.pki.dir;
+            let revoked = if pki.as_os_str().is_empty() {
+                0
+            } else {
+                sync_server::pki::revoke(&pki, &name, "console user disabled")?.len()
+            };
+            println!("{name} disabled; {revoked} certificate(s) revoked");
             Ok(())
-        }),
+        }
     }
 }

@@ -8,6 +8,7 @@ use util::{entry, print_rows, require_purpose, runtime, with_records};
 
 mod compliance;
 mod downlink;
+mod identity;
 mod util;
 
 #[derive(Parser)]
@@ -165,7 +166,15 @@ enum Command {
     /// The agency CA and certificates.
     Pki {
         #[command(subcommand)]
-        command: PkiCommand,
+        command: identity::PkiCommand,
+    },
+    /// The trailer registry: enrol, list, revoke.
+    Trailer {
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: identity::TrailerCommand,
     },
     /// Write a Mosquitto configuration (TLS listener, CN as user name, ACLs) into a directory.
     BrokerConfig {
@@ -319,26 +328,6 @@ pub(crate) enum NoticeCommand {
         id: i64,
         #[arg(long)]
         out: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum PkiCommand {
-    /// Create the agency CA, the broker's and the server's certificates (idempotent).
-    Init {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long, default_value = "Example Police Department")]
-        agency: String,
-        /// Host names and addresses the broker is reached at.
-        #[arg(long = "broker-host", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
-        broker_hosts: Vec<String>,
-    },
-    /// Issue a client certificate for a trailer or an operator (CN = name).
-    Issue {
-        #[arg(long)]
-        dir: PathBuf,
-        name: String,
     },
 }
 
@@ -542,30 +531,10 @@ fn main() -> anyhow::Result<()> {
         Command::PublicExport { config, out, from, to } => {
             compliance::export(&config, &out, from, to)
         }
-        Command::Pki { command: PkiCommand::Init { dir, agency, broker_hosts } } => {
-            sync_server::pki::init(&dir, &agency, &broker_hosts)?;
-            println!("agency CA and certificates in {}", dir.display());
-            Ok(())
-        }
-        Command::Pki { command: PkiCommand::Issue { dir, name } } => {
-            let pem = sync_server::pki::issue(&dir, &name)?;
-            println!("{}", pem.display());
-            Ok(())
-        }
+        Command::Pki { command } => identity::pki(command),
+        Command::Trailer { config, command } => identity::trailer(&need(config)?, command),
         Command::BrokerConfig { pki, out, bind, port, run_as } => {
-            let pki =
-                pki.canonicalize().with_context(|| format!("PKI directory {}", pki.display()))?;
-            std::fs::create_dir_all(&out)?;
-            let out = out.canonicalize()?;
-            sync_server::broker::write(&sync_server::broker::BrokerSetup {
-                pki_dir: &pki,
-                state_dir: &out,
-                bind: &bind,
-                port,
-                run_as: run_as.as_deref(),
-            })?;
-            println!("{}", out.join("mosquitto.conf").display());
-            Ok(())
+            identity::broker_config(&pki, &out, &bind, port, run_as.as_deref())
         }
     }
 }

@@ -1,0 +1,310 @@
+//! Trust at the broker, against the real Mosquitto (dynamic security plugin, mutual TLS) and the
+//! server binary: who may speak as a trailer, who may join the server's share groups, client ids
+//! bound to certificates, packets the server cannot take, revocation.
+use super::read_batch;
+use e2e_tests::backlog::{Trailer, fill, sync_config};
+use e2e_tests::proxy::Proxy;
+use e2e_tests::stack::Stack;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        anyhow::ensure!(Instant::now() < end, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn plates(stack: &Stack) -> Vec<String> {
+    stack.server_reads().unwrap_or_default().into_iter().map(|r| r.plate).collect()
+}
+
+/// `mosquitto_sub` as the holder of `cert`, kept running; its output goes to `out`.
+fn subscriber(
+    stack: &Stack,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    topic: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<std::process::Child> {
+    Ok(Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &stack.broker_port.to_string(),
+            "-q",
+            "1",
+            "-v",
+            "-t",
+            topic,
+        ])
+        .arg("--cafile")
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .stdout(std::fs::File::create(out)?)
+        .stderr(Stdio::piped())
+        .spawn()?)
+}
+
+/// A certificate alone is not a trailer: an operator's certificate, and one the CA issued for a
+/// trailer that was never enrolled, can neither publish as a trailer nor get the server to
+/// register them; the broker refuses them before the server sees anything.
+#[test]
+fn only_enrolled_trailers_speak_as_trailers() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    stack.grant("alice", "operator")?;
+    let (alice_cert, alice_key) = stack.issue("alice")?;
+    stack.wait_admitted("alice", "console/alice/resp", &alice_cert, &alice_key)?;
+    let stray = stack.pki();
+    e2e_tests::stack::run_ok(
+        Command::new(e2e_tests::stack::bin("sync-server"))
+            .args(["pki", "issue", "--role", "trailer", "--dir"])
+            .arg(&stray)
+            .arg("stray-01"),
+    )?;
+    let (stray_cert, stray_key) = (stray.join("stray-01.pem"), stray.join("stray-01.key"));
+    for (cert, key, name) in
+        [(&alice_cert, &alice_key, "alice"), (&stray_cert, &stray_key, "stray-01")]
+    {
+        let topic = format!("trailer/{name}/up/reads");
+        stack.publish_raw(cert, key, &topic, &read_batch(name, "FAKE01"))?;
+        let status = trailer_wire::encode(&trailer_wire::Message::Status(trailer_wire::Status {
+            trailer_id: name.into(),
+            online: true,
+            time: 1,
+            software_version: "x".into(),
+            store: trailer_wire::StoreInfo { store_id: 1, created: 1, opens: 1, run: 1 },
+        }))?;
+        stack.publish_raw(cert, key, &trailer_wire::Topic::status(name), &status)?;
+    }
+    // An enrolled trailer's read after them arrives: they had their chance.
+    let (cert, key) = stack.enroll("trailer-01")?;
+    stack.publish_raw(
+        &cert,
+        &key,
+        "trailer/trailer-01/up/reads",
+        &read_batch("trailer-01", "REAL01"),
+    )?;
+    wait_for(20, "the enrolled trailer's read", || !plates(&stack).is_empty())?;
+    assert_eq!(plates(&stack), ["REAL01"]);
+    assert!(
+        stack.dead_letters()?.is_empty(),
+        "the broker refused them: nothing reached the server"
+    );
+    let health = stack.health()?;
+    assert!(
+        health.iter().all(|h| h["trailer"] != "alice" && h["trailer"] != "stray-01"),
+        "neither was registered as a trailer: {health:?}"
+    );
+    Ok(())
+}
+
+/// Only server instances may join the ingest and console share groups: a trailer's and an
+/// operator's subscriptions to them are refused, and while they try, every read still reaches
+/// the server (a member that may not read a message would have cost the group that message).
+#[test]
+fn a_foreign_subscription_to_the_share_groups_loses_nothing() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let (tcert, tkey) = stack.enroll("trailer-02")?;
+    stack.grant("mallory", "operator")?;
+    let (mcert, mkey) = stack.issue("mallory")?;
+    stack.wait_admitted("mallory", "console/mallory/resp", &mcert, &mkey)?;
+    let out = stack.path("hijack.txt");
+    let mut hijack = subscriber(&stack, &mcert, &mkey, "$share/ingest/trailer/+/up/+", &out)?;
+    let hijack_stderr = hijack.stderr.take();
+    let console = stack.path("hijack-console.txt");
+    let (ocert, okey) = stack.enroll("trailer-03")?;
+    let mut steal = subscriber(&stack, &ocert, &okey, "$share/console/console/+/req", &console)?;
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..20 {
+        let batch = read_batch("trailer-02", &format!("SHARE{i:02}"));
+        // Distinct ids: read_batch uses one.
+        let mut msg = trailer_wire::decode(&batch)?;
+        if let trailer_wire::Message::ReadBatch(b) = &mut msg {
+            b.reads[0].read_id = 100 + i;
+        }
+        stack.publish_raw(
+            &tcert,
+            &tkey,
+            "trailer/trailer-02/up/reads",
+            &trailer_wire::encode(&msg)?,
+        )?;
+    }
+    wait_for(30, "every read", || plates(&stack).len() >= 20)?;
+    assert_eq!(plates(&stack).len(), 20);
+    let _ = hijack.kill();
+    let _ = steal.kill();
+    let mut said = String::new();
+    if let Some(mut e) = hijack_stderr {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut said);
+    }
+    assert!(std::fs::read_to_string(&out)?.is_empty(), "an operator read uplinks");
+    assert!(said.contains("denied"), "the subscription was refused, saying so: {said:?}");
+    Ok(())
+}
+
+/// Client ids are the certificates' names: another certificate connecting with a trailer's id
+/// does not take the trailer's connection.
+#[test]
+fn a_client_id_cannot_knock_a_trailer_offline() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let dir = stack.path("bound-store");
+    fill(&dir, 5, 1, 0)?;
+    let (cert, key) = stack.enroll("bound")?;
+    let proxy = Proxy::start(stack.broker_port)?;
+    let mut cfg = sync_config(proxy.port, &stack.pki().join("ca.pem"), &cert, &key);
+    cfg.reconnect_initial_ms = 100;
+    let trailer = Trailer::start("bound", &dir, cfg)?;
+    trailer.wait_drained(Duration::from_secs(30)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+    stack.grant("eve", "viewer")?;
+    let (ecert, ekey) = stack.issue("eve")?;
+    stack.wait_admitted("eve", "console/eve/resp", &ecert, &ekey)?;
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &stack.broker_port.to_string(),
+            "-i",
+            "bound",
+            "-t",
+            "console/eve/req",
+            "-m",
+            "{}",
+        ])
+        .arg("--cafile")
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(&ecert)
+        .arg("--key")
+        .arg(&ekey)
+        .status()?;
+    assert!(status.success());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(proxy.connections(), 1, "the trailer kept its one connection");
+    assert!(
+        !stack.broker_log().contains("Client bound already connected"),
+        "{}",
+        stack.broker_log()
+    );
+    Ok(())
+}
+
+/// A packet larger than the server accepts never reaches it: the broker refuses it (whatever the
+/// topic's length), and the server keeps its connection and goes on storing.
+#[test]
+fn an_oversized_publish_does_not_cost_the_server_its_connection() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let (cert, key) = stack.enroll("big-01")?;
+    let max = trailer_wire::codec::MAX_FRAME_BYTES;
+    let long_topic = format!("trailer/big-01/up/{}", "x".repeat(60_000));
+    for (topic, len) in [("trailer/big-01/up/pictures".to_string(), max + 2000), (long_topic, max)]
+    {
+        let mut payload = vec![trailer_wire::PROTOCOL_VERSION, 2];
+        payload.resize(len, 7);
+        let _ = stack.publish_raw(&cert, &key, &topic, &payload)?;
+    }
+    stack.publish_raw(&cert, &key, "trailer/big-01/up/reads", &read_batch("big-01", "AFTER1"))?;
+    wait_for(20, "the read after them", || !plates(&stack).is_empty())?;
+    let log = stack.server_log();
+    assert!(!log.contains("broker connection failed"), "the server lost its connection:\n{log}");
+    Ok(())
+}
+
+/// A stolen trailer revoked: the broker disables it at once (its connection goes), the
+/// revocation list refuses its certificate after the broker reloads, and the rest of the fleet
+/// stays connected through the reload.
+#[test]
+fn a_revoked_trailer_is_cut_off_and_the_fleet_stays() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let mut trailers = Vec::new();
+    let mut proxies = Vec::new();
+    for id in ["stolen", "loyal"] {
+        let dir = stack.path(&format!("{id}-store"));
+        fill(&dir, 3, 1, 0)?;
+        let (cert, key) = stack.enroll(id)?;
+        let proxy = Proxy::start(stack.broker_port)?;
+        let mut cfg = sync_config(proxy.port, &stack.pki().join("ca.pem"), &cert, &key);
+        cfg.reconnect_initial_ms = 100;
+        cfg.reconnect_max_ms = 500;
+        let t = Trailer::start(id, &dir, cfg)?;
+        t.wait_drained(Duration::from_secs(30)).ok_or_else(|| anyhow::anyhow!("no drain"))?;
+        trailers.push(t);
+        proxies.push(proxy);
+    }
+    let out = stack.cli(&["trailer", "revoke", "--reason", "stolen from Hwy 14", "stolen"])?;
+    assert!(out.contains("stolen revoked (1 certificate(s))"), "{out}");
+    // Disabled at the broker by the running server: the connection goes.
+    wait_for(20, "the stolen trailer's connection cut", || proxies[0].connections() > 1)?;
+    stack.reload_broker()?;
+    let (cert, key) = (stack.pki().join("stolen.pem"), stack.pki().join("stolen.key"));
+    let probe = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &stack.broker_port.to_string(),
+            "-t",
+            "trailer/stolen/up/reads",
+            "-m",
+            "x",
+        ])
+        .arg("--cafile")
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()?;
+    assert!(!probe.status.success(), "the revoked certificate still connects");
+    // Whatever it still sends is refused; the loyal trailer's new read arrives; it never
+    // reconnected, through the revocation and the reload.
+    let id = trailers[1]
+        .store
+        .insert_reads(vec![(appliance::store::sample_read("LOYAL9"), Default::default())])?;
+    assert_eq!(id.len(), 1);
+    trailers[1].wake();
+    wait_for(20, "the loyal trailer's read", || plates(&stack).contains(&"LOYAL9".to_string()))?;
+    assert_eq!(proxies[1].connections(), 1, "the fleet stayed connected");
+    let audit = stack.audit_details()?;
+    assert!(audit.iter().any(|(a, d)| a == "trailers.revoke" && d.contains("stolen from Hwy 14")));
+    Ok(())
+}
+
+/// Disabling a console user revokes their certificate and disconnects them.
+#[test]
+fn a_disabled_user_is_disconnected_and_revoked() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    stack.grant("dave", "operator")?;
+    let mut dave = stack.session(&rt, "dave")?;
+    let r =
+        rt.block_on(dave.ask("status", "", "", serde_json::json!({}), Duration::from_secs(20)))?;
+    assert!(r.ok, "{r:?}");
+    stack.cli(&["user", "disable", "--name", "dave"])?;
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let asked = dave.ask("status", "", "", serde_json::json!({}), Duration::from_secs(2));
+        if rt.block_on(asked).is_err() {
+            break;
+        }
+        assert!(Instant::now() < end, "a disabled user still gets answers");
+    }
+    let list = e2e_tests::stack::run_ok(
+        Command::new(e2e_tests::stack::bin("sync-server"))
+            .args(["pki", "list", "--json", "--dir"])
+            .arg(stack.pki()),
+    )?;
+    let issued = String::from_utf8_lossy(&list.stdout);
+    let dave_cert = issued.lines().find(|l| l.contains("\"name\":\"dave\"")).unwrap_or_default();
+    assert!(dave_cert.contains("\"revoked\":1") || dave_cert.contains("\"revoked\":"), "{issued}");
+    assert!(!dave_cert.contains("\"revoked\":null"), "{dave_cert}");
+    Ok(())
+}
