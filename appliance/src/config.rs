@@ -245,6 +245,9 @@ pub struct SyncConfig {
     pub drain_timeout_s: u64,
     /// Health is sent on every change and at least this often while the link is up.
     pub health_interval_s: u64,
+    /// The trailer asks the server for a new certificate (with a key it makes) once its own
+    /// expires within this many days.
+    pub renew_before_days: u32,
 }
 
 impl SyncConfig {
@@ -279,6 +282,7 @@ impl Default for SyncConfig {
             batch_reads: 50,
             drain_timeout_s: 60,
             health_interval_s: 60,
+            renew_before_days: 30,
         }
     }
 }

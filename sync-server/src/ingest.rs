@@ -30,6 +30,7 @@ fn kind_matches(kind: UpKind, m: &Message) -> bool {
             | (UpKind::Usage, Message::ActiveUse(_))
             | (UpKind::Deployments, Message::Deployment(_))
             | (UpKind::DownlinkAcks, Message::DownlinkAck(_))
+            | (UpKind::CertRequest, Message::CertRequest(_))
     )
 }
 
@@ -107,7 +108,8 @@ pub async fn apply(
         }
         Message::Deployment(d) => vec![write::deployment(c, rules, &a.trailer, d, now).await?],
         Message::DownlinkAck(d) => vec![write::downlink_answer(c, &a.trailer, d, now).await?],
-        Message::Ack(_) | Message::Downlink(_) => Vec::new(),
+        // Certificate requests are signed outside the records (`crate::renewal`).
+        Message::Ack(_) | Message::Downlink(_) | Message::CertRequest(_) => Vec::new(),
     })
 }
 

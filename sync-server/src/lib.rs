@@ -17,7 +17,9 @@
 //! - [`mqtt`]: the broker connection: shared subscription, commit-then-ack.
 //! - [`public`]: the public location list over HTTP; never a plate, a picture or a read.
 //! - [`audit`]: the append-only, hash-chained audit trail.
-//! - [`pki`] and [`broker`]: the agency CA, certificates, and the Mosquitto configuration.
+//! - [`pki`] and [`broker`]: the agency CA, certificates, and the Mosquitto configuration and
+//!   the broker's clients (brought in line with the registry by [`mqtt`]).
+//! - [`renewal`]: trailers' certificates renewed over the link.
 pub mod audit;
 pub mod bca;
 pub mod broker;
@@ -29,6 +31,7 @@ pub mod mqtt;
 pub mod pki;
 pub mod public;
 pub mod records;
+pub mod renewal;
 pub mod report;
 
 pub use config::Config;

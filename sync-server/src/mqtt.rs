@@ -57,7 +57,8 @@ pub async fn run(
     // then acks. Both queues are bounded: when the writer is behind, the event loop waits, and
     // the broker holds the rest (it hands this client no more than its in-flight window).
     let (to_writer, from_loop) = mpsc::channel(2 * MAX_BATCH);
-    let writer = tokio::spawn(writer(client.clone(), records.clone(), from_loop));
+    let writer =
+        tokio::spawn(writer(client.clone(), records.clone(), config.pki.clone(), from_loop));
     // Console requests have a task of their own: an operator's answer never waits for a batch.
     let (to_console, console_rx) = mpsc::channel(256);
     let mut admin = crate::broker::access::Admin::default();
@@ -132,7 +133,7 @@ pub async fn run(
                     subscribe(&client);
                 }
                 send_downlinks(&client, &records).await;
-                if ticks % ACCESS_EVERY_S == 0 {
+                if ticks.is_multiple_of(ACCESS_EVERY_S) {
                     sync_access(&client, &records, &mut admin, &server_names(&config)).await;
                 }
                 ticks += 1;
@@ -302,10 +303,15 @@ async fn send_downlinks(client: &AsyncClient, records: &Records) {
 
 /// Commits what arrived as batches; after each commit publishes the end-to-end acks (one message
 /// per trailer) and then acknowledges the MQTT deliveries.
-async fn writer(client: AsyncClient, records: Records, mut rx: mpsc::Receiver<Publish>) {
+async fn writer(
+    client: AsyncClient,
+    records: Records,
+    pki: crate::config::PkiConfig,
+    mut rx: mpsc::Receiver<Publish>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let acks = ingest_batch(&records, &batch).await;
+        let acks = ingest_batch(&records, &pki, &batch).await;
         for (trailer, refs) in acks {
             match trailer_wire::encode(&Message::Ack(Ack { refs })) {
                 Ok(bytes) => {
@@ -329,11 +335,30 @@ async fn writer(client: AsyncClient, records: Records, mut rx: mpsc::Receiver<Pu
 
 /// Validates and stores a batch; returns the acks to publish, per trailer. Refused messages go to
 /// the dead letters. A batch that fails as a whole is retried one message per transaction.
-async fn ingest_batch(records: &Records, batch: &[Publish]) -> Vec<(String, Vec<AckRef>)> {
+async fn ingest_batch(
+    records: &Records,
+    pki: &crate::config::PkiConfig,
+    batch: &[Publish],
+) -> Vec<(String, Vec<AckRef>)> {
     let now = now_ms();
     let mut accepted = Vec::with_capacity(batch.len());
     for p in batch {
         match ingest::validate(&p.topic, &p.payload) {
+            Ok(ingest::Accepted { trailer, message: Message::CertRequest(req), .. }) => {
+                match crate::renewal::renew(records, pki, &trailer, &req, now).await {
+                    Ok(id) => {
+                        tracing::info!(trailer = %trailer, downlink = id, "certificate renewed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "certificate request refused");
+                        if let Err(e) =
+                            records.dead_letter(&p.topic, &e.to_string(), &p.payload, now).await
+                        {
+                            tracing::error!(error = %e, "cannot store a dead letter");
+                        }
+                    }
+                }
+            }
             Ok(a) => accepted.push(a),
             Err(refused) => {
                 tracing::warn!(topic = %p.topic, bytes = p.payload.len(), reason = %refused.0, "message refused; kept as a dead letter");

@@ -483,3 +483,67 @@ pub fn describe(pem: &str) -> Result<(String, Option<String>, i64), PkiError> {
     let not_after = cert.validity().not_after.timestamp() * 1000;
     Ok((cn.to_string(), ou.map(str::to_string), not_after))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn certificates_expire_carry_their_role_and_are_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        init(dir.path(), "Test PD", &["localhost".into()]).expect("init");
+        let pem = issue(dir.path(), "t1", Role::Trailer, 30).expect("issue");
+        let (cn, ou, not_after) = describe(&read(&pem).expect("pem")).expect("describe");
+        assert_eq!((cn.as_str(), ou.as_deref()), ("t1", Some("trailer")));
+        let days = (not_after - unix_ms(now())) as f64 / 86_400_000.0;
+        assert!((29.9..30.1).contains(&days), "{days} days");
+        for key in ["t1.key", "ca.key", "root.key", "acp.key", "broker.key"] {
+            let mode = std::fs::metadata(dir.path().join(key)).expect("key").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+        let again = issue(dir.path(), "t1", Role::Trailer, 30).expect_err("exists");
+        assert!(matches!(again, PkiError::Exists(_)), "{again}");
+        assert!(issue(dir.path(), "sync-server-x", Role::Operator, 30).is_err(), "reserved");
+        // The chain: the certificate, then the issuing CA; both CAs in the bundle.
+        assert_eq!(read(&pem).expect("pem").matches("BEGIN CERTIFICATE").count(), 2);
+        assert_eq!(
+            read(&dir.path().join("ca.pem")).expect("ca").matches("BEGIN CERTIFICATE").count(),
+            2
+        );
+        init(dir.path(), "Test PD", &[]).expect("init again changes nothing");
+    }
+
+    #[test]
+    fn a_request_is_signed_for_its_own_name_only_and_revocation_lists_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        init(dir.path(), "Test PD", &[]).expect("init");
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, "t2");
+        let csr = params.serialize_request(&key).expect("csr").pem().expect("pem");
+        let wrong = sign_request(dir.path(), csr.as_bytes(), "t3", Role::Trailer, 30);
+        assert!(matches!(wrong, Err(PkiError::WrongName { .. })));
+        let chain =
+            sign_request(dir.path(), csr.as_bytes(), "t2", Role::Trailer, 30).expect("sign");
+        let (cn, ou, _) = describe(&chain).expect("describe");
+        assert_eq!((cn.as_str(), ou.as_deref()), ("t2", Some("trailer")));
+        let serial = issued(dir.path())
+            .expect("index")
+            .into_iter()
+            .find(|e| e.name == "t2")
+            .expect("t2")
+            .serial;
+        assert_eq!(
+            revoke(dir.path(), "t2", "stolen").expect("revoke"),
+            std::slice::from_ref(&serial)
+        );
+        assert!(revoke(dir.path(), "t2", "again").expect("revoke").is_empty(), "once");
+        let crl = std::fs::read(dir.path().join("crl.pem")).expect("crl");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&crl).expect("pem");
+        let (_, list) = x509_parser::parse_x509_crl(&pem.contents).expect("crl");
+        let listed: Vec<String> =
+            list.iter_revoked_certificates().map(|r| hex::encode(r.raw_serial())).collect();
+        assert_eq!(listed, [serial]);
+    }
+}

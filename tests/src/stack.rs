@@ -155,10 +155,15 @@ impl Stack {
     /// directory, the registry written) and waits until the broker lets it in; returns (cert,
     /// key).
     pub fn enroll(&self, trailer: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        self.enroll_for(trailer, 365)
+    }
+
+    /// [`Stack::enroll`] with a certificate valid for `days`.
+    pub fn enroll_for(&self, trailer: &str, days: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
         let (cert, key) =
             (self.pki().join(format!("{trailer}.pem")), self.pki().join(format!("{trailer}.key")));
         if !cert.exists() {
-            self.cli(&["trailer", "enroll", trailer])?;
+            self.cli(&["trailer", "enroll", "--days", &days.to_string(), trailer])?;
         }
         self.wait_admitted(trailer, &format!("trailer/{trailer}/down/ack"), &cert, &key)?;
         Ok((cert, key))

@@ -19,6 +19,7 @@ mod kind {
     pub const ACTIVE_USE: u8 = 5;
     pub const DEPLOYMENT: u8 = 6;
     pub const STATUS: u8 = 7;
+    pub const CERT_REQUEST: u8 = 8;
     pub const ACK: u8 = 16;
     pub const DOWNLINK: u8 = 17;
     pub const DOWNLINK_ACK: u8 = 18;
@@ -34,6 +35,7 @@ fn kind_info(kind: u8) -> Option<(&'static str, usize)> {
         kind::ACTIVE_USE => ("active use", 8 * 1024),
         kind::DEPLOYMENT => ("deployment", 4 * 1024),
         kind::STATUS => ("status", 1024),
+        kind::CERT_REQUEST => ("certificate request", 8 * 1024),
         kind::ACK => ("ack", 64 * 1024),
         kind::DOWNLINK => ("downlink", MAX_FRAME_BYTES),
         kind::DOWNLINK_ACK => ("downlink ack", 4 * 1024),
@@ -83,6 +85,7 @@ fn kind_of(msg: &Message) -> u8 {
         Message::Ack(_) => kind::ACK,
         Message::Downlink(_) => kind::DOWNLINK,
         Message::DownlinkAck(_) => kind::DOWNLINK_ACK,
+        Message::CertRequest(_) => kind::CERT_REQUEST,
     }
 }
 
@@ -113,6 +116,7 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, EncodeError> {
         Message::Ack(m) => body(&mut out, m, name)?,
         Message::Downlink(m) => body(&mut out, m, name)?,
         Message::DownlinkAck(m) => body(&mut out, m, name)?,
+        Message::CertRequest(m) => body(&mut out, m, name)?,
     }
     if out.len() > max {
         return Err(EncodeError::TooLarge { kind: name, len: out.len(), max });
@@ -159,6 +163,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         kind::ACK => Message::Ack(parse(b, name)?),
         kind::DOWNLINK => Message::Downlink(parse(b, name)?),
         kind::DOWNLINK_ACK => Message::DownlinkAck(parse(b, name)?),
+        kind::CERT_REQUEST => Message::CertRequest(parse(b, name)?),
         other => return Err(DecodeError::UnknownKind(other)),
     })
 }
@@ -364,6 +369,8 @@ mod tests {
                 applied: true,
                 reason: None,
             }),
+            Message::CertRequest(CertRequest { trailer_id: "T".into(), csr_der: vec![0x30, 1] }),
+            Message::Downlink(Downlink::Certificate { downlink_id: 3, chain_pem: "PEM".into() }),
         ];
         for m in msgs {
             let b = encode(&m).expect("encodes");

@@ -272,6 +272,14 @@ pub enum HoldCommand {
     Release { hold_id: u64 },
 }
 
+/// A trailer's request for a new certificate: a PKCS#10 request (DER) signed by a key the
+/// trailer made for it, which never leaves the trailer. Sent when its certificate nears expiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertRequest {
+    pub trailer_id: TrailerId,
+    pub csr_der: Vec<u8>,
+}
+
 /// Commands from the server to one trailer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Downlink {
@@ -297,6 +305,11 @@ pub enum Downlink {
     SendHealth {
         downlink_id: u64,
     },
+    /// The certificate signed for the trailer's renewal request (PEM, the issuing CA after it).
+    Certificate {
+        downlink_id: u64,
+        chain_pem: String,
+    },
 }
 
 /// Every binary message, with its kind byte on the wire.
@@ -312,6 +325,7 @@ pub enum Message {
     Ack(Ack),
     Downlink(Downlink),
     DownlinkAck(DownlinkAck),
+    CertRequest(CertRequest),
 }
 
 impl Message {
@@ -326,6 +340,7 @@ impl Message {
             Message::Deployment(m) => Some(&m.trailer_id),
             Message::Status(m) => Some(&m.trailer_id),
             Message::DownlinkAck(m) => Some(&m.trailer_id),
+            Message::CertRequest(m) => Some(&m.trailer_id),
             Message::Ack(_) | Message::Downlink(_) => None,
         }
     }

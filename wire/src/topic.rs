@@ -1,7 +1,7 @@
 //! The MQTT topic tree.
 //!
 //! ```text
-//! trailer/{id}/up/{reads|pictures|alerts|health|usage|deployments|downlink-acks}   trailer -> server
+//! trailer/{id}/up/{reads|pictures|alerts|health|usage|deployments|downlink-acks|cert-request}
 //! trailer/{id}/status                                     trailer (and its last will), retained
 //! trailer/{id}/down/ack                                   server -> trailer, end-to-end acks
 //! trailer/{id}/down/cmd                                   server -> trailer, downlinks
@@ -25,10 +25,12 @@ pub enum UpKind {
     Usage,
     Deployments,
     DownlinkAcks,
+    /// A trailer asks for its certificate to be renewed (a request its own new key signed).
+    CertRequest,
 }
 
 impl UpKind {
-    pub const ALL: [UpKind; 7] = [
+    pub const ALL: [UpKind; 8] = [
         UpKind::Reads,
         UpKind::Pictures,
         UpKind::Alerts,
@@ -36,6 +38,7 @@ impl UpKind {
         UpKind::Usage,
         UpKind::Deployments,
         UpKind::DownlinkAcks,
+        UpKind::CertRequest,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +49,7 @@ impl UpKind {
             UpKind::Usage => "usage",
             UpKind::Deployments => "deployments",
             UpKind::DownlinkAcks => "downlink-acks",
+            UpKind::CertRequest => "cert-request",
         }
     }
     fn parse(s: &str) -> Option<UpKind> {

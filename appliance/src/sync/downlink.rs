@@ -28,6 +28,8 @@ pub struct Remote {
     pub config: Option<Config>,
     /// Raised to stop the appliance so that systemd starts it again on a new configuration.
     pub restart: Option<Arc<Notify>>,
+    /// The trailer's certificate and key, for a renewed certificate.
+    pub identity: Option<super::renew::Identity>,
 }
 
 /// What the link must do besides answering.
@@ -40,6 +42,8 @@ pub enum Follow {
     Pump,
     /// The configuration file changed: stop, so systemd restarts the appliance on it.
     Restart,
+    /// The certificate was renewed: connect again with it.
+    Reconnect,
 }
 
 pub fn downlink_id(d: &Downlink) -> u64 {
@@ -49,6 +53,7 @@ pub fn downlink_id(d: &Downlink) -> u64 {
         | Downlink::AcpAdd { downlink_id, .. }
         | Downlink::Config { downlink_id, .. }
         | Downlink::SendPicture { downlink_id, .. }
+        | Downlink::Certificate { downlink_id, .. }
         | Downlink::SendHealth { downlink_id } => *downlink_id,
     }
 }
@@ -65,7 +70,7 @@ pub fn apply(
         store.requeue_downlink_answer(id)?;
         return Ok((answer, Follow::Nothing));
     }
-    let (result, follow) = run(store, d, remote)?;
+    let (result, follow) = run(store, trailer, d, remote)?;
     let answer = DownlinkAck {
         trailer_id: trailer.into(),
         downlink_id: id,
@@ -83,6 +88,7 @@ pub fn apply(
 /// so the redelivered command is tried again).
 fn run(
     store: &Store,
+    trailer: &str,
     d: &Downlink,
     remote: &Remote,
 ) -> Result<(Result<String, String>, Follow), StoreError> {
@@ -170,6 +176,13 @@ fn run(
             }
         }
         Downlink::SendHealth { .. } => (Ok("health sent".into()), Follow::SendHealth),
+        Downlink::Certificate { chain_pem, .. } => match &remote.identity {
+            None => (Err("this trailer has no certificate files to renew".into()), Follow::Nothing),
+            Some(id) => match id.install(trailer, chain_pem, store.now()) {
+                Ok(done) => (Ok(done), Follow::Reconnect),
+                Err(refused) => (Err(refused), Follow::Nothing),
+            },
+        },
     })
 }
 

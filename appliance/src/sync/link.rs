@@ -4,8 +4,8 @@
 //! itself with its own certificate, whose CN the broker uses as its MQTT user name. The session is
 //! persistent (`clean_session = false`) and the broker publishes the retained "offline" status if
 //! the trailer vanishes (last will).
-use super::downlink;
 use super::state::SyncState;
+use super::{downlink, renew};
 use crate::config::SyncConfig;
 use crate::health::HealthState;
 use crate::store::Store;
@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use trailer_wire::client::Poller;
-use trailer_wire::{AckRef, Message, ReadBatch, Status, Topic, UpKind};
+use trailer_wire::{AckRef, CertRequest, Message, ReadBatch, Status, Topic, UpKind};
 
 pub use trailer_wire::client::ClientError as LinkError;
 
@@ -42,7 +42,16 @@ fn status_payload(trailer: &str, online: bool, store: &Store) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Runs the sync link until `shutdown` turns true.
+/// How a session with the broker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Shutdown,
+    /// The certificate was renewed: connect again with it.
+    Renewed,
+}
+
+/// Runs the sync link until `shutdown` turns true: one session with the broker after another
+/// (a renewed certificate needs a new TLS configuration, so a new connection).
 pub async fn run_link(
     cfg: SyncConfig,
     trailer: String,
@@ -50,149 +59,319 @@ pub async fn run_link(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
     health: Arc<HealthState>,
-    remote: downlink::Remote,
+    mut remote: downlink::Remote,
 ) -> Result<(), LinkError> {
-    let tls = client_tls(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
-    let mut opts = MqttOptions::new(trailer.clone(), cfg.broker_host.clone(), cfg.broker_port);
-    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
-        .set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)))
-        .set_clean_session(false)
-        .set_max_packet_size(
-            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
-            trailer_wire::codec::MAX_FRAME_BYTES + 1024,
-        )
-        .set_last_will(LastWill::new(
-            Topic::status(&trailer),
-            status_payload(&trailer, false, &store),
-            QoS::AtLeastOnce,
-            true,
-        ));
-    let (client, events) = AsyncClient::new(opts, 512);
-    let mut poller = Poller::spawn(events, 64);
-    let mut state = SyncState::new(cfg.limits());
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let ack_topic = Topic::down_ack(&trailer);
-    let cmd_topic = Topic::down_cmd(&trailer);
-    let health_every = Duration::from_secs(cfg.health_interval_s.max(1));
-    let mut reported = u64::MAX;
-    let mut last_report = std::time::Instant::now();
-    // The broker refuses the downlink subscription of a trailer it does not know (not enrolled
-    // yet, or revoked): asked again every few seconds, said in the log.
-    let mut subscribe_again: Option<std::time::Instant> = None;
+    let identity = renew::Identity {
+        cert: cfg.cert_file.clone(),
+        key: cfg.key_file.clone(),
+        ca: cfg.ca_file.clone(),
+    };
+    remote.identity = Some(identity.clone());
+    let mut renewal = Renewal { identity, asked: None, before_days: cfg.renew_before_days };
     loop {
-        tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    break;
-                }
-            }
-            event = poller.next() => match event.unwrap_or(Err(rumqttc::ConnectionError::RequestsDone)) {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!(trailer, "connected to the agency broker");
-                    state.on_connected(now_ms());
-                    publish_health(&client, &store, &health, &trailer);
-                    reported = health.generation();
-                    last_report = std::time::Instant::now();
-                    let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
-                    pump(&client, &store, &mut state, &trailer, &cfg);
-                }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack.return_codes.iter().all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))) {
-                        subscribe_again = None;
-                        health.link_connected.store(true, Ordering::Relaxed);
-                        // Online once the broker lets it hear the server: the status tells the
-                        // server which store it runs on.
-                        let _ = client.try_publish(Topic::status(&trailer), QoS::AtLeastOnce, true, status_payload(&trailer, true, &store));
-                    } else {
-                        tracing::warn!(trailer, "the broker refused trailer/{trailer}/down/#: is this trailer enrolled, and its certificate current? asking again");
-                        subscribe_again = Some(std::time::Instant::now() + Duration::from_secs(3));
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if p.topic == ack_topic {
-                        match trailer_wire::decode(&p.payload) {
-                            Ok(Message::Ack(ack)) => {
-                                let done = state.on_ack(&ack.refs, now_ms());
-                                if let Err(e) = store.ack(&done) {
-                                    tracing::error!(error = %e, "cannot record acknowledgements");
-                                }
-                                pump(&client, &store, &mut state, &trailer, &cfg);
-                            }
-                            Ok(other) => tracing::warn!(kind = ?std::mem::discriminant(&other), "unexpected message on the ack topic"),
-                            Err(e) => tracing::warn!(error = %e, "corrupt acknowledgement ignored"),
-                        }
-                    } else if p.topic == cmd_topic {
-                        match trailer_wire::decode(&p.payload) {
-                            Ok(Message::Downlink(d)) => match downlink::apply(&store, &trailer, &d, &remote) {
-                                Ok((answer, follow)) => {
-                                    tracing::info!(downlink = answer.downlink_id, applied = answer.applied,
-                                        result = answer.reason.as_deref().unwrap_or(""), "downlink from the server");
-                                    if follow == downlink::Follow::SendHealth {
-                                        publish_health(&client, &store, &health, &trailer);
-                                    }
-                                    pump(&client, &store, &mut state, &trailer, &cfg);
-                                    if follow == downlink::Follow::Restart
-                                        && let Some(restart) = &remote.restart
-                                    {
-                                        tracing::warn!("configuration changed by the server: restarting to apply it");
-                                        restart.notify_one();
-                                    }
-                                }
-                                // Not answered: the server sends it again.
-                                Err(e) => tracing::error!(error = %e, "cannot apply a downlink"),
-                            },
-                            Ok(_) => tracing::warn!("unexpected message on the command topic"),
-                            Err(e) => tracing::warn!(error = %e, "corrupt downlink ignored"),
-                        }
-                    } else {
-                        tracing::warn!(topic = %p.topic, "message on an unknown topic ignored");
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if state.connected() {
-                        tracing::warn!(error = %e, "link to the agency broker lost");
-                    } else {
-                        tracing::warn!(error = %e, broker = %cfg.broker_host, port = cfg.broker_port, "cannot connect to the agency broker");
-                    }
-                    let backoff = state.on_disconnected();
-                    health.link_connected.store(false, Ordering::Relaxed);
-                    // Jitter: between the backoff and half as much again, so a fleet coming back
-                    // after an outage does not reconnect in step.
-                    let jitter = rand::random::<u64>() % (backoff / 2 + 1);
-                    poller.resume_after(Duration::from_millis(backoff + jitter)).await;
-                }
-            },
-            _ = wake.notified() => pump(&client, &store, &mut state, &trailer, &cfg),
-            _ = tick.tick() => {
-                if state.connected() && subscribe_again.is_some_and(|at| std::time::Instant::now() >= at) {
-                    subscribe_again = Some(std::time::Instant::now() + Duration::from_secs(3));
-                    let _ = client.try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
-                }
-                if state.connected() && (health.generation() != reported || last_report.elapsed() >= health_every) {
-                    publish_health(&client, &store, &health, &trailer);
-                    reported = health.generation();
-                    last_report = std::time::Instant::now();
-                }
-                let expired = state.expire(now_ms());
-                if expired > 0 {
-                    tracing::debug!(expired, "acknowledgements timed out; sending again");
-                }
-                pump(&client, &store, &mut state, &trailer, &cfg);
+        if let Err(e) = renewal.identity.recover() {
+            tracing::error!(error = %e, "cannot finish installing a renewed certificate");
+        }
+        let tls = client_tls(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+        let mut s = Session::new(&cfg, &trailer, &store, &health, &remote, tls);
+        match s.run(&wake, &mut shutdown, &mut renewal).await {
+            Ended::Shutdown => return Ok(()),
+            Ended::Renewed => {
+                tracing::info!(trailer, "connecting again with the renewed certificate")
             }
         }
     }
-    if state.connected() {
-        let _ = client.try_publish(
-            Topic::status(&trailer),
-            QoS::AtLeastOnce,
-            true,
-            status_payload(&trailer, false, &store),
-        );
-        // Let the event loop flush the last publish and the disconnect.
-        poller.disconnect(&client, Duration::from_secs(2)).await;
+}
+
+/// When the trailer last asked for a new certificate (at most once an hour).
+struct Renewal {
+    identity: renew::Identity,
+    asked: Option<std::time::Instant>,
+    before_days: u32,
+}
+
+impl Renewal {
+    /// The request to send, if the certificate is due and none was sent within the hour.
+    fn request(&mut self, trailer: &str) -> Option<Vec<u8>> {
+        if !self.identity.due(now_ms(), self.before_days)
+            || self.asked.is_some_and(|t| t.elapsed() < Duration::from_secs(3600))
+        {
+            return None;
+        }
+        self.asked = Some(std::time::Instant::now());
+        match self.identity.request(trailer) {
+            Ok(csr_der) => {
+                tracing::info!(
+                    trailer,
+                    "certificate expires soon: asking the agency for a new one"
+                );
+                let m = Message::CertRequest(CertRequest { trailer_id: trailer.into(), csr_der });
+                trailer_wire::encode(&m).ok()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make a certificate request");
+                None
+            }
+        }
     }
-    Ok(())
+}
+
+/// One connection to the broker and the state that lives as long as it.
+struct Session<'a> {
+    cfg: &'a SyncConfig,
+    trailer: &'a str,
+    store: &'a Store,
+    health: &'a HealthState,
+    remote: &'a downlink::Remote,
+    client: AsyncClient,
+    poller: Poller,
+    state: SyncState,
+    /// The health generation last published, and when.
+    reported: u64,
+    last_report: std::time::Instant,
+    /// The broker refuses the downlink subscription of a trailer it does not know (not enrolled
+    /// yet, or revoked): asked again every few seconds, said in the log.
+    subscribe_again: Option<std::time::Instant>,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        cfg: &'a SyncConfig,
+        trailer: &'a str,
+        store: &'a Store,
+        health: &'a HealthState,
+        remote: &'a downlink::Remote,
+        tls: rustls::ClientConfig,
+    ) -> Session<'a> {
+        let mut opts = MqttOptions::new(trailer, cfg.broker_host.clone(), cfg.broker_port);
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))))
+            .set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)))
+            .set_clean_session(false)
+            .set_max_packet_size(
+                trailer_wire::codec::MAX_FRAME_BYTES + 1024,
+                trailer_wire::codec::MAX_FRAME_BYTES + 1024,
+            )
+            .set_last_will(LastWill::new(
+                Topic::status(trailer),
+                status_payload(trailer, false, store),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        let (client, events) = AsyncClient::new(opts, 512);
+        Session {
+            cfg,
+            trailer,
+            store,
+            health,
+            remote,
+            client,
+            poller: Poller::spawn(events, 64),
+            state: SyncState::new(cfg.limits()),
+            reported: u64::MAX,
+            last_report: std::time::Instant::now(),
+            subscribe_again: None,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        wake: &Notify,
+        shutdown: &mut watch::Receiver<bool>,
+        renewal: &mut Renewal,
+    ) -> Ended {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let ended = loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break Ended::Shutdown;
+                    }
+                }
+                event = self.poller.next() => {
+                    let event = event.unwrap_or(Err(rumqttc::ConnectionError::RequestsDone));
+                    if let Some(ended) = self.on_event(event, renewal).await {
+                        break ended;
+                    }
+                }
+                _ = wake.notified() => self.pump(),
+                _ = tick.tick() => self.on_tick(renewal),
+            }
+        };
+        if self.state.connected() {
+            if ended == Ended::Shutdown {
+                let offline = status_payload(self.trailer, false, self.store);
+                let _ = self.client.try_publish(
+                    Topic::status(self.trailer),
+                    QoS::AtLeastOnce,
+                    true,
+                    offline,
+                );
+            }
+            // Let the event loop flush the last publish and the disconnect.
+            self.poller.disconnect(&self.client, Duration::from_secs(2)).await;
+        }
+        ended
+    }
+
+    async fn on_event(
+        &mut self,
+        event: Result<Event, rumqttc::ConnectionError>,
+        renewal: &mut Renewal,
+    ) -> Option<Ended> {
+        let trailer = self.trailer;
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                tracing::info!(trailer, "connected to the agency broker");
+                self.state.on_connected(now_ms());
+                self.publish_health();
+                let _ = self
+                    .client
+                    .try_subscribe(format!("trailer/{trailer}/down/#"), QoS::AtLeastOnce);
+                self.pump();
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_)))
+                {
+                    self.subscribe_again = None;
+                    self.health.link_connected.store(true, Ordering::Relaxed);
+                    // Online once the broker lets it hear the server: the status tells the
+                    // server which store it runs on.
+                    let online = status_payload(trailer, true, self.store);
+                    let _ = self.client.try_publish(
+                        Topic::status(trailer),
+                        QoS::AtLeastOnce,
+                        true,
+                        online,
+                    );
+                    if let Some(request) = renewal.request(trailer) {
+                        let topic = Topic::up(trailer, UpKind::CertRequest);
+                        let _ = self.client.try_publish(topic, QoS::AtLeastOnce, false, request);
+                    }
+                } else {
+                    tracing::warn!(
+                        trailer,
+                        "the broker refused trailer/{trailer}/down/#: is this trailer enrolled, and its certificate current? asking again"
+                    );
+                    self.subscribe_again = Some(std::time::Instant::now() + Duration::from_secs(3));
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => return self.on_publish(&p),
+            Ok(_) => {}
+            Err(e) => {
+                if self.state.connected() {
+                    tracing::warn!(error = %e, "link to the agency broker lost");
+                } else {
+                    tracing::warn!(error = %e, broker = %self.cfg.broker_host, port = self.cfg.broker_port, "cannot connect to the agency broker");
+                }
+                let backoff = self.state.on_disconnected();
+                self.health.link_connected.store(false, Ordering::Relaxed);
+                // Jitter: between the backoff and half as much again, so a fleet coming back
+                // after an outage does not reconnect in step.
+                let jitter = rand::random::<u64>() % (backoff / 2 + 1);
+                self.poller.resume_after(Duration::from_millis(backoff + jitter)).await;
+            }
+        }
+        None
+    }
+
+    /// An acknowledgement or a downlink from the server.
+    fn on_publish(&mut self, p: &rumqttc::Publish) -> Option<Ended> {
+        let trailer = self.trailer;
+        if p.topic == Topic::down_ack(trailer) {
+            match trailer_wire::decode(&p.payload) {
+                Ok(Message::Ack(ack)) => {
+                    let done = self.state.on_ack(&ack.refs, now_ms());
+                    if let Err(e) = self.store.ack(&done) {
+                        tracing::error!(error = %e, "cannot record acknowledgements");
+                    }
+                    self.pump();
+                }
+                Ok(other) => {
+                    tracing::warn!(kind = ?std::mem::discriminant(&other), "unexpected message on the ack topic")
+                }
+                Err(e) => tracing::warn!(error = %e, "corrupt acknowledgement ignored"),
+            }
+        } else if p.topic == Topic::down_cmd(trailer) {
+            match trailer_wire::decode(&p.payload) {
+                Ok(Message::Downlink(d)) => {
+                    match downlink::apply(self.store, trailer, &d, self.remote) {
+                        Ok((answer, follow)) => {
+                            tracing::info!(
+                                downlink = answer.downlink_id,
+                                applied = answer.applied,
+                                result = answer.reason.as_deref().unwrap_or(""),
+                                "downlink from the server"
+                            );
+                            if follow == downlink::Follow::SendHealth {
+                                self.publish_health();
+                            }
+                            self.pump();
+                            match follow {
+                                downlink::Follow::Restart => {
+                                    if let Some(restart) = &self.remote.restart {
+                                        tracing::warn!(
+                                            "configuration changed by the server: restarting to apply it"
+                                        );
+                                        restart.notify_one();
+                                    }
+                                }
+                                downlink::Follow::Reconnect => return Some(Ended::Renewed),
+                                _ => {}
+                            }
+                        }
+                        // Not answered: the server sends it again.
+                        Err(e) => tracing::error!(error = %e, "cannot apply a downlink"),
+                    }
+                }
+                Ok(_) => tracing::warn!("unexpected message on the command topic"),
+                Err(e) => tracing::warn!(error = %e, "corrupt downlink ignored"),
+            }
+        } else {
+            tracing::warn!(topic = %p.topic, "message on an unknown topic ignored");
+        }
+        None
+    }
+
+    fn on_tick(&mut self, renewal: &mut Renewal) {
+        let connected = self.state.connected();
+        if connected && self.subscribe_again.is_some_and(|at| std::time::Instant::now() >= at) {
+            self.subscribe_again = Some(std::time::Instant::now() + Duration::from_secs(3));
+            let _ = self
+                .client
+                .try_subscribe(format!("trailer/{}/down/#", self.trailer), QoS::AtLeastOnce);
+        }
+        let every = Duration::from_secs(self.cfg.health_interval_s.max(1));
+        if connected
+            && (self.health.generation() != self.reported || self.last_report.elapsed() >= every)
+        {
+            self.publish_health();
+            // A trailer that stays connected for weeks asks for its new certificate too.
+            if self.subscribe_again.is_none()
+                && let Some(request) = renewal.request(self.trailer)
+            {
+                let topic = Topic::up(self.trailer, UpKind::CertRequest);
+                let _ = self.client.try_publish(topic, QoS::AtLeastOnce, false, request);
+            }
+        }
+        let expired = self.state.expire(now_ms());
+        if expired > 0 {
+            tracing::debug!(expired, "acknowledgements timed out; sending again");
+        }
+        self.pump();
+    }
+
+    fn publish_health(&mut self) {
+        publish_health(&self.client, self.store, self.health, self.trailer);
+        self.reported = self.health.generation();
+        self.last_report = std::time::Instant::now();
+    }
+
+    fn pump(&mut self) {
+        pump(&self.client, self.store, &mut self.state, self.trailer, self.cfg);
+    }
 }
 
 /// Health is not queued: only the latest matters, and it is sent whenever the link is up.

@@ -44,6 +44,23 @@ impl Records {
         Ok(id)
     }
 
+    /// Queues a downlink and its audit entry in one transaction: both or neither.
+    pub async fn enqueue_audited(
+        &self,
+        trailer: &str,
+        kind: &str,
+        summary: &str,
+        entry: &crate::audit::Entry,
+        now: i64,
+        build: impl FnOnce(u64) -> Downlink,
+    ) -> Result<u64, RecordsError> {
+        let mut tx = self.begin_write().await?;
+        let id = enqueue(&mut tx, trailer, kind, summary, &entry.actor, now, build).await?;
+        super::audit::append_chained(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
     /// Downlinks to send now: of each trailer's first `window` unanswered ones, those never sent
     /// or sent more than `resend_ms` ago.
     pub async fn due_downlinks(

@@ -308,3 +308,36 @@ fn a_disabled_user_is_disconnected_and_revoked() -> anyhow::Result<()> {
     assert!(!dave_cert.contains("\"revoked\":null"), "{dave_cert}");
     Ok(())
 }
+
+/// A certificate near its expiry is renewed over the link: the trailer makes a new key, the
+/// server signs its request, the trailer installs the pair and goes on syncing with it.
+#[test]
+fn a_trailer_renews_its_certificate_over_the_link() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let dir = stack.path("renew-store");
+    fill(&dir, 2, 1, 0)?;
+    let (cert, key) = stack.enroll_for("renewing", 10)?;
+    let expiry = |p: &std::path::Path| -> i64 {
+        let pem = std::fs::read_to_string(p).unwrap_or_default();
+        sync_server::pki::describe(&pem).map_or(0, |d| d.2)
+    };
+    let now = appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
+    let before = expiry(&cert);
+    assert!(before - now < 11 * 86_400_000, "a short certificate to begin with");
+    let old_key = std::fs::read(&key)?;
+    let cfg = sync_config(stack.broker_port, &stack.pki().join("ca.pem"), &cert, &key);
+    let trailer = Trailer::start("renewing", &dir, cfg)?;
+    wait_for(60, "the renewed certificate installed", || expiry(&cert) - now > 300 * 86_400_000)?;
+    assert_ne!(std::fs::read(&key)?, old_key, "a new key, made on the trailer");
+    // It syncs with the new pair.
+    trailer
+        .store
+        .insert_reads(vec![(appliance::store::sample_read("RENEW1"), Default::default())])?;
+    trailer.wake();
+    wait_for(30, "a read after the renewal", || plates(&stack).contains(&"RENEW1".to_string()))?;
+    let audit = stack.audit_details()?;
+    assert!(
+        audit.iter().any(|(a, d)| a == "trailer.certificate_renewed" && d.starts_with("renewing:"))
+    );
+    Ok(())
+}

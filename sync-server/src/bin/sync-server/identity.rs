@@ -87,6 +87,9 @@ pub(crate) enum TrailerCommand {
         /// Where it stands or who enrols it, for the record.
         #[arg(long, default_value = "")]
         note: String,
+        /// Days the certificate is valid (default: pki.trailer_days).
+        #[arg(long)]
+        days: Option<u32>,
         id: String,
     },
     /// The registry.
@@ -167,9 +170,9 @@ fn pki_dir(config: &Path) -> anyhow::Result<PathBuf> {
 
 pub fn trailer(config: &Path, command: TrailerCommand) -> anyhow::Result<()> {
     match command {
-        TrailerCommand::Enroll { request, out, note, id } => {
+        TrailerCommand::Enroll { request, out, note, days, id } => {
             let dir = pki_dir(config)?;
-            let days = Config::load(config)?.pki.trailer_days;
+            let days = days.unwrap_or(Config::load(config)?.pki.trailer_days);
             anyhow::ensure!(pki::valid_name(&id), "invalid trailer id {id:?}");
             let new = with_records(config, async |r: &Records| {
                 let new = r.enroll_trailer(&id, &crate::util::cli_actor(), &note, now_ms()).await?;

@@ -1,0 +1,250 @@
+//! The trailer's certificate, renewed over the link before it expires.
+//!
+//! Every certificate the agency issues expires (a trailer's after about a year). Within
+//! `renew_before_days` of expiry the trailer makes a new key, keeps it beside its current one as
+//! `KEY.pending` (mode 0600: it never leaves the trailer) and sends a certificate request
+//! signed with it; the server signs it (only for the trailer's own name, only while it is
+//! enrolled) and sends the certificate back as a downlink. The trailer checks it (its name, its
+//! new key, the agency's CA, not expired), and installs the pair:
+//!
+//! 1. the certificate is written as `CERT.next`, the pending key renamed to `KEY.next`;
+//! 2. `KEY.next` is renamed over `KEY`, then `CERT.next` over `CERT`.
+//!
+//! A power cut anywhere leaves files from which [`Identity::recover`] (run before every
+//! connection) finishes the install: a `CERT.next` means step 2 is due, whatever of it was done.
+//! The old pair is kept as `.previous`. The link then reconnects with the new certificate.
+use rcgen::{CertificateParams, DnType, KeyPair};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where the trailer's certificate and key live (the sync configuration's files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Writes a new file (0600 for a key), synced.
+fn write_new(path: &Path, data: &[u8], secret: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+fn sync_dir(p: &Path) {
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}
+
+/// The first certificate of a PEM chain, parsed.
+fn first_cert(pem: &[u8]) -> Result<x509_parser::pem::Pem, String> {
+    x509_parser::pem::parse_x509_pem(pem)
+        .map(|(_, p)| p)
+        .map_err(|e| format!("no certificate in the PEM: {e}"))
+}
+
+/// All certificates of a PEM text, as DER.
+fn all_certs(pem: &[u8]) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem)
+        .filter_map(Result::ok)
+        .filter(|p| p.label == "CERTIFICATE")
+        .map(|p| p.contents)
+        .collect()
+}
+
+impl Identity {
+    fn pending(&self) -> PathBuf {
+        with_suffix(&self.key, ".pending")
+    }
+
+    /// Finishes an install a power cut or a crash interrupted (see the module doc).
+    pub fn recover(&self) -> std::io::Result<()> {
+        let (next_cert, next_key) =
+            (with_suffix(&self.cert, ".next"), with_suffix(&self.key, ".next"));
+        if !next_cert.exists() {
+            return Ok(());
+        }
+        if next_key.exists() {
+            let _ = std::fs::copy(&self.key, with_suffix(&self.key, ".previous"));
+            std::fs::rename(&next_key, &self.key)?;
+            sync_dir(&self.key);
+        }
+        let _ = std::fs::copy(&self.cert, with_suffix(&self.cert, ".previous"));
+        std::fs::rename(&next_cert, &self.cert)?;
+        sync_dir(&self.cert);
+        Ok(())
+    }
+
+    /// The certificate's expiry (Unix ms).
+    pub fn expiry(&self) -> Result<i64, String> {
+        let pem = std::fs::read(&self.cert).map_err(|e| format!("{}: {e}", self.cert.display()))?;
+        let block = first_cert(&pem)?;
+        let cert = block.parse_x509().map_err(|e| format!("{}: {e}", self.cert.display()))?;
+        Ok(cert.validity().not_after.timestamp() * 1000)
+    }
+
+    /// Whether the certificate expires within `before_days` of `now`.
+    pub fn due(&self, now: i64, before_days: u32) -> bool {
+        self.expiry().is_ok_and(|exp| exp - now < i64::from(before_days) * 86_400_000)
+    }
+
+    /// A certificate request for `trailer` (DER), signed by the pending key, made now if there
+    /// is none (a request sent again after a restart uses the same key).
+    pub fn request(&self, trailer: &str) -> Result<Vec<u8>, String> {
+        let pending = self.pending();
+        let key = match std::fs::read_to_string(&pending) {
+            Ok(pem) => {
+                KeyPair::from_pem(&pem).map_err(|e| format!("{}: {e}", pending.display()))?
+            }
+            Err(_) => {
+                let key = KeyPair::generate().map_err(|e| e.to_string())?;
+                write_new(&pending, key.serialize_pem().as_bytes(), true)
+                    .map_err(|e| format!("{}: {e}", pending.display()))?;
+                sync_dir(&pending);
+                key
+            }
+        };
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+        params.distinguished_name.push(DnType::CommonName, trailer);
+        let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
+        Ok(csr.der().to_vec())
+    }
+
+    /// Checks the certificate the server signed and installs it with the pending key. `Ok` says
+    /// what was done, `Err` why it was refused (the pending key stays for the next request).
+    pub fn install(&self, trailer: &str, chain_pem: &str, now: i64) -> Result<String, String> {
+        let pending = self.pending();
+        let key_pem = std::fs::read_to_string(&pending)
+            .map_err(|_| "no renewal is pending here".to_string())?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| e.to_string())?;
+        let block = first_cert(chain_pem.as_bytes())?;
+        let cert = block.parse_x509().map_err(|e| format!("not a certificate: {e}"))?;
+        let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok());
+        if cn != Some(trailer) {
+            return Err(format!("the certificate is for {cn:?}, not {trailer}"));
+        }
+        if cert.public_key().raw != key.public_key_der().as_slice() {
+            return Err("the certificate is not for the key this trailer made".into());
+        }
+        let not_after = cert.validity().not_after.timestamp() * 1000;
+        if not_after <= now {
+            return Err("the certificate has expired already".into());
+        }
+        // Signed by the agency: by a CA certificate the trailer already trusts.
+        let ca = std::fs::read(&self.ca).map_err(|e| format!("{}: {e}", self.ca.display()))?;
+        let trusted = all_certs(&ca).into_iter().any(|der| {
+            x509_parser::parse_x509_certificate(&der)
+                .is_ok_and(|(_, issuer)| cert.verify_signature(Some(issuer.public_key())).is_ok())
+        });
+        if !trusted {
+            return Err("the certificate is not signed by the agency's CA".into());
+        }
+        let (next_cert, next_key) =
+            (with_suffix(&self.cert, ".next"), with_suffix(&self.key, ".next"));
+        write_new(&next_cert, chain_pem.as_bytes(), false).map_err(|e| e.to_string())?;
+        std::fs::rename(&pending, &next_key).map_err(|e| e.to_string())?;
+        sync_dir(&next_key);
+        self.recover().map_err(|e| format!("installing the certificate: {e}"))?;
+        Ok(format!("certificate renewed, valid until {} (days since 1970)", not_after / 86_400_000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CA, and a trailer certificate it signed for `days`.
+    fn agency(dir: &Path, days: i64) -> (Identity, rcgen::Certificate, KeyPair) {
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).expect("ca");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca");
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.distinguished_name.push(DnType::CommonName, "t1");
+        p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let cert = p.signed_by(&key, &ca, &ca_key).expect("cert");
+        std::fs::write(dir.join("t1.pem"), cert.pem()).expect("cert");
+        std::fs::write(dir.join("t1.key"), key.serialize_pem()).expect("key");
+        let id =
+            Identity { cert: dir.join("t1.pem"), key: dir.join("t1.key"), ca: dir.join("ca.pem") };
+        (id, ca, ca_key)
+    }
+
+    fn sign(csr: &[u8], name: &str, ca: &rcgen::Certificate, ca_key: &KeyPair) -> String {
+        let mut req =
+            rcgen::CertificateSigningRequestParams::from_der(&csr.to_vec().into()).expect("csr");
+        req.params.distinguished_name = rcgen::DistinguishedName::new();
+        req.params.distinguished_name.push(DnType::CommonName, name);
+        req.params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+        req.signed_by(ca, ca_key).expect("sign").pem()
+    }
+
+    fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp() * 1000
+    }
+
+    #[test]
+    fn a_certificate_near_expiry_is_renewed_with_a_key_made_here() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (id, ca, ca_key) = agency(dir.path(), 10);
+        assert!(id.due(now(), 30) && !id.due(now(), 5));
+        let csr = id.request("t1").expect("request");
+        assert_eq!(id.request("t1").expect("again").len(), csr.len(), "the same pending key");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(id.pending()).expect("pending").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let old_key = std::fs::read(&id.key).expect("key");
+        let wrong = sign(&csr, "t2", &ca, &ca_key);
+        assert!(id.install("t1", &wrong, now()).expect_err("name").contains("not t1"));
+        let other = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.distinguished_name.push(DnType::CommonName, "t1");
+        let foreign_csr = p.serialize_request(&other).expect("csr").der().to_vec();
+        let not_mine = sign(&foreign_csr, "t1", &ca, &ca_key);
+        assert!(id.install("t1", &not_mine, now()).expect_err("key").contains("not for the key"));
+        let (_, stranger, stranger_key) = agency(tempfile::tempdir().expect("dir").path(), 10);
+        let forged = sign(&csr, "t1", &stranger, &stranger_key);
+        assert!(id.install("t1", &forged, now()).expect_err("ca").contains("agency's CA"));
+        let good = sign(&csr, "t1", &ca, &ca_key);
+        id.install("t1", &good, now()).expect("install");
+        assert!(!id.due(now(), 30), "a year ahead now");
+        assert_ne!(std::fs::read(&id.key).expect("key"), old_key);
+        assert!(!id.pending().exists() && with_suffix(&id.key, ".previous").exists());
+    }
+
+    /// A power cut after the new pair was staged, or between the two renames: the next start
+    /// finishes the install, and the certificate matches the key.
+    #[test]
+    fn an_interrupted_install_is_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (id, ca, ca_key) = agency(dir.path(), 10);
+        let csr = id.request("t1").expect("request");
+        let good = sign(&csr, "t1", &ca, &ca_key);
+        let pending = std::fs::read(id.pending()).expect("pending");
+        // Staged, then the key renamed, then the power went.
+        std::fs::write(with_suffix(&id.cert, ".next"), &good).expect("next");
+        std::fs::rename(id.pending(), &id.key).expect("key");
+        id.recover().expect("recover");
+        assert_eq!(std::fs::read(&id.key).expect("key"), pending);
+        assert_eq!(std::fs::read_to_string(&id.cert).expect("cert"), good);
+        assert!(!with_suffix(&id.cert, ".next").exists());
+    }
+}
