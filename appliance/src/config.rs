@@ -184,8 +184,13 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// How often the retention duty runs.
     pub purge_interval_s: u64,
-    /// The agency's ACP key (provisioned with the certificate); without it, ACP matching is off.
+    /// The agency's ACP key (provisioned with the certificate); without it, ACP matching is off
+    /// and the trailer refuses ACP requests (health says so).
     pub acp_key_file: Option<PathBuf>,
+    /// The store's encryption key (32 bytes, or 64 hex digits): what holds a plate, a picture or
+    /// a place is encrypted with it (`store::seal`). On the image a systemd credential, sealed
+    /// by the TPM2: `"${CREDENTIALS_DIRECTORY}/store-key"`. None: the store is not encrypted.
+    pub key_file: Option<PathBuf>,
     /// Hotlist matching also accepts one known OCR confusion (O/0, B/8, ...). More hits to
     /// verify, fewer missed.
     pub hotlist_ocr_tolerance: bool,
@@ -203,6 +208,7 @@ impl Default for StoreConfig {
             retention_days: 60,
             purge_interval_s: 600,
             acp_key_file: None,
+            key_file: None,
             hotlist_ocr_tolerance: false,
             max_disk_bytes: 0,
             max_disk_fraction: 0.8,
@@ -303,6 +309,7 @@ impl Config {
             .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let config: Config = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let config = config.with_credentials();
         config.validate()?;
         Ok(config)
     }
@@ -311,8 +318,27 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let config: Config =
             toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let config = config.with_credentials();
         config.validate()?;
         Ok(config)
+    }
+
+    /// Key files given as `${CREDENTIALS_DIRECTORY}/NAME` are systemd credentials: decrypted
+    /// by systemd (with the TPM2) into a directory only the service sees, in memory.
+    fn with_credentials(mut self) -> Config {
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY");
+        let expand = |p: &mut PathBuf| {
+            if let (Ok(rest), Some(dir)) = (p.strip_prefix("${CREDENTIALS_DIRECTORY}"), &dir) {
+                *p = Path::new(dir).join(rest);
+            }
+        };
+        for p in [&mut self.sync.key_file, &mut self.sync.cert_file] {
+            expand(p);
+        }
+        for p in [&mut self.store.acp_key_file, &mut self.store.key_file].into_iter().flatten() {
+            expand(p);
+        }
+        self
     }
 
     /// Why `new` may not replace this configuration from afar, if it may not: the trailer's
@@ -328,6 +354,9 @@ impl Config {
             ("sync.ca_file", a.ca_file != b.ca_file),
             ("sync.cert_file", a.cert_file != b.cert_file),
             ("sync.key_file", a.key_file != b.key_file),
+            // Neither the ACP key nor the store's encryption can be switched off from afar.
+            ("store.acp_key_file", self.store.acp_key_file != new.store.acp_key_file),
+            ("store.key_file", self.store.key_file != new.store.key_file),
         ];
         let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect();
         (!changed.is_empty())

@@ -50,7 +50,17 @@ fn notify(state: &[sd_notify::NotifyState]) {
 
 /// Opens the store with the configured retention and ACP key.
 pub fn open_store(config: &Config, clock: SharedClock) -> Result<Store, DaemonError> {
-    let mut store = Store::open(&config.trailer.data_dir, config.store.retention_days, clock)?
+    let seal = match &config.store.key_file {
+        Some(path) => crate::store::seal::Seal::with_key(
+            &crate::store::seal::read_key(path).map_err(DaemonError::Internal)?,
+        ),
+        None => {
+            tracing::warn!("store.key_file is not set: the store is not encrypted at rest");
+            crate::store::seal::Seal::none()
+        }
+    };
+    let dir = &config.trailer.data_dir;
+    let mut store = Store::open_sealed(dir, config.store.retention_days, clock, seal)?
         .with_quota(Quota {
             max_bytes: config.store.max_disk_bytes,
             max_fraction: config.store.max_disk_fraction,

@@ -78,6 +78,7 @@ impl HealthState {
         let used = store.disk_bytes().unwrap_or(0);
         let limit = store.limit_bytes(used).unwrap_or(0).max(1);
         let last = self.last_read.load(Ordering::Relaxed);
+        let (acp_key_fingerprint, acp_entries) = store.acp_state();
         Health {
             trailer_id: trailer_id.into(),
             time: now,
@@ -94,6 +95,8 @@ impl HealthState {
             last_read: (last > 0).then_some(last),
             dropped_frames: self.dropped_frames.load(Ordering::Relaxed),
             software_version: crate::VERSION.into(),
+            acp_key_fingerprint,
+            acp_entries,
         }
     }
 }

@@ -22,6 +22,17 @@ enum Command {
     },
     /// Print the default configuration (TOML), every key documented by its value.
     PrintDefaultConfig,
+    /// First step of enrolment, on the trailer: makes its key (at sync.key_file, sealed with
+    /// the store key when the name ends in .sealed; it never leaves the box) and prints a
+    /// certificate request for the agency (`sync-server trailer enroll --request FILE ID`),
+    /// whose answer goes to sync.cert_file.
+    Enroll {
+        #[arg(long)]
+        config: PathBuf,
+        /// Write the request here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Import a new version of a hotlist (CSV: plate,state,category,source[,case_number]).
     HotlistImport {
         #[arg(long)]
@@ -51,6 +62,19 @@ enum Command {
         crops: bool,
         paths: Vec<PathBuf>,
     },
+}
+
+/// A PEM block of `der` under `label`.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 fn init_logging() {
@@ -103,6 +127,35 @@ fn main() -> anyhow::Result<()> {
                 });
                 appliance::run(config, rx, remote).await
             })?;
+            Ok(())
+        }
+        Command::Enroll { config, out } => {
+            let config = Config::load(&config)?;
+            let seal = match &config.store.key_file {
+                Some(k) => appliance::store::seal::Seal::with_key(
+                    &appliance::store::seal::read_key(k).map_err(anyhow::Error::msg)?,
+                ),
+                None => appliance::store::seal::Seal::none(),
+            };
+            let id = appliance::sync::renew::Identity {
+                cert: config.sync.cert_file.clone(),
+                key: config.sync.key_file.clone(),
+                ca: config.sync.ca_file.clone(),
+                seal: Some(std::sync::Arc::new(seal)),
+            };
+            let der = id.enroll(&config.trailer.id).map_err(anyhow::Error::msg)?;
+            let pem = pem_block("CERTIFICATE REQUEST", &der);
+            match out {
+                Some(out) => std::fs::write(&out, pem)
+                    .with_context(|| format!("cannot write {}", out.display()))?,
+                None => print!("{pem}"),
+            }
+            eprintln!(
+                "key made at {}; give the request to the agency, and put the certificate it \
+                 returns at {}",
+                config.sync.key_file.display(),
+                config.sync.cert_file.display()
+            );
             Ok(())
         }
         Command::HotlistImport { config, name, version, source, file } => {

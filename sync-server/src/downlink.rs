@@ -91,9 +91,6 @@ pub enum Command {
     ReleaseHold {
         hold_id: u64,
     },
-    AcpAdd {
-        digests: Vec<[u8; 32]>,
-    },
     SendHealth,
     SendPicture {
         read_id: u64,
@@ -111,7 +108,6 @@ impl Command {
         match self {
             Command::PlaceHold { .. } => "hold.place",
             Command::ReleaseHold { .. } => "hold.release",
-            Command::AcpAdd { .. } => "acp.add",
             Command::SendHealth => "send_health",
             Command::SendPicture { .. } => "send_picture",
             Command::Config { .. } => "config",
@@ -128,7 +124,6 @@ impl Command {
                 )
             }
             Command::ReleaseHold { hold_id } => format!("release hold {hold_id}"),
-            Command::AcpAdd { digests } => format!("add {} ACP digests", digests.len()),
             Command::SendHealth => "send health now".into(),
             Command::SendPicture { read_id, kind } => {
                 format!("send the {kind:?} of read {read_id}")
@@ -153,7 +148,6 @@ impl Command {
             Command::ReleaseHold { hold_id } => {
                 Downlink::Hold { downlink_id, command: HoldCommand::Release { hold_id } }
             }
-            Command::AcpAdd { digests } => Downlink::AcpAdd { downlink_id, hashes: digests },
             Command::SendHealth => Downlink::SendHealth { downlink_id },
             Command::SendPicture { read_id, kind } => {
                 Downlink::SendPicture { downlink_id, read_id, kind }

@@ -91,7 +91,7 @@ pub async fn apply(
         }
         Message::ActiveUse(u) => vec![write::usage(c, rules, &a.trailer, u, now).await?],
         Message::Status(s) => {
-            write::status(c, &a.trailer, s, now).await?;
+            write::status(c, rules, &a.trailer, s, now).await?;
             Vec::new()
         }
         Message::Alert(al) => {

@@ -636,6 +636,10 @@ fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -
     let (cert, tkey) = stack.enroll("acp-box")?;
     let cfg = sync_config(stack.broker_port, &stack.pki().join("ca.pem"), &cert, &tkey);
     let trailer = Trailer::start_on("acp-box", &dir, store, cfg)?;
+    // A trailer set up without the agency's ACP key: it cannot recognise the plate.
+    let (kcert, kkey) = stack.enroll("keyless-box")?;
+    let kcfg = sync_config(stack.broker_port, &stack.pki().join("ca.pem"), &kcert, &kkey);
+    let keyless = Trailer::start("keyless-box", &stack.path("keyless-store"), kcfg)?;
     let plates = || -> Vec<String> {
         stack.server_reads().unwrap_or_default().into_iter().map(|r| r.plate).collect()
     };
@@ -646,13 +650,32 @@ fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -
     let r = rt.block_on(rita.ask("acp.add", "", "", args, Duration::from_secs(20)))?;
     assert!(r.ok, "{r:?}");
     assert_eq!(r.data["reads_destroyed"], 1, "{r:?}");
-    assert_eq!(r.data["trailers"], serde_json::json!(["acp-box"]));
+    assert_eq!(r.data["trailers"], serde_json::json!(["acp-box", "keyless-box"]));
     assert_eq!(plates(), ["KEEP01"]);
     // The trailer applies the digests: its own read is destroyed, a new one never written.
     wait_for("the trailer's read destroyed", 60, || {
         trailer.store.read(acp_read).is_ok_and(|r| r.is_none())
     });
     assert!(matches!(collect(&trailer.store, "ACP404")?, Inserted::DestroyedAcp));
+    // The keyless trailer refuses the addition, saying why, and health shows it; the answered
+    // downlinks keep no digest.
+    wait_for("the keyless trailer's refusal", 60, || {
+        stack
+            .cli(&["downlink", "list", "--json", "--trailer", "keyless-box"])
+            .is_ok_and(|out| out.contains("\"applied\":false") && out.contains("no ACP key"))
+    });
+    wait_for("health to show the missing key", 60, || {
+        stack.health().is_ok_and(|h| {
+            h.iter().any(|t| {
+                t["trailer"] == "keyless-box"
+                    && t["acp"].as_str().is_some_and(|a| a.starts_with("NO KEY"))
+            })
+        })
+    });
+    let health = stack.health()?;
+    let boxed = health.iter().find(|t| t["trailer"] == "acp-box").expect("acp-box health");
+    assert!(boxed["acp"].as_str().is_some_and(|a| a.starts_with("key matches")), "{boxed}");
+    drop(keyless);
     assert!(trailer.store.reads()?.iter().all(|r| r.meta.plate != "ACP404"));
     // A trailer that has not heard yet sends one: the server drops it and keeps the other.
     let (old_cert, old_key) = stack.enroll("old-box")?;

@@ -40,6 +40,22 @@ fn load_certs(
 /// A rustls client configuration: the agency CA pinned (no system roots), and this client's
 /// certificate, whose CN the broker takes as its user name.
 pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, ClientError> {
+    let pem = std::fs::read(key).map_err(|e| ClientError::Credentials {
+        what: "private key",
+        path: key.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    tls_config_with_key(ca, cert, key, &pem)
+}
+
+/// [`tls_config`] with the key's PEM given (read from `key_path`, e.g. opened from an encrypted
+/// file, which the path names in errors).
+pub fn tls_config_with_key(
+    ca: &Path,
+    cert: &Path,
+    key_path: &Path,
+    key_pem: &[u8],
+) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for c in load_certs(ca, "CA certificate")? {
         roots
@@ -47,9 +63,9 @@ pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientCo
             .map_err(|e| ClientError::Tls(format!("CA certificate {}: {e}", ca.display())))?;
     }
     let chain = load_certs(cert, "client certificate")?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| ClientError::Credentials {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| ClientError::Credentials {
         what: "private key",
-        path: key.to_path_buf(),
+        path: key_path.to_path_buf(),
         reason: e.to_string(),
     })?;
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -327,6 +327,8 @@ mod tests {
                 last_read: None,
                 dropped_frames: 4,
                 software_version: "0.1.0".into(),
+                acp_key_fingerprint: Some([1; 8]),
+                acp_entries: 2,
             }),
             Message::ActiveUse(ActiveUse {
                 trailer_id: "T".into(),
@@ -353,7 +355,12 @@ mod tests {
                 software_version: String::new(),
                 store: StoreInfo { store_id: u64::MAX, created: -1, opens: 0, run: 1 },
             }),
-            Message::Downlink(Downlink::AcpAdd { downlink_id: 1, hashes: vec![[7; 32]] }),
+            Message::Downlink(Downlink::AcpAdd {
+                downlink_id: 1,
+                key_fingerprint: [3; 8],
+                hashes: vec![[7; 32]],
+                probes: vec![],
+            }),
             Message::Downlink(Downlink::Hold {
                 downlink_id: 2,
                 command: HoldCommand::Place {

@@ -144,6 +144,10 @@ pub struct Health {
     pub last_read: Option<UnixMs>,
     pub dropped_frames: u64,
     pub software_version: String,
+    /// The fingerprint of the trailer's ACP key (`None`: it has none, and cannot honour an
+    /// ACP request), and how many ACP digests its list holds.
+    pub acp_key_fingerprint: Option<[u8; 8]>,
+    pub acp_entries: u32,
 }
 
 /// Why collection started or stopped (for the public log of use).
@@ -288,10 +292,15 @@ pub enum Downlink {
         downlink_id: u64,
         command: HoldCommand,
     },
-    /// Address Confidentiality Program plates, as HMAC-SHA-256 digests under the agency key.
+    /// Address Confidentiality Program plates ([`crate::acp`]): the slow digests the trailer
+    /// keeps, and the fast ones it uses once to find the plates' stored reads and never keeps
+    /// (empty when the list is sent again to a new store). A trailer whose key has another
+    /// fingerprint refuses it.
     AcpAdd {
         downlink_id: u64,
+        key_fingerprint: [u8; 8],
         hashes: Vec<[u8; 32]>,
+        probes: Vec<[u8; 32]>,
     },
     Config {
         downlink_id: u64,

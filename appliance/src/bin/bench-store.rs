@@ -1,5 +1,7 @@
-//! `bench-store`: the trailer store's figures. Ends with one JSON line with `reads_per_s`,
-//! `disk_ratio`, `purge_s`, `open_s` (after a clean stop), `check_s` (the full check after a power
+//! `bench-store`: the trailer store's figures. Ends with one JSON line with `reads_per_s`
+//! (encrypted at rest, as on a trailer), `reads_per_s_unencrypted` and their ratio
+//! `encryption_cost_ratio`, `reads_per_s_with_acp` (each read checked against an ACP list) and
+//! `acp_digest_ms` (the slow digest of one plate), `disk_ratio`, `purge_s`, `open_s` (after a clean stop), `check_s` (the full check after a power
 //! cut), `hotlist_match_us`, `hotlist_import_s`, and the same
 //! write figures for the alternative of keeping pictures inside sled (`sled_inline_*`), which is
 //! how the store's picture layout was chosen.
@@ -8,6 +10,7 @@
 //! BENCH_PURGE_READS (default 1500000 small reads over 60 days), BENCH_HOTLIST (default 1000000).
 use appliance::clock::{DAY_MS, ManualClock};
 use appliance::store::hotlist::HotEntry;
+use appliance::store::seal::Seal;
 use appliance::store::{NewPictures, Quota, Store, sample_read};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::sync::Arc;
@@ -45,33 +48,67 @@ fn main() -> anyhow::Result<()> {
     let context: Vec<u8> = (0..50_000).map(|i| (i * 7 % 251) as u8).collect();
     let unlimited = Quota { max_bytes: 0, max_fraction: 0.99, min_free_bytes: 0 };
 
-    // 1. Write throughput and space, the store as built (pictures in day segments).
-    let dir = tempfile::tempdir()?;
-    let clock = ManualClock::new(20_000 * DAY_MS);
-    let store = Store::open(dir.path(), 60, Arc::new(clock.clone()))?.with_quota(unlimited);
-    let t = Instant::now();
-    let mut payload = 0u64;
-    for _ in 0..n.div_ceil(100) {
-        let batch: Vec<_> = (0..100)
-            .map(|_| {
-                let m = sample_read(&plate(&mut rng));
-                payload += (crop.len() + context.len()) as u64
-                    + postcard::to_allocvec(&m).map(|v| v.len() as u64).unwrap_or(0);
-                (m, NewPictures { plate_crop: Some(crop.clone()), context: Some(context.clone()) })
-            })
-            .collect();
-        store.insert_reads(batch)?;
-    }
-    let reads_per_s = n as f64 / t.elapsed().as_secs_f64();
-    store.flush()?;
-    let disk_ratio = dir_bytes(dir.path()) as f64 / payload as f64;
-    eprintln!(
-        "store: {n} reads at {reads_per_s:.0}/s, {:.1} MB on disk for {:.1} MB payload",
-        dir_bytes(dir.path()) as f64 / 1e6,
-        payload as f64 / 1e6
-    );
-    drop(store);
-    drop(dir);
+    // 1. Write throughput and space, the store as built (pictures in day segments): encrypted
+    // at rest (as on a trailer), unencrypted, and encrypted with an ACP list to check each read
+    // against (its slow digest per read), in that order, in one run.
+    let key = Seal::with_key(&[9u8; 32]);
+    let mut write = |seal: Seal, acp: bool| -> anyhow::Result<(f64, f64, u64)> {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(20_000 * DAY_MS);
+        let mut store = Store::open_sealed(dir.path(), 60, Arc::new(clock.clone()), seal)?
+            .with_quota(unlimited);
+        if acp {
+            let acp_key = b"bench agency ACP key".to_vec();
+            store = store.with_acp_key(acp_key.clone());
+            let fp = appliance::store::acp::key_fingerprint(&acp_key);
+            let digests: Vec<[u8; 32]> = (0..20)
+                .map(|i| appliance::store::acp::acp_digest(&acp_key, &format!("ACP{i:03}")))
+                .collect();
+            let _ = store.acp_add(fp, &digests, &[])?;
+        }
+        let t = Instant::now();
+        let mut payload = 0u64;
+        for _ in 0..n.div_ceil(100) {
+            let batch: Vec<_> = (0..100)
+                .map(|_| {
+                    let m = sample_read(&plate(&mut rng));
+                    payload += (crop.len() + context.len()) as u64
+                        + postcard::to_allocvec(&m).map(|v| v.len() as u64).unwrap_or(0);
+                    let pics = NewPictures {
+                        plate_crop: Some(crop.clone()),
+                        context: Some(context.clone()),
+                    };
+                    (m, pics)
+                })
+                .collect();
+            store.insert_reads(batch)?;
+        }
+        let per_s = n as f64 / t.elapsed().as_secs_f64();
+        store.flush()?;
+        let ratio = dir_bytes(dir.path()) as f64 / payload as f64;
+        eprintln!(
+            "store ({}{}): {n} reads at {per_s:.0}/s, {:.1} MB on disk for {:.1} MB payload",
+            if store.encrypted() { "encrypted" } else { "unencrypted" },
+            if acp { ", ACP list of 20" } else { "" },
+            dir_bytes(dir.path()) as f64 / 1e6,
+            payload as f64 / 1e6
+        );
+        Ok((per_s, ratio, payload))
+    };
+    let (reads_per_s, disk_ratio, payload) = write(key, false)?;
+    let (plain_per_s, _, _) = write(Seal::none(), false)?;
+    let (acp_per_s, _, _) = write(Seal::with_key(&[9u8; 32]), true)?;
+    // The slow digest alone, median of 50.
+    let mut times: Vec<f64> = (0..50)
+        .map(|i| {
+            let t = Instant::now();
+            appliance::store::acp::acp_digest(b"bench agency ACP key", &format!("ABC{i:03}"));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let acp_digest_ms = times[times.len() / 2];
+    eprintln!("ACP slow digest: {acp_digest_ms:.2} ms per read checked");
 
     // 1b. The alternative: pictures as sled values, same batches, one flush per batch.
     let dir = tempfile::tempdir()?;
@@ -178,6 +215,10 @@ fn main() -> anyhow::Result<()> {
         "{}",
         serde_json::json!({
             "reads_per_s": r(reads_per_s, 1.0),
+            "reads_per_s_unencrypted": r(plain_per_s, 1.0),
+            "encryption_cost_ratio": r(plain_per_s / reads_per_s, 1000.0),
+            "reads_per_s_with_acp": r(acp_per_s, 1.0),
+            "acp_digest_ms": r(acp_digest_ms, 100.0),
             "disk_ratio": r(disk_ratio, 1000.0),
             "purge_s": r(purge_s, 100.0),
             "purge_reads": purged,

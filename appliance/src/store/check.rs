@@ -62,8 +62,8 @@ impl Store {
                 let (k, v) = kv?;
                 let ok = k.len() == 8
                     && match name {
-                        "usage" => postcard::from_bytes::<ActiveUse>(&v).is_ok(),
-                        _ => postcard::from_bytes::<Alert>(&v).is_ok(),
+                        "usage" => self.peek::<ActiveUse>(name, &v).is_some(),
+                        _ => self.peek::<Alert>(name, &v).is_some(),
                     };
                 if !ok {
                     move_out(tree, name, &k, &v)?;
@@ -94,7 +94,7 @@ impl Store {
                 let (k, v) = kv?;
                 let ok = k.len() == 8
                     && keys::id_in(&k).is_some_and(|id| keys::day_of(id) == day)
-                    && postcard::from_bytes::<StoredRead>(&v).is_ok();
+                    && self.peek::<StoredRead>("reads", &v).is_some();
                 if ok {
                     live += 1;
                 } else {

@@ -4,6 +4,7 @@
 //! file (synced, then renamed into place), commit the meta record, drop the old file. A crash
 //! at any point leaves either version whole, and files no meta record names are removed at open.
 use super::hotlist::{self, HotEntry, HotlistError, ListMeta, Snapshot};
+use super::seal::Seal;
 use super::{Store, StoreError, decode, encode};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,7 +16,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 pub struct Lists {
     dir: PathBuf,
     loaded: RwLock<BTreeMap<String, Arc<Snapshot>>>,
+    /// A list's file is sealed whole (it is a list of plates).
+    seal: Arc<Seal>,
 }
+
+/// The associated data of a sealed hotlist file.
+const FILE: &str = "hotlist-file";
 
 fn file_name(name: &str, version: u64) -> String {
     format!("{name}.{version:020}.hl")
@@ -28,18 +34,23 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Lists {
     /// Loads the current version of every list named in `meta`. A missing or damaged file is
     /// logged and its list left out (the server resends it), never a failed start.
-    pub fn open(dir: &Path, meta: &sled::Tree) -> Result<Lists, StoreError> {
+    pub fn open(dir: &Path, meta: &sled::Tree, seal: Arc<Seal>) -> Result<Lists, StoreError> {
         std::fs::create_dir_all(dir)?;
         let mut loaded = BTreeMap::new();
         let mut wanted = std::collections::HashSet::new();
         for kv in meta.iter() {
             let (k, v) = kv?;
             let name = String::from_utf8_lossy(&k).into_owned();
-            let m: ListMeta = decode("hotlist_meta", &name, &v)?;
+            let m: ListMeta = decode(&seal, "hotlist_meta", &name, &v)?;
             let file = file_name(&m.name, m.version);
             wanted.insert(file.clone());
             let opened = std::fs::read(dir.join(&file))
                 .map_err(|e| HotlistError::Snapshot(format!("{file}: {e}")))
+                .and_then(|sealed| {
+                    seal.open(FILE, &sealed).map_err(|_| {
+                        HotlistError::Snapshot(format!("{file} does not open with the store key"))
+                    })
+                })
                 .and_then(Snapshot::decode)
                 .and_then(|s| {
                     if s.meta() == &m {
@@ -63,7 +74,7 @@ impl Lists {
                 std::fs::remove_file(e.path())?;
             }
         }
-        Ok(Lists { dir: dir.to_path_buf(), loaded: RwLock::new(loaded) })
+        Ok(Lists { dir: dir.to_path_buf(), loaded: RwLock::new(loaded), seal })
     }
 
     fn snapshots(&self) -> Vec<Arc<Snapshot>> {
@@ -104,14 +115,15 @@ impl Store {
         let tmp = dir.join(format!(".{}.tmp", file_name(name, version)));
         {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
+            f.write_all(&self.lists.seal.seal(FILE, &bytes))?;
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &file)?;
         sync_dir(dir)?;
         let snap = Arc::new(Snapshot::decode(bytes)?);
         // 2. Switch.
-        self.hotlist_meta.insert(name.as_bytes(), encode("hotlist_meta", &name, &meta)?)?;
+        self.hotlist_meta
+            .insert(name.as_bytes(), encode(&self.seal, "hotlist_meta", &name, &meta)?)?;
         self.db.flush()?;
         self.lists
             .loaded
@@ -132,7 +144,7 @@ impl Store {
     pub fn hotlist_meta(&self, name: &str) -> Result<Option<ListMeta>, StoreError> {
         match self.hotlist_meta.get(name.as_bytes())? {
             None => Ok(None),
-            Some(v) => decode("hotlist_meta", &name, &v).map(Some),
+            Some(v) => decode(&self.seal, "hotlist_meta", &name, &v).map(Some),
         }
     }
 

@@ -53,6 +53,7 @@ mod lists;
 pub mod pictures;
 mod quota;
 mod retention;
+pub mod seal;
 
 pub use check::CheckReport;
 pub use quota::Quota;
@@ -63,6 +64,7 @@ use days::{Change, Days, Part, dropped};
 use hotlist::HotlistError;
 use keys::{be_u64, held_key, outbox_key, parse_outbox_key, partition_of, picture_key, read_key};
 use pictures::{PictureLog, PictureRef};
+use seal::Seal;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -101,28 +103,31 @@ impl From<TransactionError<()>> for StoreError {
     }
 }
 
+/// A value as the store writes it: postcard, sealed for its tree ([`seal`]).
 fn encode<T: Serialize>(
+    seal: &Seal,
     tree: &'static str,
     key: &dyn std::fmt::Display,
     v: &T,
 ) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(v).map_err(|e| StoreError::Corrupt {
+    let plain = postcard::to_allocvec(v).map_err(|e| StoreError::Corrupt {
         tree,
         key: key.to_string(),
         reason: e.to_string(),
-    })
+    })?;
+    Ok(seal.seal(tree, &plain))
 }
 
-fn decode<'a, T: Deserialize<'a>>(
+fn decode<T: serde::de::DeserializeOwned>(
+    seal: &Seal,
     tree: &'static str,
     key: &dyn std::fmt::Display,
-    v: &'a [u8],
+    v: &[u8],
 ) -> Result<T, StoreError> {
-    postcard::from_bytes(v).map_err(|e| StoreError::Corrupt {
-        tree,
-        key: key.to_string(),
-        reason: e.to_string(),
-    })
+    let corrupt = |reason: String| StoreError::Corrupt { tree, key: key.to_string(), reason };
+    let plain =
+        seal.open(tree, v).map_err(|_| corrupt("does not open with the store key".into()))?;
+    postcard::from_bytes(&plain).map_err(|e| corrupt(e.to_string()))
 }
 
 /// A read as the store keeps it.
@@ -190,6 +195,8 @@ const CHANGED: &[u8] = &[1];
 const STORE_ID_KEY: &[u8] = b"store-id";
 const STORE_CREATED_KEY: &[u8] = b"store-created";
 const OPENS_KEY: &[u8] = b"opens";
+/// Key in the default tree: the store key's fingerprint, in an encrypted store.
+const SEAL_KEY: &[u8] = b"seal";
 
 /// Which pictures are queued for the server when a read is stored. Pictures not queued stay on
 /// the trailer (the server can ask for one) and, not waiting for sync, are the first the quota
@@ -261,6 +268,8 @@ pub struct Store {
     /// Held while a batch adds or removes reads in a partition, so its count stays exact.
     part_writes: Arc<std::sync::Mutex<()>>,
     picture_sync: PictureSync,
+    /// Encryption at rest ([`seal`]).
+    seal: Arc<Seal>,
     /// Where record ids come from ([`ids`]).
     ids: Arc<ids::Ids>,
     /// This store's identity and this run's, as the status tells the server.
@@ -274,7 +283,19 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens (or creates) an unencrypted store; [`Store::open_sealed`] with a key.
     pub fn open(dir: &Path, retention_days: u32, clock: SharedClock) -> Result<Store, StoreError> {
+        Store::open_sealed(dir, retention_days, clock, Seal::none())
+    }
+
+    /// Opens (or creates) the store at `dir`, encrypted with `seal`'s key ([`seal`]). A store is
+    /// encrypted from its creation or not at all, and opens only with its own key.
+    pub fn open_sealed(
+        dir: &Path,
+        retention_days: u32,
+        clock: SharedClock,
+        seal: Seal,
+    ) -> Result<Store, StoreError> {
         let open_err = |reason: String| StoreError::Open { path: dir.to_path_buf(), reason };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         // sled panics on some foreign files; refuse a directory that is clearly not a store.
@@ -307,6 +328,32 @@ impl Store {
             }
             None => {
                 db.insert(FORMAT_KEY, FORMAT)?;
+                if let Some(fp) = seal.fingerprint() {
+                    db.insert(SEAL_KEY, &fp)?;
+                }
+            }
+        }
+        let recorded = db.get(SEAL_KEY)?.map(|v| v.to_vec());
+        match (recorded.as_deref(), seal.fingerprint()) {
+            (None, None) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(_)) => {
+                return Err(open_err(format!(
+                    "the store is encrypted with another key (fingerprint {})",
+                    acp::hex(a)
+                )));
+            }
+            (Some(_), None) => {
+                return Err(open_err(
+                    "the store is encrypted: set store.key_file to its key".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(open_err(
+                    "the store was created unencrypted and opens only so; move it away (after \
+                     its outbox drained) to start an encrypted one"
+                        .into(),
+                ));
             }
         }
         // The clean-shutdown marker is consumed at open: a crash from now on leaves none.
@@ -318,11 +365,13 @@ impl Store {
         let deployments = db.open_tree("deployments")?;
         let alerts = db.open_tree("alerts")?;
         let ids = Arc::new(Store::ids_after(&days, [&usage, &deployments, &alerts])?);
+        let seal = Arc::new(seal);
         let store = Store {
             was_clean,
             days,
             picture_log: Arc::new(
-                PictureLog::open(&dir.join("pictures")).map_err(|e| open_err(e.to_string()))?,
+                PictureLog::open(&dir.join("pictures"), seal.clone())
+                    .map_err(|e| open_err(e.to_string()))?,
             ),
             usage,
             deployments,
@@ -334,6 +383,7 @@ impl Store {
             lists: Arc::new(lists::Lists::open(
                 &dir.join("hotlists"),
                 &db.open_tree("hotlist_meta")?,
+                seal.clone(),
             )?),
             hotlist_meta: db.open_tree("hotlist_meta")?,
             alerts,
@@ -347,6 +397,7 @@ impl Store {
             full: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             part_writes: Arc::new(std::sync::Mutex::new(())),
             picture_sync: PictureSync::All,
+            seal,
             ids,
             info,
         };
@@ -396,6 +447,22 @@ impl Store {
     /// This store's identity and run (sent in the trailer's status).
     pub fn info(&self) -> StoreInfo {
         self.info
+    }
+
+    /// Whether the store is encrypted at rest.
+    pub fn encrypted(&self) -> bool {
+        self.seal.encrypted()
+    }
+
+    /// The store's encryption, for what else the trailer keeps sealed (its TLS key).
+    pub fn seal(&self) -> Arc<Seal> {
+        self.seal.clone()
+    }
+
+    /// A value of `tree` opened and decoded, or `None` if it does not (checks and scans skip
+    /// it; the start-up check quarantines it).
+    fn peek<T: serde::de::DeserializeOwned>(&self, tree: &str, v: &[u8]) -> Option<T> {
+        postcard::from_bytes(&self.seal.open(tree, v).ok()?).ok()
     }
 
     /// Which pictures are queued for the server as reads are stored.
@@ -494,14 +561,17 @@ impl Store {
             {
                 if let Some(jpeg) = pic {
                     let pref = self.picture_log.append(day, jpeg)?;
-                    change.pictures.insert(&picture_key(id, kind), encode("pictures", &id, &pref)?);
+                    change.pictures.insert(
+                        &picture_key(id, kind),
+                        encode(&self.seal, "pictures", &id, &pref)?,
+                    );
                     if self.picture_sync.queues(kind) {
                         change.outbox.insert(&outbox_key(&AckRef::Picture(id, kind)), &[]);
                     }
                 }
             }
             let record = StoredRead { meta, collected: now, synced: false };
-            change.reads.insert(&read_key(id), encode("reads", &id, &record)?);
+            change.reads.insert(&read_key(id), encode(&self.seal, "reads", &id, &record)?);
             change.outbox.insert(&outbox_key(&AckRef::Read(id)), &[]);
             stored += 1;
             out.push(Inserted::Stored(id));
@@ -542,7 +612,7 @@ impl Store {
         value: &T,
         ack: AckRef,
     ) -> Result<(), StoreError> {
-        let bytes = encode(name, &id, value)?;
+        let bytes = encode(&self.seal, name, &id, value)?;
         (tree, &self.outbox).transaction(|(t, o)| {
             t.insert(&id.to_be_bytes(), bytes.as_slice())?;
             // A record changed while an earlier version waits (or is in flight) is marked
@@ -559,7 +629,7 @@ impl Store {
     /// The answer already given to downlink `id`, if any.
     pub fn downlink_answer(&self, id: u64) -> Result<Option<DownlinkAck>, StoreError> {
         match self.downlinks.get(id.to_be_bytes())? {
-            Some(v) => Ok(Some(decode("downlinks", &id, &v)?)),
+            Some(v) => Ok(Some(decode(&self.seal, "downlinks", &id, &v)?)),
             None => Ok(None),
         }
     }
@@ -591,7 +661,7 @@ impl Store {
         let prefix = chunk_prefix(name, version);
         let mut key = prefix.clone();
         key.extend_from_slice(&index.to_be_bytes());
-        self.chunks.insert(key, bytes)?;
+        self.chunks.insert(key, self.seal.seal("chunks", bytes))?;
         self.db.flush()?;
         let have = self.chunks.scan_prefix(&prefix).count();
         if have < count as usize {
@@ -600,12 +670,16 @@ impl Store {
         let mut whole = Vec::new();
         for (i, kv) in self.chunks.scan_prefix(&prefix).enumerate() {
             let (k, v) = kv?;
-            if i >= count as usize || k[prefix.len()..] != (i as u32).to_be_bytes()[..] {
-                // Chunks of a different count under the same version: start again.
+            let opened = self.seal.open("chunks", &v);
+            if i >= count as usize
+                || k[prefix.len()..] != (i as u32).to_be_bytes()[..]
+                || opened.is_err()
+            {
+                // Chunks of a different count under the same version (or damaged): start again.
                 self.drop_chunks(name, version)?;
                 return Ok(None);
             }
-            whole.extend_from_slice(&v);
+            whole.extend_from_slice(&opened.unwrap_or_default());
         }
         Ok(Some(whole))
     }
@@ -646,7 +720,7 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.deployments.iter() {
             let (k, v) = kv?;
-            out.push(decode("deployments", &hex_key(&k), &v)?);
+            out.push(decode(&self.seal, "deployments", &hex_key(&k), &v)?);
         }
         Ok(out)
     }
@@ -656,7 +730,7 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.usage.iter() {
             let (k, v) = kv?;
-            out.push(decode("usage", &hex_key(&k), &v)?);
+            out.push(decode(&self.seal, "usage", &hex_key(&k), &v)?);
         }
         Ok(out)
     }
@@ -678,14 +752,14 @@ impl Store {
     pub fn read(&self, id: u64) -> Result<Option<StoredRead>, StoreError> {
         match self.part_get(id, |p| &p.reads, &read_key(id))? {
             None => Ok(None),
-            Some(v) => decode("reads", &id, &v).map(Some),
+            Some(v) => decode(&self.seal, "reads", &id, &v).map(Some),
         }
     }
 
     fn picture_ref(&self, id: u64, kind: PictureKind) -> Result<Option<PictureRef>, StoreError> {
         match self.part_get(id, |p| &p.pictures, &picture_key(id, kind))? {
             None => Ok(None),
-            Some(v) => decode("pictures", &format!("{id}/{kind:?}"), &v).map(Some),
+            Some(v) => decode(&self.seal, "pictures", &format!("{id}/{kind:?}"), &v).map(Some),
         }
     }
 
@@ -765,7 +839,7 @@ impl Store {
         for (_, part) in self.days.all() {
             for kv in part.read_records() {
                 let (k, v) = kv?;
-                out.push(decode("reads", &hex_key(&k), &v)?);
+                out.push(decode(&self.seal, "reads", &hex_key(&k), &v)?);
             }
         }
         Ok(out)
@@ -878,19 +952,19 @@ impl Store {
                 Message::Picture(Picture { trailer_id: trailer_id.into(), read_id: id, kind, jpeg })
             }),
             AckRef::ActiveUse(id) => match self.usage.get(id.to_be_bytes())? {
-                Some(v) => Some(Message::ActiveUse(decode("usage", &id, &v)?)),
+                Some(v) => Some(Message::ActiveUse(decode(&self.seal, "usage", &id, &v)?)),
                 None => None,
             },
             AckRef::Alert(id) => match self.alerts.get(id.to_be_bytes())? {
-                Some(v) => Some(Message::Alert(decode("alerts", &id, &v)?)),
+                Some(v) => Some(Message::Alert(decode(&self.seal, "alerts", &id, &v)?)),
                 None => None,
             },
             AckRef::Deployment(id) => match self.deployments.get(id.to_be_bytes())? {
-                Some(v) => Some(Message::Deployment(decode("deployments", &id, &v)?)),
+                Some(v) => Some(Message::Deployment(decode(&self.seal, "deployments", &id, &v)?)),
                 None => None,
             },
             AckRef::Downlink(id) => match self.downlinks.get(id.to_be_bytes())? {
-                Some(v) => Some(Message::DownlinkAck(decode("downlinks", &id, &v)?)),
+                Some(v) => Some(Message::DownlinkAck(decode(&self.seal, "downlinks", &id, &v)?)),
                 None => None,
             },
         };
@@ -919,7 +993,7 @@ impl Store {
                 && let Some(part) = self.days.get(keys::day_of(*id))
             {
                 s.synced = true;
-                match part.reads.insert(read_key(*id), encode("reads", id, &s)?) {
+                match part.reads.insert(read_key(*id), encode(&self.seal, "reads", id, &s)?) {
                     Err(e) if dropped(&e) => {}
                     res => {
                         res?;
@@ -934,7 +1008,7 @@ impl Store {
 
     /// Places (or replaces) a hold on reads.
     pub fn place_hold(&self, hold_id: u64, hold: &HoldRecord) -> Result<(), StoreError> {
-        let bytes = encode("holds", &hold_id, hold)?;
+        let bytes = encode(&self.seal, "holds", &hold_id, hold)?;
         self.release_hold(hold_id)?;
         (&self.holds, &self.held).transaction(|(h, idx)| {
             h.insert(&hold_id.to_be_bytes(), bytes.as_slice())?;
@@ -950,7 +1024,7 @@ impl Store {
     /// Releases a hold; its reads fall back under retention (other holds still apply).
     pub fn release_hold(&self, hold_id: u64) -> Result<bool, StoreError> {
         let Some(v) = self.holds.get(hold_id.to_be_bytes())? else { return Ok(false) };
-        let hold: HoldRecord = decode("holds", &hold_id, &v)?;
+        let hold: HoldRecord = decode(&self.seal, "holds", &hold_id, &v)?;
         (&self.holds, &self.held).transaction(|(h, idx)| {
             h.remove(&hold_id.to_be_bytes())?;
             for r in &hold.read_ids {
@@ -982,29 +1056,54 @@ impl Store {
         }
     }
 
-    /// Adds ACP digests and destroys existing reads of those plates (unless held). Returns how
-    /// many reads were destroyed.
-    pub fn acp_add(&self, digests: &[[u8; 32]]) -> Result<usize, StoreError> {
+    /// The ACP key's fingerprint (`None`: no key) and the number of digests on the list.
+    pub fn acp_state(&self) -> (Option<[u8; 8]>, u32) {
+        (self.acp_key.as_deref().map(acp::key_fingerprint), self.acp.len() as u32)
+    }
+
+    /// Adds ACP digests (slow, kept) and destroys the stored reads of those plates (unless
+    /// held). The reads are found by `probes`, the plates' fast digests, which are not kept;
+    /// without them (the list sent again to a new or restored store) by the slow digest of each
+    /// distinct stored plate. Refused without the server's key. Returns how many reads were
+    /// destroyed.
+    pub fn acp_add(
+        &self,
+        fingerprint: [u8; 8],
+        digests: &[[u8; 32]],
+        probes: &[[u8; 32]],
+    ) -> Result<Result<usize, String>, StoreError> {
+        if let Some(refused) = acp::refusal(self.acp_key.as_deref(), fingerprint) {
+            return Ok(Err(refused));
+        }
+        let Some(key) = &self.acp_key else { return Ok(Ok(0)) };
         for d in digests {
             self.acp.insert(d, &[])?;
         }
+        self.db.flush()?;
+        let wanted: std::collections::HashSet<[u8; 32]> = digests.iter().copied().collect();
+        let probes: std::collections::HashSet<[u8; 32]> = probes.iter().copied().collect();
+        // The slow digest of each distinct plate, once.
+        let mut slow: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
         let mut destroyed = 0;
-        if let Some(key) = &self.acp_key {
-            let wanted: std::collections::HashSet<[u8; 32]> = digests.iter().copied().collect();
-            for (_, part) in self.days.all() {
-                for kv in part.read_records() {
-                    let (k, v) = match kv {
-                        Err(e) if dropped(&e) => break,
-                        kv => kv?,
-                    };
-                    let Some(id) = keys::id_in(&k) else { continue };
-                    let Ok(read) = postcard::from_bytes::<StoredRead>(&v) else { continue };
-                    if wanted.contains(&acp::acp_digest(key, &read.meta.plate))
-                        && !self.is_held(id)?
-                    {
-                        self.destroy_read(id)?;
-                        destroyed += 1;
-                    }
+        for (_, part) in self.days.all() {
+            for kv in part.read_records() {
+                let (k, v) = match kv {
+                    Err(e) if dropped(&e) => break,
+                    kv => kv?,
+                };
+                let Some(id) = keys::id_in(&k) else { continue };
+                let Some(read) = self.peek::<StoredRead>("reads", &v) else { continue };
+                let plate = &read.meta.plate;
+                let listed = if probes.is_empty() {
+                    *slow
+                        .entry(plate.clone())
+                        .or_insert_with(|| wanted.contains(&acp::acp_digest(key, plate)))
+                } else {
+                    probes.contains(&acp::acp_probe(key, plate))
+                };
+                if listed && !self.is_held(id)? {
+                    self.destroy_read(id)?;
+                    destroyed += 1;
                 }
             }
         }
@@ -1012,7 +1111,7 @@ impl Store {
             self.count_destroyed(Destruction::AcpExisting, destroyed as u64)?;
         }
         self.db.flush()?;
-        Ok(destroyed)
+        Ok(Ok(destroyed))
     }
 
     /// Matches a stored read against the hotlists and raises an alert per hit, queued ahead of
@@ -1037,7 +1136,7 @@ impl Store {
                 case_number: entry.case_number,
             };
             let id = alert.alert_id;
-            let bytes = encode("alerts", &id, &alert)?;
+            let bytes = encode(&self.seal, "alerts", &id, &alert)?;
             (&self.alerts, &self.outbox).transaction(|(a, o)| {
                 a.insert(&id.to_be_bytes(), bytes.as_slice())?;
                 o.insert(&outbox_key(&AckRef::Alert(id)), &[])?;
@@ -1319,7 +1418,17 @@ mod tests {
                 },
             )
             .expect("hold");
-        let destroyed = store.acp_add(&[acp::acp_digest(&key, "ACP123")]).expect("acp");
+        let fp = acp::key_fingerprint(&key);
+        let add = |plate: &str, probe: bool| {
+            let probes = if probe { vec![acp::acp_probe(&key, plate)] } else { vec![] };
+            store.acp_add(fp, &[acp::acp_digest(&key, plate)], &probes).expect("acp")
+        };
+        // Another agency's key, or none: refused, and nothing is destroyed.
+        let other_key = acp::key_fingerprint(b"another agency");
+        let refused = store.acp_add(other_key, &[acp::acp_digest(&key, "ACP123")], &[]);
+        assert!(refused.expect("store").expect_err("refused").contains("not the server's"));
+        assert_eq!(store.acp_state(), (Some(fp), 0), "nothing added");
+        let destroyed = add("ACP123", true).expect("applied");
         assert_eq!(destroyed, 1);
         assert!(store.read(before).expect("read").is_none());
         assert!(
@@ -1340,7 +1449,8 @@ mod tests {
         );
         // The list on disk holds digests, never plates: a participant who was never read leaves
         // no plaintext anywhere in the store.
-        store.acp_add(&[acp::acp_digest(&key, "SECRET9")]).expect("acp");
+        add("SECRET9", false).expect("applied");
+        assert_eq!(store.acp_state(), (Some(fp), 2));
         drop(store);
         for entry in std::fs::read_dir(dir.path()).expect("dir").flatten() {
             if let Ok(bytes) = std::fs::read(entry.path()) {
@@ -1357,6 +1467,18 @@ mod tests {
         };
         assert!(counts.contains(&(1000, Destruction::AcpExisting, 1)));
         assert!(counts.contains(&(1000, Destruction::AcpAtCollection, 1)));
+    }
+
+    /// A trailer without a key cannot recognise an ACP participant's plate: it refuses the
+    /// addition rather than answer "applied".
+    #[test]
+    fn an_acp_addition_without_a_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 60, Arc::new(ManualClock::new(DAY_MS))).expect("open");
+        let fp = acp::key_fingerprint(b"k");
+        let r = store.acp_add(fp, &[[1; 32]], &[]).expect("store");
+        assert!(r.expect_err("refused").contains("no ACP key"));
+        assert_eq!(store.acp_state(), (None, 0));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! Durability: a picture is appended and the segment `fdatasync`ed before the read that points
 //! to it is committed in sled. A crash in between leaves unreferenced bytes in the segment,
 //! never a read without its picture.
+use super::seal::Seal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -17,7 +18,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Where one picture's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,12 +44,17 @@ pub struct PictureLog {
     dir: PathBuf,
     /// Open segments by day (appends go to the collection day's segment).
     open: Mutex<HashMap<u32, File>>,
+    /// Each picture is sealed on its own ([`super::seal`]): a segment holds no JPEG in clear.
+    seal: Arc<Seal>,
 }
 
+/// The associated data of a sealed picture.
+const TREE: &str = "picture";
+
 impl PictureLog {
-    pub fn open(dir: &Path) -> std::io::Result<PictureLog> {
+    pub fn open(dir: &Path, seal: Arc<Seal>) -> std::io::Result<PictureLog> {
         std::fs::create_dir_all(dir)?;
-        Ok(PictureLog { dir: dir.to_path_buf(), open: Mutex::new(HashMap::new()) })
+        Ok(PictureLog { dir: dir.to_path_buf(), open: Mutex::new(HashMap::new()), seal })
     }
 
     pub fn dir(&self) -> &Path {
@@ -79,7 +85,8 @@ impl PictureLog {
     }
 
     /// Appends pictures to the day's segment (not yet durable: call [`PictureLog::sync`]).
-    pub fn append(&self, day: u32, bytes: &[u8]) -> std::io::Result<PictureRef> {
+    pub fn append(&self, day: u32, picture: &[u8]) -> std::io::Result<PictureRef> {
+        let bytes = &self.seal.seal(TREE, picture);
         self.with_segment(day, |f| {
             let offset = f.seek(SeekFrom::End(0))?;
             f.write_all(bytes)?;
@@ -102,7 +109,12 @@ impl PictureLog {
                 "picture checksum mismatch",
             ));
         }
-        Ok(buf)
+        self.seal.open(TREE, &buf).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "picture does not open with the store key",
+            )
+        })
     }
 
     /// Frees one picture's bytes now (the file keeps its size; the blocks go back to the disk).
@@ -168,7 +180,7 @@ mod tests {
     #[test]
     fn append_read_punch_and_remove() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = PictureLog::open(dir.path()).expect("open");
+        let log = PictureLog::open(dir.path(), Arc::new(Seal::none())).expect("open");
         let a = log.append(5, &vec![1u8; 64 * 1024]).expect("append");
         let b = log.append(5, b"second").expect("append");
         log.sync(5).expect("sync");

@@ -136,7 +136,7 @@ impl Store {
                     k.get(8) == Some(&keys::kind_byte(kind)) && synced(AckRef::Picture(id, kind))
                 }
                 Stage::SyncedReads => {
-                    postcard::from_bytes::<StoredRead>(&v).is_ok_and(|r| r.synced)
+                    self.peek::<StoredRead>("reads", &v).is_some_and(|r| r.synced)
                         && !self.is_held(id)?
                         && self.picture_ref(id, PictureKind::Context)?.is_none()
                         && self.picture_ref(id, PictureKind::PlateCrop)?.is_none()

@@ -161,8 +161,7 @@ impl Store {
                     kv => kv?,
                 };
                 let Some(id) = keys::id_in(&k) else { continue };
-                let collected =
-                    postcard::from_bytes::<StoredRead>(&v).map(|s| s.collected).unwrap_or(0);
+                let collected = self.peek::<StoredRead>("reads", &v).map_or(0, |s| s.collected);
                 if collected >= cutoff || (any_holds && self.is_held(id)?) {
                     continue;
                 }

@@ -147,15 +147,12 @@ fn run(
                 (Ok(format!("hold {hold_id} was not held here")), Follow::Nothing)
             }
         }
-        Downlink::AcpAdd { hashes, .. } => {
-            let destroyed = store.acp_add(hashes)?;
-            (
-                Ok(format!(
-                    "{} ACP digests added; {destroyed} stored reads destroyed",
-                    hashes.len()
-                )),
-                Follow::Nothing,
-            )
+        Downlink::AcpAdd { key_fingerprint, hashes, probes, .. } => {
+            let result = store.acp_add(*key_fingerprint, hashes, probes)?.map(|destroyed| {
+                format!("{} ACP digests added; {destroyed} stored reads destroyed", hashes.len())
+            });
+            // Health carries the list's size and the key: the server sees the change at once.
+            (result, Follow::SendHealth)
         }
         Downlink::Config { toml, .. } => match change_config(remote, toml) {
             Ok(Some(file)) => (

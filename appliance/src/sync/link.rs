@@ -65,6 +65,7 @@ pub async fn run_link(
         cert: cfg.cert_file.clone(),
         key: cfg.key_file.clone(),
         ca: cfg.ca_file.clone(),
+        seal: Some(store.seal()),
     };
     remote.identity = Some(identity.clone());
     let mut renewal = Renewal { identity, asked: None, before_days: cfg.renew_before_days };
@@ -72,7 +73,7 @@ pub async fn run_link(
         if let Err(e) = renewal.identity.recover() {
             tracing::error!(error = %e, "cannot finish installing a renewed certificate");
         }
-        let tls = client_tls(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+        let tls = renewal.identity.tls()?;
         let mut s = Session::new(&cfg, &trailer, &store, &health, &remote, tls);
         match s.run(&wake, &mut shutdown, &mut renewal).await {
             Ended::Shutdown => return Ok(()),

@@ -13,17 +13,25 @@
 //! A power cut anywhere leaves files from which [`Identity::recover`] (run before every
 //! connection) finishes the install: a `CERT.next` means step 2 is due, whatever of it was done.
 //! The old pair is kept as `.previous`. The link then reconnects with the new certificate.
+use crate::store::seal::Seal;
 use rcgen::{CertificateParams, DnType, KeyPair};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Where the trailer's certificate and key live (the sync configuration's files).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the trailer's certificate and key live (the sync configuration's files). A key file
+/// named `*.sealed` is encrypted with the store's key (`store::seal`): a trailer's own key on
+/// its data volume is then never in clear, and renewal keeps it so.
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
+    pub seal: Option<Arc<Seal>>,
 }
+
+/// The associated data of a sealed key.
+const KEY_TREE: &str = "tls-key";
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     let mut s = p.as_os_str().to_os_string();
@@ -69,8 +77,70 @@ fn all_certs(pem: &[u8]) -> Vec<Vec<u8>> {
 }
 
 impl Identity {
+    /// An identity whose key file is in clear.
+    pub fn plain(cert: PathBuf, key: PathBuf, ca: PathBuf) -> Identity {
+        Identity { cert, key, ca, seal: None }
+    }
+
     fn pending(&self) -> PathBuf {
         with_suffix(&self.key, ".pending")
+    }
+
+    fn sealed(&self) -> bool {
+        self.key.extension().is_some_and(|e| e == "sealed")
+    }
+
+    /// A key's file contents as written: sealed with the store key when the key file is.
+    fn key_bytes(&self, pem: &str) -> Result<Vec<u8>, String> {
+        if !self.sealed() {
+            return Ok(pem.as_bytes().to_vec());
+        }
+        match &self.seal {
+            Some(seal) if seal.encrypted() => Ok(seal.seal(KEY_TREE, pem.as_bytes())),
+            _ => Err(format!("{} is sealed: set store.key_file", self.key.display())),
+        }
+    }
+
+    /// A key file read (and opened, if sealed) as PEM.
+    fn read_key_file(&self, path: &Path) -> Result<String, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let plain = if self.sealed() {
+            let seal = self
+                .seal
+                .as_ref()
+                .filter(|s| s.encrypted())
+                .ok_or_else(|| format!("{} is sealed: set store.key_file", path.display()))?;
+            seal.open(KEY_TREE, &bytes)
+                .map_err(|_| format!("{} does not open with the store key", path.display()))?
+        } else {
+            bytes
+        };
+        String::from_utf8(plain).map_err(|_| format!("{} is not PEM", path.display()))
+    }
+
+    /// The TLS client configuration: the agency CA, this certificate and its key.
+    pub fn tls(&self) -> Result<rustls::ClientConfig, trailer_wire::client::ClientError> {
+        let pem = self.read_key_file(&self.key).map_err(|reason| {
+            trailer_wire::client::ClientError::Credentials {
+                what: "private key",
+                path: self.key.clone(),
+                reason,
+            }
+        })?;
+        trailer_wire::client::tls_config_with_key(&self.ca, &self.cert, &self.key, pem.as_bytes())
+    }
+
+    /// Makes the trailer's first key (at enrolment): never overwrites one. Returns a request
+    /// for `trailer` signed with it.
+    pub fn enroll(&self, trailer: &str) -> Result<Vec<u8>, String> {
+        if self.key.exists() {
+            return Err(format!("{} exists: this trailer has a key already", self.key.display()));
+        }
+        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        write_new(&self.key, &self.key_bytes(&key.serialize_pem())?, true)
+            .map_err(|e| format!("{}: {e}", self.key.display()))?;
+        sync_dir(&self.key);
+        request_for(&key, trailer)
     }
 
     /// Finishes an install a power cut or a crash interrupted (see the module doc).
@@ -130,8 +200,10 @@ impl Identity {
     /// what was done, `Err` why it was refused (the pending key stays for the next request).
     pub fn install(&self, trailer: &str, chain_pem: &str, now: i64) -> Result<String, String> {
         let pending = self.pending();
-        let key_pem = std::fs::read_to_string(&pending)
-            .map_err(|_| "no renewal is pending here".to_string())?;
+        if !pending.exists() {
+            return Err("no renewal is pending here".into());
+        }
+        let key_pem = self.read_key_file(&pending)?;
         let key = KeyPair::from_pem(&key_pem).map_err(|e| e.to_string())?;
         let block = first_cert(chain_pem.as_bytes())?;
         let cert = block.parse_x509().map_err(|e| format!("not a certificate: {e}"))?;
@@ -165,6 +237,14 @@ impl Identity {
     }
 }
 
+/// A certificate request for `trailer` signed with `key` (DER).
+fn request_for(key: &KeyPair, trailer: &str) -> Result<Vec<u8>, String> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params.distinguished_name.push(DnType::CommonName, trailer);
+    let csr = params.serialize_request(key).map_err(|e| e.to_string())?;
+    Ok(csr.der().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,8 +263,7 @@ mod tests {
         let cert = p.signed_by(&key, &ca, &ca_key).expect("cert");
         std::fs::write(dir.join("t1.pem"), cert.pem()).expect("cert");
         std::fs::write(dir.join("t1.key"), key.serialize_pem()).expect("key");
-        let id =
-            Identity { cert: dir.join("t1.pem"), key: dir.join("t1.key"), ca: dir.join("ca.pem") };
+        let id = Identity::plain(dir.join("t1.pem"), dir.join("t1.key"), dir.join("ca.pem"));
         (id, ca, ca_key)
     }
 
@@ -207,7 +286,9 @@ mod tests {
         let (id, ca, ca_key) = agency(dir.path(), 10);
         assert!(id.due(now(), 30) && !id.due(now(), 5));
         let csr = id.request("t1").expect("request");
-        assert_eq!(id.request("t1").expect("again").len(), csr.len(), "the same pending key");
+        let pending = std::fs::read(id.pending()).expect("pending");
+        id.request("t1").expect("again");
+        assert_eq!(std::fs::read(id.pending()).expect("pending"), pending, "the same pending key");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(id.pending()).expect("pending").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

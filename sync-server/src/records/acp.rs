@@ -6,7 +6,7 @@ use super::downlinks::enqueue;
 use super::{Records, RecordsError, Rules, is_pg, sql};
 use sqlx::{AnyConnection, Row};
 use std::collections::HashSet;
-use trailer_wire::acp::{acp_digest, plate_forms};
+use trailer_wire::acp::{acp_digest, acp_probe, key_fingerprint, plate_forms};
 use trailer_wire::{Downlink, ReadMeta};
 
 /// What adding a participant did.
@@ -36,12 +36,20 @@ fn key(rules: &Rules) -> Result<&[u8], RecordsError> {
     })
 }
 
-/// Every digest on the list (a few hundred at most: one agency's participants).
+/// Every slow digest on the list (a few hundred at most: one agency's participants), as the
+/// trailers keep them.
 async fn all(c: &mut AnyConnection) -> Result<Vec<[u8; 32]>, RecordsError> {
+    column(c, "SELECT digest FROM acp_digests ORDER BY digest").await
+}
+
+/// Every fast digest on the list, to match ingested reads with.
+async fn all_probes(c: &mut AnyConnection) -> Result<Vec<[u8; 32]>, RecordsError> {
+    column(c, "SELECT probe FROM acp_digests WHERE probe <> '' ORDER BY probe").await
+}
+
+async fn column(c: &mut AnyConnection, query: &'static str) -> Result<Vec<[u8; 32]>, RecordsError> {
     let pg = is_pg(c);
-    let rows = sqlx::query(sql(pg, "SELECT digest FROM acp_digests ORDER BY digest"))
-        .fetch_all(&mut *c)
-        .await?;
+    let rows = sqlx::query(sql(pg, query)).fetch_all(&mut *c).await?;
     Ok(rows
         .iter()
         .filter_map(|r| hex::decode(r.get::<String, _>(0)).ok()?.try_into().ok())
@@ -49,18 +57,23 @@ async fn all(c: &mut AnyConnection) -> Result<Vec<[u8; 32]>, RecordsError> {
 }
 
 /// Queues the whole list for `trailer` inside the caller's transaction (a trailer seen for the
-/// first time, or on a new store); nothing when the list is empty. Returns how many digests.
+/// first time, or on a new store): the slow digests only (the trailer finds any stored read of
+/// them by the slow digest of each plate it holds). Nothing when the list is empty or there is
+/// no key. Returns how many digests.
 pub(crate) async fn send_list(
     c: &mut AnyConnection,
+    rules: &Rules,
     trailer: &str,
     now: i64,
 ) -> Result<usize, RecordsError> {
+    let Some(key) = rules.acp_key.as_deref() else { return Ok(0) };
+    let key_fingerprint = key_fingerprint(key);
     let digests = all(c).await?;
     let n = digests.len();
     if !digests.is_empty() {
         let summary = format!("add {} ACP digests (the whole list)", digests.len());
         enqueue(c, trailer, "acp.add", &summary, "sync-server", now, |downlink_id| {
-            Downlink::AcpAdd { downlink_id, hashes: digests }
+            Downlink::AcpAdd { downlink_id, key_fingerprint, hashes: digests, probes: Vec::new() }
         })
         .await?;
     }
@@ -87,13 +100,13 @@ pub(crate) async fn drop_participants(
             .execute(&mut *c)
             .await?;
     }
-    let list: HashSet<[u8; 32]> = all(c).await?.into_iter().collect();
+    let list: HashSet<[u8; 32]> = all_probes(c).await?.into_iter().collect();
     if list.is_empty() {
         return Ok(HashSet::new());
     }
     let mut dropped = HashSet::new();
     for (i, r) in batch.iter().enumerate() {
-        if list.contains(&acp_digest(key, &r.plate)) {
+        if list.contains(&acp_probe(key, &r.plate)) {
             forget(c, pg, trailer, r.read_id as i64, now).await?;
             dropped.insert(i);
         }
@@ -174,16 +187,18 @@ impl Records {
                 .await?;
         }
         let mut added = AcpAdded::default();
-        let mut digests = Vec::new();
+        let (mut digests, mut probes) = (Vec::new(), Vec::new());
         for form in &forms {
-            let digest = acp_digest(&key, form);
+            let (digest, probe) = (acp_digest(&key, form), acp_probe(&key, form));
             digests.push(digest);
+            probes.push(probe);
             added.digests += sqlx::query(sql(
                 pg,
-                "INSERT INTO acp_digests (digest, added_ms, added_by, reference) \
-                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO acp_digests (digest, probe, added_ms, added_by, reference) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             ))
             .bind(hex::encode(digest))
+            .bind(hex::encode(probe))
             .bind(now)
             .bind(actor)
             .bind(reference)
@@ -211,12 +226,15 @@ impl Records {
                 .rows_affected();
         }
         let trailers = super::known_trailers(&mut tx).await?;
+        let key_fingerprint = key_fingerprint(&key);
         for t in &trailers {
             let summary = format!("add {} ACP digests (reference {reference})", digests.len());
-            let hashes = digests.clone();
+            let (hashes, probes) = (digests.clone(), probes.clone());
             enqueue(&mut tx, t, "acp.add", &summary, actor, now, |downlink_id| Downlink::AcpAdd {
                 downlink_id,
+                key_fingerprint,
                 hashes,
+                probes,
             })
             .await?;
         }

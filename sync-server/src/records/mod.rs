@@ -315,7 +315,8 @@ impl Records {
              h.backlog_items, h.last_read, h.dropped_frames, \
              COALESCE(h.software_version, s.software_version), h.store_repairs, \
              s.online, s.last_change, s.store_id, s.store_event, s.store_event_ms, \
-             COALESCE(n.resends, 0), COALESCE(n.collisions, 0) FROM \
+             COALESCE(n.resends, 0), COALESCE(n.collisions, 0), h.acp_fingerprint, \
+             COALESCE(h.acp_entries, 0), (SELECT COUNT(*) FROM acp_digests) FROM \
              (SELECT trailer_id FROM trailer_status UNION SELECT trailer_id FROM trailer_health \
               UNION SELECT trailer_id FROM ingest_counts) t \
              LEFT JOIN trailer_health h ON h.trailer_id = t.trailer_id \
@@ -325,9 +326,31 @@ impl Records {
         .fetch_all(&self.pool)
         .await?;
         // A trailer heard of only by its status (or its refused records) has no report yet.
+        let ours = self
+            .rules
+            .acp_key
+            .as_deref()
+            .map(|k| hex::encode(trailer_wire::acp::key_fingerprint(k)));
         Ok(rows
             .iter()
             .map(|r| {
+                let (theirs, entries, listed): (Option<String>, i64, i64) =
+                    (r.get(18), r.get(19), r.get(20));
+                // Whether the trailer can honour ACP requests: the server's key, and the list.
+                let acp = match (&ours, &theirs) {
+                    (None, _) => "no key on the server".to_string(),
+                    (_, None) if r.get::<Option<i64>, _>(1).is_none() => "not reported yet".into(),
+                    (_, None) => "NO KEY on the trailer: ACP requests cannot be honoured".into(),
+                    (Some(o), Some(t)) if o != t => {
+                        format!(
+                            "KEY DIFFERS (trailer {t}, server {o}): ACP requests cannot be honoured"
+                        )
+                    }
+                    _ if entries < listed => {
+                        format!("key matches; {entries} of {listed} digests (more on the way)")
+                    }
+                    _ => format!("key matches; {entries} digests"),
+                };
                 serde_json::json!({
                     "trailer": r.get::<String, _>(0),
                     "reported_at": r.get::<Option<i64>, _>(1).map(iso_time),
@@ -349,6 +372,7 @@ impl Records {
                     "resends": r.get::<i64, _>(16),
                     // Records under an id held for other content: kept in the dead letters.
                     "collisions": r.get::<i64, _>(17),
+                    "acp": acp,
                 })
             })
             .collect())

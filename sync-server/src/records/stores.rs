@@ -124,11 +124,12 @@ pub struct Resent {
 /// configuration.
 pub(crate) async fn send_everything(
     c: &mut AnyConnection,
+    rules: &super::Rules,
     trailer: &str,
     now: i64,
 ) -> Result<Resent, RecordsError> {
     Ok(Resent {
-        acp_digests: super::acp::send_list(c, trailer, now).await?,
+        acp_digests: super::acp::send_list(c, rules, trailer, now).await?,
         hotlists: super::hotlists::send_lists(c, trailer, now).await?,
         holds: send_holds(c, trailer, now).await?,
         config: send_config(c, trailer, now).await?,

@@ -730,7 +730,7 @@ async fn store_lives(url: String) {
     db.acp_add("ACP123", "ACP-1", "sup", t0).await.expect("acp");
     let status = async |s: trailer_wire::Status| {
         let mut tx = db.begin().await.expect("begin");
-        let e = write::status(&mut tx, "t1", &s, s.time).await.expect("status");
+        let e = write::status(&mut tx, db.rules(), "t1", &s, s.time).await.expect("status");
         tx.commit().await.expect("commit");
         e
     };
@@ -848,4 +848,44 @@ async fn enrolled(url: String) {
     assert_eq!(clients.get("t1"), Some(&(Kind::Trailer, false)), "revoked: disabled at the broker");
     assert_eq!(clients.get("alice"), Some(&(Kind::Operator, true)));
     assert_eq!(clients.get("sync-server"), Some(&(Kind::Server, true)));
+}
+
+/// A downlink answered is not sent again: its frame (a hotlist's plates, ACP digests) goes; a
+/// configuration's stays, to give a new store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_downlinks_keep_no_frame_but_a_configuration() {
+    on_both("frames", frames).await;
+}
+
+async fn frames(url: String) {
+    let db = Records::open(&url).await.expect("open");
+    let t0 = 1_790_000_000_000;
+    let mut ids = Vec::new();
+    for kind in ["hotlist", "config"] {
+        let id = db
+            .enqueue_downlink("t1", kind, kind, "admin", t0, |downlink_id| {
+                trailer_wire::Downlink::Config { downlink_id, toml: "PLATE123".into() }
+            })
+            .await
+            .expect("enqueue");
+        let mut tx = db.begin().await.expect("begin");
+        let answer = trailer_wire::DownlinkAck {
+            trailer_id: "t1".into(),
+            downlink_id: id,
+            applied: true,
+            reason: None,
+        };
+        write::downlink_answer(&mut tx, "t1", &answer, t0).await.expect("answer");
+        tx.commit().await.expect("commit");
+        ids.push(id);
+    }
+    let lengths: Vec<i64> = sqlx::query("SELECT LENGTH(frame) FROM downlinks ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .expect("frames")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(lengths[0], 0, "the hotlist's frame is gone");
+    assert!(lengths[1] > 0, "the configuration is kept");
 }

@@ -35,7 +35,7 @@ async fn acp(url: String) {
         db.enroll_trailer(t, "admin", "", NOW).await.expect("enrol");
     }
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t1", &online("t1", NOW), NOW).await.expect("status");
+    write::status(&mut tx, &rules, "t1", &online("t1", NOW), NOW).await.expect("status");
     let reads = [read_at(1, "B0B404", NOW), read_at(2, "ZZZ999", NOW + 1)];
     write::reads(&mut tx, &rules, "t1", &reads, NOW).await.expect("reads");
     for id in [1, 2] {
@@ -83,7 +83,7 @@ async fn acp(url: String) {
             .expect("alert")
     );
     // A trailer new to the server is sent the whole list before anything else.
-    write::status(&mut tx, "t2", &online("t2", NOW + 8), NOW + 8).await.expect("status");
+    write::status(&mut tx, &rules, "t2", &online("t2", NOW + 8), NOW + 8).await.expect("status");
     tx.commit().await.expect("commit");
     assert_eq!(db.search_reads("B0B404", 10).await.expect("search").len(), 0);
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM pictures").await, 1, "only ZZZ999's");
@@ -109,7 +109,7 @@ async fn hotlists(url: String) {
         db.enroll_trailer(t, "admin", "", NOW).await.expect("enrol");
     }
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t1", &online("t1", NOW), NOW).await.expect("status");
+    write::status(&mut tx, &Rules::default(), "t1", &online("t1", NOW), NOW).await.expect("status");
     tx.commit().await.expect("commit");
     let part = |version, index, count, data: &'static str| Part {
         name: "mn-state",
@@ -157,7 +157,9 @@ async fn hotlists(url: String) {
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM hotlist_parts").await, 0, "parts cleared");
     // A trailer first heard from now is sent the newest version.
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t2", &online("t2", NOW + 1), NOW + 1).await.expect("status");
+    write::status(&mut tx, &Rules::default(), "t2", &online("t2", NOW + 1), NOW + 1)
+        .await
+        .expect("status");
     tx.commit().await.expect("commit");
     let sent = db.downlinks(Some("t2"), 10).await.expect("downlinks");
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -247,7 +249,7 @@ async fn start(url: String) {
     let typo = db.start_deployment("t8", 44.02, -92.47, None, false, NOW).await;
     assert!(typo.expect_err("unknown").to_string().contains("no reader"));
     let mut tx = db.begin().await.expect("begin");
-    write::status(&mut tx, "t9", &online("t9", NOW), NOW).await.expect("status");
+    write::status(&mut tx, &Rules::default(), "t9", &online("t9", NOW), NOW).await.expect("status");
     tx.commit().await.expect("commit");
     let id = db
         .start_deployment("t9", 44.02, -92.47, Some("Broadway & 4th St"), false, NOW)

@@ -423,14 +423,16 @@ pub async fn usage(
 pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(), RecordsError> {
     let pg = is_pg(c);
     sqlx::query(sql(pg, "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
-         storage_full, store_repairs, backlog_items, last_read, dropped_frames, software_version) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         storage_full, store_repairs, backlog_items, last_read, dropped_frames, software_version, \
+         acp_fingerprint, acp_entries) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (trailer_id) DO UPDATE SET reported_at = excluded.reported_at, camera = excluded.camera, \
          lat = excluded.lat, lon = excluded.lon, fix = excluded.fix, disk_used_pm = excluded.disk_used_pm, \
          storage_full = excluded.storage_full, store_repairs = excluded.store_repairs, \
          backlog_items = excluded.backlog_items, \
          last_read = excluded.last_read, dropped_frames = excluded.dropped_frames, \
-         software_version = excluded.software_version \
+         software_version = excluded.software_version, acp_fingerprint = excluded.acp_fingerprint, \
+         acp_entries = excluded.acp_entries \
          WHERE excluded.reported_at >= trailer_health.reported_at"),
     )
     .bind(&h.trailer_id)
@@ -446,6 +448,8 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
     .bind(h.last_read)
     .bind(h.dropped_frames as i64)
     .bind(&h.software_version)
+    .bind(h.acp_key_fingerprint.map(hex::encode))
+    .bind(i64::from(h.acp_entries))
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -540,6 +544,7 @@ pub async fn deployment(
 /// ([`super::stores`]).
 pub async fn status(
     c: &mut AnyConnection,
+    rules: &Rules,
     trailer: &str,
     s: &trailer_wire::Status,
     now: i64,
@@ -551,7 +556,7 @@ pub async fn status(
         StoreEvent::Same => None,
         // A trailer new to the server gets the ACP list before anything else is sent to it,
         // then the newest version of every hotlist, the holds and its configuration.
-        _ => Some(stores::send_everything(c, trailer, now).await?),
+        _ => Some(stores::send_everything(c, rules, trailer, now).await?),
     };
     sqlx::query(sql(
         pg,
@@ -742,7 +747,8 @@ async fn insert_location(
     Ok(id)
 }
 
-/// Records a trailer's answer to a downlink (only a downlink addressed to that trailer).
+/// Records a trailer's answer to a downlink (only a downlink addressed to that trailer), and
+/// drops its frame.
 pub async fn downlink_answer(
     c: &mut AnyConnection,
     trailer: &str,
@@ -752,12 +758,16 @@ pub async fn downlink_answer(
     let pg = is_pg(c);
     sqlx::query(sql(
         pg,
-        "UPDATE downlinks SET answered_at = ?, applied = ?, answer = ? \
+        "UPDATE downlinks SET answered_at = ?, applied = ?, answer = ?, \
+         frame = CASE WHEN kind = 'config' THEN frame ELSE ? END \
          WHERE id = ? AND trailer_id = ? AND answered_at IS NULL",
     ))
     .bind(now)
     .bind(i64::from(a.applied))
     .bind(&a.reason)
+    // An answered downlink is not sent again: its frame (hotlist plates, ACP digests) goes,
+    // and what was sent stays in its summary. A configuration is kept, to give a new store.
+    .bind(Vec::<u8>::new())
     .bind(a.downlink_id as i64)
     .bind(trailer)
     .execute(&mut *c)

@@ -341,3 +341,108 @@ fn a_trailer_renews_its_certificate_over_the_link() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Every file of a file tree, with its bytes.
+fn files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.push((p, bytes));
+        }
+    }
+}
+
+/// A stolen trailer gives nothing away: enrolled with a key it made itself (sealed with the
+/// store key), it reads a video, matches a hotlist and syncs; once stopped, nothing under its
+/// files holds a plate, a picture or a key in clear. Its keys came from systemd credentials,
+/// which live in memory only (here a directory apart).
+#[test]
+fn a_stopped_trailer_holds_no_plate_picture_or_key_in_clear() -> anyhow::Result<()> {
+    let (video, scene) = super::three_passes();
+    let stack = Stack::start()?;
+    let trailer_dir = stack.path("sealed-trailer");
+    let data = trailer_dir.join("data");
+    let creds = stack.path("credentials");
+    std::fs::create_dir_all(&creds)?;
+    let store_key = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::write(creds.join("store-key"), &store_key)?;
+    std::fs::copy(stack.pki().join("acp.key"), creds.join("acp.key"))?;
+    let config = trailer_dir.join("appliance.toml");
+    std::fs::create_dir_all(data.join("tls"))?;
+    std::fs::write(
+        &config,
+        format!(
+            "[trailer]\nid = \"sealed-01\"\ndata_dir = \"{data}\"\n[capture]\nsource = \"file://{video}\"\n\
+             [store]\nkey_file = \"{creds}/store-key\"\nacp_key_file = \"{creds}/acp.key\"\n\
+             [sync]\nbroker_host = \"localhost\"\nbroker_port = {port}\nca_file = \"{ca}\"\n\
+             cert_file = \"{data}/tls/trailer.pem\"\nkey_file = \"{data}/tls/trailer.key.sealed\"\n\
+             drain_timeout_s = 30\n",
+            data = data.display(),
+            video = video.display(),
+            creds = creds.display(),
+            port = stack.broker_port,
+            ca = stack.pki().join("ca.pem").display(),
+        ),
+    )?;
+    let app = e2e_tests::stack::bin("appliance");
+    let request = trailer_dir.join("request.csr");
+    e2e_tests::stack::run_ok(
+        Command::new(&app).args(["enroll", "--config"]).arg(&config).arg("--out").arg(&request),
+    )?;
+    stack.cli(&[
+        "trailer",
+        "enroll",
+        "--request",
+        &request.display().to_string(),
+        "--out",
+        &data.join("tls/trailer.pem").display().to_string(),
+        "sealed-01",
+    ])?;
+    let hot = trailer_dir.join("hot.csv");
+    std::fs::write(&hot, format!("{},MN,stolen vehicle,MN BCA\n", scene.plates[0]))?;
+    e2e_tests::stack::run_ok(
+        Command::new(&app)
+            .args([
+                "hotlist-import",
+                "--name",
+                "mn-state",
+                "--version",
+                "1",
+                "--source",
+                "MN BCA",
+                "--config",
+            ])
+            .arg(&config)
+            .arg(&hot),
+    )?;
+    std::fs::remove_file(&hot)?;
+    let out = Command::new(&app).arg("run").arg("--config").arg(&config).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // It synced with its sealed key: the server holds its reads.
+    let got = plates(&stack);
+    assert!(scene.plates.iter().any(|p| got.contains(p)), "reads at the server: {got:?}\n{stderr}");
+    // Once stopped: what a thief carries away.
+    let mut all = Vec::new();
+    files(&trailer_dir, &mut all);
+    assert!(all.len() > 5, "the store's files: {}", all.len());
+    let acp_key = std::fs::read_to_string(creds.join("acp.key"))?;
+    let mut needles: Vec<(String, Vec<u8>)> =
+        scene.plates.iter().map(|p| (format!("plate {p}"), p.as_bytes().to_vec())).collect();
+    needles.push(("a JPEG picture".into(), b"JFIF".to_vec()));
+    needles.push(("a private key".into(), b"PRIVATE KEY".to_vec()));
+    needles.push(("the ACP key".into(), acp_key.trim().as_bytes().to_vec()));
+    needles.push(("the store key".into(), store_key.as_bytes().to_vec()));
+    for (path, bytes) in &all {
+        for (what, needle) in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "{what} in clear in {}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -5,12 +5,6 @@ use anyhow::Context;
 use std::path::Path;
 use sync_server::records::Records;
 
-fn parse_digest(hex_text: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = hex::decode(hex_text.trim())
-        .with_context(|| format!("ACP digest {hex_text:?} is not hex"))?;
-    bytes.try_into().map_err(|_| anyhow::anyhow!("an ACP digest is 32 bytes (64 hex digits)"))
-}
-
 /// Queues `command` for each trailer, audited as `action`; prints the downlink ids.
 fn queue_for(
     config: &Path,
@@ -91,11 +85,6 @@ pub fn run(config: &Path, command: DownlinkCommand) -> anyhow::Result<()> {
         }
         DownlinkCommand::Release { trailers, hold_id } => {
             queue_for(config, &trailers, C::ReleaseHold { hold_id }, "downlink.release", "hold", "")
-        }
-        DownlinkCommand::Acp { trailers, digests } => {
-            let digests = digests.iter().map(|d| parse_digest(d)).collect::<anyhow::Result<_>>()?;
-            let cmd = C::AcpAdd { digests };
-            queue_for(config, &trailers, cmd, "downlink.acp", "address confidentiality", "")
         }
         DownlinkCommand::Health { trailers } => {
             queue_for(config, &trailers, C::SendHealth, "downlink.health", "status", "")

@@ -367,14 +367,6 @@ pub(crate) enum DownlinkCommand {
         #[arg(long)]
         hold_id: u64,
     },
-    /// Address Confidentiality Program digests (HMAC-SHA-256 under the agency key, hex):
-    /// matching reads are destroyed and never collected again.
-    Acp {
-        #[arg(long = "trailer", required = true)]
-        trailers: Vec<String>,
-        #[arg(long = "digest", required = true)]
-        digests: Vec<String>,
-    },
     /// Ask for a health report now.
     Health {
         #[arg(long = "trailer", required = true)]
