@@ -254,6 +254,10 @@ pub struct SyncConfig {
     /// The trailer asks the server for a new certificate (with a key it makes) once its own
     /// expires within this many days.
     pub renew_before_days: u32,
+    /// The public half of the agency's configuration signing key (`config-signing.pub`, 64 hex
+    /// digits): a configuration from the server is applied only with the agency's signature.
+    /// None: remote configuration changes are refused.
+    pub config_key_file: Option<PathBuf>,
 }
 
 impl SyncConfig {
@@ -289,6 +293,7 @@ impl Default for SyncConfig {
             drain_timeout_s: 60,
             health_interval_s: 60,
             renew_before_days: 30,
+            config_key_file: None,
         }
     }
 }
@@ -354,6 +359,7 @@ impl Config {
             ("sync.ca_file", a.ca_file != b.ca_file),
             ("sync.cert_file", a.cert_file != b.cert_file),
             ("sync.key_file", a.key_file != b.key_file),
+            ("sync.config_key_file", a.config_key_file != b.config_key_file),
             // Neither the ACP key nor the store's encryption can be switched off from afar.
             ("store.acp_key_file", self.store.acp_key_file != new.store.acp_key_file),
             ("store.key_file", self.store.key_file != new.store.key_file),

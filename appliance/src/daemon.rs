@@ -85,6 +85,7 @@ pub async fn run(
     remote: crate::sync::downlink::Remote,
 ) -> Result<(), DaemonError> {
     let clock: SharedClock = Arc::new(SystemClock);
+    let config_file_on_trial = remote.on_ready.clone();
     let store = open_store(&config, clock.clone())?;
     let report = store.check()?;
     let location = Arc::new(Location::new(
@@ -92,7 +93,8 @@ pub async fn run(
         config.location.longitude,
         Duration::from_secs(config.location.fix_stale_s.max(1)),
     ));
-    let health = Arc::new(HealthState::new(location.configured()));
+    let health =
+        Arc::new(HealthState::new(location.configured()).with_config_file(remote.on_ready.clone()));
     let (gps_stop_tx, gps_stop_rx) = watch::channel(false);
     let gps = (!config.location.gpsd.is_empty()).then(|| {
         tokio::spawn(run_gpsd(
@@ -175,6 +177,9 @@ pub async fn run(
         store.spawn_retention(Duration::from_secs(config.store.purge_interval_s.max(1)))?;
 
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("collecting")]);
+    if let Some(file) = &config_file_on_trial {
+        crate::trial::confirm(file);
+    }
     let watchdog = {
         let mut stop = shutdown.clone();
         let period = sd_notify::watchdog_enabled();

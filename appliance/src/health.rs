@@ -17,6 +17,8 @@ pub struct HealthState {
     pub link_connected: AtomicBool,
     /// Bumped on every change worth an immediate report.
     generation: AtomicU64,
+    /// The configuration file, for the time of its last rollback ([`crate::trial`]).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl HealthState {
@@ -29,7 +31,14 @@ impl HealthState {
             store_repairs: AtomicU64::new(0),
             link_connected: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            config_file: None,
         }
+    }
+
+    /// The same, reporting the rollbacks of the configuration `file`.
+    pub fn with_config_file(mut self, file: Option<std::path::PathBuf>) -> HealthState {
+        self.config_file = file;
+        self
     }
 
     pub fn set_camera(&self, state: CameraState) {
@@ -97,6 +106,7 @@ impl HealthState {
             software_version: crate::VERSION.into(),
             acp_key_fingerprint,
             acp_entries,
+            config_rolled_back: self.config_file.as_deref().and_then(crate::trial::rolled_back_at),
         }
     }
 }

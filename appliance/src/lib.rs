@@ -20,6 +20,7 @@
 //! - [`health`]: the shared health state the sync link reports.
 //! - [`daemon`]: wires the stages together; owns shutdown.
 //! - [`config`]: the strict TOML configuration and its defaults.
+//! - [`trial`]: a configuration the server sent, on trial until the daemon starts on it.
 //! - [`clock`]: injected time, so retention is testable in milliseconds.
 pub mod analyse;
 pub mod capture;
@@ -34,6 +35,7 @@ pub mod location;
 pub mod pass;
 pub mod store;
 pub mod sync;
+pub mod trial;
 
 pub use config::Config;
 pub use daemon::run;

@@ -80,7 +80,13 @@ fn pem_block(label: &str, der: &[u8]) -> String {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Plain text in journald and files; colours only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,6 +98,18 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run { config: config_file } => {
             init_logging();
+            let now = appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
+            match appliance::trial::begin(&config_file, now) {
+                Ok(appliance::trial::Started::OnTrial(n)) => tracing::warn!(
+                    start = n,
+                    "starting on the configuration the server sent (on trial until ready)"
+                ),
+                Ok(appliance::trial::Started::RolledBack) => tracing::error!(
+                    "the configuration the server sent never started: the previous one is back"
+                ),
+                Ok(appliance::trial::Started::Settled) => {}
+                Err(e) => tracing::error!(error = %e, "cannot keep the configuration's trial"),
+            }
             let config = Config::load(&config_file)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -104,6 +122,7 @@ fn main() -> anyhow::Result<()> {
                 let restart = std::sync::Arc::new(tokio::sync::Notify::new());
                 let remote = appliance::sync::downlink::Remote {
                     config_file: Some(config_file.clone()),
+                    on_ready: Some(config_file.clone()),
                     restart: Some(restart.clone()),
                     ..Default::default()
                 };

@@ -292,11 +292,18 @@ impl Config {
             }
             Some(key.into())
         };
+        let config_key = if self.pki.dir.as_os_str().is_empty() {
+            None
+        } else {
+            let path = self.pki.dir.join("config-signing.key");
+            std::fs::read(&path).ok().map(Into::into)
+        };
         Ok(crate::records::Rules {
             new_location_m: self.server.new_location_m,
             time_zone,
             review_ms: i64::from(self.review.hours) * 3_600_000,
             acp_key,
+            config_key,
         })
     }
 

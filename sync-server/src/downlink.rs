@@ -139,7 +139,7 @@ impl Command {
         }
     }
 
-    fn build(self, downlink_id: u64) -> Downlink {
+    fn build(self, trailer: &str, config_key: Option<&[u8]>, downlink_id: u64) -> Downlink {
         match self {
             Command::PlaceHold { hold_id, kind, case_number, read_ids } => Downlink::Hold {
                 downlink_id,
@@ -152,7 +152,12 @@ impl Command {
             Command::SendPicture { read_id, kind } => {
                 Downlink::SendPicture { downlink_id, read_id, kind }
             }
-            Command::Config { toml } => Downlink::Config { downlink_id, toml },
+            Command::Config { toml } => {
+                let signature = config_key
+                    .and_then(|k| trailer_wire::signed::sign(k, trailer, downlink_id, &toml).ok())
+                    .unwrap_or_default();
+                Downlink::Config { downlink_id, toml, signature }
+            }
         }
     }
 }
@@ -167,7 +172,19 @@ pub async fn queue(
 ) -> Result<u64, RecordsError> {
     let summary = command.summary();
     let kind = command.kind();
-    records.enqueue_downlink(trailer, kind, &summary, actor, now, |id| command.build(id)).await
+    let key = records.rules().config_key.clone();
+    if matches!(command, Command::Config { .. }) && key.is_none() {
+        return Err(RecordsError::Invalid(
+            "no configuration signing key: set pki.dir (sync-server pki init makes \
+             config-signing.key); trailers refuse unsigned configurations"
+                .into(),
+        ));
+    }
+    records
+        .enqueue_downlink(trailer, kind, &summary, actor, now, |id| {
+            command.build(trailer, key.as_deref(), id)
+        })
+        .await
 }
 
 #[cfg(test)]

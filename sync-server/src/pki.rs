@@ -17,6 +17,7 @@
 //! | `crl.pem` | the revocation list the broker checks (`crlfile`), signed by the issuing CA |
 //! | `index.json` | every certificate issued: serial, name, role, expiry, revocation |
 //! | `acp.key` | the agency's key for Address Confidentiality Program digests (server and trailers) |
+//! | `config-signing.key`, `.pub` | the key configurations sent to trailers are signed with, and its public half the trailers hold |
 //!
 //! Keys are created with mode 0600 (never made readable and narrowed afterwards), and no file is
 //! ever overwritten: issuing a name that exists is refused, renewal writes the new certificate
@@ -105,6 +106,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
 
 /// Creates `path` with `data`; never overwrites. A secret is created with mode 0600.
 fn create(path: &Path, data: &str, secret: bool) -> Result<(), PkiError> {
+    create_bytes(path, data.as_bytes(), secret)
+}
+
+fn create_bytes(path: &Path, data: &[u8], secret: bool) -> Result<(), PkiError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -118,7 +123,7 @@ fn create(path: &Path, data: &str, secret: bool) -> Result<(), PkiError> {
                 PkiError::Io { path: path.to_path_buf(), source: e }
             }
         })?;
-    f.write_all(data.as_bytes()).map_err(io_err(path))?;
+    f.write_all(data).map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))
 }
 
@@ -296,6 +301,14 @@ pub fn init(dir: &Path, agency: &str, broker_hosts: &[String]) -> Result<(), Pki
     }
     if !dir.join("crl.pem").exists() {
         write_crl(dir, &Index::open(dir)?)?;
+    }
+    if !dir.join("config-signing.key").exists() {
+        // The key configurations sent to trailers are signed with; trailers hold its public
+        // half (`config-signing.pub`, 64 hex digits).
+        let pkcs8 = trailer_wire::signed::generate().map_err(PkiError::Invalid)?;
+        let public = trailer_wire::signed::public_key(&pkcs8).map_err(PkiError::Invalid)?;
+        create_bytes(&dir.join("config-signing.key"), &pkcs8, true)?;
+        create(&dir.join("config-signing.pub"), &hex::encode(public), false)?;
     }
     Ok(())
 }

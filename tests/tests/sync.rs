@@ -433,13 +433,14 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
     let original = format!(
         "[trailer]\nid = \"conf\"\ndata_dir = \"{}\"\n[capture]\nsource = \"rtsp://127.0.0.1:{}/none\"\n\
          [sync]\nbroker_host = \"localhost\"\nbroker_port = {}\nca_file = \"{}\"\ncert_file = \"{}\"\n\
-         key_file = \"{}\"\n",
+         key_file = \"{}\"\nconfig_key_file = \"{}\"\n",
         stack.path("conf-store").display(),
         free_port(),
         stack.broker_port,
         stack.pki().join("ca.pem").display(),
         cert.display(),
-        key.display()
+        key.display(),
+        stack.pki().join("config-signing.pub").display()
     );
     std::fs::write(&config, &original)?;
     let start = |n: u32| -> anyhow::Result<std::process::Child> {
@@ -519,6 +520,54 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
     );
     anyhow::ensure!(app.try_wait()?.is_none(), "refusals do not stop the appliance");
     anyhow::ensure!(std::fs::read_to_string(&config)? == changed, "the file is unchanged");
+
+    // A configuration without the agency's signature, published by a stolen server
+    // certificate: refused, whatever it says.
+    e2e_tests::stack::run_ok(
+        Command::new(bin("sync-server"))
+            .args(["pki", "issue-server", "--dir"])
+            .arg(stack.pki())
+            .arg("stolen"),
+    )?;
+    let (scert, skey) =
+        (stack.pki().join("sync-server-stolen.pem"), stack.pki().join("sync-server-stolen.key"));
+    stack.wait_admitted("sync-server-stolen", "trailer/+/status", &scert, &skey)?;
+    let forged = trailer_wire::Message::Downlink(trailer_wire::Downlink::Config {
+        downlink_id: 999_999,
+        toml: changed.replace("123456", "1"),
+        signature: vec![0; 64],
+    });
+    stack.publish_raw(&scert, &skey, "trailer/conf/down/cmd", &trailer_wire::encode(&forged)?)?;
+    wait_for(30, "the forged configuration refused", || {
+        std::fs::read_to_string(stack.path("conf-2.log"))
+            .is_ok_and(|l| l.contains("does not carry the agency's signature"))
+    })?;
+    anyhow::ensure!(std::fs::read_to_string(&config)? == changed, "the forged one is not applied");
+
+    // A signed configuration the daemon cannot start on (its detector is no model): it is
+    // applied, fails its starts, and the trailer puts the previous one back by itself.
+    let broken = format!("{changed}[engine]\ndetector_model = \"{}\"\n", config.display());
+    std::fs::write(&file, &broken)?;
+    downlink(&["config", "--trailer", "conf", &file.display().to_string()])?;
+    let mut exited = None;
+    wait_for(60, "the stop for the restart", || {
+        exited = app.try_wait().ok().flatten();
+        exited.is_some()
+    })?;
+    anyhow::ensure!(std::fs::read_to_string(&config)? == broken, "applied, on trial");
+    for n in 3..=4 {
+        let out =
+            Command::new(bin("appliance")).arg("run").arg("--config").arg(&config).output()?;
+        anyhow::ensure!(!out.status.success(), "start {n} on the broken configuration fails");
+    }
+    let mut app = start(5)?;
+    wait_for(60, "the trailer back on the previous configuration", || {
+        stack.health().is_ok_and(|h| {
+            h.iter().any(|t| t["trailer"] == "conf" && !t["config_rolled_back_at"].is_null())
+        })
+    })?;
+    anyhow::ensure!(std::fs::read_to_string(&config)? == changed, "the previous one is back");
+    anyhow::ensure!(app.try_wait()?.is_none(), "running on it");
     let _ = nix_term(&app);
     let _ = app.wait();
     Ok(())

@@ -329,6 +329,7 @@ mod tests {
                 software_version: "0.1.0".into(),
                 acp_key_fingerprint: Some([1; 8]),
                 acp_entries: 2,
+                config_rolled_back: None,
             }),
             Message::ActiveUse(ActiveUse {
                 trailer_id: "T".into(),

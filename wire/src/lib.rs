@@ -12,6 +12,7 @@
 //! - [`acp`]: the keyed digests of Address Confidentiality Program plates.
 //! - [`hotlist`]: hotlist files (CSV) and plate characters, parsed alike at both ends.
 //! - [`console`]: JSON types for people-facing topics (the operator console, public output).
+//! - [`signed`]: the agency's signature on configurations sent to trailers.
 //!
 //! # Frame
 //! ```text
@@ -29,6 +30,7 @@ pub mod codec;
 pub mod console;
 pub mod hotlist;
 pub mod message;
+pub mod signed;
 pub mod topic;
 
 pub use codec::{DecodeError, EncodeError, decode, encode};

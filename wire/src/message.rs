@@ -148,6 +148,9 @@ pub struct Health {
     /// ACP request), and how many ACP digests its list holds.
     pub acp_key_fingerprint: Option<[u8; 8]>,
     pub acp_entries: u32,
+    /// When a configuration the server sent was last rolled back by the trailer, because the
+    /// daemon never started on it.
+    pub config_rolled_back: Option<UnixMs>,
 }
 
 /// Why collection started or stopped (for the public log of use).
@@ -302,9 +305,13 @@ pub enum Downlink {
         hashes: Vec<[u8; 32]>,
         probes: Vec<[u8; 32]>,
     },
+    /// A whole appliance configuration, signed by the agency's configuration key
+    /// ([`crate::signed`]).
     Config {
         downlink_id: u64,
         toml: String,
+        /// Ed25519, 64 bytes.
+        signature: Vec<u8>,
     },
     SendPicture {
         downlink_id: u64,

@@ -30,6 +30,8 @@ pub struct Remote {
     pub restart: Option<Arc<Notify>>,
     /// The trailer's certificate and key, for a renewed certificate.
     pub identity: Option<super::renew::Identity>,
+    /// The configuration file whose trial ends when the daemon is ready ([`crate::trial`]).
+    pub on_ready: Option<PathBuf>,
 }
 
 /// What the link must do besides answering.
@@ -154,14 +156,19 @@ fn run(
             // Health carries the list's size and the key: the server sees the change at once.
             (result, Follow::SendHealth)
         }
-        Downlink::Config { toml, .. } => match change_config(remote, toml) {
-            Ok(Some(file)) => (
-                Ok(format!("configuration saved to {}; restarting to apply it", file.display())),
-                Follow::Restart,
-            ),
-            Ok(None) => (Ok("configuration unchanged".into()), Follow::Nothing),
-            Err(refused) => (Err(refused), Follow::Nothing),
-        },
+        Downlink::Config { downlink_id, toml, signature } => {
+            match change_config(remote, trailer, *downlink_id, toml, signature) {
+                Ok(Some(file)) => (
+                    Ok(format!(
+                        "configuration saved to {}; restarting to apply it",
+                        file.display()
+                    )),
+                    Follow::Restart,
+                ),
+                Ok(None) => (Ok("configuration unchanged".into()), Follow::Nothing),
+                Err(refused) => (Err(refused), Follow::Nothing),
+            }
+        }
         Downlink::SendPicture { read_id, kind, .. } => {
             if store.queue_picture(*read_id, *kind)? {
                 (Ok(format!("{kind:?} of read {read_id} queued")), Follow::Pump)
@@ -215,12 +222,26 @@ fn import(
     )))
 }
 
-/// Checks a new configuration and writes it over the running one (atomically, the old one kept
-/// as `FILE.previous`). `Ok(None)` if it changes nothing; `Err(why not)` if refused.
-fn change_config(remote: &Remote, text: &str) -> Result<Option<PathBuf>, String> {
+/// Checks a new configuration (the agency's signature first) and writes it over the running one
+/// (atomically, the old one kept as `FILE.previous`), on trial until the daemon starts on it
+/// ([`crate::trial`]). `Ok(None)` if it changes nothing; `Err(why not)` if refused.
+fn change_config(
+    remote: &Remote,
+    trailer: &str,
+    downlink_id: u64,
+    text: &str,
+    signature: &[u8],
+) -> Result<Option<PathBuf>, String> {
     let (Some(file), Some(current)) = (&remote.config_file, &remote.config) else {
         return Err("this appliance does not run from a configuration file".into());
     };
+    let Some(key_file) = &current.sync.config_key_file else {
+        return Err("refused: no configuration key here (sync.config_key_file)".into());
+    };
+    let public = read_public_key(key_file)?;
+    if !trailer_wire::signed::verify(&public, trailer, downlink_id, text, signature) {
+        return Err("refused: the configuration does not carry the agency's signature".into());
+    }
     let new = Config::parse(text).map_err(|e| format!("refused: {e}"))?;
     if let Some(why) = current.remote_change_refused(&new) {
         return Err(format!("refused: {why}"));
@@ -230,7 +251,14 @@ fn change_config(remote: &Remote, text: &str) -> Result<Option<PathBuf>, String>
     }
     replace_file(file, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    crate::trial::put_on_trial(file).map_err(|e| format!("cannot mark it on trial: {e}"))?;
     Ok(Some(file.clone()))
+}
+
+/// The agency's configuration key: 64 hex digits (or 32 bytes).
+fn read_public_key(path: &Path) -> Result<[u8; 32], String> {
+    crate::store::seal::read_key(path)
+        .map_err(|e| format!("refused: configuration key {}: {e}", path.display()))
 }
 
 /// Writes `bytes` to `file` through a synced temporary file and a rename; the old file stays as

@@ -104,6 +104,9 @@ pub struct Rules {
     /// The agency's ACP key (the trailers hold the same): without it no participant can be
     /// added, and none is dropped at ingest.
     pub acp_key: Option<Arc<[u8]>>,
+    /// The agency's configuration signing key (PKCS#8): every configuration sent to a trailer
+    /// is signed with it (`trailer_wire::signed`).
+    pub config_key: Option<Arc<[u8]>>,
 }
 
 impl Default for Rules {
@@ -112,6 +115,7 @@ impl Default for Rules {
             new_location_m: NEW_LOCATION_M,
             review_ms: 0,
             acp_key: None,
+            config_key: None,
             time_zone: jiff::tz::TimeZone::get("America/Chicago")
                 .unwrap_or(jiff::tz::TimeZone::UTC),
         }
@@ -316,7 +320,8 @@ impl Records {
              COALESCE(h.software_version, s.software_version), h.store_repairs, \
              s.online, s.last_change, s.store_id, s.store_event, s.store_event_ms, \
              COALESCE(n.resends, 0), COALESCE(n.collisions, 0), h.acp_fingerprint, \
-             COALESCE(h.acp_entries, 0), (SELECT COUNT(*) FROM acp_digests) FROM \
+             COALESCE(h.acp_entries, 0), (SELECT COUNT(*) FROM acp_digests), \
+             h.config_rolled_back FROM \
              (SELECT trailer_id FROM trailer_status UNION SELECT trailer_id FROM trailer_health \
               UNION SELECT trailer_id FROM ingest_counts) t \
              LEFT JOIN trailer_health h ON h.trailer_id = t.trailer_id \
@@ -373,6 +378,8 @@ impl Records {
                     // Records under an id held for other content: kept in the dead letters.
                     "collisions": r.get::<i64, _>(17),
                     "acp": acp,
+                    // A configuration the server sent that never started, put back by the trailer.
+                    "config_rolled_back_at": r.get::<Option<i64>, _>(21).map(iso_time),
                 })
             })
             .collect())

@@ -132,7 +132,7 @@ pub(crate) async fn send_everything(
         acp_digests: super::acp::send_list(c, rules, trailer, now).await?,
         hotlists: super::hotlists::send_lists(c, trailer, now).await?,
         holds: send_holds(c, trailer, now).await?,
-        config: send_config(c, trailer, now).await?,
+        config: send_config(c, rules, trailer, now).await?,
     })
 }
 
@@ -181,8 +181,15 @@ pub(crate) async fn send_holds(
     Ok(holds.len())
 }
 
-/// Queues again the newest configuration the trailer applied, if the server ever sent one.
-async fn send_config(c: &mut AnyConnection, trailer: &str, now: i64) -> Result<bool, RecordsError> {
+/// Queues again the newest configuration the trailer applied, if the server ever sent one
+/// (signed anew: a signature names its downlink).
+async fn send_config(
+    c: &mut AnyConnection,
+    rules: &super::Rules,
+    trailer: &str,
+    now: i64,
+) -> Result<bool, RecordsError> {
+    let Some(key) = rules.config_key.clone() else { return Ok(false) };
     let pg = is_pg(c);
     let frame: Option<Vec<u8>> = sqlx::query(sql(
         pg,
@@ -200,7 +207,8 @@ async fn send_config(c: &mut AnyConnection, trailer: &str, now: i64) -> Result<b
     };
     let summary = "configuration, sent again to a new store";
     super::downlinks::enqueue(c, trailer, "config", summary, "sync-server", now, |id| {
-        Downlink::Config { downlink_id: id, toml }
+        let signature = trailer_wire::signed::sign(&key, trailer, id, &toml).unwrap_or_default();
+        Downlink::Config { downlink_id: id, toml, signature }
     })
     .await?;
     Ok(true)

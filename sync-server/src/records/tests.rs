@@ -722,10 +722,12 @@ async fn a_new_or_restored_store_is_noticed_and_sent_what_it_must_hold() {
 
 async fn store_lives(url: String) {
     let key: Arc<[u8]> = b"an agency key of 32 bytes, or so".to_vec().into();
-    let db = Records::open(&url)
-        .await
-        .expect("open")
-        .with_rules(Rules { acp_key: Some(key), ..Rules::default() });
+    let config_key: Arc<[u8]> = trailer_wire::signed::generate().expect("key").into();
+    let db = Records::open(&url).await.expect("open").with_rules(Rules {
+        acp_key: Some(key),
+        config_key: Some(config_key.clone()),
+        ..Rules::default()
+    });
     let t0 = 1_790_000_000_000;
     db.acp_add("ACP123", "ACP-1", "sup", t0).await.expect("acp");
     let status = async |s: trailer_wire::Status| {
@@ -755,7 +757,11 @@ async fn store_lives(url: String) {
     let toml = "[trailer]\nid = \"t1\"\n".to_string();
     let config = db
         .enqueue_downlink("t1", "config", "configuration", "admin", t0, |id| {
-            trailer_wire::Downlink::Config { downlink_id: id, toml: toml.clone() }
+            trailer_wire::Downlink::Config {
+                downlink_id: id,
+                toml: toml.clone(),
+                signature: Vec::new(),
+            }
         })
         .await
         .expect("config");
@@ -783,6 +789,22 @@ async fn store_lives(url: String) {
         .map(|d| (d.kind, d.summary))
         .collect();
     assert_eq!(sent[0].0, "config", "its configuration again: {sent:?}");
+    // Signed anew for its own downlink.
+    let resent = db.downlinks(Some("t1"), 1).await.expect("downlinks")[0].id;
+    let frame: Vec<u8> = sqlx::query(sql(db.pg, "SELECT frame FROM downlinks WHERE id = ?"))
+        .bind(resent as i64)
+        .fetch_one(db.pool())
+        .await
+        .expect("frame")
+        .get(0);
+    let Ok(trailer_wire::Message::Downlink(trailer_wire::Downlink::Config {
+        toml, signature, ..
+    })) = trailer_wire::decode(&frame)
+    else {
+        panic!("a configuration downlink");
+    };
+    let public = trailer_wire::signed::public_key(&config_key).expect("public");
+    assert!(trailer_wire::signed::verify(&public, "t1", resent, &toml, &signature));
     assert_eq!(sent[1], ("hold".to_string(), "hold 1 (1 reads), sent again".to_string()));
     assert_eq!(status(store_status("t1", t0 + 5, 2, 2, 22)).await, StoreEvent::Same);
     // Store 2 restored from the copy taken after its first open: open 2 again, another run.
@@ -864,7 +886,11 @@ async fn frames(url: String) {
     for kind in ["hotlist", "config"] {
         let id = db
             .enqueue_downlink("t1", kind, kind, "admin", t0, |downlink_id| {
-                trailer_wire::Downlink::Config { downlink_id, toml: "PLATE123".into() }
+                trailer_wire::Downlink::Config {
+                    downlink_id,
+                    toml: "PLATE123".into(),
+                    signature: Vec::new(),
+                }
             })
             .await
             .expect("enqueue");

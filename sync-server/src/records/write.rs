@@ -424,15 +424,15 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
     let pg = is_pg(c);
     sqlx::query(sql(pg, "INSERT INTO trailer_health (trailer_id, reported_at, camera, lat, lon, fix, disk_used_pm, \
          storage_full, store_repairs, backlog_items, last_read, dropped_frames, software_version, \
-         acp_fingerprint, acp_entries) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         acp_fingerprint, acp_entries, config_rolled_back) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (trailer_id) DO UPDATE SET reported_at = excluded.reported_at, camera = excluded.camera, \
          lat = excluded.lat, lon = excluded.lon, fix = excluded.fix, disk_used_pm = excluded.disk_used_pm, \
          storage_full = excluded.storage_full, store_repairs = excluded.store_repairs, \
          backlog_items = excluded.backlog_items, \
          last_read = excluded.last_read, dropped_frames = excluded.dropped_frames, \
          software_version = excluded.software_version, acp_fingerprint = excluded.acp_fingerprint, \
-         acp_entries = excluded.acp_entries \
+         acp_entries = excluded.acp_entries, config_rolled_back = excluded.config_rolled_back \
          WHERE excluded.reported_at >= trailer_health.reported_at"),
     )
     .bind(&h.trailer_id)
@@ -450,6 +450,7 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
     .bind(&h.software_version)
     .bind(h.acp_key_fingerprint.map(hex::encode))
     .bind(i64::from(h.acp_entries))
+    .bind(h.config_rolled_back)
     .execute(&mut *c)
     .await?;
     Ok(())
