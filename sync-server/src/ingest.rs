@@ -42,7 +42,8 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
         Topic::Status { trailer } => (trailer, None),
         other => return Err(Refused(format!("not an uplink topic: {other:?}"))),
     };
-    let message = trailer_wire::decode(payload).map_err(|e| Refused(e.to_string()))?;
+    let mut message = trailer_wire::decode(payload).map_err(|e| Refused(e.to_string()))?;
+    message.sanitise().map_err(Refused)?;
     match (kind, &message) {
         (Some(k), m) if !kind_matches(k, m) => {
             return Err(Refused(format!(
@@ -187,6 +188,23 @@ mod tests {
         assert!(r.0.contains("unsupported protocol version 7"), "{}", r.0);
         let ack = trailer_wire::encode(&Message::Ack(Ack { refs: vec![] })).expect("encodes");
         assert!(validate("trailer/t1/up/reads", &ack).is_err());
+        // A plate that is not one (here, with an escape sequence) refuses the batch.
+        let mut read = crate::records::tests::read_at(1, "AB\x1b[2J", 0);
+        let forged = |r: trailer_wire::ReadMeta| {
+            trailer_wire::encode(&Message::ReadBatch(ReadBatch {
+                trailer_id: "t1".into(),
+                reads: vec![r],
+            }))
+            .expect("encodes")
+        };
+        let r = validate("trailer/t1/up/reads", &forged(read.clone())).expect_err("plate");
+        assert!(r.0.contains("capitals and digits"), "{}", r.0);
+        // Other strings are cleaned, not refused.
+        read.plate = "ABC123".into();
+        read.camera_id = "cam\x1b]0;owned\x07".into();
+        let a = validate("trailer/t1/up/reads", &forged(read)).expect("accepted");
+        let Message::ReadBatch(b) = a.message else { panic!("a batch") };
+        assert_eq!(b.reads[0].camera_id, "cam]0;owned");
         assert!(validate("elsewhere", &batch("t1")).is_err());
     }
 }

@@ -13,6 +13,7 @@
 //! - [`hotlist`]: hotlist files (CSV) and plate characters, parsed alike at both ends.
 //! - [`console`]: JSON types for people-facing topics (the operator console, public output).
 //! - [`signed`]: the agency's signature on configurations sent to trailers.
+//! - [`text`]: a trailer's strings made safe for people's terminals.
 //!
 //! # Frame
 //! ```text
@@ -31,6 +32,7 @@ pub mod console;
 pub mod hotlist;
 pub mod message;
 pub mod signed;
+pub mod text;
 pub mod topic;
 
 pub use codec::{DecodeError, EncodeError, decode, encode};

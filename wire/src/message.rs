@@ -344,7 +344,50 @@ pub enum Message {
     CertRequest(CertRequest),
 }
 
+/// Longest free text kept from a trailer (a note, an answer), in characters.
+const TEXT_MAX: usize = 500;
+/// Longest name kept from a trailer (a camera, a list, a version, a case number).
+const NAME_MAX: usize = 64;
+
+impl ReadMeta {
+    fn sanitise(&mut self) -> Result<(), String> {
+        if !crate::text::is_plate(&self.plate) {
+            return Err(format!("read {}: a plate of capitals and digits (1-12)", self.read_id));
+        }
+        self.camera_id = crate::text::clean(&self.camera_id, NAME_MAX);
+        Ok(())
+    }
+}
+
 impl Message {
+    /// Makes every string a trailer sent safe to keep and to show a person ([`crate::text`]):
+    /// control characters go, lengths are bounded; a plate that is not one refuses the message.
+    pub fn sanitise(&mut self) -> Result<(), String> {
+        use crate::text::clean;
+        match self {
+            Message::ReadBatch(b) => b.reads.iter_mut().try_for_each(ReadMeta::sanitise)?,
+            Message::Alert(a) => {
+                a.read.sanitise()?;
+                a.list_name = clean(&a.list_name, NAME_MAX);
+                a.case_number = a.case_number.as_deref().map(|c| clean(c, NAME_MAX));
+            }
+            Message::Health(h) => h.software_version = clean(&h.software_version, NAME_MAX),
+            Message::Status(s) => s.software_version = clean(&s.software_version, NAME_MAX),
+            Message::ActiveUse(u) => {
+                for l in &mut u.lists_compared {
+                    *l = clean(l, TEXT_MAX);
+                }
+            }
+            Message::Deployment(d) => d.note = clean(&d.note, TEXT_MAX),
+            Message::DownlinkAck(a) => a.reason = a.reason.as_deref().map(|r| clean(r, TEXT_MAX)),
+            Message::Picture(_)
+            | Message::Ack(_)
+            | Message::Downlink(_)
+            | Message::CertRequest(_) => {}
+        }
+        Ok(())
+    }
+
     /// The trailer a message from a trailer claims to come from (checked against its topic).
     pub fn trailer_id(&self) -> Option<&str> {
         match self {

@@ -409,7 +409,8 @@ pub fn words(line: &str) -> Vec<String> {
 fn cell(v: &Value) -> String {
     let text = match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        // Whatever reached the records, never an escape sequence on an operator's screen.
+        Value::String(s) => trailer_wire::text::clean(s, usize::MAX),
         Value::Object(o) => o.keys().cloned().collect::<Vec<_>>().join(","),
         // Six decimals at most (a tenth of a metre in latitude); no float noise.
         Value::Number(n) if !n.is_i64() && !n.is_u64() => {
