@@ -14,6 +14,7 @@ pub struct Config {
     pub review: ReviewConfig,
     pub acp: AcpConfig,
     pub pki: PkiConfig,
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// The agency's PKI directory (`sync-server pki init`), from which the server signs the
@@ -248,6 +249,16 @@ impl Config {
         self.rules()?;
         if !(10.0..=100_000.0).contains(&self.server.new_location_m) {
             return Err(ConfigError::Invalid("server.new_location_m must be 10-100000".into()));
+        }
+        let l = &self.limits;
+        if !(l.uplink_per_s > 0.0
+            && l.uplink_burst >= 1.0
+            && l.console_per_s > 0.0
+            && l.console_burst >= 1.0)
+        {
+            return Err(ConfigError::Invalid(
+                "limits: rates must be positive, bursts at least 1".into(),
+            ));
         }
         if !(7..=825).contains(&self.pki.trailer_days) {
             return Err(ConfigError::Invalid("pki.trailer_days must be 7-825".into()));

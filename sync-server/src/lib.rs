@@ -20,6 +20,7 @@
 //! - [`pki`] and [`broker`]: the agency CA, certificates, and the Mosquitto configuration and
 //!   the broker's clients (brought in line with the registry by [`mqtt`]).
 //! - [`renewal`]: trailers' certificates renewed over the link.
+//! - [`limits`]: what one identity may send (uplinks, console requests, refused bytes).
 pub mod audit;
 pub mod bca;
 pub mod broker;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod console;
 pub mod downlink;
 pub mod ingest;
+pub mod limits;
 pub mod mqtt;
 pub mod pki;
 pub mod public;

@@ -57,8 +57,8 @@ pub async fn run(
     // then acks. Both queues are bounded: when the writer is behind, the event loop waits, and
     // the broker holds the rest (it hands this client no more than its in-flight window).
     let (to_writer, from_loop) = mpsc::channel(2 * MAX_BATCH);
-    let writer =
-        tokio::spawn(writer(client.clone(), records.clone(), config.pki.clone(), from_loop));
+    crate::records::set_dead_letter_limit(config.limits.dead_letter_bytes);
+    let writer = tokio::spawn(writer(client.clone(), records.clone(), config.clone(), from_loop));
     // Console requests have a task of their own: an operator's answer never waits for a batch.
     let (to_console, console_rx) = mpsc::channel(256);
     let mut admin = crate::broker::access::Admin::default();
@@ -177,7 +177,17 @@ async fn console_task(
     config: Config,
     mut rx: mpsc::Receiver<Publish>,
 ) {
-    while let Some(p) = rx.recv().await {
+    let mut limit =
+        crate::limits::Buckets::new(config.limits.console_per_s, config.limits.console_burst);
+    let mut minute = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        let p = tokio::select! {
+            p = rx.recv() => match p { Some(p) => p, None => break },
+            _ = minute.tick() => {
+                audit_rate_limited(&records, &mut limit).await;
+                continue;
+            }
+        };
         let topic = p.topic.clone();
         let user = match topic.split('/').collect::<Vec<_>>()[..] {
             ["console", user, "req"] if trailer_wire::topic::valid_id(user) => user.to_string(),
@@ -187,14 +197,53 @@ async fn console_task(
                 continue;
             }
         };
-        let response =
-            crate::console::dispatch::handle(&records, &config, &user, &p.payload, now_ms()).await;
+        let response = if limit.allow(&user, now_ms()) {
+            crate::console::dispatch::handle(&records, &config, &user, &p.payload, now_ms()).await
+        } else {
+            let id = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let per_s = config.limits.console_per_s;
+            crate::console::protocol::Response::error(
+                &id,
+                format!("too many requests: at most {per_s} a second; wait and ask again"),
+            )
+        };
         let body = serde_json::to_vec(&response).unwrap_or_default();
         let resp_topic = format!("console/{user}/resp");
         if let Err(e) = client.publish(resp_topic, QoS::AtLeastOnce, false, body).await {
             tracing::error!(error = %e, "cannot answer a console request");
         }
         let _ = client.ack(&p).await;
+    }
+}
+
+/// Counts the uplinks refused over their trailers' rates since the last count (for health).
+async fn count_rate_limited(records: &Records, uplinks: &mut crate::limits::Buckets) {
+    for (trailer, n) in uplinks.take_refused() {
+        tracing::warn!(trailer, refused = n, "uplinks over the trailer's rate: not stored");
+        if let Err(e) = records.count_rate_limited(&trailer, n).await {
+            tracing::warn!(error = %e, "cannot count refused uplinks");
+        }
+    }
+}
+
+/// One audit entry per user for the requests refused over their rate in the last ten seconds.
+async fn audit_rate_limited(records: &Records, limit: &mut crate::limits::Buckets) {
+    for (user, n) in limit.take_refused() {
+        let entry = crate::audit::Entry {
+            at: now_ms(),
+            actor: format!("console:{user}"),
+            action: "console.rate_limited".into(),
+            purpose: String::new(),
+            case_number: String::new(),
+            detail: format!("{n} requests refused over the user's rate in the last ten seconds"),
+            result_count: 0,
+        };
+        if let Err(e) = records.audit(&entry).await {
+            tracing::error!(error = %e, "cannot audit refused console requests");
+        }
     }
 }
 
@@ -306,12 +355,36 @@ async fn send_downlinks(client: &AsyncClient, records: &Records) {
 async fn writer(
     client: AsyncClient,
     records: Records,
-    pki: crate::config::PkiConfig,
+    config: Config,
     mut rx: mpsc::Receiver<Publish>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let acks = ingest_batch(&records, &pki, &batch).await;
+    let limits = &config.limits;
+    let mut uplinks = crate::limits::Buckets::new(limits.uplink_per_s, limits.uplink_burst);
+    let mut count = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { break },
+            _ = count.tick() => {
+                count_rate_limited(&records, &mut uplinks).await;
+                continue;
+            }
+        }
+        // Over its trailer's rate: acknowledged to the broker, neither stored nor acknowledged
+        // end to end (a trailer that means well sends it again).
+        let now = now_ms();
+        let (within, over): (Vec<Publish>, Vec<Publish>) = batch.drain(..).partition(|p| {
+            let who = p.topic.split('/').nth(1).unwrap_or_default();
+            uplinks.allow(who, now)
+        });
+        batch = within;
+        for p in &over {
+            let _ = client.ack(p).await;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let acks = ingest_batch(&records, &config.pki, &batch).await;
         for (trailer, refs) in acks {
             match trailer_wire::encode(&Message::Ack(Ack { refs })) {
                 Ok(bytes) => {

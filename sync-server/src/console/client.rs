@@ -260,7 +260,12 @@ impl Session {
         for (i, part) in parts.into_iter().enumerate() {
             let args =
                 json!({"name": name, "version": version, "part": i, "parts": count, "csv": part});
-            let r = self.ask("hotlists.upload", "", "", args, within).await?;
+            let mut r = self.ask("hotlists.upload", "", "", args.clone(), within).await?;
+            // A large list is many parts: over the user's rate, wait and send the part again.
+            while r.error.as_deref().is_some_and(|e| e.starts_with("too many requests")) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                r = self.ask("hotlists.upload", "", "", args.clone(), within).await?;
+            }
             if !r.ok {
                 return Ok(r);
             }

@@ -158,7 +158,25 @@ pub(crate) fn plate_pair(plate: &str) -> (String, String) {
     (typed, zeroed)
 }
 
-/// [`Records::dead_letter`] on the caller's connection (inside an ingest transaction).
+/// Bytes of refused messages kept per sender (`[limits] dead_letter_bytes`); set once at start.
+static DEAD_LETTER_BYTES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(16 * 1024 * 1024);
+
+/// Sets how many bytes of refused messages are kept per sender.
+pub fn set_dead_letter_limit(bytes: u64) {
+    DEAD_LETTER_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Who sent a message, from its topic: the trailer or the console user it names.
+fn sender_of(topic: &str) -> &str {
+    match topic.split('/').collect::<Vec<_>>()[..] {
+        ["trailer", t, ..] | ["console", t, ..] => t,
+        _ => "",
+    }
+}
+
+/// [`Records::dead_letter`] on the caller's connection (inside an ingest transaction). Past the
+/// sender's limit of kept bytes, only the topic, reason and size are kept.
 pub(crate) async fn dead_letter_on(
     c: &mut AnyConnection,
     topic: &str,
@@ -167,14 +185,34 @@ pub(crate) async fn dead_letter_on(
     now: i64,
 ) -> Result<(), RecordsError> {
     let pg = is_pg(c);
+    let sender = sender_of(topic);
+    let kept: i64 = sqlx::query(sql(
+        pg,
+        "SELECT CAST(COALESCE(SUM(LENGTH(payload)), 0) AS BIGINT) FROM dead_letters WHERE sender = ?",
+    ))
+    .bind(sender)
+    .fetch_one(&mut *c)
+    .await?
+    .get(0);
+    let limit = DEAD_LETTER_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+    let (reason, payload) = if (kept as u64).saturating_add(payload.len() as u64) > limit {
+        let why = format!(
+            "{reason} (payload of {} bytes not kept: {sender}'s refused messages are over their limit)",
+            payload.len()
+        );
+        (why, &[][..])
+    } else {
+        (reason.to_string(), payload)
+    };
     sqlx::query(sql(
         pg,
-        "INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)",
+        "INSERT INTO dead_letters (received_at, topic, reason, payload, sender) VALUES (?, ?, ?, ?, ?)",
     ))
     .bind(now)
     .bind(topic)
     .bind(reason)
     .bind(payload)
+    .bind(sender)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -321,7 +359,7 @@ impl Records {
              s.online, s.last_change, s.store_id, s.store_event, s.store_event_ms, \
              COALESCE(n.resends, 0), COALESCE(n.collisions, 0), h.acp_fingerprint, \
              COALESCE(h.acp_entries, 0), (SELECT COUNT(*) FROM acp_digests), \
-             h.config_rolled_back FROM \
+             h.config_rolled_back, COALESCE(n.rate_limited, 0) FROM \
              (SELECT trailer_id FROM trailer_status UNION SELECT trailer_id FROM trailer_health \
               UNION SELECT trailer_id FROM ingest_counts) t \
              LEFT JOIN trailer_health h ON h.trailer_id = t.trailer_id \
@@ -380,6 +418,9 @@ impl Records {
                     "acp": acp,
                     // A configuration the server sent that never started, put back by the trailer.
                     "config_rolled_back_at": r.get::<Option<i64>, _>(21).map(iso_time),
+                    // Uplinks over the trailer's rate: not stored, sent again by a trailer
+                    // that means well.
+                    "rate_limited": r.get::<i64, _>(22),
                 })
             })
             .collect())
@@ -414,6 +455,21 @@ impl Records {
         .fetch_one(&self.pool)
         .await?;
         Ok(Counts { reads: r.get(0), plates: r.get(1), alerts: r.get(2), pictures: r.get(3) })
+    }
+
+    /// Counts uplinks refused over a trailer's rate (for health).
+    pub async fn count_rate_limited(&self, trailer: &str, n: u64) -> Result<(), RecordsError> {
+        sqlx::query(sql(
+            self.pg,
+            "INSERT INTO ingest_counts (trailer_id, rate_limited) VALUES (?, ?) \
+             ON CONFLICT (trailer_id) DO UPDATE SET \
+             rate_limited = ingest_counts.rate_limited + excluded.rate_limited",
+        ))
+        .bind(trailer)
+        .bind(n as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// `(topic, reason)` of the dead letters, oldest first.

@@ -446,3 +446,81 @@ fn a_stopped_trailer_holds_no_plate_picture_or_key_in_clear() -> anyhow::Result<
     }
     Ok(())
 }
+
+/// One identity cannot flood the server: a trailer over its uplink rate has the excess
+/// neither stored nor acknowledged (counted in health) while another trailer goes on; a user
+/// over their console rate is told so, and the trail gets one entry for the refusals; a
+/// sender's refused messages keep at most their limit of bytes.
+#[test]
+fn limits_per_identity_hold_a_flood() -> anyhow::Result<()> {
+    let stack = Stack::start_with(
+        "[limits]\nuplink_per_s = 1\nuplink_burst = 5\nconsole_per_s = 0.5\nconsole_burst = 3\n\
+         dead_letter_bytes = 10000\n",
+    )?;
+    let (cert, key) = stack.enroll("flood-01")?;
+    for i in 0..20u64 {
+        let mut msg = trailer_wire::decode(&read_batch("flood-01", &format!("FLOOD{i:02}")))?;
+        if let trailer_wire::Message::ReadBatch(b) = &mut msg {
+            b.reads[0].read_id = 1000 + i;
+        }
+        stack.publish_raw(
+            &cert,
+            &key,
+            "trailer/flood-01/up/reads",
+            &trailer_wire::encode(&msg)?,
+        )?;
+    }
+    let (ccert, ckey) = stack.enroll("calm-01")?;
+    stack.publish_raw(
+        &ccert,
+        &ckey,
+        "trailer/calm-01/up/reads",
+        &read_batch("calm-01", "CALM01"),
+    )?;
+    wait_for(30, "the calm trailer's read", || plates(&stack).contains(&"CALM01".to_string()))?;
+    wait_for(30, "the flood counted", || {
+        stack.health().is_ok_and(|h| {
+            h.iter().any(|t| t["trailer"] == "flood-01" && t["rate_limited"].as_i64() > Some(5))
+        })
+    })?;
+    let flooded = stack.counts("flood-01")?.reads;
+    assert!((5..20).contains(&flooded), "{flooded} of 20 stored: the burst and the rate, no more");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    stack.grant("flo", "viewer")?;
+    let mut flo = stack.session(&rt, "flo")?;
+    let before = stack.audit_entries()?;
+    let mut refused = 0;
+    for _ in 0..10 {
+        let r =
+            rt.block_on(flo.ask("status", "", "", serde_json::json!({}), Duration::from_secs(10)))?;
+        if r.error.as_deref().is_some_and(|e| e.starts_with("too many requests")) {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 6, "{refused} of 10 refused");
+    wait_for(30, "one entry for the refusals", || {
+        stack.audit_details().is_ok_and(|a| a.iter().any(|(act, _)| act == "console.rate_limited"))
+    })?;
+    let entries = stack.audit_entries()? - before;
+    assert!(entries <= (10 - refused) + 1, "{entries} entries for {refused} refusals");
+
+    let (jcert, jkey) = stack.enroll("junk-01")?;
+    for _ in 0..5 {
+        let mut junk = vec![trailer_wire::PROTOCOL_VERSION, 1];
+        junk.resize(3000, 0xee);
+        stack.publish_raw(&jcert, &jkey, "trailer/junk-01/up/reads", &junk)?;
+    }
+    wait_for(30, "five refused messages", || {
+        stack.dead_letters().is_ok_and(|l| {
+            l.iter().filter(|d| d["topic"] == "trailer/junk-01/up/reads").count() == 5
+        })
+    })?;
+    let letters = stack.dead_letters()?;
+    let unkept = letters
+        .iter()
+        .filter(|d| d["reason"].as_str().is_some_and(|r| r.contains("not kept")))
+        .count();
+    assert_eq!(unkept, 2, "three payloads of 3000 bytes fit the 10000 kept: {letters:?}");
+    Ok(())
+}
