@@ -207,6 +207,26 @@ impl Default for HttpConfig {
     }
 }
 
+/// Whether `host` is this machine.
+fn is_local(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]") || host.starts_with('/')
+}
+
+/// The host of a PostgreSQL URL when it is another machine (`None`: SQLite, a socket, or this
+/// machine).
+fn remote_database(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host_port.starts_with('[') {
+        host_port.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default().to_string()
+    };
+    // No host: the default socket, on this machine.
+    (!host.is_empty() && !is_local(&host)).then_some(host)
+}
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -266,9 +286,25 @@ impl Config {
         if self.bca.check_interval_s == 0 {
             return Err(ConfigError::Invalid("bca.check_interval_s must be at least 1".into()));
         }
+        if let Some(host) = remote_database(&self.server.database_url)
+            && !self.server.database_url.contains("sslmode=verify-full")
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.database_url: the database at {host} is reached over the network: add \
+                 sslmode=verify-full (and sslrootcert=CA-FILE) so the connection is encrypted and \
+                 the server's certificate checked"
+            )));
+        }
         if self.bca.delivery == Delivery::Smtp {
             if self.bca.smtp_host.is_empty() {
                 return Err(ConfigError::Invalid("bca.delivery = smtp needs bca.smtp_host".into()));
+            }
+            if self.bca.smtp_security == SmtpSecurity::Plain && !is_local(&self.bca.smtp_host) {
+                return Err(ConfigError::Invalid(format!(
+                    "bca.smtp_security = plain sends notices in clear: only to a relay on this \
+                     host, not {}; use tls or starttls",
+                    self.bca.smtp_host
+                )));
             }
             for (key, addr) in [("bca.to", &self.bca.to), ("bca.from", &self.bca.from)] {
                 if addr.parse::<lettre::message::Mailbox>().is_err() {
@@ -333,5 +369,31 @@ impl Config {
         } else {
             self.server.database_url.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_database_needs_verified_tls_and_plain_smtp_only_a_local_relay() {
+        let mut c = Config::default();
+        c.server.database_url = "postgres://alpr@db.agency.example/alpr".into();
+        let e = c.validate().expect_err("plain over the network");
+        assert!(e.to_string().contains("sslmode=verify-full"), "{e}");
+        c.server.database_url =
+            "postgres://alpr@db.agency.example/alpr?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+                .into();
+        c.validate().expect("verified TLS");
+        c.server.database_url = "postgres://alpr@localhost:5433/alpr".into();
+        c.validate().expect("this machine");
+        c.bca.delivery = Delivery::Smtp;
+        c.bca.smtp_host = "smtp.agency.example".into();
+        c.bca.smtp_security = SmtpSecurity::Plain;
+        let e = c.validate().expect_err("plain SMTP across the network");
+        assert!(e.to_string().contains("only to a relay on this host"), "{e}");
+        c.bca.smtp_host = "127.0.0.1".into();
+        c.validate().expect("a local relay");
     }
 }

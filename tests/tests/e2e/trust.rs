@@ -524,3 +524,50 @@ fn limits_per_identity_hold_a_flood() -> anyhow::Result<()> {
     assert_eq!(unkept, 2, "three payloads of 3000 bytes fit the 10000 kept: {letters:?}");
     Ok(())
 }
+
+/// The records on PostgreSQL over TLS: the server connects with `sslmode=verify-full` to a
+/// database whose certificate the agency's CA signed; a database showing another CA's
+/// certificate is refused, and the database refuses a connection without TLS.
+#[test]
+fn the_database_is_reached_over_verified_tls_only() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let pki = stack.pki();
+    let pg = e2e_tests::pg_tls::PgTls::start(
+        &stack.path("pg"),
+        &pki.join("broker.pem"),
+        &pki.join("broker.key"),
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let open = |url: String| {
+        rt.block_on(async {
+            let r = sync_server::records::Records::open(&url).await?;
+            r.audit(&sync_server::audit::Entry {
+                at: 1,
+                actor: "test".into(),
+                action: "tls.check".into(),
+                purpose: String::new(),
+                case_number: String::new(),
+                detail: String::new(),
+                result_count: 0,
+            })
+            .await?;
+            r.close().await;
+            anyhow::Ok(())
+        })
+    };
+    open(pg.url(&pki.join("ca.pem"), "verify-full"))?;
+    let other = stack.path("other-ca");
+    e2e_tests::stack::run_ok(
+        Command::new(e2e_tests::stack::bin("sync-server"))
+            .args(["pki", "init", "--dir"])
+            .arg(&other),
+    )?;
+    let refused = open(pg.url(&other.join("ca.pem"), "verify-full")).expect_err("another CA");
+    assert!(refused.to_string().to_lowercase().contains("certificate"), "{refused}");
+    let plain = open(pg.url(&pki.join("ca.pem"), "disable")).expect_err("no TLS");
+    assert!(
+        plain.to_string().contains("pg_hba") || plain.to_string().contains("reject"),
+        "{plain}"
+    );
+    Ok(())
+}
