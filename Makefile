@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt bench-alpr bench-store bench-capture bench-videos bench-sync bench-server clean-demo
+.PHONY: setup build build-release demo test lint fmt fuzz bench-alpr bench-store bench-capture bench-videos bench-sync bench-server clean-demo
 
 setup:
 	@bash scripts/setup.sh
@@ -23,9 +23,14 @@ demo: build-release
 test: build
 	bash scripts/test.sh
 
-lint:
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+# Formatting, clippy, and cargo deny (licences, bans, sources; advisories against a local
+# RustSec database when DENY_ADVISORY_DB names one: see scripts/lint.sh).
+lint: setup
+	bash scripts/lint.sh
+
+# Coverage-guided fuzzing of every decoder of outside bytes, FUZZ_SECONDS (default 60) a target.
+fuzz:
+	bash scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -394,14 +394,7 @@ pub fn sign_request(
     days: u32,
 ) -> Result<String, PkiError> {
     let issuer = issuer(dir)?;
-    let mut csr = match std::str::from_utf8(request) {
-        Ok(text) if text.contains("-----BEGIN") => CertificateSigningRequestParams::from_pem(text)?,
-        _ => CertificateSigningRequestParams::from_der(&request.to_vec().into())?,
-    };
-    let got = csr.params.distinguished_name.get(&DnType::CommonName).map_or(String::new(), dn_text);
-    if got != name {
-        return Err(PkiError::WrongName { expected: name.into(), got });
-    }
+    let mut csr = parse_request(request, name)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     dn(&mut params, name, role);
     leaf_usages(&mut params, role);
@@ -421,6 +414,22 @@ pub fn sign_request(
     });
     index.save()?;
     Ok(format!("{}{}\n", cert.pem(), issuer.pem))
+}
+
+/// A certificate request (PEM or DER) parsed, its signature checked, for `name` only.
+pub fn parse_request(
+    request: &[u8],
+    name: &str,
+) -> Result<CertificateSigningRequestParams, PkiError> {
+    let csr = match std::str::from_utf8(request) {
+        Ok(text) if text.contains("-----BEGIN") => CertificateSigningRequestParams::from_pem(text)?,
+        _ => CertificateSigningRequestParams::from_der(&request.to_vec().into())?,
+    };
+    let got = csr.params.distinguished_name.get(&DnType::CommonName).map_or(String::new(), dn_text);
+    if got != name {
+        return Err(PkiError::WrongName { expected: name.into(), got });
+    }
+    Ok(csr)
 }
 
 /// A name attribute as text (the encodings a CN may come in; others are not a name we issue).
