@@ -107,6 +107,7 @@ pub async fn run(
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
                     if p.retain && p.topic.contains("/up/") && !p.payload.is_empty() {
                         // Only statuses are retained: a trailer's retained uplink is cleared.
+                        tracing::warn!(topic = %p.topic, "cleared a retained uplink (only statuses are retained)");
                         let _ = client.try_publish(p.topic.clone(), QoS::AtLeastOnce, true, Vec::new());
                     }
                     if p.payload.is_empty() {
@@ -210,8 +211,15 @@ async fn console_task(
                 format!("too many requests: at most {per_s} a second; wait and ask again"),
             )
         };
-        let body = serde_json::to_vec(&response).unwrap_or_default();
+        // An answer larger than the broker carries is paged, never sent whole.
+        let page = serde_json::from_slice::<serde_json::Value>(&p.payload)
+            .ok()
+            .and_then(|v| v["page"].as_u64())
+            .unwrap_or(0) as usize;
         let resp_topic = format!("console/{user}/resp");
+        let room = crate::broker::MAX_PACKET_BYTES - resp_topic.len() - 64;
+        let response = crate::console::protocol::fit(response, page, room);
+        let body = serde_json::to_vec(&response).unwrap_or_default();
         if let Err(e) = client.publish(resp_topic, QoS::AtLeastOnce, false, body).await {
             tracing::error!(error = %e, "cannot answer a console request");
         }

@@ -180,10 +180,38 @@ impl Session {
         args: Value,
         within: Duration,
     ) -> Result<Response, ConsoleError> {
+        // An answer too large for one message comes in pages: asked for until the last.
+        let mut whole = self.ask_page(command, purpose, case, args.clone(), 0, within).await?;
+        while let Some(next) = whole.page.and_then(|p| p.next) {
+            let more = self.ask_page(command, purpose, case, args.clone(), next, within).await?;
+            if !more.ok {
+                return Ok(more);
+            }
+            if let (Value::Array(all), Value::Array(rows)) = (&mut whole.data, more.data) {
+                all.extend(rows);
+            }
+            whole.page = more.page;
+        }
+        whole.page = None;
+        Ok(whole)
+    }
+
+    async fn ask_page(
+        &mut self,
+        command: &str,
+        purpose: &str,
+        case: &str,
+        args: Value,
+        page: usize,
+        within: Duration,
+    ) -> Result<Response, ConsoleError> {
         let id = format!("c{}-{}", std::process::id(), self.next_id);
         self.next_id += 1;
-        let request =
+        let mut request =
             json!({"id": id, "command": command, "purpose": purpose, "case": case, "args": args});
+        if page > 0 {
+            request["page"] = json!(page);
+        }
         let body = serde_json::to_vec(&request).unwrap_or_default();
         let topic = format!("console/{}/req", self.user);
         let resp_topic = format!("console/{}/resp", self.user);

@@ -21,6 +21,9 @@ pub struct Request {
     pub case: String,
     #[serde(default)]
     pub args: serde_json::Value,
+    /// For an answer too large for one message: the first row wanted ([`Page`]).
+    #[serde(default)]
+    pub page: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +34,58 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "serde_json::Value::is_null", default)]
     pub data: serde_json::Value,
+    /// Present when `data` is one page of a longer answer.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub page: Option<Page>,
+}
+
+/// One page of an answer that no single message could carry: rows `from..from + returned` of
+/// `total`; the next page is asked for with `"page": next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub from: usize,
+    pub returned: usize,
+    pub total: usize,
+    pub next: Option<usize>,
+}
+
+/// The part of `response` that fits in `max` bytes, from row `from` of its data: an answer
+/// larger than the broker carries is paged, never sent whole (the broker would refuse it, and
+/// the operator get nothing). A single row or a non-list too large is an error that says so.
+pub fn fit(mut response: Response, from: usize, max: usize) -> Response {
+    let size = |r: &Response| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len());
+    if from == 0 && size(&response) <= max {
+        return response;
+    }
+    let serde_json::Value::Array(rows) = std::mem::take(&mut response.data) else {
+        return Response::error(
+            &response.id,
+            format!(
+                "the answer is larger than one message can carry ({max} bytes): narrow the request"
+            ),
+        );
+    };
+    let total = rows.len();
+    let rest = &rows[from.min(total)..];
+    // The longest prefix that fits (sizes grow with the prefix: a binary search).
+    let (mut lo, mut hi) = (0usize, rest.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let mut probe = response.clone();
+        probe.data = serde_json::Value::Array(rest[..mid].to_vec());
+        probe.page = Some(Page { from, returned: mid, total, next: Some(from + mid) });
+        if size(&probe) <= max { lo = mid } else { hi = mid - 1 }
+    }
+    if lo == 0 && !rest.is_empty() {
+        return Response::error(
+            &response.id,
+            format!("one row of the answer is larger than one message can carry ({max} bytes)"),
+        );
+    }
+    let next = (from + lo < total).then_some(from + lo);
+    response.data = serde_json::Value::Array(rest[..lo].to_vec());
+    response.page = Some(Page { from, returned: lo, total, next });
+    response
 }
 
 impl Response {
@@ -40,11 +95,12 @@ impl Response {
             ok: false,
             error: Some(message.into()),
             data: serde_json::Value::Null,
+            page: None,
         }
     }
 
     pub fn ok(id: &str, data: serde_json::Value) -> Response {
-        Response { id: id.into(), ok: true, error: None, data }
+        Response { id: id.into(), ok: true, error: None, data, page: None }
     }
 }
 
@@ -90,6 +146,34 @@ pub fn parse(payload: &[u8]) -> Result<Request, Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_too_large_is_paged_and_never_sent_whole() {
+        let rows: Vec<serde_json::Value> =
+            (0..100).map(|i| serde_json::json!({"n": i, "text": "x".repeat(100)})).collect();
+        let whole = Response::ok("r1", serde_json::Value::Array(rows));
+        let max = 2000;
+        let mut from = 0;
+        let mut seen = 0;
+        loop {
+            let r = fit(whole.clone(), from, max);
+            assert!(serde_json::to_vec(&r).expect("json").len() <= max, "a page fits");
+            let page = r.page.expect("paged");
+            assert_eq!((page.from, page.total), (from, 100));
+            assert!(page.returned > 0);
+            assert_eq!(r.data[0]["n"], from, "in order");
+            seen += page.returned;
+            match page.next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        assert_eq!(seen, 100, "every row, once");
+        let small = Response::ok("r2", serde_json::json!([1, 2]));
+        assert_eq!(fit(small.clone(), 0, max), small, "what fits goes as it is");
+        let blob = Response::ok("r3", serde_json::json!({"x": "y".repeat(5000)}));
+        assert!(fit(blob, 0, max).error.is_some_and(|e| e.contains("narrow the request")));
+    }
 
     #[test]
     fn a_well_formed_request_parses() {

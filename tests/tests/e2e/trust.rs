@@ -571,3 +571,38 @@ fn the_database_is_reached_over_verified_tls_only() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Only statuses stay retained at the broker: a trailer's retained uplink is cleared when the
+/// server meets it, so the broker's store does not grow with what trailers leave behind.
+#[test]
+fn retained_uplinks_are_cleared() -> anyhow::Result<()> {
+    let mut stack = Stack::start()?;
+    let (cert, key) = stack.enroll("keeper")?;
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &stack.broker_port.to_string(), "-q", "1", "-r"])
+        .args(["-t", "trailer/keeper/up/reads", "-m", "left behind"])
+        .arg("--cafile")
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .status()?;
+    assert!(status.success());
+    for restart in 0..2 {
+        stack.stop_server();
+        stack.start_server()?;
+        let cleared = {
+            let end = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let seen = stack.server_log().contains("cleared a retained uplink");
+                if seen || std::time::Instant::now() > end {
+                    break seen;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        assert_eq!(cleared, restart == 0, "cleared the first time only (restart {restart})");
+    }
+    Ok(())
+}
