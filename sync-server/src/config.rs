@@ -376,6 +376,19 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Minn. Stat. 13.824 subd. 3: reads go no later than 60 days after collection.
+    #[test]
+    fn retention_beyond_sixty_days_is_refused() {
+        let mut c = Config::default();
+        c.server.retention_days = 61;
+        let e = c.validate().expect_err("61 days");
+        assert!(e.to_string().contains("1-60"), "{e}");
+        c.server.retention_days = 0;
+        assert!(c.validate().is_err());
+        c.server.retention_days = 60;
+        c.validate().expect("60 days");
+    }
+
     #[test]
     fn a_remote_database_needs_verified_tls_and_plain_smtp_only_a_local_relay() {
         let mut c = Config::default();

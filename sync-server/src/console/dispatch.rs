@@ -208,7 +208,7 @@ pub async fn handle(
             if let Err(e) = records.audit(&entry).await {
                 tracing::error!(error = %e, "cannot audit a refused console request");
             }
-            response
+            *response
         }
     }
 }
@@ -791,6 +791,15 @@ mod tests {
             sqlx::query_as("SELECT detail FROM audit").fetch_all(db.pool()).await.expect("audit");
         assert!(details.iter().all(|(d,)| !d.contains("7654321")), "{details:?}");
         assert!(details.iter().any(|(d,)| d.contains("ACP-9")));
+        // That an ACP request was made is not public: the public trail shows no entry of it,
+        // and pages by time, with no sequence number whose gap would betray one.
+        let public = db.audit_public(None, 1000).await.expect("public trail");
+        assert!(!public.is_empty());
+        assert!(public.iter().all(|e| !e.action.contains("acp")), "{public:?}");
+        let json = serde_json::to_string(&public).expect("json");
+        assert!(!json.contains("seq"), "{json}");
+        let older = db.audit_public(Some(public[1].at_ms), 1000).await.expect("older");
+        assert_eq!(older.len(), public.iter().filter(|e| e.at_ms < public[1].at_ms).count());
         assert_eq!(db.audit_verify().await.expect("verify").map(|n| n > 0), Ok(true));
         db.close().await;
     }

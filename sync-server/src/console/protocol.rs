@@ -110,9 +110,9 @@ fn valid_id(id: &str) -> bool {
 
 /// The request in `payload`, or the response that says what is wrong with it (with the
 /// request's id when one could be read).
-pub fn parse(payload: &[u8]) -> Result<Request, Response> {
+pub fn parse(payload: &[u8]) -> Result<Request, Box<Response>> {
     if payload.len() > MAX_REQUEST {
-        return Err(Response::error("", format!("request over {MAX_REQUEST} bytes")));
+        return Err(Box::new(Response::error("", format!("request over {MAX_REQUEST} bytes"))));
     }
     let request: Request = serde_json::from_slice(payload).map_err(|e| {
         // Echo the id if the payload is JSON with one, so the console can match the error.
@@ -121,24 +121,24 @@ pub fn parse(payload: &[u8]) -> Result<Request, Response> {
             .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
             .filter(|i| valid_id(i))
             .unwrap_or_default();
-        Response::error(&id, format!("malformed request: {e}"))
+        Box::new(Response::error(&id, format!("malformed request: {e}")))
     })?;
     if !valid_id(&request.id) {
-        return Err(Response::error("", "id: 1-64 printable ASCII characters"));
+        return Err(Box::new(Response::error("", "id: 1-64 printable ASCII characters")));
     }
     if !COMMANDS.contains(&request.command.as_str()) {
-        return Err(Response::error(
+        return Err(Box::new(Response::error(
             &request.id,
             format!("unknown command {:?}; commands: {}", request.command, COMMANDS.join(", ")),
-        ));
+        )));
     }
     if needs_purpose_and_case(&request.command)
         && (request.purpose.trim().is_empty() || request.case.trim().is_empty())
     {
-        return Err(Response::error(
+        return Err(Box::new(Response::error(
             &request.id,
             format!("{} needs a purpose and a case number (Minn. Stat. 13.824)", request.command),
-        ));
+        )));
     }
     Ok(request)
 }

@@ -15,14 +15,13 @@ pub fn html(entries: &[PublicAuditEntry], agency: &str, links: Links) -> String 
          append-only, hash-chained audit trail. This view shows each entry's time, the kind of \
          actor, the action and how many records it concerned; the person, the purpose, the case \
          number and the details are withheld as classified. Also as \
-         <a href=\"audit.json\">JSON</a>.</p><table id=\"audit\"><thead><tr><th>Entry</th>\
+         <a href=\"audit.json\">JSON</a>.</p><table id=\"audit\"><thead><tr>\
          <th>Time (UTC)</th><th>Actor</th><th>Action</th><th>Records</th></tr></thead><tbody>",
     );
     for e in entries {
         let _ = write!(
             body,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            e.seq,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             escape(&e.at),
             escape(&e.actor_kind),
             escape(&e.action),
@@ -30,8 +29,8 @@ pub fn html(entries: &[PublicAuditEntry], agency: &str, links: Links) -> String 
         );
     }
     body.push_str("</tbody></table>");
-    if let Some(last) = entries.last().filter(|_| entries.len() as i64 == PAGE && ext.is_empty()) {
-        let _ = write!(body, "<p><a href=\"audit?before={}\">Older entries</a></p>", last.seq);
+    if let Some(last) = entries.last().filter(|_| entries.len() as i64 >= PAGE && ext.is_empty()) {
+        let _ = write!(body, "<p><a href=\"audit?before={}\">Older entries</a></p>", last.at_ms);
     }
     page("Automated license plate reader audit trail", agency, links, &body)
 }

@@ -180,7 +180,7 @@ async fn log_csv(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
     }
 }
 
-/// `?before=SEQ`: the page of the audit trail before an entry (default: the newest).
+/// `?before=MS`: the page of the audit trail before a time (default: the newest).
 #[derive(Debug, Deserialize)]
 struct Before {
     before: Option<i64>,

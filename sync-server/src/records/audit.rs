@@ -10,9 +10,13 @@ use std::collections::BTreeMap;
 /// An audit entry as the public may see it: what kind of actor did what, when, and how many
 /// records it touched. The actor's name, the purpose, the case number and the details are
 /// classified (they can reveal an investigation) and withheld.
+///
+/// Entries of Address Confidentiality Program requests are not public at all, and the public
+/// view carries no sequence number (a gap in one would show that a withheld entry was there);
+/// it pages by time (`at_ms`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublicAuditEntry {
-    pub seq: i64,
+    pub at_ms: i64,
     pub at: String,
     /// `cli`, `console`, `retention`, `server`, ...: the part of the actor before its name.
     pub actor_kind: String,
@@ -203,11 +207,17 @@ impl Records {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<PublicAuditEntry>, RecordsError> {
+        // That someone asked for the Address Confidentiality Program is itself private (Minn.
+        // Stat. 13.824 subd. 3(c)): no entry of it is public, not even its time. A page ends on
+        // a whole millisecond, so the next (`at_ms < before`) misses none.
         let rows = sqlx::query(sql(
             self.pg,
-            "SELECT seq, at, actor, action, result_count FROM audit WHERE seq < ? \
-             ORDER BY seq DESC LIMIT ?",
+            "SELECT at, actor, action, result_count FROM audit \
+             WHERE at < ? AND action NOT LIKE '%acp%' AND at >= COALESCE((SELECT MIN(at) FROM \
+             (SELECT at FROM audit WHERE at < ? AND action NOT LIKE '%acp%' \
+             ORDER BY at DESC LIMIT ?) newest), 0) ORDER BY at DESC, seq DESC",
         ))
+        .bind(before.unwrap_or(i64::MAX))
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.pool)
@@ -215,13 +225,13 @@ impl Records {
         Ok(rows
             .iter()
             .map(|r| {
-                let actor: String = r.get(2);
+                let actor: String = r.get(1);
                 PublicAuditEntry {
-                    seq: r.get(0),
-                    at: iso_time(r.get(1)),
+                    at_ms: r.get(0),
+                    at: iso_time(r.get(0)),
                     actor_kind: actor.split(':').next().unwrap_or_default().to_string(),
-                    action: r.get(3),
-                    result_count: r.get(4),
+                    action: r.get(2),
+                    result_count: r.get(3),
                 }
             })
             .collect())

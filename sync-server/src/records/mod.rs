@@ -359,7 +359,7 @@ impl Records {
              s.online, s.last_change, s.store_id, s.store_event, s.store_event_ms, \
              COALESCE(n.resends, 0), COALESCE(n.collisions, 0), h.acp_fingerprint, \
              COALESCE(h.acp_entries, 0), (SELECT COUNT(*) FROM acp_digests), \
-             h.config_rolled_back, COALESCE(n.rate_limited, 0) FROM \
+             h.config_rolled_back, COALESCE(n.rate_limited, 0), COALESCE(n.clock_refused, 0) FROM \
              (SELECT trailer_id FROM trailer_status UNION SELECT trailer_id FROM trailer_health \
               UNION SELECT trailer_id FROM ingest_counts) t \
              LEFT JOIN trailer_health h ON h.trailer_id = t.trailer_id \
@@ -421,6 +421,8 @@ impl Records {
                     // Uplinks over the trailer's rate: not stored, sent again by a trailer
                     // that means well.
                     "rate_limited": r.get::<i64, _>(22),
+                    // Records stamped by a clock ahead of the server's or reset: kept apart.
+                    "clock_refused": r.get::<i64, _>(23),
                 })
             })
             .collect())

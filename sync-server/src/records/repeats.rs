@@ -18,12 +18,15 @@ use sqlx::AnyConnection;
 pub struct Tally {
     pub resends: u64,
     pub collisions: u64,
+    /// Records refused for a time no clock could have stamped (see `write::implausible`).
+    pub clock_refused: u64,
 }
 
 impl Tally {
     pub fn add(&mut self, other: Tally) {
         self.resends += other.resends;
         self.collisions += other.collisions;
+        self.clock_refused += other.clock_refused;
     }
 }
 
@@ -65,12 +68,12 @@ pub(crate) async fn collide(
     .rows_affected()
         == 1;
     if !fresh {
-        return Ok(Tally { resends: 1, collisions: 0 });
+        return Ok(Tally { resends: 1, ..Tally::default() });
     }
     tracing::warn!(trailer = x.trailer, kind = x.kind, id = x.item_id, reason = %x.reason,
         "id collision: kept as a dead letter, not stored over the record held");
     super::dead_letter_on(c, &x.topic, &x.reason, x.content, now).await?;
-    Ok(Tally { resends: 0, collisions: 1 })
+    Ok(Tally { collisions: 1, ..Tally::default() })
 }
 
 /// Whether read `read_id` of `trailer` collided (its pictures and alerts are not its own).
@@ -104,16 +107,18 @@ pub(crate) async fn count(
     let pg = is_pg(c);
     sqlx::query(sql(
         pg,
-        "INSERT INTO ingest_counts (trailer_id, resends, collisions, last_collision_ms) \
-         VALUES (?, ?, ?, ?) ON CONFLICT (trailer_id) DO UPDATE SET \
+        "INSERT INTO ingest_counts (trailer_id, resends, collisions, last_collision_ms, \
+         clock_refused) VALUES (?, ?, ?, ?, ?) ON CONFLICT (trailer_id) DO UPDATE SET \
          resends = ingest_counts.resends + excluded.resends, \
          collisions = ingest_counts.collisions + excluded.collisions, \
+         clock_refused = ingest_counts.clock_refused + excluded.clock_refused, \
          last_collision_ms = COALESCE(excluded.last_collision_ms, ingest_counts.last_collision_ms)",
     ))
     .bind(trailer)
     .bind(t.resends as i64)
     .bind(t.collisions as i64)
     .bind((t.collisions > 0).then_some(now))
+    .bind(t.clock_refused as i64)
     .execute(&mut *c)
     .await?;
     Ok(())

@@ -111,16 +111,16 @@ async fn deployments(url: String) {
         .await
         .expect("read");
     let end = event(2, DeploymentEventKind::End, t0 + 3 * DAY, 44.17);
-    write::deployment(&mut tx, &rules, "t1", &end, t0).await.expect("end");
+    write::deployment(&mut tx, &rules, "t1", &end, t0 + 4 * DAY).await.expect("end");
     tx.commit().await.expect("commit");
     let locs = db.public_locations(i64::MAX).await.expect("locations");
     assert_eq!(locs.len(), 1);
     assert!(locs[0].until.is_some(), "the end closed the place: {locs:?}");
     let mut tx = db.begin().await.expect("begin");
     // The same end again (a resend) and a start 11 km north.
-    write::deployment(&mut tx, &rules, "t1", &end, t0).await.expect("end again");
+    write::deployment(&mut tx, &rules, "t1", &end, t0 + 4 * DAY).await.expect("end again");
     let start = event(3, DeploymentEventKind::Start, t0 + 4 * DAY, 44.26);
-    write::deployment(&mut tx, &rules, "t1", &start, t0).await.expect("start");
+    write::deployment(&mut tx, &rules, "t1", &start, t0 + 4 * DAY).await.expect("start");
     tx.commit().await.expect("commit");
     let locs = db.public_locations(i64::MAX).await.expect("locations");
     assert_eq!(locs.len(), 2, "{locs:?}");
@@ -147,7 +147,7 @@ async fn retention(url: String) {
         &rules,
         "t1",
         &[read_at(1, "OLD111", old), read_at(2, "NEW222", young)],
-        old,
+        young,
     )
     .await
     .expect("reads");
@@ -183,7 +183,7 @@ async fn retention(url: String) {
         position: trailer_wire::Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
         lists_compared: vec!["MN BCA".into()],
     };
-    write::usage(&mut tx, &rules, "t1", &period, old).await.expect("usage");
+    write::usage(&mut tx, &rules, "t1", &period, old + DAY).await.expect("usage");
     // Another read under read 1's id, long ago: a collision, kept with the dead letters.
     write::reads(&mut tx, &rules, "t1", &[read_at(1, "OTHER1", old + 5)], old)
         .await
@@ -283,7 +283,8 @@ pub(super) fn hit(
 
 /// The public log of use counts what was ingested (each read once, however often it is
 /// resent; each hit by its category), per period of use; a read whose period had not arrived
-/// is counted under period 0; the counts stand after the reads are destroyed; a location marked
+/// is counted under period 0 until that period arrives; a read stamped ahead of the server's
+/// clock is refused and counted; the counts stand after the reads are destroyed; a location marked
 /// security information is not named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_log_counts_what_was_ingested_and_outlives_destruction() {
@@ -297,17 +298,17 @@ async fn use_log(url: String) {
     // 2026-03-02 15:00 UTC: 09:00 in Minnesota.
     let t0 = 1_772_463_600_000;
     let mut tx = db.begin().await.expect("begin");
-    write::usage(&mut tx, &rules, "t1", &period(1, t0, Some(t0 + 5 * HOUR), 44.16), t0)
+    write::usage(&mut tx, &rules, "t1", &period(1, t0, Some(t0 + 5 * HOUR), 44.16), t0 + DAY)
         .await
         .expect("period");
     let reads: Vec<ReadMeta> =
         (1..=5).map(|i| read_at(i, &format!("AAA{i:03}"), t0 + i as i64 * HOUR / 2)).collect();
-    write::reads(&mut tx, &rules, "t1", &reads, t0).await.expect("reads");
+    write::reads(&mut tx, &rules, "t1", &reads, t0 + DAY).await.expect("reads");
     // The same batch again (a resend) counts nothing more.
-    write::reads(&mut tx, &rules, "t1", &reads, t0).await.expect("reads again");
+    write::reads(&mut tx, &rules, "t1", &reads, t0 + DAY).await.expect("reads again");
     let stolen = hit(1, reads[0].clone(), StolenVehicle);
-    assert!(write::alert(&mut tx, &rules, "t1", &stolen, t0).await.expect("alert"));
-    assert!(!write::alert(&mut tx, &rules, "t1", &stolen, t0).await.expect("again"));
+    assert!(write::alert(&mut tx, &rules, "t1", &stolen, t0 + DAY).await.expect("alert"));
+    assert!(!write::alert(&mut tx, &rules, "t1", &stolen, t0 + DAY).await.expect("again"));
     // A read of the next day, whose period record has not arrived.
     let late = read_at(6, "BBB006", t0 + DAY);
     let warrant = hit(2, late.clone(), Warrant);
@@ -329,6 +330,45 @@ async fn use_log(url: String) {
     let p0 = &log.periods[1];
     assert_eq!((p0.period_id, p0.reads, p0.hits["warrant"]), (0, 1, 1));
     assert_eq!(log.days.iter().map(|d| d.reads).sum::<i64>(), 6);
+
+    // The next day's period record arrives: its read and hit move to it from "no period".
+    let mut tx = db.begin().await.expect("begin");
+    let next = period(2, t0 + DAY - HOUR, Some(t0 + DAY + HOUR), 44.16);
+    write::usage(&mut tx, &rules, "t1", &next, t0 + 2 * DAY).await.expect("period 2");
+    // A second list of the same category on the same read is not a second hit.
+    let mut again = hit(3, late.clone(), Warrant);
+    again.list_name = "agency".into();
+    write::alert(&mut tx, &rules, "t1", &again, t0 + 2 * DAY).await.expect("alert");
+    // A read stamped an hour ahead of the server's clock, and its alert: neither is stored
+    // (its 60 days would count from a time not yet come); both are dead letters, counted.
+    let ahead = read_at(7, "CCC007", t0 + 2 * DAY + HOUR);
+    write::reads(&mut tx, &rules, "t1", std::slice::from_ref(&ahead), t0 + 2 * DAY)
+        .await
+        .expect("ahead");
+    let ahead_hit = hit(4, ahead, StolenVehicle);
+    assert!(!write::alert(&mut tx, &rules, "t1", &ahead_hit, t0 + 2 * DAY).await.expect("alert"));
+    tx.commit().await.expect("commit");
+    let log = db.use_log("2026-03-01", "2026-03-31", i64::MAX).await.expect("log");
+    let ids: Vec<i64> = log.periods.iter().map(|p| p.period_id).collect();
+    assert_eq!(ids, [1, 2], "no reads are left outside a period: {log:#?}");
+    assert_eq!((log.periods[1].reads, log.periods[1].hits["warrant"]), (1, 1));
+    assert_eq!(
+        (log.total_reads, log.total_hits["warrant"], log.total_hits["stolen_vehicle"]),
+        (6, 1, 1)
+    );
+    assert!(db.search_reads("CCC007", 10).await.expect("search").is_empty());
+    let letters = db.dead_letters().await.expect("letters");
+    assert_eq!(letters.len(), 2, "{letters:#?}");
+    assert!(letters[0].1.contains("in the future"), "{letters:#?}");
+    let mut c = db.pool().acquire().await.expect("conn");
+    let refused: i64 =
+        sqlx::query("SELECT clock_refused FROM ingest_counts WHERE trailer_id = 't1'")
+            .fetch_one(&mut *c)
+            .await
+            .expect("counts")
+            .get(0);
+    assert_eq!(refused, 2);
+    drop(c);
 
     // Withheld location: the log does not name it.
     let id = db.locations(Some("t1")).await.expect("locations")[0].id;
@@ -410,18 +450,21 @@ async fn notices(url: String) {
     // Two kilometres north two days later, then more reads there.
     let mut moved = read_at(2, "BBB222", t0 + 2 * DAY);
     moved.position = trailer_wire::Position::from_degrees(44.18, -93.99, FixQuality::Fix3d);
-    write::reads(&mut tx, &rules, "t1", std::slice::from_ref(&moved), t0).await.expect("reads");
+    let received = t0 + 3 * DAY;
+    write::reads(&mut tx, &rules, "t1", std::slice::from_ref(&moved), received)
+        .await
+        .expect("reads");
     moved.read_id = 3;
     moved.first_seen += HOUR;
     moved.best_seen += HOUR;
-    write::reads(&mut tx, &rules, "t1", &[moved], t0).await.expect("reads");
+    write::reads(&mut tx, &rules, "t1", &[moved], received).await.expect("reads");
     tx.commit().await.expect("commit");
     let n = db.notices(t0 + DAY, false).await.expect("notices");
     assert_eq!(n.len(), 2, "{n:#?}");
     // A new location stays out of the public list for the review period.
     let reviewed = db.clone().with_rules(Rules { review_ms: HOUR, ..Rules::default() });
     assert!(reviewed.public_locations(t0 + HOUR / 2).await.expect("public").is_empty());
-    assert_eq!(reviewed.public_locations(t0 + 2 * HOUR).await.expect("public").len(), 2);
+    assert_eq!(reviewed.public_locations(received + 2 * HOUR).await.expect("public").len(), 2);
     assert_eq!((n[0].kind, n[1].kind), (NoticeKind::NewReader, NoticeKind::NewLocation));
     assert_eq!(n[0].due_ms, t0 + 500 + 10 * DAY, "best_seen of the first read + 10 days");
     assert_eq!(n[1].due_ms, t0 + 2 * DAY + 500 + 10 * DAY);
@@ -445,7 +488,7 @@ async fn notices(url: String) {
         r
     };
     let mut tx = db.begin().await.expect("begin");
-    write::reads(&mut tx, &rules, "t1", &[at(4, 44.16, t0 + DAY)], t0).await.expect("reads");
+    write::reads(&mut tx, &rules, "t1", &[at(4, 44.16, t0 + DAY)], received).await.expect("reads");
     tx.commit().await.expect("commit");
     let locs = db.locations(Some("t1")).await.expect("locations");
     assert_eq!(locs.len(), 2, "{locs:#?}");
@@ -454,7 +497,9 @@ async fn notices(url: String) {
     // A backlog from a place the server never heard of: a closed place in the history, and
     // the BCA hears of it; the current place stays.
     let mut tx = db.begin().await.expect("begin");
-    write::reads(&mut tx, &rules, "t1", &[at(5, 44.30, t0 + DAY + HOUR)], t0).await.expect("reads");
+    write::reads(&mut tx, &rules, "t1", &[at(5, 44.30, t0 + DAY + HOUR)], received)
+        .await
+        .expect("reads");
     tx.commit().await.expect("commit");
     let locs = db.locations(Some("t1")).await.expect("locations");
     assert_eq!(locs.len(), 3, "{locs:#?}");
@@ -464,7 +509,9 @@ async fn notices(url: String) {
     assert_eq!(n[2].kind, NoticeKind::NewLocation);
     // Back at the first place later: a new deployment there, but no new notice.
     let mut tx = db.begin().await.expect("begin");
-    write::reads(&mut tx, &rules, "t1", &[at(6, 44.16, t0 + 5 * DAY)], t0).await.expect("reads");
+    write::reads(&mut tx, &rules, "t1", &[at(6, 44.16, t0 + 5 * DAY)], t0 + 5 * DAY)
+        .await
+        .expect("reads");
     tx.commit().await.expect("commit");
     assert_eq!(db.locations(Some("t1")).await.expect("locations").len(), 4);
     assert_eq!(db.notices(t0, false).await.expect("notices").len(), 3);
@@ -652,7 +699,7 @@ async fn repeats(url: String) {
     assert_eq!(acks.len(), 2, "a resend is acknowledged");
     write::picture(&mut tx, "t1", 1, PictureKind::PlateCrop, b"crop", t0).await.expect("pic");
     assert!(!write::alert(&mut tx, &rules, "t1", &a, t0).await.expect("alert again"));
-    write::usage(&mut tx, &rules, "t1", &period(7, t0, Some(t0 + HOUR), 44.16), t0)
+    write::usage(&mut tx, &rules, "t1", &period(7, t0, Some(t0 + HOUR), 44.16), t0 + HOUR)
         .await
         .expect("closing");
     tx.commit().await.expect("commit");
@@ -682,7 +729,7 @@ async fn repeats(url: String) {
     write::usage(&mut tx, &rules, "t1", &period(7, t0 + DAY, None, 44.2), t0 + DAY)
         .await
         .expect("other period");
-    write::deployment(&mut tx, &rules, "t1", &event(DeploymentEventKind::End, t0 + DAY), t0)
+    write::deployment(&mut tx, &rules, "t1", &event(DeploymentEventKind::End, t0 + DAY), t0 + DAY)
         .await
         .expect("other event");
     tx.commit().await.expect("commit");

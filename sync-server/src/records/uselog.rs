@@ -9,7 +9,7 @@ use super::{Records, RecordsError, Rules, is_pg, sql};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
-use trailer_wire::{HitCategory, ReadMeta};
+use trailer_wire::HitCategory;
 
 /// Hit categories in the log's column order.
 pub const CATEGORIES: [(&str, &str); 6] = [
@@ -83,62 +83,172 @@ fn period_of(periods: &[(i64, i64, Option<i64>)], t: i64) -> i64 {
         .map_or(0, |p| p.0)
 }
 
-/// Tallies reads (each new to the server) and, for an alert, its hit. `hit` is the category of
-/// a new alert on the one read given.
+/// The period each of `times` falls in (0: none recorded yet).
+pub(super) async fn periods_of(
+    c: &mut AnyConnection,
+    trailer: &str,
+    times: &[i64],
+) -> Result<Vec<i64>, RecordsError> {
+    let (Some(from), Some(to)) = (times.iter().min(), times.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let known = periods(c, trailer, *from, *to).await?;
+    Ok(times.iter().map(|t| period_of(&known, *t)).collect())
+}
+
+/// Adds to the log: each of `reads` (new to the server, with the period it falls in) counts as
+/// a read, or, with `hit`, as a hit of that category.
 pub(super) async fn tally(
     c: &mut AnyConnection,
     rules: &Rules,
     trailer: &str,
-    reads: &[&ReadMeta],
+    reads: &[(i64, i64)],
     hit: Option<HitCategory>,
 ) -> Result<(), RecordsError> {
-    let (Some(from), Some(to)) =
-        (reads.iter().map(|r| r.first_seen).min(), reads.iter().map(|r| r.first_seen).max())
-    else {
-        return Ok(());
-    };
-    let known = periods(c, trailer, from, to).await?;
     let mut tallies: BTreeMap<(i64, String), Tally> = BTreeMap::new();
-    for r in reads {
-        let (day, hour) = local_day_hour(rules, r.first_seen);
-        let t = tallies.entry((period_of(&known, r.first_seen), day)).or_default();
+    for &(first_seen, period) in reads {
+        let (day, hour) = local_day_hour(rules, first_seen);
+        let t = tallies.entry((period, day)).or_default();
         t.hours |= 1 << hour;
         match hit {
             Some(category) => t.hits[category_index(category)] += 1,
             None => t.reads += 1,
         }
     }
-    let pg = is_pg(c);
     for ((period, day), t) in tallies {
-        sqlx::query(sql(
-            pg,
-            "INSERT INTO use_log (trailer_id, period_id, day, hours, reads, stolen_vehicle, \
-             stolen_plate, warrant, suspended_revoked, missing_person, investigative) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (trailer_id, period_id, day) DO UPDATE SET \
-             hours = use_log.hours | excluded.hours, reads = use_log.reads + excluded.reads, \
-             stolen_vehicle = use_log.stolen_vehicle + excluded.stolen_vehicle, \
-             stolen_plate = use_log.stolen_plate + excluded.stolen_plate, \
-             warrant = use_log.warrant + excluded.warrant, \
-             suspended_revoked = use_log.suspended_revoked + excluded.suspended_revoked, \
-             missing_person = use_log.missing_person + excluded.missing_person, \
-             investigative = use_log.investigative + excluded.investigative",
-        ))
-        .bind(trailer)
-        .bind(period)
-        .bind(day)
-        .bind(t.hours)
-        .bind(t.reads)
-        .bind(t.hits[0])
-        .bind(t.hits[1])
-        .bind(t.hits[2])
-        .bind(t.hits[3])
-        .bind(t.hits[4])
-        .bind(t.hits[5])
-        .execute(&mut *c)
-        .await?;
+        add(c, trailer, period, &day, t, 1).await?;
     }
     Ok(())
+}
+
+/// Adds (`sign` 1) or takes away (-1) a tally.
+async fn add(
+    c: &mut AnyConnection,
+    trailer: &str,
+    period: i64,
+    day: &str,
+    t: Tally,
+    sign: i64,
+) -> Result<(), RecordsError> {
+    let pg = is_pg(c);
+    sqlx::query(sql(
+        pg,
+        "INSERT INTO use_log (trailer_id, period_id, day, hours, reads, stolen_vehicle, \
+         stolen_plate, warrant, suspended_revoked, missing_person, investigative) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (trailer_id, period_id, day) DO UPDATE SET \
+         hours = use_log.hours | excluded.hours, reads = use_log.reads + excluded.reads, \
+         stolen_vehicle = use_log.stolen_vehicle + excluded.stolen_vehicle, \
+         stolen_plate = use_log.stolen_plate + excluded.stolen_plate, \
+         warrant = use_log.warrant + excluded.warrant, \
+         suspended_revoked = use_log.suspended_revoked + excluded.suspended_revoked, \
+         missing_person = use_log.missing_person + excluded.missing_person, \
+         investigative = use_log.investigative + excluded.investigative",
+    ))
+    .bind(trailer)
+    .bind(period)
+    .bind(day)
+    .bind(if sign > 0 { t.hours } else { 0 })
+    .bind(sign * t.reads)
+    .bind(sign * t.hits[0])
+    .bind(sign * t.hits[1])
+    .bind(sign * t.hits[2])
+    .bind(sign * t.hits[3])
+    .bind(sign * t.hits[4])
+    .bind(sign * t.hits[5])
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// A period of use arrived (or closed): the reads counted under no period (0) that fall in it
+/// move to it, with their hits. After an offline stretch alerts go first, and their reads came
+/// before the record of the period they belong to.
+pub(super) async fn attribute(
+    c: &mut AnyConnection,
+    rules: &Rules,
+    trailer: &str,
+    period: i64,
+    start: i64,
+    end: i64,
+) -> Result<(), RecordsError> {
+    let pg = is_pg(c);
+    let reads = sqlx::query(sql(
+        pg,
+        "SELECT read_id, first_seen FROM reads WHERE trailer_id = ? AND period_id = 0 \
+         AND first_seen >= ? AND first_seen <= ?",
+    ))
+    .bind(trailer)
+    .bind(start)
+    .bind(end)
+    .fetch_all(&mut *c)
+    .await?;
+    if reads.is_empty() {
+        return Ok(());
+    }
+    let mut moved: BTreeMap<String, Tally> = BTreeMap::new();
+    for r in &reads {
+        let (read_id, first_seen): (i64, i64) = (r.get(0), r.get(1));
+        let (day, hour) = local_day_hour(rules, first_seen);
+        let t = moved.entry(day).or_default();
+        t.reads += 1;
+        t.hours |= 1 << hour;
+        // Each category once per read, however many lists it was on.
+        let categories = sqlx::query(sql(
+            pg,
+            "SELECT DISTINCT category FROM alerts WHERE trailer_id = ? AND read_id = ?",
+        ))
+        .bind(trailer)
+        .bind(read_id)
+        .fetch_all(&mut *c)
+        .await?;
+        for cat in &categories {
+            if let Some(i) = category_named(&cat.get::<String, _>(0)) {
+                t.hits[i] += 1;
+            }
+        }
+    }
+    sqlx::query(sql(
+        pg,
+        "UPDATE reads SET period_id = ? WHERE trailer_id = ? AND period_id = 0 \
+         AND first_seen >= ? AND first_seen <= ?",
+    ))
+    .bind(period)
+    .bind(trailer)
+    .bind(start)
+    .bind(end)
+    .execute(&mut *c)
+    .await?;
+    for (day, t) in moved {
+        add(c, trailer, 0, &day, t, -1).await?;
+        add(c, trailer, period, &day, t, 1).await?;
+    }
+    // A day left with nothing under no period is no row of the log.
+    sqlx::query(sql(
+        pg,
+        "DELETE FROM use_log WHERE trailer_id = ? AND period_id = 0 AND reads = 0 \
+         AND stolen_vehicle = 0 AND stolen_plate = 0 AND warrant = 0 \
+         AND suspended_revoked = 0 AND missing_person = 0 AND investigative = 0",
+    ))
+    .bind(trailer)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// The column index of a category as the alerts table names it (`StolenVehicle`, ...).
+fn category_named(name: &str) -> Option<usize> {
+    [
+        HitCategory::StolenVehicle,
+        HitCategory::StolenPlate,
+        HitCategory::Warrant,
+        HitCategory::SuspendedRevokedLicence,
+        HitCategory::MissingPersonAmber,
+        HitCategory::ActiveInvestigation,
+    ]
+    .into_iter()
+    .find(|c| format!("{c:?}") == name)
+    .map(category_index)
 }
 
 /// One period of active use as the public log shows it.

@@ -22,7 +22,7 @@ pub async fn reads(
     reads: &[ReadMeta],
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
-    Ok(store_reads(c, rules, trailer, reads, now).await?.acks)
+    Ok(store_reads(c, rules, trailer, reads, true, now).await?.acks)
 }
 
 /// What became of a batch of reads.
@@ -32,6 +32,8 @@ struct Stored {
     participant: bool,
     /// Reads whose id the server holds for another read.
     collided: HashSet<u64>,
+    /// Reads refused for their time.
+    untimely: HashSet<u64>,
 }
 
 /// The fields that tell one read from another under the same id.
@@ -94,26 +96,43 @@ async fn held_reads(
     Ok(held)
 }
 
-/// [`reads`], also saying which reads were an ACP participant's or collided.
+/// [`reads`], also saying which reads were an ACP participant's or collided. A read refused for
+/// its time is kept as a dead letter when `alone` (not when it came inside an alert, whose own
+/// dead letter holds it).
 async fn store_reads(
     c: &mut AnyConnection,
     rules: &Rules,
     trailer: &str,
     reads: &[ReadMeta],
+    alone: bool,
     now: i64,
 ) -> Result<Stored, RecordsError> {
     let pg = is_pg(c);
     let mut acks = Vec::with_capacity(reads.len());
     let mut fresh = Vec::with_capacity(reads.len());
     let mut collided = HashSet::new();
+    let mut untimely = HashSet::new();
+    let mut last_fresh: Option<&ReadMeta> = None;
     let mut tally = Tally::default();
     let participants = super::acp::drop_participants(c, rules, trailer, reads, now).await?;
     let mut held = held_reads(c, trailer, reads).await?;
+    let times: Vec<i64> = reads.iter().map(|r| r.first_seen).collect();
+    let periods = uselog::periods_of(c, trailer, &times).await?;
     for (i, r) in reads.iter().enumerate() {
-        // Destroyed at collection (an ACP participant's), a resend or a collision: each is
-        // acknowledged, so the trailer's outbox moves on.
+        // Destroyed at collection (an ACP participant's), refused for its time, a resend or a
+        // collision: each is acknowledged, so the trailer's outbox moves on.
         acks.push(AckRef::Read(r.read_id));
         if participants.contains(&i) {
+            continue;
+        }
+        if let Some(reason) = implausible(&format!("read {}", r.read_id), r.first_seen, now) {
+            if alone {
+                let one = ReadBatch { trailer_id: trailer.into(), reads: vec![r.clone()] };
+                let frame = frame(Message::ReadBatch(one))?;
+                let topic = Topic::up(trailer, UpKind::Reads);
+                refuse_time(c, trailer, topic, &reason, &frame, now).await?;
+            }
+            untimely.insert(r.read_id);
             continue;
         }
         match held.get(&r.read_id) {
@@ -136,11 +155,12 @@ async fn store_reads(
                 collided.insert(r.read_id);
             }
             None => {
+                let period = periods.get(i).copied().unwrap_or(0);
                 sqlx::query(sql(
                     pg,
                     "INSERT INTO reads (trailer_id, read_id, camera_id, plate, confidence, \
                      first_seen, best_seen, lat, lon, fix, plate_box, has_crop, has_context, \
-                     received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     received_at, period_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ))
                 .bind(trailer)
                 .bind(r.read_id as i64)
@@ -156,20 +176,61 @@ async fn store_reads(
                 .bind(i64::from(r.pictures.plate_crop))
                 .bind(i64::from(r.pictures.context))
                 .bind(now)
+                .bind(period)
                 .execute(&mut *c)
                 .await?;
                 held.insert(r.read_id, read_key(r));
-                fresh.push(r);
+                fresh.push((r.first_seen, period));
+                last_fresh = Some(r);
             }
         }
     }
     repeats::count(c, trailer, tally, now).await?;
     uselog::tally(c, rules, trailer, &fresh, None).await?;
-    if let Some(last) = fresh.last() {
+    if let Some(last) = last_fresh {
         let (lat, lon) = (last.position.lat(), last.position.lon());
         note_location(c, rules, trailer, lat, lon, last.best_seen, now).await?;
     }
-    Ok(Stored { acks, participant: !participants.is_empty(), collided })
+    Ok(Stored { acks, participant: !participants.is_empty(), collided, untimely })
+}
+
+/// How far ahead of the server a trailer's clock may be (clocks drift; GPS time is minutes
+/// away at worst).
+pub const CLOCK_AHEAD_MS: i64 = 5 * 60_000;
+/// No record of this product was made before 2024: an earlier stamp is a clock that was reset.
+pub const CLOCK_FLOOR_MS: i64 = 1_704_067_200_000;
+
+/// Why a time no clock could have stamped is refused, if it is one. Retention counts from
+/// collection: a read stamped in the future would outlive its 60 days. Such records are kept
+/// as dead letters (destroyed by the time they arrived) and counted in health.
+fn implausible(what: &str, t: i64, now: i64) -> Option<String> {
+    if t > now + CLOCK_AHEAD_MS {
+        Some(format!(
+            "{what} is stamped {} s in the future: the trailer's clock is ahead; kept here, not stored",
+            (t - now) / 1000
+        ))
+    } else if t < CLOCK_FLOOR_MS && now >= CLOCK_FLOOR_MS {
+        // (A server whose own clock is before the floor cannot judge by it.)
+        Some(format!(
+            "{what} is stamped before 2024: the trailer's clock was reset; kept here, not stored"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Keeps a record refused for its time as a dead letter; counts it.
+async fn refuse_time(
+    c: &mut AnyConnection,
+    trailer: &str,
+    topic: String,
+    reason: &str,
+    frame: &[u8],
+    now: i64,
+) -> Result<(), RecordsError> {
+    tracing::warn!(trailer, %reason, "record refused for its time");
+    super::dead_letter_on(c, &topic, reason, frame, now).await?;
+    repeats::count(c, trailer, Tally { clock_refused: 1, ..Tally::default() }, now).await
 }
 
 /// A message as one frame, for the dead letters.
@@ -187,8 +248,14 @@ pub async fn alert(
     now: i64,
 ) -> Result<bool, RecordsError> {
     let pg = is_pg(c);
-    let stored = store_reads(c, rules, trailer, std::slice::from_ref(&a.read), now).await?;
+    let stored = store_reads(c, rules, trailer, std::slice::from_ref(&a.read), false, now).await?;
     if stored.participant {
+        return Ok(false);
+    }
+    if stored.untimely.contains(&a.read.read_id) {
+        let reason = format!("alert id {} is of a read refused for its time", a.alert_id);
+        let frame = frame(Message::Alert(a.clone()))?;
+        refuse_time(c, trailer, Topic::up(trailer, UpKind::Alerts), &reason, &frame, now).await?;
         return Ok(false);
     }
     let held = sqlx::query(sql(
@@ -208,7 +275,7 @@ pub async fn alert(
     };
     let reason = match &held {
         Some(r) if same(r) => {
-            repeats::count(c, trailer, Tally { resends: 1, collisions: 0 }, now).await?;
+            repeats::count(c, trailer, Tally { resends: 1, ..Tally::default() }, now).await?;
             return Ok(false);
         }
         Some(_) => format!(
@@ -253,7 +320,30 @@ pub async fn alert(
     .bind(now)
     .execute(&mut *c)
     .await?;
-    uselog::tally(c, rules, trailer, &[&a.read], Some(a.category)).await?;
+    // A read on several lists of one category is one hit of it (the log counts hits by
+    // category, not by list).
+    let counted = sqlx::query(sql(
+        pg,
+        "SELECT COUNT(*) FROM alerts WHERE trailer_id = ? AND read_id = ? AND category = ?",
+    ))
+    .bind(trailer)
+    .bind(a.read.read_id as i64)
+    .bind(format!("{:?}", a.category))
+    .fetch_one(&mut *c)
+    .await?
+    .get::<i64, _>(0);
+    if counted == 1 {
+        let period: i64 = sqlx::query(sql(
+            pg,
+            "SELECT period_id FROM reads WHERE trailer_id = ? AND read_id = ?",
+        ))
+        .bind(trailer)
+        .bind(a.read.read_id as i64)
+        .fetch_optional(&mut *c)
+        .await?
+        .map_or(0, |r| r.get(0));
+        uselog::tally(c, rules, trailer, &[(a.read.first_seen, period)], Some(a.category)).await?;
+    }
     Ok(true)
 }
 
@@ -285,7 +375,7 @@ pub async fn picture(
     .map(|r| r.get(0));
     let reason = match held {
         Some(bytes) if bytes == jpeg => {
-            repeats::count(c, trailer, Tally { resends: 1, collisions: 0 }, now).await?;
+            repeats::count(c, trailer, Tally { resends: 1, ..Tally::default() }, now).await?;
             return Ok(ack);
         }
         Some(_) => format!(
@@ -349,6 +439,14 @@ pub async fn usage(
 ) -> Result<AckRef, RecordsError> {
     let pg = is_pg(c);
     let ack = AckRef::ActiveUse(u.period_id);
+    let latest = u.end.unwrap_or(u.start).max(u.start);
+    if let Some(reason) = implausible(&format!("period of use {}", u.period_id), latest, now)
+        .or_else(|| implausible(&format!("period of use {}", u.period_id), u.start, now))
+    {
+        let frame = frame(Message::ActiveUse(u.clone()))?;
+        refuse_time(c, trailer, Topic::up(trailer, UpKind::Usage), &reason, &frame, now).await?;
+        return Ok(ack);
+    }
     let held = sqlx::query(sql(
         pg,
         "SELECT start_ms, start_reason, end_ms FROM usage_periods \
@@ -379,7 +477,7 @@ pub async fn usage(
         }
         Some(r) if r.get::<Option<i64>, _>(2).is_some() || u.end.is_none() => {
             // Nothing new: the period as held already says as much.
-            repeats::count(c, trailer, Tally { resends: 1, collisions: 0 }, now).await?;
+            repeats::count(c, trailer, Tally { resends: 1, ..Tally::default() }, now).await?;
             return Ok(ack);
         }
         Some(_) => {
@@ -414,6 +512,9 @@ pub async fn usage(
             .await?;
         }
     }
+    // Reads (and hits) that came before this period's record move to it.
+    let end = u.end.unwrap_or(now);
+    uselog::attribute(c, rules, trailer, u.period_id as i64, u.start, end).await?;
     let (lat, lon) = (u.position.lat(), u.position.lon());
     note_location(c, rules, trailer, lat, lon, u.end.unwrap_or(u.start), now).await?;
     Ok(ack)
@@ -473,6 +574,12 @@ pub async fn deployment(
         trailer_wire::DeploymentEventKind::Start => "start",
         trailer_wire::DeploymentEventKind::End => "end",
     };
+    if let Some(reason) = implausible(&format!("deployment event {}", e.event_id), e.time, now) {
+        let frame = frame(Message::Deployment(e.clone()))?;
+        refuse_time(c, trailer, Topic::up(trailer, UpKind::Deployments), &reason, &frame, now)
+            .await?;
+        return Ok(ack);
+    }
     let held = sqlx::query(sql(
         pg,
         "SELECT kind, at FROM deployment_events WHERE trailer_id = ? AND event_id = ?",
@@ -483,7 +590,7 @@ pub async fn deployment(
     .await?;
     if let Some(r) = held {
         let t = if r.get::<String, _>(0) == kind && r.get::<i64, _>(1) == e.time {
-            Tally { resends: 1, collisions: 0 }
+            Tally { resends: 1, ..Tally::default() }
         } else {
             let x = Collision {
                 trailer,
