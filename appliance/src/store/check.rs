@@ -1,9 +1,11 @@
 //! The start-up check: after a clean stop only counts are taken; after a crash every record is
 //! decoded, every outbox entry must point to an item that exists, and every picture reference
 //! must belong to a read. Undecodable records go to the `quarantine` tree (kept for inspection,
-//! never synced); dangling entries are removed.
+//! never synced, destroyed by retention as reads are: keyed by the earliest time their data can
+//! date from); dangling entries are removed.
 use super::keys::{self, parse_outbox_key, read_key};
 use super::{CLEAN_MARK, Store, StoreError, StoredRead, partition_of};
+use crate::clock::DAY_MS;
 use trailer_wire::{AckRef, ActiveUse, Alert, PictureKind};
 
 /// What [`Store::check`] found and repaired.
@@ -20,6 +22,21 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn clean(&self) -> bool {
         self.quarantined == 0 && self.dangling_outbox == 0 && self.orphan_pictures == 0
+    }
+}
+
+/// The earliest time a quarantined record of `tree` under `key` can hold data from: the start
+/// of its day (a day's trees), the time in its id (alerts and periods of use), else `now`.
+fn dated(tree: &str, key: &[u8], now: i64) -> i64 {
+    let day =
+        tree.strip_prefix("day-").and_then(|r| r.get(..8)).and_then(|d| d.parse::<i64>().ok());
+    if let Some(day) = day {
+        return (day * DAY_MS).min(now);
+    }
+    match keys::id_in(key) {
+        // Ids of the timed scheme carry their ms in the top 48 bits (see `ids`).
+        Some(id) if id >= 1 << 56 => ((id >> 16) as i64).min(now),
+        _ => now,
     }
 }
 
@@ -48,9 +65,11 @@ impl Store {
     pub fn full_check(&self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let quarantine = self.db.open_tree("quarantine")?;
+        let now = self.now();
         let move_out =
             |tree: &sled::Tree, name: &str, k: &[u8], v: &[u8]| -> Result<(), StoreError> {
-                let mut qk = name.as_bytes().to_vec();
+                let mut qk = (dated(name, k, now) as u64).to_be_bytes().to_vec();
+                qk.extend_from_slice(name.as_bytes());
                 qk.push(0);
                 qk.extend_from_slice(k);
                 quarantine.insert(qk, v)?;

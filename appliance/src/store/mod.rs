@@ -23,7 +23,7 @@
 //! | `hotlist_meta` | list name                                    | postcard [`hotlist::ListMeta`] |
 //! | `downlinks`    | downlink id (u64 BE)                         | postcard `DownlinkAck` (the answer given) |
 //! | `chunks`       | list name + 0x00 + version (u64 BE) + index (u32 BE) | a hotlist chunk's bytes |
-//! | `quarantine`   | tree name + 0x00 + key                       | the undecodable record         |
+//! | `quarantine`   | time (u64 BE ms) + tree name + 0x00 + key    | the undecodable record         |
 //! | default        | `format`, `clean-shutdown`                   | format version; clean marker   |
 //! | default        | `store-id`, `store-created`, `opens`         | the store's identity (u64/i64 BE) |
 //!
@@ -463,6 +463,11 @@ impl Store {
     /// it; the start-up check quarantines it).
     fn peek<T: serde::de::DeserializeOwned>(&self, tree: &str, v: &[u8]) -> Option<T> {
         postcard::from_bytes(&self.seal.open(tree, v).ok()?).ok()
+    }
+
+    /// Alert `id` as stored, or `None` if it does not decode.
+    fn open_alert(&self, id: u64, v: &[u8]) -> Option<Alert> {
+        decode(&self.seal, "alerts", &id, v).ok()
     }
 
     /// Which pictures are queued for the server as reads are stored.
@@ -1109,6 +1114,8 @@ impl Store {
         }
         if destroyed > 0 {
             self.count_destroyed(Destruction::AcpExisting, destroyed as u64)?;
+            // Their hits name the plate too.
+            self.purge_alerts()?;
         }
         self.db.flush()?;
         Ok(Ok(destroyed))
@@ -1396,6 +1403,56 @@ mod tests {
         let counts = store.destruction_counts().expect("counts");
         assert_eq!(counts.iter().map(|c| c.2).sum::<u64>(), 3);
         assert!(counts.iter().all(|c| c.1 == Destruction::Retention));
+    }
+
+    /// A hit holds its read's plate, time and place: it goes with its read (by retention or
+    /// an ACP addition) and stays while the read is held. A quarantined record goes by the age
+    /// of the data it can hold; one of the earlier, undated layout goes at once.
+    #[test]
+    fn alerts_and_quarantined_records_live_no_longer_than_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let key = b"agency-acp-key".to_vec();
+        let store = Store::open(dir.path(), 60, Arc::new(clock.clone()))
+            .expect("open")
+            .with_acp_key(key.clone());
+        let csv = "AAA111,MN,warrant,MN BCA\nBBB222,MN,warrant,MN BCA\nCCC333,MN,warrant,MN BCA\n";
+        let list = hotlist::parse_csv(csv, true).expect("csv");
+        store.import_hotlist("mn-state", 1, "MN BCA plate data file", &list).expect("import");
+        let ids: Vec<u64> = ["AAA111", "BBB222", "CCC333"].iter().map(|p| put(&store, p)).collect();
+        let alert_of =
+            |read: u64| store.raise_alerts("t1", read, false).expect("alerts")[0].alert_id;
+        let alerts: Vec<u64> = ids.iter().map(|id| alert_of(*id)).collect();
+        let alive = |alert: u64| store.alerts.contains_key(alert.to_be_bytes()).expect("alerts");
+        let queued = |alert: u64| {
+            store.outbox.contains_key(outbox_key(&AckRef::Alert(alert))).expect("outbox")
+        };
+        // An ACP addition destroys the read of CCC333, and its hit with it.
+        let fp = acp::key_fingerprint(&key);
+        let probe = [acp::acp_probe(&key, "CCC333")];
+        store.acp_add(fp, &[acp::acp_digest(&key, "CCC333")], &probe).expect("acp").expect("ok");
+        assert!(!alive(alerts[2]) && !queued(alerts[2]), "an ACP plate's hit is gone");
+        assert!(alive(alerts[0]) && alive(alerts[1]));
+        // BBB222's read is held; quarantine holds one record from today and one undated.
+        let hold = HoldRecord {
+            kind: HoldKind::ActiveInvestigation,
+            case_number: "C".into(),
+            read_ids: vec![ids[1]],
+        };
+        store.place_hold(1, &hold).expect("hold");
+        store.alerts.insert(store.next_id().expect("id").to_be_bytes(), &b"\xff"[..]).expect("bad");
+        let quarantine = store.db.open_tree("quarantine").expect("quarantine");
+        quarantine.insert(b"alerts\x00old-layout", &b"?"[..]).expect("undated");
+        assert_eq!(store.full_check().expect("check").quarantined, 1);
+        clock.advance(DAY_MS);
+        store.purge().expect("purge");
+        assert_eq!(quarantine.len(), 1, "the undated one went, today's stays");
+        assert!(alive(alerts[0]), "young hits stay");
+        clock.advance(60 * DAY_MS);
+        store.purge().expect("purge");
+        assert!(!alive(alerts[0]) && !queued(alerts[0]), "a hit goes with its read");
+        assert!(alive(alerts[1]), "a held read keeps its hit");
+        assert_eq!(quarantine.len(), 0, "quarantined data goes by its age");
     }
 
     #[test]

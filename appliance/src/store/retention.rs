@@ -4,11 +4,16 @@
 //! names it. Whole expired days without holds are dropped at once (the day's tree and picture
 //! segment); the day that straddles the limit, and expired days that hold a held read, are
 //! purged read by read. Counts per day and reason go to `destroyed` for the audit; plate text
-//! is never logged.
+//! is never logged. An alert lives no longer than its read, and a quarantined record no
+//! longer than the oldest data it can hold.
 use super::days::{Change, Part};
 use super::keys::{self, read_key};
 use super::{Store, StoreError, StoredRead, be_u64, dropped};
 use crate::clock::DAY_MS;
+use keys::outbox_key;
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+use trailer_wire::AckRef;
 use trailer_wire::PictureKind;
 
 /// Why reads were destroyed (counted per day for the audit).
@@ -111,11 +116,61 @@ impl Store {
                 self.picture_log.remove_day(day)?;
             }
         }
-        if destroyed > 0 {
+        let alerts = self.purge_alerts()?;
+        let quarantined = self.purge_quarantine(cutoff)?;
+        if destroyed > 0 || alerts > 0 || quarantined > 0 {
             self.db.flush()?;
-            tracing::info!(destroyed, "retention: destroyed reads past the retention age");
+            tracing::info!(
+                destroyed,
+                alerts,
+                quarantined,
+                "retention: destroyed reads past the retention age, their alerts and \
+                 quarantined records as old"
+            );
         }
         Ok(destroyed)
+    }
+
+    /// Destroys each alert whose read is gone (past retention, or an ACP plate's), with its
+    /// outbox entry: a hit holds the plate, the time and the place of its read, and lives no
+    /// longer than the read does. A held read keeps its alerts. Returns how many went.
+    pub(super) fn purge_alerts(&self) -> Result<usize, StoreError> {
+        let mut gone = 0;
+        for kv in self.alerts.iter() {
+            let (k, v) = kv?;
+            let Some(id) = be_u64(&k) else { continue };
+            // An undecodable one is the start-up check's (it quarantines it).
+            let Some(alert) = self.open_alert(id, &v) else { continue };
+            if self.read(alert.read.read_id)?.is_some() {
+                continue;
+            }
+            let out = outbox_key(&AckRef::Alert(id));
+            (&self.alerts, &self.outbox).transaction(|(a, o)| {
+                a.remove(&*k)?;
+                o.remove(&out)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })?;
+            gone += 1;
+        }
+        Ok(gone)
+    }
+
+    /// Destroys quarantined records from before the retention limit. Each is keyed by the
+    /// earliest time its data can date from (see `check`); one of the earlier layout, keyed
+    /// by its tree's name and undated, goes at once: nothing says it is young enough to keep.
+    fn purge_quarantine(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let quarantine = self.db.open_tree("quarantine")?;
+        let latest = self.now() + DAY_MS;
+        let mut gone = 0;
+        for kv in quarantine.iter() {
+            let (k, _) = kv?;
+            let dated = keys::id_in(&k).map(|t| t as i64).filter(|t| *t <= latest);
+            if dated.is_none_or(|t| t < cutoff) {
+                quarantine.remove(&k)?;
+                gone += 1;
+            }
+        }
+        Ok(gone)
     }
 
     /// Drops a whole day. The count and a marker are committed first, in one batch; a crash
