@@ -48,6 +48,11 @@ fn fields(n: &Notice, agency: &str, contact: &str) -> Vec<(&'static str, String)
         NoticeKind::NewReader => "Installation or first use of an automated license plate reader",
         NoticeKind::NewLocation => "A reader at a new fixed location",
         NoticeKind::Correction => "Correction: the classification of a notified location changed",
+        NoticeKind::LocationEnded => "A reader no longer stands at a notified fixed location",
+    };
+    let when = match n.kind {
+        NoticeKind::LocationEnded => "Left the location",
+        _ => "In use since",
     };
     vec![
         ("Notice", format!("{} (notice {})", what, n.id)),
@@ -64,7 +69,7 @@ fn fields(n: &Notice, agency: &str, contact: &str) -> Vec<(&'static str, String)
                 "no: the location may be published".into()
             },
         ),
-        ("In use since", n.event_at()),
+        (when, n.event_at()),
         ("Notice due by", n.due_at()),
     ]
 }
@@ -72,7 +77,7 @@ fn fields(n: &Notice, agency: &str, contact: &str) -> Vec<(&'static str, String)
 /// Renders a notice as its e-mail subject, plain text and HTML document.
 pub fn render(n: &Notice, agency: &str, contact: &str) -> Document {
     let subject = format!(
-        "ALPR notice under Minn. Stat. 13.824 subd. 4: {} reader {} ({})",
+        "ALPR notice under Minn. Stat. 13.824 subd. 8: {} reader {} ({})",
         agency,
         n.reader,
         n.kind.as_str()
@@ -80,7 +85,7 @@ pub fn render(n: &Notice, agency: &str, contact: &str) -> Document {
     let f = fields(n, agency, contact);
     let mut text = String::from(
         "To the Bureau of Criminal Apprehension:\n\nThis agency notifies the Bureau under \
-         Minn. Stat. 13.824 subd. 4(c) that it uses an automated license plate reader.\n\n",
+         Minn. Stat. 13.824 subd. 8 that it uses an automated license plate reader.\n\n",
     );
     for (label, value) in &f {
         let _ = writeln!(text, "{label:>21}: {value}");
@@ -91,7 +96,7 @@ pub fn render(n: &Notice, agency: &str, contact: &str) -> Document {
          <style>body{{font-family:serif;max-width:40em;margin:2em auto}}th{{text-align:left;\
          padding-right:1em;vertical-align:top}}</style></head><body>\
          <h1>Notice of automated license plate reader use</h1>\
-         <p>To the Bureau of Criminal Apprehension. Under Minn. Stat. 13.824 subd. 4(c), \
+         <p>To the Bureau of Criminal Apprehension. Under Minn. Stat. 13.824 subd. 8, \
          {} notifies the Bureau of the following.</p><table>",
         escape(&subject),
         escape(agency)
@@ -227,7 +232,7 @@ impl Sender {
                 at: now,
                 actor: actor.into(),
                 action: action.into(),
-                purpose: "notice to the BCA (Minn. Stat. 13.824 subd. 4)".into(),
+                purpose: "notice to the BCA (Minn. Stat. 13.824 subd. 8)".into(),
                 case_number: String::new(),
                 detail: format!("notice {} ({}) for {}: {via}", n.id, n.kind.as_str(), n.reader),
                 result_count: 1,
@@ -348,6 +353,17 @@ mod tests {
         assert!(d.text.contains("may be published"));
         let withheld = render(&notice(true), "Mankato PD", "Records");
         assert!(withheld.text.contains("do not publish"), "{}", withheld.text);
+        // The duty is subd. 8's (notification to the BCA), and the notice says so.
+        for doc in [&d.subject, &d.text, &d.html] {
+            assert!(doc.contains("13.824 subd. 8") && !doc.contains("subd. 4"), "{doc}");
+        }
+        assert!(d.text.contains("In use since: 2026-09-21T14:13:20Z"), "{}", d.text);
+        assert!(d.text.contains("Coordinates: 44.16000, -93.99000"), "{}", d.text);
+        let ended = Notice { kind: NoticeKind::LocationEnded, ..notice(false) };
+        let ended = render(&ended, "Mankato PD", "Records");
+        assert!(ended.subject.contains("location-ended"), "{}", ended.subject);
+        assert!(ended.text.contains("no longer stands at a notified fixed location"));
+        assert!(ended.text.contains("Left the location: 2026-09-21T14:13:20Z"), "{}", ended.text);
     }
 
     #[test]

@@ -15,12 +15,13 @@ pub async fn export(
     now: i64,
 ) -> Result<Vec<PathBuf>, ExportError> {
     let locs = records.public_locations(now).await?;
+    let withheld = records.withheld_locations().await?;
     let use_log = records.use_log(from, to, now).await?;
     let entries = records.audit_public(None, audit::PAGE).await?;
     let links = Links(".html");
     let files = [
-        ("index.html", locations::html(&locs, agency, links)),
-        ("locations.html", locations::html(&locs, agency, links)),
+        ("index.html", locations::html(&locs, withheld, agency, links)),
+        ("locations.html", locations::html(&locs, withheld, agency, links)),
         ("locations.csv", locations::csv(&locs)),
         ("locations.json", locations::json(&locs)),
         ("locations.geojson", locations::geojson(&locs)),

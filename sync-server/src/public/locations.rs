@@ -4,7 +4,9 @@ use super::{Links, csv_field, escape, page};
 use std::fmt::Write;
 use trailer_wire::console::PublicLocation;
 
-pub fn html(locs: &[PublicLocation], agency: &str, links: Links) -> String {
+/// The page; `withheld` is how many locations are left out as security information (Minn.
+/// Stat. 13.824 subd. 5(b)): the public learns that some are withheld, never which or where.
+pub fn html(locs: &[PublicLocation], withheld: i64, agency: &str, links: Links) -> String {
     let ext = links.0;
     let mut body = format!(
         "<p>Current and previous locations of the agency's stationary readers, with the dates \
@@ -31,6 +33,18 @@ pub fn html(locs: &[PublicLocation], agency: &str, links: Links) -> String {
         body.push_str("<tr><td colspan=\"6\">No locations yet.</td></tr>");
     }
     body.push_str("</tbody></table>");
+    let _ = write!(
+        body,
+        "<p id=\"withheld\">{}</p>",
+        match withheld {
+            0 => "No location is withheld.".to_string(),
+            1 => "1 location is withheld as security information (Minn. Stat. 13.824 subd. 5)."
+                .to_string(),
+            n => format!(
+                "{n} locations are withheld as security information (Minn. Stat. 13.824 subd. 5)."
+            ),
+        }
+    );
     page("Automated license plate reader locations", agency, links, &body)
 }
 
@@ -99,10 +113,11 @@ mod tests {
 
     #[test]
     fn html_escapes_and_says_current() {
-        let h = html(&[loc()], "PD <x>", Links(".html"));
+        let h = html(&[loc()], 2, "PD <x>", Links(".html"));
         assert!(
             h.contains("Main &amp; 5th") && h.contains("current") && h.contains("PD &lt;x&gt;")
         );
+        assert!(h.contains("2 locations are withheld as security information"), "{h}");
         assert!(h.contains("href=\"log.html\""));
     }
 }

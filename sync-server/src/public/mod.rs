@@ -91,8 +91,14 @@ const CSV: &str = "text/csv; charset=utf-8";
 const JSON: &str = "application/json";
 
 async fn locations_html(State(s): State<AppState>) -> Response {
-    match s.records.public_locations(now_ms()).await {
-        Ok(l) => with_type(HTML, locations::html(&l, &s.agency, Links(""))),
+    let listed = async {
+        Ok::<_, crate::records::RecordsError>((
+            s.records.public_locations(now_ms()).await?,
+            s.records.withheld_locations().await?,
+        ))
+    };
+    match listed.await {
+        Ok((l, withheld)) => with_type(HTML, locations::html(&l, withheld, &s.agency, Links(""))),
         Err(e) => server_error(e),
     }
 }

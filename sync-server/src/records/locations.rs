@@ -91,6 +91,14 @@ impl Records {
             .collect())
     }
 
+    /// How many locations are withheld from the public list as security information.
+    pub async fn withheld_locations(&self) -> Result<i64, RecordsError> {
+        Ok(sqlx::query(sql(self.pg, "SELECT COUNT(*) FROM locations WHERE security <> 0"))
+            .fetch_one(&self.pool)
+            .await?
+            .get::<i64, _>(0))
+    }
+
     /// Every location, withheld ones included, for operators.
     pub async fn locations(&self, reader: Option<&str>) -> Result<Vec<LocationView>, RecordsError> {
         let rows = sqlx::query(sql(
@@ -172,18 +180,10 @@ impl Records {
     /// Ends a reader's current deployment at `at` (an operator took it away while it was
     /// offline); its next position opens a new one.
     pub async fn end_deployment(&self, reader: &str, at: i64) -> Result<bool, RecordsError> {
-        let done = sqlx::query(sql(
-            self.pg,
-            "UPDATE locations SET current = 0, \
-             last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END \
-             WHERE trailer_id = ? AND current = 1",
-        ))
-        .bind(at)
-        .bind(at)
-        .bind(reader)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = self.begin().await?;
+        let closed = super::write::close_current(&mut tx, reader, Some(at), at).await?;
+        tx.commit().await?;
+        Ok(closed)
     }
 
     /// Starts a reader's deployment where an operator set it up (a trailer without a GPS fix,

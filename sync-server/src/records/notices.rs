@@ -1,4 +1,4 @@
-//! Notices to the Bureau of Criminal Apprehension (Minn. Stat. 13.824 subd. 4(c)): within ten
+//! Notices to the Bureau of Criminal Apprehension (Minn. Stat. 13.824 subd. 8): within ten
 //! days of a reader's installation or first use, and of each new fixed location. Ingestion
 //! creates them ([`create`], in the same transaction as the location that calls for one); the
 //! notice duty ([`crate::bca`]) renders and sends them; operators see which are due or overdue.
@@ -20,6 +20,8 @@ pub enum NoticeKind {
     NewLocation,
     /// A location's classification changed after its notice went out.
     Correction,
+    /// A reader no longer stands at a notified fixed location (moved away or withdrawn).
+    LocationEnded,
 }
 
 impl NoticeKind {
@@ -28,6 +30,7 @@ impl NoticeKind {
             NoticeKind::NewReader => "new-reader",
             NoticeKind::NewLocation => "new-location",
             NoticeKind::Correction => "correction",
+            NoticeKind::LocationEnded => "location-ended",
         }
     }
 
@@ -35,6 +38,7 @@ impl NoticeKind {
         match s {
             "new-reader" => NoticeKind::NewReader,
             "correction" => NoticeKind::Correction,
+            "location-ended" => NoticeKind::LocationEnded,
             _ => NoticeKind::NewLocation,
         }
     }

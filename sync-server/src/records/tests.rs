@@ -372,7 +372,9 @@ async fn use_log(url: String) {
 
     // Withheld location: the log does not name it.
     let id = db.locations(Some("t1")).await.expect("locations")[0].id;
+    assert_eq!(db.withheld_locations().await.expect("withheld"), 0);
     db.set_location_security(id, true, t0).await.expect("security");
+    assert_eq!(db.withheld_locations().await.expect("withheld"), 1);
     let log = db.use_log("2026-03-01", "2026-03-31", i64::MAX).await.expect("log");
     assert_eq!(log.periods[0].location, None);
 
@@ -438,6 +440,7 @@ async fn holds(url: String) {
 /// sent, it says how; staying put calls for nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_for_a_new_reader_and_each_new_location_fall_due_in_ten_days() {
+    // (and each location's end: moved away, or withdrawn)
     on_both("notices", notices).await;
 }
 
@@ -460,17 +463,32 @@ async fn notices(url: String) {
     write::reads(&mut tx, &rules, "t1", &[moved], received).await.expect("reads");
     tx.commit().await.expect("commit");
     let n = db.notices(t0 + DAY, false).await.expect("notices");
-    assert_eq!(n.len(), 2, "{n:#?}");
+    assert_eq!(n.len(), 3, "{n:#?}");
     // A new location stays out of the public list for the review period.
     let reviewed = db.clone().with_rules(Rules { review_ms: HOUR, ..Rules::default() });
     assert!(reviewed.public_locations(t0 + HOUR / 2).await.expect("public").is_empty());
     assert_eq!(reviewed.public_locations(received + 2 * HOUR).await.expect("public").len(), 2);
-    assert_eq!((n[0].kind, n[1].kind), (NoticeKind::NewReader, NoticeKind::NewLocation));
-    assert_eq!(n[0].due_ms, t0 + 500 + 10 * DAY, "best_seen of the first read + 10 days");
-    assert_eq!(n[1].due_ms, t0 + 2 * DAY + 500 + 10 * DAY);
-    assert_eq!((n[0].state, n[1].state), (NoticeState::Due, NoticeState::Due));
+    let kinds: Vec<NoticeKind> = n.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        kinds,
+        [NoticeKind::NewReader, NoticeKind::LocationEnded, NoticeKind::NewLocation],
+        "the reader moved: the BCA hears it left the first place and stands at the second"
+    );
+    assert_eq!(
+        n.iter().map(|n| (n.location_id, n.event_ms, n.due_ms)).collect::<Vec<_>>(),
+        [
+            (1, t0 + 500, t0 + 500 + 10 * DAY),
+            (1, t0 + 500, t0 + 500 + 10 * DAY),
+            (2, t0 + 2 * DAY + 500, t0 + 2 * DAY + 500 + 10 * DAY)
+        ],
+        "each dated by the best_seen that began or last saw it, due ten days on"
+    );
+    assert!((n[2].lat - 44.18).abs() < 1e-9 && (n[2].lon + 93.99).abs() < 1e-9, "{n:#?}");
+    assert_eq!(n[2].place, "44.18000, -93.99000");
+    assert!(n.iter().all(|n| n.state == NoticeState::Due));
     let later = db.notices(t0 + 11 * DAY, false).await.expect("notices");
-    assert_eq!((later[0].state, later[1].state), (NoticeState::Overdue, NoticeState::Due));
+    let states: Vec<NoticeState> = later.iter().map(|n| n.state).collect();
+    assert_eq!(states, [NoticeState::Overdue, NoticeState::Overdue, NoticeState::Due]);
     assert!(db.claim_notice(n[0].id, t0).await.expect("claim"));
     assert!(!db.claim_notice(n[0].id, t0 + 1000).await.expect("claimed"), "one sender at a time");
     assert!(db.notice_sent(n[0].id, t0 + 12 * DAY, "manual: fax").await.expect("sent"));
@@ -478,7 +496,7 @@ async fn notices(url: String) {
     let done = db.notices(t0 + 12 * DAY, false).await.expect("notices");
     assert_eq!(done[0].state, NoticeState::Sent);
     assert_eq!(done[0].sent_via.as_deref(), Some("manual: fax"));
-    assert_eq!(db.notices(t0 + 12 * DAY, true).await.expect("unsent").len(), 1);
+    assert_eq!(db.notices(t0 + 12 * DAY, true).await.expect("unsent").len(), 2);
 
     // A backlog from the first place, collected between the two: the first place's dates
     // stretch; the reader has not moved and nobody is notified.
@@ -493,9 +511,9 @@ async fn notices(url: String) {
     let locs = db.locations(Some("t1")).await.expect("locations");
     assert_eq!(locs.len(), 2, "{locs:#?}");
     assert!(locs[1].until.is_none() && (locs[1].lat - 44.18).abs() < 1e-9, "{locs:#?}");
-    assert_eq!(db.notices(t0, false).await.expect("notices").len(), 2);
+    assert_eq!(db.notices(t0, false).await.expect("notices").len(), 3);
     // A backlog from a place the server never heard of: a closed place in the history, and
-    // the BCA hears of it; the current place stays.
+    // the BCA hears that the reader stood there and left; the current place stays.
     let mut tx = db.begin().await.expect("begin");
     write::reads(&mut tx, &rules, "t1", &[at(5, 44.30, t0 + DAY + HOUR)], received)
         .await
@@ -505,16 +523,25 @@ async fn notices(url: String) {
     assert_eq!(locs.len(), 3, "{locs:#?}");
     assert_eq!(locs.iter().filter(|l| l.until.is_none()).count(), 1);
     let n = db.notices(t0, false).await.expect("notices");
-    assert_eq!(n.len(), 3);
-    assert_eq!(n[2].kind, NoticeKind::NewLocation);
-    // Back at the first place later: a new deployment there, but no new notice.
+    assert_eq!(n.len(), 5);
+    let mut backlog: Vec<&str> = n[3..].iter().map(|n| n.kind.as_str()).collect();
+    backlog.sort_unstable();
+    assert_eq!(backlog, ["location-ended", "new-location"]);
+    // Back at the first place later: a new deployment there; the BCA hears the reader left the
+    // second place and stands at the first again.
     let mut tx = db.begin().await.expect("begin");
     write::reads(&mut tx, &rules, "t1", &[at(6, 44.16, t0 + 5 * DAY)], t0 + 5 * DAY)
         .await
         .expect("reads");
     tx.commit().await.expect("commit");
     assert_eq!(db.locations(Some("t1")).await.expect("locations").len(), 4);
-    assert_eq!(db.notices(t0, false).await.expect("notices").len(), 3);
+    let n = db.notices(t0, false).await.expect("notices");
+    let last: Vec<(NoticeKind, i64)> = n[5..].iter().map(|n| (n.kind, n.location_id)).collect();
+    assert_eq!(last, [(NoticeKind::LocationEnded, 2), (NoticeKind::NewLocation, 4)], "{n:#?}");
+    // An operator withdraws the reader: the BCA hears that too.
+    assert!(db.end_deployment("t1", t0 + 6 * DAY).await.expect("end"));
+    let n = db.notices(t0, false).await.expect("notices");
+    assert_eq!((n.len(), n[7].kind, n[7].event_ms), (8, NoticeKind::LocationEnded, t0 + 6 * DAY));
     db.close().await;
 }
 

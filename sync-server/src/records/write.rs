@@ -626,17 +626,7 @@ pub async fn deployment(
     .await?;
     match e.kind {
         trailer_wire::DeploymentEventKind::End => {
-            sqlx::query(sql(
-                pg,
-                "UPDATE locations SET current = 0, \
-                 last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END \
-                 WHERE trailer_id = ? AND current = 1",
-            ))
-            .bind(e.time)
-            .bind(e.time)
-            .bind(trailer)
-            .execute(&mut *c)
-            .await?;
+            close_current(c, trailer, Some(e.time), now).await?;
         }
         trailer_wire::DeploymentEventKind::Start => {
             let (lat, lon) = (e.position.lat(), e.position.lon());
@@ -737,8 +727,9 @@ pub async fn status(
 /// - otherwise it moved (farther than the rules' distance): the current place closes and a new
 ///   one opens.
 ///
-/// A place never seen before calls for a BCA notice: a reader's first announces the reader.
-/// Coming back to a known place opens a new deployment there but no new notice.
+/// Each new deployment calls for a BCA notice (a reader's first announces the reader), and the
+/// place it left for one that it no longer stands there; a backlog's closed place calls for
+/// both at once.
 pub(crate) async fn note_location(
     c: &mut AnyConnection,
     rules: &Rules,
@@ -785,16 +776,14 @@ pub(crate) async fn note_location(
                     // A closed place new to the server (from a backlog): the BCA hears of it.
                     let id = insert_location(c, trailer, lat, lon, at, false, now).await?;
                     notices::create(c, trailer, NoticeKind::NewLocation, id, at, now).await?;
+                    notices::create(c, trailer, NoticeKind::LocationEnded, id, at, now).await?;
                     return Ok(());
                 }
             }
         }
         _ => {
-            if let Some(cur) = current {
-                sqlx::query(sql(pg, "UPDATE locations SET current = 0 WHERE id = ?"))
-                    .bind(cur.0)
-                    .execute(&mut *c)
-                    .await?;
+            if current.is_some() {
+                close_current(c, trailer, None, now).await?;
             }
             // A place never seen before: the reader's first announces the reader.
             let first = known.is_empty()
@@ -804,10 +793,10 @@ pub(crate) async fn note_location(
                     .await?
                     .is_none();
             let id = insert_location(c, trailer, lat, lon, at, true, now).await?;
+            // Back at a place it stood before is news to the BCA too: it heard that the
+            // reader left.
             let kind = if first { NoticeKind::NewReader } else { NoticeKind::NewLocation };
-            if !known.iter().any(|l| near(&l)) {
-                notices::create(c, trailer, kind, id, at, now).await?;
-            }
+            notices::create(c, trailer, kind, id, at, now).await?;
             return Ok(());
         }
     };
@@ -824,6 +813,37 @@ pub(crate) async fn note_location(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+/// Closes `trailer`'s current location (its dates stretched to `at`, if given) and calls for
+/// a notice that the reader no longer stands there, due ten days after it left, so the BCA's
+/// list of fixed locations does not go stale. Returns whether there was one to close.
+pub(crate) async fn close_current(
+    c: &mut AnyConnection,
+    trailer: &str,
+    at: Option<i64>,
+    now: i64,
+) -> Result<bool, RecordsError> {
+    let pg = is_pg(c);
+    let Some(row) = sqlx::query(sql(
+        pg,
+        "SELECT id, last_ms FROM locations WHERE trailer_id = ? AND current = 1",
+    ))
+    .bind(trailer)
+    .fetch_optional(&mut *c)
+    .await?
+    else {
+        return Ok(false);
+    };
+    let (id, last): (i64, i64) = (row.get(0), row.get(1));
+    let ended = at.map_or(last, |at| at.max(last));
+    sqlx::query(sql(pg, "UPDATE locations SET current = 0, last_ms = ? WHERE id = ?"))
+        .bind(ended)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    notices::create(c, trailer, NoticeKind::LocationEnded, id, ended, now).await?;
+    Ok(true)
 }
 
 /// Adds a location (current or closed) and returns its id.
