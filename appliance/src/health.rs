@@ -107,6 +107,56 @@ impl HealthState {
             acp_key_fingerprint,
             acp_entries,
             config_rolled_back: self.config_file.as_deref().and_then(crate::trial::rolled_back_at),
+            destroyed: retention_counts(store),
         }
+    }
+}
+
+/// The store's retention destruction counts per day, the newest days the health report may
+/// carry (ACP destructions stay on the trailer: that a plate was one is private).
+fn retention_counts(store: &Store) -> Vec<(u32, u64)> {
+    let mut days: Vec<(u32, u64)> = store
+        .destruction_counts()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, why, _)| *why == crate::store::Destruction::Retention)
+        .map(|(day, _, n)| (day, n))
+        .collect();
+    days.sort_unstable();
+    let skip = days.len().saturating_sub(trailer_wire::message::DESTROYED_DAYS);
+    days.split_off(skip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{DAY_MS, ManualClock};
+    use crate::store::{NewPictures, sample_read};
+    use std::sync::Arc;
+    use trailer_wire::FixQuality;
+
+    /// The health report carries the store's retention counts per day, for the audit report;
+    /// never a count of ACP destruction.
+    #[test]
+    fn health_carries_retention_counts_and_never_an_acp_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000 * DAY_MS);
+        let key = b"agency-acp-key".to_vec();
+        let store = Store::open(dir.path(), 60, Arc::new(clock.clone()))
+            .expect("open")
+            .with_acp_key(key.clone());
+        for plate in ["AAA111", "BBB222", "ACP123"] {
+            store.insert_read(sample_read(plate), NewPictures::default()).expect("insert");
+        }
+        let fp = trailer_wire::acp::key_fingerprint(&key);
+        let digest = trailer_wire::acp::acp_digest(&key, "ACP123");
+        let probe = trailer_wire::acp::acp_probe(&key, "ACP123");
+        assert_eq!(store.acp_add(fp, &[digest], &[probe]).expect("store"), Ok(1));
+        store.insert_read(sample_read("ACP123"), NewPictures::default()).expect("at collection");
+        clock.advance(61 * DAY_MS);
+        assert_eq!(store.purge().expect("purge"), 2);
+        let state = HealthState::new(Position::from_degrees(44.1, -93.9, FixQuality::Fix3d));
+        let h = state.snapshot("t1", &store, 1_061 * DAY_MS);
+        assert_eq!(h.destroyed, [(1_061, 2)], "retention's count of the day it destroyed");
     }
 }

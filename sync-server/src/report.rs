@@ -42,8 +42,11 @@ pub struct Notices {
 #[derive(Debug, Clone, Serialize)]
 pub struct Destruction {
     pub retention_days: u32,
-    /// Records destroyed in the range (retention and ACP requests), from the audit trail.
+    /// Records the server destroyed by retention in the range, from the audit trail (ACP
+    /// destructions are never counted: that a request was made is private).
     pub destroyed: i64,
+    /// Reads the trailers destroyed by retention in the range, from their health reports.
+    pub destroyed_on_trailers: i64,
     /// Reads past retention that no hold keeps, now: zero when destruction works.
     pub reads_past_retention_now: i64,
     pub active_holds: usize,
@@ -120,6 +123,7 @@ pub async fn build(
         destruction: Destruction {
             retention_days: config.server.retention_days,
             destroyed: 0,
+            destroyed_on_trailers: records.trailer_destroyed(from_ms, end_ms).await?,
             reads_past_retention_now: records
                 .overdue_reads(now, config.server.retention_days)
                 .await?,
@@ -166,6 +170,8 @@ pub fn text(r: &Report, agency: &str) -> String {
         "   {} accesses to data, {} with a case number",
         r.audit.accesses, r.audit.accesses_with_case
     );
+    let _ =
+        writeln!(o, "   {} disseminations (releases to another agency)", r.audit.disseminations);
     for (action, (count, records)) in &r.audit.by_action {
         let _ = writeln!(o, "   {action:<24} {count:>8} entries {records:>10} records");
     }
@@ -175,6 +181,11 @@ pub fn text(r: &Report, agency: &str) -> String {
     }
     let _ = writeln!(o, "\n5. Destruction (retention {} days)", r.destruction.retention_days);
     let _ = writeln!(o, "   {} records destroyed in the period", r.destruction.destroyed);
+    let _ = writeln!(
+        o,
+        "   {} reads destroyed on the trailers in the period",
+        r.destruction.destroyed_on_trailers
+    );
     let _ = writeln!(
         o,
         "   {} reads past retention not held, now ({})",
@@ -197,6 +208,93 @@ pub fn text(r: &Report, agency: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The report counts every access, whether from the command line or the console, and
+    /// each release as a dissemination; it counts the retention destruction on the server and
+    /// the trailers; an ACP request, its destruction and its downlinks are in no count and no
+    /// line of it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_report_counts_every_access_and_never_an_acp_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let records = Records::open(&url).await.expect("open");
+        // 2026-11-10 12:00 UTC.
+        let at = 1_762_776_000_000;
+        let entries = [
+            ("cli:ann", "reads.list", "24-1", 4),
+            ("console:bob", "console.plates.search", "24-2", 2),
+            ("console:bob", "console.alerts.list", "", 1),
+            ("console:bob", "console.deployments.list", "", 3),
+            ("console:sue", "console.acp.add", "ACP-9", 1),
+            ("retention", "acp.destroy", "", 5),
+            ("sync-server", "downlink.acp", "", 1),
+            ("retention", "destroy", "", 3),
+            ("console:sue", "console.release.fulfil", "24-2", 6),
+            ("console:sue", "console.hotlists.upload", "", 1),
+        ];
+        for (i, (actor, action, case, n)) in entries.iter().enumerate() {
+            let entry = crate::audit::Entry {
+                at: at + i as i64,
+                actor: (*actor).into(),
+                action: (*action).into(),
+                purpose: "test".into(),
+                case_number: (*case).into(),
+                detail: String::new(),
+                result_count: *n,
+            };
+            records.audit(&entry).await.expect("audit");
+        }
+        let mut health = trailer_wire::Health {
+            trailer_id: "t1".into(),
+            time: at,
+            camera: trailer_wire::CameraState::Up,
+            position: trailer_wire::Position::from_degrees(
+                44.1,
+                -93.9,
+                trailer_wire::FixQuality::Fix3d,
+            ),
+            disk_used_pm: 0,
+            storage_full: false,
+            store_repairs: 0,
+            battery_mv: None,
+            solar_mw: None,
+            modem_rssi_dbm: None,
+            backlog_items: 0,
+            backlog_oldest: None,
+            last_read: None,
+            dropped_frames: 0,
+            software_version: "x".into(),
+            acp_key_fingerprint: None,
+            acp_entries: 0,
+            config_rolled_back: None,
+            destroyed: vec![(20_400, 9), (20_402, 7)],
+        };
+        let mut tx = records.begin().await.expect("begin");
+        crate::records::write::health(&mut tx, &health).await.expect("health");
+        // A later report of a day counts it once, at its newest count.
+        health.time += 1;
+        health.destroyed = vec![(20_402, 8)];
+        crate::records::write::health(&mut tx, &health).await.expect("health");
+        tx.commit().await.expect("commit");
+
+        let r = build(&records, &Config::default(), "2025-11-01", "2026-12-31", at + 100)
+            .await
+            .expect("report");
+        let a = &r.audit;
+        assert_eq!((a.accesses, a.accesses_with_case), (4, 2), "{a:#?}");
+        assert_eq!(a.disseminations, 1);
+        assert_eq!(r.destruction.destroyed, 3, "retention only, never ACP");
+        // Days 20400 and 20402 are 2025-11-08 and 2025-11-10.
+        assert_eq!(r.destruction.destroyed_on_trailers, 17);
+        assert_eq!(a.entries, 7, "the three ACP entries are not counted");
+        assert!(a.by_action.keys().all(|k| !k.contains("acp")), "{a:#?}");
+        let text = text(&r, "PD");
+        assert!(!text.to_lowercase().contains("acp"), "{text}");
+        assert!(text.contains("4 accesses to data, 2 with a case number"), "{text}");
+        assert!(text.contains("1 disseminations"), "{text}");
+        assert!(text.contains("17 reads destroyed on the trailers"), "{text}");
+        records.close().await;
+    }
 
     #[test]
     fn report_days_are_local_days() {

@@ -330,6 +330,7 @@ mod tests {
                 acp_key_fingerprint: Some([1; 8]),
                 acp_entries: 2,
                 config_rolled_back: None,
+                destroyed: vec![(20_400, 12)],
             }),
             Message::ActiveUse(ActiveUse {
                 trailer_id: "T".into(),

@@ -151,7 +151,15 @@ pub struct Health {
     /// When a configuration the server sent was last rolled back by the trailer, because the
     /// daemon never started on it.
     pub config_rolled_back: Option<UnixMs>,
+    /// Reads the trailer destroyed by retention, per day it destroyed them: (days since
+    /// 1970, reads), for the last [`DESTROYED_DAYS`] days at most. For the audit report: the
+    /// trailer's own destruction is part of the agency's. ACP destructions are never reported
+    /// (that a plate was one is private).
+    pub destroyed: Vec<(u32, u64)>,
 }
+
+/// How many days of destruction counts a health report carries at most.
+pub const DESTROYED_DAYS: usize = 120;
 
 /// Why collection started or stopped (for the public log of use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,7 +379,10 @@ impl Message {
                 a.list_name = clean(&a.list_name, NAME_MAX);
                 a.case_number = a.case_number.as_deref().map(|c| clean(c, NAME_MAX));
             }
-            Message::Health(h) => h.software_version = clean(&h.software_version, NAME_MAX),
+            Message::Health(h) => {
+                h.software_version = clean(&h.software_version, NAME_MAX);
+                h.destroyed.truncate(DESTROYED_DAYS);
+            }
             Message::Status(s) => s.software_version = clean(&s.software_version, NAME_MAX),
             Message::ActiveUse(u) => {
                 for l in &mut u.lists_compared {

@@ -35,8 +35,28 @@ pub struct AuditSummary {
     /// Accesses to data (searches, lists, exports) and how many named a case number.
     pub accesses: i64,
     pub accesses_with_case: i64,
-    /// Records destroyed by retention or by an ACP request.
+    /// Records destroyed by retention.
     pub destroyed: i64,
+    /// Data released to another agency (each a dissemination).
+    pub disseminations: i64,
+}
+
+/// Whether an audited action read data: the command-line names, and the console's
+/// (`console.` and the command), alike.
+pub fn is_access(action: &str) -> bool {
+    ACCESS_ACTIONS.contains(&action.strip_prefix("console.").unwrap_or(action))
+}
+
+/// Whether an audited action released data to another agency.
+pub fn is_dissemination(action: &str) -> bool {
+    action.strip_prefix("console.").unwrap_or(action) == "release.fulfil"
+}
+
+/// Whether an audited action concerns the Address Confidentiality Program: never public and
+/// never counted in a report (that someone asked is itself private). The public view's query
+/// filters by the same rule (`action LIKE '%acp%'`).
+pub fn is_acp(action: &str) -> bool {
+    action.contains("acp")
 }
 
 /// Actions that read data (the rest enter, update, share or destroy it).
@@ -47,6 +67,7 @@ pub const ACCESS_ACTIONS: &[&str] = &[
     "pictures.get",
     "reads.export",
     "locations.list",
+    "deployments.list",
     "notices.list",
     "holds.list",
     "dead_letters.list",
@@ -252,6 +273,9 @@ impl Records {
         let mut s = AuditSummary::default();
         for r in &rows {
             let (action, actor): (String, String) = (r.get(0), r.get(1));
+            if is_acp(&action) {
+                continue;
+            }
             let with_case = r.get::<i64, _>(2) != 0;
             let (n, touched): (i64, i64) = (r.get(3), r.get(4));
             s.entries += n;
@@ -259,13 +283,16 @@ impl Records {
             e.0 += n;
             e.1 += touched;
             *s.by_actor.entry(actor).or_default() += n;
-            if ACCESS_ACTIONS.contains(&action.as_str()) {
+            if is_access(&action) {
                 s.accesses += n;
                 if with_case {
                     s.accesses_with_case += n;
                 }
             }
-            if action == "destroy" || action == "acp.destroy" {
+            if is_dissemination(&action) {
+                s.disseminations += n;
+            }
+            if action == "destroy" {
                 s.destroyed += touched;
             }
         }

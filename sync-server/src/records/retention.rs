@@ -357,6 +357,24 @@ impl Records {
             .collect())
     }
 
+    /// Reads the trailers destroyed by retention on the days from `from` to `to`
+    /// (milliseconds, whole UTC days whose start falls in the range), as their health reports
+    /// said.
+    pub async fn trailer_destroyed(&self, from: i64, to: i64) -> Result<i64, RecordsError> {
+        const DAY: i64 = 86_400_000;
+        let (first, end) = ((from + DAY - 1).div_euclid(DAY), (to + DAY - 1).div_euclid(DAY));
+        Ok(sqlx::query(sql(
+            self.pg,
+            "SELECT CAST(COALESCE(SUM(reads), 0) AS BIGINT) FROM trailer_destruction \
+             WHERE day >= ? AND day < ?",
+        ))
+        .bind(first)
+        .bind(end)
+        .fetch_one(&self.pool)
+        .await?
+        .get::<i64, _>(0))
+    }
+
     /// Reads older than `retention_days` before `now` that no hold keeps: zero after a
     /// retention run (the biennial audit's check that destruction works).
     pub async fn overdue_reads(&self, now: i64, retention_days: u32) -> Result<i64, RecordsError> {

@@ -554,6 +554,22 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
     .bind(h.config_rolled_back)
     .execute(&mut *c)
     .await?;
+    // A day's count only grows on one store; a replaced store counts again from nothing, so
+    // the larger is kept.
+    for &(day, reads) in &h.destroyed {
+        sqlx::query(sql(
+            pg,
+            "INSERT INTO trailer_destruction (trailer_id, day, reads) VALUES (?, ?, ?) \
+             ON CONFLICT (trailer_id, day) DO UPDATE SET reads = CASE \
+             WHEN excluded.reads > trailer_destruction.reads THEN excluded.reads \
+             ELSE trailer_destruction.reads END",
+        ))
+        .bind(&h.trailer_id)
+        .bind(i64::from(day))
+        .bind(reads.min(i64::MAX as u64) as i64)
+        .execute(&mut *c)
+        .await?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,9 @@
+-- Reads each trailer destroyed by retention, per day it destroyed them, as its health reports
+-- say (the counts of a day only grow; a replaced store starts again, so the larger is kept).
+-- For the biennial audit report: the trailers' destruction is the agency's too.
+CREATE TABLE trailer_destruction (
+    trailer_id TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    reads BIGINT NOT NULL,
+    PRIMARY KEY (trailer_id, day)
+);
