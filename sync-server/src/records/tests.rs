@@ -324,7 +324,7 @@ async fn use_log(url: String) {
     assert_eq!((p1.period_id, p1.reads, p1.hits["stolen_vehicle"]), (1, 5, 1));
     assert_eq!(p1.start.as_deref(), Some("2026-03-02 09:00"));
     assert_eq!(p1.end.as_deref(), Some("2026-03-02 14:00"));
-    assert_eq!(p1.hours, "09-11", "local hours with reads");
+    assert_eq!(p1.hours, "09-13", "local hours collecting, 09:00 to 14:00");
     assert_eq!(p1.databases, ["MN BCA hotlist", "agency list"]);
     assert!(p1.location.as_deref().is_some_and(|l| l.starts_with("44.16")), "{p1:?}");
     let p0 = &log.periods[1];
@@ -369,6 +369,19 @@ async fn use_log(url: String) {
             .get(0);
     assert_eq!(refused, 2);
     drop(c);
+
+    // A period of collection that read nothing is in the log too, with its hours.
+    let mut tx = db.begin().await.expect("begin");
+    let quiet = period(3, t0 + 3 * DAY, Some(t0 + 3 * DAY + 90 * 60_000), 44.16);
+    write::usage(&mut tx, &rules, "t1", &quiet, t0 + 4 * DAY).await.expect("period 3");
+    tx.commit().await.expect("commit");
+    let log = db.use_log("2026-03-01", "2026-03-31", t0 + 4 * DAY).await.expect("log");
+    let p3 = log.periods.iter().find(|p| p.period_id == 3).expect("the quiet period is listed");
+    assert_eq!((p3.reads, p3.hours.as_str(), p3.first_day.as_str()), (0, "09-10", "2026-03-05"));
+    assert_eq!(log.total_reads, 6);
+    // Out of the range asked, it is not.
+    let log = db.use_log("2026-03-01", "2026-03-04", t0 + 4 * DAY).await.expect("log");
+    assert!(log.periods.iter().all(|p| p.period_id != 3), "{log:#?}");
 
     // Withheld location: the log does not name it.
     let id = db.locations(Some("t1")).await.expect("locations")[0].id;

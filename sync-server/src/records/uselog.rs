@@ -317,7 +317,83 @@ fn local_minute(rules: &Rules, ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The local hours of the day in which `[start, end)` falls (every hour from a day on).
+fn span_hours(rules: &Rules, start: i64, end: i64) -> i64 {
+    const HOUR: i64 = 3_600_000;
+    if end - start >= 24 * HOUR {
+        return (1 << 24) - 1;
+    }
+    let mut mask = 0i64;
+    let mut t = start;
+    while t < end.max(start + 1) {
+        mask |= 1 << local_day_hour(rules, t).1;
+        t = (t.div_euclid(HOUR) + 1) * HOUR;
+    }
+    mask
+}
+
+/// Milliseconds at the local midnights that start `from` and end `to`.
+fn day_range(rules: &Rules, from: &str, to: &str) -> Option<(i64, i64)> {
+    let midnight = |d: jiff::civil::Date| {
+        d.to_zoned_datetime(rules.time_zone.clone()).ok().map(|z| z.timestamp().as_millisecond())
+    };
+    let from: jiff::civil::Date = from.parse().ok()?;
+    let to: jiff::civil::Date = to.parse().ok()?;
+    Some((midnight(from)?, midnight(to.tomorrow().ok()?)?))
+}
+
 impl Records {
+    /// Adds to `log` the periods of use in its range that counted no read there: collecting
+    /// with nothing read is use, and the public log shows it.
+    async fn quiet_periods(
+        &self,
+        log: &mut UseLog,
+        range: (i64, i64),
+        now: i64,
+        places: &super::locations::Places,
+    ) -> Result<(), RecordsError> {
+        let listed: std::collections::HashSet<(String, i64)> =
+            log.periods.iter().map(|p| (p.reader.clone(), p.period_id)).collect();
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT trailer_id, period_id, start_ms, end_ms, lists, lat, lon FROM usage_periods \
+             WHERE start_ms < ? AND (end_ms IS NULL OR end_ms >= ?) ORDER BY trailer_id, start_ms",
+        ))
+        .bind(range.1)
+        .bind(range.0)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            let (reader, period_id): (String, i64) = (r.get(0), r.get(1));
+            if listed.contains(&(reader.clone(), period_id)) {
+                continue;
+            }
+            let (start, end): (i64, Option<i64>) = (r.get(2), r.get(3));
+            let (from, to) = (start.max(range.0), end.unwrap_or(now).min(range.1 - 1));
+            if to < from {
+                continue;
+            }
+            let lists: String = r.get(4);
+            log.periods.push(LogPeriod {
+                location: places.place_at(&reader, r.get(5), r.get(6), start),
+                reader,
+                period_id,
+                start: Some(local_minute(&self.rules, start)),
+                end: end.map(|e| local_minute(&self.rules, e)),
+                hours: hour_ranges(span_hours(&self.rules, from, to)),
+                reads: 0,
+                hits: CATEGORIES.iter().map(|c| (c.0, 0)).collect(),
+                databases: lists.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                first_day: local_day_hour(&self.rules, from).0,
+                last_day: local_day_hour(&self.rules, to).0,
+            });
+        }
+        log.periods.sort_by(|a, b| {
+            (&a.reader, &a.first_day, a.period_id).cmp(&(&b.reader, &b.first_day, b.period_id))
+        });
+        Ok(())
+    }
+
     /// The public log of use for the local days `from..=to`. Built from the tallies, the
     /// periods of use and the public location list only: no read is touched.
     pub async fn use_log(&self, from: &str, to: &str, now: i64) -> Result<UseLog, RecordsError> {
@@ -350,6 +426,8 @@ impl Records {
             *hours.entry((r.get(0), r.get(1))).or_default() |= r.get::<i64, _>(2);
         }
         let places = self.public_places(now).await?;
+        let range = day_range(&self.rules, from, to)
+            .ok_or_else(|| RecordsError::Invalid("from and to are dates: YYYY-MM-DD".into()))?;
         let mut log = UseLog {
             from: from.into(),
             to: to.into(),
@@ -375,12 +453,21 @@ impl Records {
                 (Some(lat), Some(lon)) => places.place_at(&reader, lat, lon, start.unwrap_or(0)),
                 _ => None,
             };
+            let end: Option<i64> = r.get(12);
+            // Hours collecting: the period's span (within the range); reads only for period 0,
+            // which has no span.
+            let mask = match start {
+                Some(start) => {
+                    span_hours(&self.rules, start.max(range.0), end.unwrap_or(now).min(range.1))
+                }
+                None => hours.get(&(reader.clone(), period_id)).copied().unwrap_or(0),
+            };
             log.periods.push(LogPeriod {
-                hours: hour_ranges(hours.get(&(reader.clone(), period_id)).copied().unwrap_or(0)),
+                hours: hour_ranges(mask),
                 reader,
                 period_id,
                 start: start.map(|s| local_minute(&self.rules, s)),
-                end: r.get::<Option<i64>, _>(12).map(|e| local_minute(&self.rules, e)),
+                end: end.map(|e| local_minute(&self.rules, e)),
                 reads,
                 hits,
                 databases: lists
@@ -394,6 +481,7 @@ impl Records {
                 last_day: r.get(3),
             });
         }
+        self.quiet_periods(&mut log, range, now, &places).await?;
         let days = sqlx::query(sql(
             self.pg,
             "SELECT day, CAST(SUM(reads) AS BIGINT), CAST(SUM(stolen_vehicle + stolen_plate + warrant + \
