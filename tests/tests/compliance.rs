@@ -334,7 +334,7 @@ fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
     )?
     .expect("an answer");
     assert!(r["error"].as_str().is_some_and(|e| e.contains("purpose and a case")), "{r}");
-    let r = ask(&stack, "bob", "bob", r#"{"id":"b2","command":"plates.search","purpose":"stolen car","case":"24-7","args":{"plate":"ABC123"}}"#, 10)?
+    let r = ask(&stack, "bob", "bob", r#"{"id":"b2","command":"plates.search","purpose":"stolen car","case":"24-7","args":{"plate":"ABC123","exigency":"vehicle fled a stop"}}"#, 10)?
         .expect("an answer");
     assert_eq!(
         (r["ok"].as_bool(), r["data"].as_array().map(Vec::len)),
@@ -604,7 +604,7 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
         use std::io::Write;
         let mut stdin = console.stdin.take().expect("stdin");
         stdin.write_all(
-            b"help\nplates.search plate=ABC123\nstolen car report\n26-0412\nlive\nquit\n",
+            b"help\nplates.search plate=ABC123 warrant=W-26-0412\nstolen car report\n26-0412\nlive\nquit\n",
         )?;
     }
     let out = console.wait_with_output()?;

@@ -362,8 +362,10 @@ fn floor_char(s: &str, mut i: usize) -> usize {
 
 /// Arguments that are text whatever they look like: a plate or a case of digits only stays
 /// text, as the commands expect.
-const TEXT_ARGS: [&str; 19] = [
+const TEXT_ARGS: [&str; 21] = [
     "plate",
+    "warrant",
+    "exigency",
     "name",
     "reference",
     "reader",

@@ -39,9 +39,51 @@ struct Search {
     plate: String,
     #[serde(default = "default_limit")]
     limit: i64,
+    /// The legal basis (Minn. Stat. 13.824 subd. 2(d)): a warrant's number, or the facts of
+    /// the exigency; exactly one.
+    #[serde(default)]
+    warrant: Option<String>,
+    #[serde(default)]
+    exigency: Option<String>,
+    /// How many days back to search (default and cap: [`EXIGENCY_DAYS`] without a warrant,
+    /// the retention period with one).
+    #[serde(default)]
+    days: Option<i64>,
     /// The pictures too: those here inline (base64), those still on a trailer asked for.
     #[serde(default)]
     pictures: bool,
+}
+
+/// A search under exigency reaches this many days back at most, and returns at most
+/// [`EXIGENCY_RESULTS`] reads: tracking a person further needs a warrant.
+pub const EXIGENCY_DAYS: i64 = 3;
+pub const EXIGENCY_RESULTS: i64 = 50;
+
+impl Search {
+    /// The reads' earliest `best_seen` and the result cap the legal basis allows, or why the
+    /// search is refused.
+    fn scope(&self, retention_days: i64, now: i64) -> Result<(i64, i64), Failure> {
+        let given = |s: &Option<String>| s.as_deref().is_some_and(|t| t.trim().len() >= 3);
+        let (max_days, max_results) = match (given(&self.warrant), given(&self.exigency)) {
+            (true, false) => (retention_days, 10_000),
+            (false, true) => (EXIGENCY_DAYS, EXIGENCY_RESULTS),
+            _ => {
+                return Err(Failure::Refused(
+                    "a plate search tracks a person: give its legal basis, warrant=NUMBER or \
+                     exigency=FACTS (Minn. Stat. 13.824 subd. 2(d)), one of them"
+                        .into(),
+                ));
+            }
+        };
+        let days = self.days.unwrap_or(max_days);
+        if !(1..=max_days).contains(&days) {
+            let why = if max_days == EXIGENCY_DAYS { "under exigency" } else { "of retention" };
+            return Err(Failure::Refused(format!(
+                "days: 1-{max_days} {why}; a longer search needs a warrant"
+            )));
+        }
+        Ok((now - days * 86_400_000, self.limit.clamp(1, max_results)))
+    }
 }
 
 /// Pictures returned inline by one search at most (beyond, the reads say what exists).
@@ -387,7 +429,8 @@ async fn run(
         }
         "plates.search" => {
             let a: Search = args(&r.args)?;
-            let rows = records.search_reads(&a.plate, a.limit.clamp(1, 10_000)).await?;
+            let (since, limit) = a.scope(i64::from(config.server.retention_days), now)?;
+            let rows = records.search_reads(&a.plate, since, limit).await?;
             if a.pictures {
                 (with_pictures(records, &rows, &actor, now).await?, rows.len() as i64)
             } else {
@@ -609,7 +652,7 @@ mod tests {
             .await
             .expect("picture");
         tx.commit().await.expect("commit");
-        let search = br#"{"id":"1","command":"plates.search","purpose":"theft","case":"26-1","args":{"plate":"PIC123","pictures":true}}"#;
+        let search = br#"{"id":"1","command":"plates.search","purpose":"theft","case":"26-1","args":{"plate":"PIC123","pictures":true,"warrant":"W-26-1"}}"#;
         let r = handle(&db, &crate::Config::default(), "ivy", search, 4_000).await;
         assert!(r.ok, "{r:?}");
         let rows = r.data.as_array().expect("rows");
@@ -715,9 +758,50 @@ mod tests {
                 .await
                 .expect("entry");
         assert_eq!((action.as_str(), case.as_str()), ("console.refused", ""));
-        // With them, it runs and the entry carries them.
-        let search = br#"{"id":"3","command":"plates.search","purpose":"stolen car","case":"24-9","args":{"plate":"abc-123"}}"#;
-        let r = handle(&db, &config, "investigator", search, 7).await;
+        // With them but no legal basis, or two, it is refused too (and audited).
+        for basis in ["", r#","warrant":"W-1","exigency":"chase""#, r#","exigency":" ""#] {
+            let search = format!(
+                r#"{{"id":"3","command":"plates.search","purpose":"stolen car","case":"24-9","args":{{"plate":"abc-123"{basis}}}}}"#
+            );
+            let r = handle(&db, &config, "investigator", search.as_bytes(), 7).await;
+            assert!(r.error.as_deref().is_some_and(|e| e.contains("legal basis")), "{r:?}");
+        }
+        // Under exigency it reaches three days back at most; a warrant reaches retention.
+        let search = |args: &str| {
+            format!(
+                r#"{{"id":"3","command":"plates.search","purpose":"stolen car","case":"24-9","args":{{"plate":"abc-123",{args}}}}}"#
+            )
+        };
+        let long = search(r#""exigency":"abducted child, vehicle seen leaving","days":10"#);
+        let r = handle(&db, &config, "investigator", long.as_bytes(), 7).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("needs a warrant")), "{r:?}");
+        let r = handle(
+            &db,
+            &config,
+            "investigator",
+            search(r#""warrant":"W-24-9","days":60"#).as_bytes(),
+            7,
+        )
+        .await;
+        assert!(r.ok, "{r:?}");
+        let (detail,): (String,) =
+            sqlx::query_as("SELECT detail FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_one(db.pool())
+                .await
+                .expect("entry");
+        assert!(detail.contains("W-24-9"), "the basis is in the audit trail: {detail}");
+        let r = handle(
+            &db,
+            &config,
+            "investigator",
+            search(r#""warrant":"W-24-9","days":61"#).as_bytes(),
+            7,
+        )
+        .await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("days: 1-60")), "{r:?}");
+        // With them and a basis, it runs and the entry carries them.
+        let exigent = search(r#""exigency":"abducted child, vehicle seen leaving""#);
+        let r = handle(&db, &config, "investigator", exigent.as_bytes(), 7).await;
         assert!(r.ok, "{r:?}");
         let (purpose, case): (String, String) =
             sqlx::query_as("SELECT purpose, case_number FROM audit ORDER BY seq DESC LIMIT 1")

@@ -30,7 +30,7 @@ pub const HINTS: [(&str, &str); 27] = [
     ("holds.release", "id=N"),
     ("holds.list", ""),
     ("acp.add", "plate=P reference=ACP-REQUEST-NO"),
-    ("plates.search", "plate=P [limit=N] [pictures=true]"),
+    ("plates.search", "plate=P warrant=NO|exigency=FACTS [days=N] [limit=N] [pictures=true]"),
     (
         "release.request",
         "requesting_agency=… requester=… factual_basis=… authorisation=… plate=P from=YYYY-MM-DD to=YYYY-MM-DD",

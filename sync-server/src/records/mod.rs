@@ -529,14 +529,16 @@ impl Records {
     pub async fn search_reads(
         &self,
         plate: &str,
+        since: i64,
         limit: i64,
     ) -> Result<Vec<ReadView>, RecordsError> {
         let (typed, zeroed) = plate_pair(plate);
         let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
-             FROM reads WHERE plate IN (?, ?) ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
+             FROM reads WHERE plate IN (?, ?) AND best_seen >= ? ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
         )
         .bind(typed)
         .bind(zeroed)
+        .bind(since)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -356,7 +356,7 @@ async fn use_log(url: String) {
         (log.total_reads, log.total_hits["warrant"], log.total_hits["stolen_vehicle"]),
         (6, 1, 1)
     );
-    assert!(db.search_reads("CCC007", 10).await.expect("search").is_empty());
+    assert!(db.search_reads("CCC007", 0, 10).await.expect("search").is_empty());
     let letters = db.dead_letters().await.expect("letters");
     assert_eq!(letters.len(), 2, "{letters:#?}");
     assert!(letters[0].1.contains("in the future"), "{letters:#?}");
@@ -785,9 +785,9 @@ async fn repeats(url: String) {
     let mut c = db.pool().acquire().await.expect("conn");
     assert_eq!(repeats::counts(&mut c, "t1").await.expect("counts"), (7, 6));
     drop(c);
-    let held = db.search_reads("BBB222", 10).await.expect("search");
+    let held = db.search_reads("BBB222", 0, 10).await.expect("search");
     assert_eq!(held.len(), 1, "the read held is unchanged");
-    assert!(db.search_reads("ZZZ999", 10).await.expect("search").is_empty());
+    assert!(db.search_reads("ZZZ999", 0, 10).await.expect("search").is_empty());
     assert_eq!(db.pictures_of("t1", 1).await.expect("pictures")[0].1, b"crop");
     let periods: Vec<(i64, Option<i64>)> =
         sqlx::query("SELECT start_ms, end_ms FROM usage_periods WHERE period_id = 7")

@@ -55,8 +55,8 @@ async fn acp(url: String) {
         "{added:?}"
     );
     assert_eq!(added.trailers, vec!["t1".to_string()]);
-    assert_eq!(db.search_reads("B0B404", 10).await.expect("search").len(), 0);
-    assert_eq!(db.search_reads("ZZZ999", 10).await.expect("search").len(), 1, "others stay");
+    assert_eq!(db.search_reads("B0B404", 0, 10).await.expect("search").len(), 0);
+    assert_eq!(db.search_reads("ZZZ999", 0, 10).await.expect("search").len(), 1, "others stay");
     let acp_text: i64 = rows(
         &db,
         "SELECT COUNT(*) FROM acp_digests WHERE digest LIKE '%B0B%' OR reference LIKE '%B0B%'",
@@ -85,7 +85,7 @@ async fn acp(url: String) {
     // A trailer new to the server is sent the whole list before anything else.
     write::status(&mut tx, &rules, "t2", &online("t2", NOW + 8), NOW + 8).await.expect("status");
     tx.commit().await.expect("commit");
-    assert_eq!(db.search_reads("B0B404", 10).await.expect("search").len(), 0);
+    assert_eq!(db.search_reads("B0B404", 0, 10).await.expect("search").len(), 0);
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM pictures").await, 1, "only ZZZ999's");
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM alerts").await, 0);
     let t2 = db.downlinks(Some("t2"), 10).await.expect("downlinks");
