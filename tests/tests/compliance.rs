@@ -439,7 +439,7 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     let stack = Stack::start()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // Who may do what: `family.*` is every command of a family.
-    let duties: [(&str, &str, &[&str]); 7] = [
+    let duties: [(&str, &str, &[&str]); 8] = [
         ("vera", "viewer", &["status"]),
         ("otto", "operator", &["status", "alerts.*", "deployments.*", "hotlists.*"]),
         ("ivan", "investigator", &["status", "plates.search"]),
@@ -450,6 +450,11 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
         ),
         (
             "rick",
+            "records-supervisor",
+            &["status", "notices.*", "holds.*", "acp.add", "release.*", "publiclog.generate"],
+        ),
+        (
+            "rosa",
             "records-supervisor",
             &["status", "notices.*", "holds.*", "acp.add", "release.*", "publiclog.generate"],
         ),
@@ -565,8 +570,9 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     ))?;
     assert!(r.error.as_deref().is_some_and(|e| e.contains("not newer")), "{r:?}");
 
-    // A release request: entered by Rita, not fulfilled before approval, not decided by her.
-    let mut rick = s("rick");
+    // A release request: entered by Rita, not fulfilled before approval, reviewed by Rick,
+    // decided by neither of them.
+    let (mut rick, mut rosa) = (s("rick"), s("rosa"));
     let request = serde_json::json!({
         "requesting_agency": "Olmsted County Sheriff", "requester": "Det. A. Berg",
         "factual_basis": "vehicle seen leaving the scene of a burglary",
@@ -583,14 +589,16 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     let decide = serde_json::json!({"id": id, "approve": true, "reason": "basis stated"});
     let r = ask(&mut rita, "release.decide", decide.clone())?;
     assert!(r.error.as_deref().is_some_and(|e| e.contains("another supervisor")), "{r:?}");
-    assert!(ask(&mut rick, "release.decide", decide)?.ok);
+    let r = ask(&mut rick, "release.decide", decide.clone())?;
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("reviewed by console:rick")), "{r:?}");
+    assert!(ask(&mut rosa, "release.decide", decide)?.ok);
     let r = ask(&mut rita, "release.fulfil", fulfil)?;
     assert!(r.ok, "{r:?}");
     let manifest = std::path::Path::new(r.data["dir"].as_str().expect("dir")).join("manifest.json");
     assert!(manifest.exists(), "{r:?}");
     let r = ask(&mut rita, "release.list", serde_json::json!({}))?;
     assert_eq!(r.data[0]["state"], "fulfilled", "{r:?}");
-    for s in [otto, rita, rick, vera] {
+    for s in [otto, rita, rick, rosa, vera] {
         rt.block_on(s.close());
     }
 

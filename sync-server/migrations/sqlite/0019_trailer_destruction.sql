@@ -7,3 +7,7 @@ CREATE TABLE trailer_destruction (
     reads INTEGER NOT NULL,
     PRIMARY KEY (trailer_id, day)
 );
+
+-- When our copy of a release bundle was destroyed (with the reads it holds; the recipient's copy
+-- is theirs, under the same duties).
+ALTER TABLE release_requests ADD COLUMN bundle_destroyed_ms INTEGER;

@@ -209,6 +209,17 @@ impl Records {
                 "release request {id} was entered by {actor}: another supervisor decides it"
             )));
         }
+        let reviewed_by: Option<String> =
+            sqlx::query(sql(self.pg, "SELECT reviewed_by FROM release_requests WHERE id = ?"))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?
+                .get(0);
+        if reviewed_by.as_deref() == Some(actor) {
+            return Err(RecordsError::Invalid(format!(
+                "release request {id} was reviewed by {actor}: another supervisor decides it"
+            )));
+        }
         let to = if approve { "approved" } else { "denied" };
         const DECIDE: &str = "UPDATE release_requests SET state = ?, decided_by = ?, \
                               decision_reason = ?, decided_ms = ? WHERE id = ? AND state = ?";
@@ -329,6 +340,7 @@ impl Records {
                 "pictures": pictures,
             }));
         }
+        put("DUTIES.txt".into(), duties(&rows).as_bytes())?;
         put("reads.csv".into(), csv.as_bytes())?;
         let json = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
         put("reads.json".into(), &json(&serde_json::Value::Array(reads)))?;
@@ -338,6 +350,7 @@ impl Records {
             "fulfilled_by": actor,
             "fulfilled_at": iso_time(now),
             "reads": rows.len(),
+            "duties": "DUTIES.txt: Minn. Stat. 13.824 subd. 4(b) and (c) bind the recipient",
             "files": files,
         });
         let manifest_bytes = json(&manifest);
@@ -410,4 +423,30 @@ fn release_row(r: &sqlx::any::AnyRow) -> Release {
         manifest_sha256: r.get(20),
         reads_released: r.get(21),
     }
+}
+
+/// What the receiving agency must do with the data (Minn. Stat. 13.824 subd. 4(b), (c)),
+/// written into every bundle: its classification, its destruction (each read's date), its
+/// security, and that it may not be passed on or sold.
+fn duties(rows: &[sqlx::any::AnyRow]) -> String {
+    // The law's limit binds the recipient, whatever shorter one this agency keeps.
+    const DAYS: i64 = 60;
+    let first = rows.iter().map(|r| r.get::<i64, _>(4)).min();
+    let destroy_by =
+        first.map_or_else(|| "(no reads)".to_string(), |t| iso_time(t + DAYS * 86_400_000));
+    format!(
+        "DUTIES OF THE RECEIVING AGENCY\n\n\
+         These are automated license plate reader (ALPR) data, released under Minn. Stat.\n\
+         13.824 subd. 4 and 7. By receiving them your agency must, under subd. 4(b):\n\n\
+         1. Classification: keep them as private or nonpublic data (subd. 2); publish none.\n\
+         2. Destruction: destroy each read, its pictures and any copy no later than {days} days\n   \
+            after it was collected (first_seen in reads.csv), unless an exception of subd. 3\n   \
+            applies; the oldest read here is due by {destroy_by}.\n\
+         3. Security: keep them where only people authorised for this case can reach them, and\n   \
+            record each access.\n\
+         4. No further sharing: under subd. 4(c) they may not be shared with, disseminated to,\n   \
+            sold to or traded with anyone else unless the law explicitly authorises it.\n\n\
+         manifest.json lists every file with its SHA-256; request.json is the approved request.\n",
+        days = DAYS,
+    )
 }

@@ -21,6 +21,8 @@ pub struct Purged {
     pub alerts: u64,
     /// Refused messages (their payloads may hold reads).
     pub dead_letters: u64,
+    /// Our copies of release bundles, gone with their reads.
+    pub bundles: u64,
 }
 
 /// Why a hold keeps data past retention.
@@ -220,7 +222,8 @@ impl Records {
                 tokio::time::sleep(pause).await;
             }
         }
-        let total = done.reads + done.pictures + done.alerts + done.dead_letters;
+        done.bundles = self.purge_bundles(cutoff, now_ms).await?;
+        let total = done.reads + done.pictures + done.alerts + done.dead_letters + done.bundles;
         if total > 0 {
             self.audit(&Entry {
                 at: now_ms,
@@ -229,18 +232,80 @@ impl Records {
                 purpose: format!("retention: collected more than {retention_days} days ago"),
                 case_number: String::new(),
                 detail: format!(
-                    "{} reads, {} pictures, {} alerts, {} refused messages collected before {}",
+                    "{} reads, {} pictures, {} alerts, {} refused messages collected before {}; \
+                     {} release bundles",
                     done.reads,
                     done.pictures,
                     done.alerts,
                     done.dead_letters,
-                    iso_time(cutoff)
+                    iso_time(cutoff),
+                    done.bundles
                 ),
                 result_count: total as i64,
             })
             .await?;
         }
         Ok(done)
+    }
+
+    /// Destroys our copy of each release bundle once a read in it is gone (past retention, or
+    /// an ACP participant's): the copy lives no longer than its reads, and a held read keeps
+    /// it. A bundle of no read goes once its release is past retention. The record of the
+    /// release (who, when, the manifest's digest) stays; the recipient's copy is theirs, under
+    /// the duties the bundle spells out.
+    async fn purge_bundles(&self, cutoff: i64, now: i64) -> Result<u64, RecordsError> {
+        let bundles = sqlx::query(sql(
+            self.pg,
+            "SELECT id, bundle, fulfilled_ms FROM release_requests WHERE state = 'fulfilled' \
+             AND bundle IS NOT NULL AND bundle_destroyed_ms IS NULL",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut destroyed = 0;
+        for b in &bundles {
+            let (id, dir, fulfilled): (i64, String, Option<i64>) = (b.get(0), b.get(1), b.get(2));
+            let dir = std::path::PathBuf::from(dir);
+            let reads: Vec<(String, i64)> = std::fs::read(dir.join("reads.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Vec<serde_json::Value>>(&bytes).ok())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| Some((r["trailer"].as_str()?.to_string(), r["read_id"].as_i64()?)))
+                .collect();
+            let mut gone = reads.is_empty() && fulfilled.is_some_and(|f| f < cutoff);
+            for (trailer, read_id) in &reads {
+                if gone {
+                    break;
+                }
+                gone = sqlx::query(sql(
+                    self.pg,
+                    "SELECT 1 FROM reads WHERE trailer_id = ? AND read_id = ?",
+                ))
+                .bind(trailer)
+                .bind(read_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_none();
+            }
+            if !gone && dir.exists() {
+                continue;
+            }
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| {
+                    RecordsError::Invalid(format!("release bundle {}: {e}", dir.display()))
+                })?;
+                destroyed += 1;
+            }
+            sqlx::query(sql(
+                self.pg,
+                "UPDATE release_requests SET bundle_destroyed_ms = ? WHERE id = ?",
+            ))
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(destroyed)
     }
 
     /// Makes the day partitions (PostgreSQL) for every day a read may still be collected in and

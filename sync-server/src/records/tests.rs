@@ -197,7 +197,7 @@ async fn retention(url: String) {
     // Nothing is due a day early.
     assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
     let purged = db.purge(now, 60).await.expect("purge");
-    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 2 });
+    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 2, bundles: 0 });
     assert_eq!(db.dead_letters().await.expect("dead letters").len(), 1);
     assert_eq!(count(&db, "collisions").await, 0, "a collision goes with its dead letter");
     let plates: Vec<String> =

@@ -181,7 +181,7 @@ async fn releases(url: String) {
     let rules = Rules::default();
     let mut tx = db.begin().await.expect("begin");
     let reads = [read_at(1, "REL123", NOW), read_at(2, "REL123", NOW + 90_000_000)];
-    write::reads(&mut tx, &rules, "t1", &reads, NOW).await.expect("reads");
+    write::reads(&mut tx, &rules, "t1", &reads, NOW + 90_000_000).await.expect("reads");
     write::picture(&mut tx, "t1", 1, PictureKind::PlateCrop, b"crop-1", NOW).await.expect("pic");
     tx.commit().await.expect("commit");
     let mut new = NewRelease {
@@ -206,7 +206,9 @@ async fn releases(url: String) {
     let own = db.release_decide(id, true, "ok", "sup-a", NOW).await.expect_err("own request");
     assert!(own.to_string().contains("another supervisor"), "{own}");
     assert!(db.release_fulfil(id, dir.path(), "sup-b", NOW).await.is_err(), "reviewed only");
-    db.release_decide(id, true, "basis and authority sufficient", "sup-b", NOW)
+    let reviewer = db.release_decide(id, true, "ok", "sup-b", NOW).await.expect_err("reviewer");
+    assert!(reviewer.to_string().contains("reviewed by sup-b"), "{reviewer}");
+    db.release_decide(id, true, "basis and authority sufficient", "sup-c", NOW)
         .await
         .expect("approve");
     let bundle = db.release_fulfil(id, dir.path(), "sup-b", NOW + 5).await.expect("fulfil");
@@ -216,7 +218,15 @@ async fn releases(url: String) {
     assert_eq!(bundle.manifest_sha256, hex::encode(sha2::Sha256::digest(&manifest)));
     let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("json");
     let files = manifest["files"].as_array().expect("files");
-    assert_eq!(files.len(), 4, "a picture, reads.csv, reads.json, request.json: {files:?}");
+    assert_eq!(
+        files.len(),
+        5,
+        "a picture, DUTIES.txt, reads.csv and .json, request.json: {files:?}"
+    );
+    let duties = std::fs::read_to_string(bundle.dir.join("DUTIES.txt")).expect("duties");
+    for duty in ["private or nonpublic", "no later than 60 days", "sold to", "subd. 4(b)"] {
+        assert!(duties.contains(duty), "{duty:?} missing from the duties:\n{duties}");
+    }
     for f in files {
         let name = f["name"].as_str().expect("name");
         let data = std::fs::read(bundle.dir.join(name)).expect("file");
@@ -236,6 +246,12 @@ async fn releases(url: String) {
     assert_eq!(states, ["denied", "fulfilled"]);
     assert_eq!(on_file[1].request.plate, "REL123");
     assert_eq!(on_file[1].reads_released, Some(1));
+    // Our copy of the bundle goes with its read; the record of the release stays.
+    let purged = db.purge(NOW + 59 * 86_400_000, 60).await.expect("purge");
+    assert_eq!((purged.bundles, bundle.dir.exists()), (0, true));
+    let purged = db.purge(NOW + 61 * 86_400_000, 60).await.expect("purge");
+    assert_eq!((purged.reads, purged.bundles, bundle.dir.exists()), (1, 1, false));
+    assert_eq!(db.releases().await.expect("list").len(), 2);
     db.close().await;
 }
 
