@@ -200,6 +200,19 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     assert!(report.contains("4 notices: 4 sent on time"), "{report}");
     assert!(report.contains("intact"), "{report}");
     assert_no_plate("the audit report", &report);
+    // An auditor's export: every entry whole, with purpose and case, each with its hash.
+    let export =
+        json_lines(&audited(&["audit", "export", "--from", "2020-01-01", "--to", "2099-12-31"])?);
+    assert!(
+        export.len() >= 10
+            && export.iter().all(|e| e["hash"].as_str().is_some_and(|h| h.len() == 64))
+    );
+    assert!(
+        export.iter().any(|e| e["action"] == "reads.list"
+            && e["purpose"] == "burglary follow-up"
+            && e["case_number"] == "24-001234"),
+        "{export:#?}"
+    );
 
     // An anchor (the head recorded by an earlier verify, kept apart from the database) finds
     // entries missing at the end, which a shorter chain would not show.

@@ -24,6 +24,21 @@ pub struct PublicAuditEntry {
     pub result_count: i64,
 }
 
+/// One audit entry, whole, for an auditor (never public).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntryView {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub purpose: String,
+    pub case_number: String,
+    /// The request's arguments: for a plate search its legal basis (warrant or exigency).
+    pub detail: String,
+    pub result_count: i64,
+    pub hash: String,
+}
+
 /// Audit entries over a date range, summed for the biennial audit report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AuditSummary {
@@ -72,6 +87,7 @@ pub const ACCESS_ACTIONS: &[&str] = &[
     "holds.list",
     "dead_letters.list",
     "audit.report",
+    "audit.export",
 ];
 
 /// Rows verified per query: the trail is checked in pages, never loaded whole.
@@ -254,6 +270,39 @@ impl Records {
                     action: r.get(2),
                     result_count: r.get(3),
                 }
+            })
+            .collect())
+    }
+
+    /// Every audit entry from `from` to `to` (milliseconds), whole, oldest first: for an
+    /// auditor's review of individual accesses (who, when, what, why, under which case and
+    /// basis) and for checking each against the chain (`hash`).
+    pub async fn audit_entries(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AuditEntryView>, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT seq, at, actor, action, purpose, case_number, detail, result_count, hash \
+             FROM audit WHERE at >= ? AND at < ? ORDER BY seq",
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntryView {
+                seq: r.get(0),
+                at: iso_time(r.get(1)),
+                actor: r.get(2),
+                action: r.get(3),
+                purpose: r.get(4),
+                case_number: r.get(5),
+                detail: r.get(6),
+                result_count: r.get(7),
+                hash: r.get(8),
             })
             .collect())
     }

@@ -29,7 +29,7 @@ mod users;
 pub mod write;
 
 pub use acp::AcpAdded;
-pub use audit::{AuditSummary, PublicAuditEntry};
+pub use audit::{AuditEntryView, AuditSummary, PublicAuditEntry};
 pub(crate) use downlinks::enqueue as enqueue_on;
 pub use downlinks::{DownlinkView, Due};
 pub use hotlists::{HotlistVersion, Upload};

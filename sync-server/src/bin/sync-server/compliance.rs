@@ -271,6 +271,27 @@ pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AuditCommand::Export { from, to, purpose } => {
+            let entries = with_records(config_path, async |r: &Records| {
+                let tz = &r.rules().time_zone;
+                let (Some((start, _)), Some((_, end))) = (
+                    sync_server::report::local_day_bounds(tz, &from),
+                    sync_server::report::local_day_bounds(tz, &to),
+                ) else {
+                    anyhow::bail!("--from and --to are dates: YYYY-MM-DD");
+                };
+                let entries = r.audit_entries(start, end).await?;
+                let detail = format!("audit entries {from} to {to}");
+                r.audit(&entry("audit.export", &purpose, "", detail, entries.len())).await?;
+                Ok(entries)
+            })?;
+            let mut out = std::io::stdout().lock();
+            for e in &entries {
+                use std::io::Write;
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -214,6 +214,17 @@ enum AuditCommand {
         #[arg(long, default_value = "biennial audit")]
         purpose: String,
     },
+    /// Every entry of local days FROM..=TO, whole (actor, purpose, case number, details with
+    /// a search's legal basis, hash), as JSON lines for an auditor. The export is audited.
+    Export {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Recorded in the audit trail.
+        #[arg(long, default_value = "audit review")]
+        purpose: String,
+    },
 }
 
 #[derive(Subcommand)]
