@@ -191,7 +191,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
         "trailer-01:3",
     ])?;
     let holds = json_lines(&audited(&["hold", "list", "--json"])?);
-    audited(&["hold", "release", "--id", &holds[0]["id"].to_string()])?;
+    audited(&["hold", "release", "--id", &holds[0]["id"].to_string(), "--reason", "case closed"])?;
     audited(&["dead-letters"])?;
     audited(&["notices", "list"])?;
     let report = audited(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;

@@ -11,3 +11,6 @@ CREATE TABLE trailer_destruction (
 -- When our copy of a release bundle was destroyed (with the reads it holds; the recipient's copy
 -- is theirs, under the same duties).
 ALTER TABLE release_requests ADD COLUMN bundle_destroyed_ms INTEGER;
+
+-- Why a hold was released (the investigation resolved, the charge dismissed, ...).
+ALTER TABLE holds ADD COLUMN release_reason TEXT;

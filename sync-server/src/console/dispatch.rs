@@ -191,6 +191,14 @@ struct Id {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct HoldRelease {
+    id: i64,
+    /// Why it ends (resolved, dismissed, ...).
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlertAck {
     trailer: String,
     alert_id: i64,
@@ -483,8 +491,8 @@ async fn run(
             (json!({"hold": id, "reads_on_server": present}), a.reads.len() as i64)
         }
         "holds.release" => {
-            let a: Id = args(&r.args)?;
-            if !records.release_hold(a.id, &actor, now).await? {
+            let a: HoldRelease = args(&r.args)?;
+            if !records.release_hold(a.id, &a.reason, &actor, now).await? {
                 return Err(Failure::Refused(format!("no active hold {}", a.id)));
             }
             (Value::Null, 1)

@@ -27,7 +27,7 @@ pub const HINTS: [(&str, &str); 27] = [
     ("hotlists.upload", "name=L version=N file=PATH"),
     ("hotlists.list", ""),
     ("holds.place", "kind=active-investigation|exculpatory reads='[[\"T\",N]]' [note=…]"),
-    ("holds.release", "id=N"),
+    ("holds.release", "id=N reason=…"),
     ("holds.list", ""),
     ("acp.add", "plate=P reference=ACP-REQUEST-NO"),
     ("plates.search", "plate=P warrant=NO|exigency=FACTS [days=N] [limit=N] [pictures=true]"),

@@ -377,23 +377,85 @@ impl Records {
             .get(0);
             present += n;
         }
+        // The trailers keep their reads' pictures (and the reads) too: each is told of the
+        // hold, so nothing it names is destroyed there at 60 days either.
+        let mut by_trailer: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+        for (trailer, read) in reads {
+            by_trailer.entry(trailer.as_str()).or_default().push(*read as u64);
+        }
+        let wire_kind = if kind == "exculpatory" {
+            trailer_wire::HoldKind::Exculpatory
+        } else {
+            trailer_wire::HoldKind::ActiveInvestigation
+        };
+        for (trailer, read_ids) in by_trailer {
+            let summary = format!("hold {id} ({} reads)", read_ids.len());
+            let command = trailer_wire::HoldCommand::Place {
+                hold_id: id as u64,
+                kind: wire_kind,
+                case_number: case_number.trim().to_string(),
+                read_ids,
+            };
+            super::downlinks::enqueue(&mut tx, trailer, "hold", &summary, by, now, |downlink_id| {
+                trailer_wire::Downlink::Hold { downlink_id, command }
+            })
+            .await?;
+        }
         tx.commit().await?;
         Ok((id, present))
     }
 
     /// Releases a hold: its reads fall under retention again (and go at the next run if they
     /// are past it). False if there is no such active hold.
-    pub async fn release_hold(&self, id: i64, by: &str, now: i64) -> Result<bool, RecordsError> {
+    pub async fn release_hold(
+        &self,
+        id: i64,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(RecordsError::Invalid(
+                "reason: why the hold ends (resolved, dismissed, ...), up to 500 characters".into(),
+            ));
+        }
+        let mut tx = self.begin_destroying().await?;
         let done = sqlx::query(sql(
             self.pg,
-            "UPDATE holds SET released_ms = ?, released_by = ? WHERE id = ? AND released_ms IS NULL",
+            "UPDATE holds SET released_ms = ?, released_by = ?, release_reason = ? \
+             WHERE id = ? AND released_ms IS NULL",
         ))
         .bind(now)
         .bind(by)
+        .bind(reason)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // Each trailer holding its reads lets them go too.
+        let trailers: Vec<String> = sqlx::query(sql(
+            self.pg,
+            "SELECT DISTINCT trailer_id FROM held_reads WHERE hold_id = ? ORDER BY trailer_id",
+        ))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        for trailer in &trailers {
+            let command = trailer_wire::HoldCommand::Release { hold_id: id as u64 };
+            let summary = format!("hold {id} released");
+            super::downlinks::enqueue(&mut tx, trailer, "hold", &summary, by, now, |downlink_id| {
+                trailer_wire::Downlink::Hold { downlink_id, command }
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Every hold, newest first.

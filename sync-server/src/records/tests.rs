@@ -401,8 +401,8 @@ async fn use_log(url: String) {
     db.close().await;
 }
 
-/// A hold keeps its reads, their pictures and alerts past retention; released, they go at the
-/// next run; the biennial check of reads past retention counts held ones as kept.
+/// A hold keeps its reads, their pictures and alerts past retention, and is sent to the trailer
+/// that keeps them; released (with its reason), they go at the next run; the biennial check of reads past retention counts held ones as kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_keep_reads_past_retention_until_released() {
     on_both("holds", holds).await;
@@ -440,8 +440,32 @@ async fn holds(url: String) {
     assert_eq!(count(&db, "alerts").await, 1);
     assert_eq!(db.overdue_reads(now, 60).await.expect("overdue"), 0);
     assert_eq!(db.holds().await.expect("holds")[0].reads, 1);
-    assert!(db.release_hold(hold, "cli:sam", now).await.expect("release"));
-    assert!(!db.release_hold(hold, "cli:sam", now).await.expect("again"), "released once");
+    // The trailer that keeps the read is told of the hold, and of its release.
+    let told = |kind: &str| {
+        let db = db.clone();
+        let kind = kind.to_string();
+        async move {
+            db.downlinks(Some("t1"), 10)
+                .await
+                .expect("downlinks")
+                .iter()
+                .filter(|d| d.kind == "hold" && d.summary.contains(&kind))
+                .count()
+        }
+    };
+    assert_eq!(told(format!("hold {hold} (1 reads)").as_str()).await, 1);
+    assert!(db.release_hold(hold, " ", "cli:sam", now).await.is_err(), "a reason is given");
+    assert!(db.release_hold(hold, "case closed", "cli:sam", now).await.expect("release"));
+    assert!(!db.release_hold(hold, "again", "cli:sam", now).await.expect("again"), "released once");
+    assert_eq!(told(format!("hold {hold} released").as_str()).await, 1);
+    let reason: Option<String> =
+        sqlx::query(sql(db.pg, "SELECT release_reason FROM holds WHERE id = ?"))
+            .bind(hold)
+            .fetch_one(db.pool())
+            .await
+            .expect("hold")
+            .get(0);
+    assert_eq!(reason.as_deref(), Some("case closed"));
     let purged = db.purge(now + 1, 60).await.expect("purge");
     assert_eq!((purged.reads, purged.pictures, purged.alerts), (1, 1, 1));
     assert_eq!(count(&db, "pictures").await, 0);

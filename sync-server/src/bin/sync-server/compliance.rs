@@ -95,10 +95,11 @@ pub fn hold(config: &Path, command: HoldCommand) -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        HoldCommand::Release { id } => with_records(config, async |r: &Records| {
-            let released = r.release_hold(id, &cli_actor(), now_ms()).await?;
+        HoldCommand::Release { id, reason } => with_records(config, async |r: &Records| {
+            let released = r.release_hold(id, &reason, &cli_actor(), now_ms()).await?;
             anyhow::ensure!(released, "no active hold {id}");
-            r.audit(&entry("hold.release", "hold", "", format!("hold {id} released"), 1)).await?;
+            let detail = format!("hold {id} released: {}", reason.trim());
+            r.audit(&entry("hold.release", "hold", "", detail, 1)).await?;
             println!("hold {id} released: its reads fall under retention again");
             Ok(())
         }),

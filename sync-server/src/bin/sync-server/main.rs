@@ -302,6 +302,9 @@ pub(crate) enum HoldCommand {
     Release {
         #[arg(long)]
         id: i64,
+        /// Why it ends (the investigation resolved, the charge dismissed, ...).
+        #[arg(long)]
+        reason: String,
     },
     List {
         #[arg(long)]
