@@ -1045,6 +1045,23 @@ impl Store {
         Ok(self.held.scan_prefix(read_id.to_be_bytes()).next().transpose()?.is_some())
     }
 
+    /// Whether an active-investigation hold names the read: the one exception to an ACP
+    /// participant's request (Minn. Stat. 13.824 subd. 3(c): "unless the data are active
+    /// criminal investigative data"). An exculpatory hold does not keep an ACP read; the server
+    /// follows the same rule.
+    pub fn is_held_for_investigation(&self, read_id: u64) -> Result<bool, StoreError> {
+        for kv in self.held.scan_prefix(read_id.to_be_bytes()) {
+            let (k, _) = kv?;
+            let Some(hold_id) = k.get(8..16).and_then(be_u64) else { continue };
+            let Some(v) = self.holds.get(hold_id.to_be_bytes())? else { continue };
+            let hold: HoldRecord = decode(&self.seal, "holds", &hold_id, &v)?;
+            if hold.kind == HoldKind::ActiveInvestigation {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether a hold names any read of this collection day.
     fn day_has_holds(&self, day: u32) -> Result<bool, StoreError> {
         let from = held_key(keys::day_ids(day).0, 0);
@@ -1106,7 +1123,7 @@ impl Store {
                 } else {
                     probes.contains(&acp::acp_probe(key, plate))
                 };
-                if listed && !self.is_held(id)? {
+                if listed && !self.is_held_for_investigation(id)? {
                     self.destroy_read(id)?;
                     destroyed += 1;
                 }
@@ -1464,17 +1481,14 @@ mod tests {
             Store::open(dir.path(), 60, Arc::new(clock)).expect("open").with_acp_key(key.clone());
         let before = put(&store, "ACP123");
         let held = put(&store, "ACP123");
+        let exculpatory = put(&store, "ACP123");
         let other = put(&store, "XYZ789");
-        store
-            .place_hold(
-                1,
-                &HoldRecord {
-                    kind: HoldKind::ActiveInvestigation,
-                    case_number: "C".into(),
-                    read_ids: vec![held],
-                },
-            )
-            .expect("hold");
+        for (hold_id, kind, read) in
+            [(1, HoldKind::ActiveInvestigation, held), (2, HoldKind::Exculpatory, exculpatory)]
+        {
+            let hold = HoldRecord { kind, case_number: "C".into(), read_ids: vec![read] };
+            store.place_hold(hold_id, &hold).expect("hold");
+        }
         let fp = acp::key_fingerprint(&key);
         let add = |plate: &str, probe: bool| {
             let probes = if probe { vec![acp::acp_probe(&key, plate)] } else { vec![] };
@@ -1486,8 +1500,9 @@ mod tests {
         assert!(refused.expect("store").expect_err("refused").contains("not the server's"));
         assert_eq!(store.acp_state(), (Some(fp), 0), "nothing added");
         let destroyed = add("ACP123", true).expect("applied");
-        assert_eq!(destroyed, 1);
+        assert_eq!(destroyed, 2, "only active criminal investigative data stays (subd. 3(c))");
         assert!(store.read(before).expect("read").is_none());
+        assert!(store.read(exculpatory).expect("read").is_none());
         assert!(
             store.read(held).expect("read").is_some(),
             "an investigation hold defers destruction"
@@ -1522,7 +1537,7 @@ mod tests {
             let store = reopen(dir.path(), 60, Arc::new(ManualClock::new(1_000 * DAY_MS)));
             store.destruction_counts().expect("counts")
         };
-        assert!(counts.contains(&(1000, Destruction::AcpExisting, 1)));
+        assert!(counts.contains(&(1000, Destruction::AcpExisting, 2)));
         assert!(counts.contains(&(1000, Destruction::AcpAtCollection, 1)));
     }
 

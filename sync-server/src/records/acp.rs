@@ -9,6 +9,21 @@ use std::collections::HashSet;
 use trailer_wire::acp::{acp_digest, acp_probe, key_fingerprint, plate_forms};
 use trailer_wire::{Downlink, ReadMeta};
 
+/// ` AND NOT EXISTS (...)`: no active-investigation hold that is not released names the row
+/// `$x` (a table alias with `trailer_id` and `read_id`).
+macro_rules! investigated {
+    ($x:literal) => {
+        concat!(
+            " AND NOT EXISTS (SELECT 1 FROM held_reads h JOIN holds d ON d.id = h.hold_id \
+             WHERE d.released_ms IS NULL AND d.kind = 'active-investigation' AND h.trailer_id = ",
+            $x,
+            ".trailer_id AND h.read_id = ",
+            $x,
+            ".read_id)"
+        )
+    };
+}
+
 /// What adding a participant did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AcpAdded {
@@ -205,25 +220,49 @@ impl Records {
             .execute(&mut *tx)
             .await?
             .rows_affected() as usize;
-            let reads =
-                sqlx::query(sql(pg, "SELECT trailer_id, read_id FROM reads WHERE plate = ?"))
-                    .bind(form)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            // One rule on both sides (the trailer's store follows it too): the participant's
+            // reads go unless an active-investigation hold names them (subd. 3(c): "unless the
+            // data are active criminal investigative data").
+            let reads = sqlx::query(sql(
+                pg,
+                concat!(
+                    "SELECT r.trailer_id, r.read_id FROM reads r WHERE r.plate = ?",
+                    investigated!("r")
+                ),
+            ))
+            .bind(form)
+            .fetch_all(&mut *tx)
+            .await?;
             for r in &reads {
                 let (trailer, read_id): (String, i64) = (r.get(0), r.get(1));
                 added.pictures_destroyed += forget(&mut tx, pg, &trailer, read_id, now).await?;
             }
-            added.alerts_destroyed += sqlx::query(sql(pg, "DELETE FROM alerts WHERE plate = ?"))
-                .bind(form)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            added.reads_destroyed += sqlx::query(sql(pg, "DELETE FROM reads WHERE plate = ?"))
-                .bind(form)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            added.alerts_destroyed += sqlx::query(sql(
+                pg,
+                concat!(
+                    "DELETE FROM alerts WHERE (trailer_id, alert_id) IN (SELECT a.trailer_id, \
+                     a.alert_id FROM alerts a WHERE a.plate = ?",
+                    investigated!("a"),
+                    ")"
+                ),
+            ))
+            .bind(form)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            added.reads_destroyed += sqlx::query(sql(
+                pg,
+                concat!(
+                    "DELETE FROM reads WHERE (trailer_id, read_id) IN (SELECT r.trailer_id, \
+                     r.read_id FROM reads r WHERE r.plate = ?",
+                    investigated!("r"),
+                    ")"
+                ),
+            ))
+            .bind(form)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         }
         let trailers = super::known_trailers(&mut tx).await?;
         let key_fingerprint = key_fingerprint(&key);

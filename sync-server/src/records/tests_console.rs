@@ -44,18 +44,27 @@ async fn acp(url: String) {
     write::alert(&mut tx, &rules, "t1", &hit(1, read_at(1, "B0B404", NOW)), NOW)
         .await
         .expect("alert");
+    let held = [read_at(5, "B0B404", NOW + 2), read_at(6, "B0B404", NOW + 3)];
+    write::reads(&mut tx, &rules, "t1", &held, NOW + 3).await.expect("reads");
     tx.commit().await.expect("commit");
+    // Read 5 is active criminal investigative data (subd. 3(c)'s one exception); read 6 is
+    // held as exculpatory evidence, which does not keep a participant's read.
+    db.place_hold("active-investigation", "C-1", "", "sup", &[("t1".into(), 5)], NOW)
+        .await
+        .expect("hold");
+    db.place_hold("exculpatory", "C-2", "", "sup", &[("t1".into(), 6)], NOW).await.expect("hold");
 
     // Typed as the participant's papers show it, with the letter O: the trailer wrote a zero.
     assert!(db.acp_add("bob-404", " ", "sup", NOW).await.is_err(), "a reference is required");
     let added = db.acp_add("bob-404", "ACP-2026-4", "sup", NOW).await.expect("add");
     assert_eq!(
         (added.digests, added.reads_destroyed, added.pictures_destroyed, added.alerts_destroyed),
-        (2, 1, 1, 1),
+        (2, 2, 1, 1),
         "{added:?}"
     );
     assert_eq!(added.trailers, vec!["t1".to_string()]);
-    assert_eq!(db.search_reads("B0B404", 0, 10).await.expect("search").len(), 0);
+    let left = db.search_reads("B0B404", 0, 10).await.expect("search");
+    assert_eq!(left.iter().map(|r| r.read_id).collect::<Vec<_>>(), [5], "only the investigated");
     assert_eq!(db.search_reads("ZZZ999", 0, 10).await.expect("search").len(), 1, "others stay");
     let acp_text: i64 = rows(
         &db,
@@ -85,7 +94,7 @@ async fn acp(url: String) {
     // A trailer new to the server is sent the whole list before anything else.
     write::status(&mut tx, &rules, "t2", &online("t2", NOW + 8), NOW + 8).await.expect("status");
     tx.commit().await.expect("commit");
-    assert_eq!(db.search_reads("B0B404", 0, 10).await.expect("search").len(), 0);
+    assert_eq!(db.search_reads("B0B404", 0, 10).await.expect("search").len(), 1);
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM pictures").await, 1, "only ZZZ999's");
     assert_eq!(rows(&db, "SELECT COUNT(*) FROM alerts").await, 0);
     let t2 = db.downlinks(Some("t2"), 10).await.expect("downlinks");
