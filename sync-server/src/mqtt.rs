@@ -321,7 +321,16 @@ async fn publish_live(
         Ok(s) => s,
         Err(e) => return tracing::warn!(error = %e, "live console topics: no snapshot"),
     };
+    let now = now_ms();
     for (topic, payload) in live.plan(&users, &snapshot) {
+        // Hits reach a person only through an audited delivery.
+        if let Some(entry) = crate::console::live::delivery_entry(&topic, &payload, now)
+            && let Err(e) = records.audit(&entry).await
+        {
+            tracing::warn!(error = %e, "cannot audit a delivery of alerts; not delivered");
+            live.reset();
+            return;
+        }
         if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, payload).await {
             tracing::warn!(error = %e, "cannot publish a live console topic");
             live.reset();

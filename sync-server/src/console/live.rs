@@ -66,6 +66,30 @@ pub async fn snapshot(records: &Records, now: i64) -> Result<Snapshot, RecordsEr
 /// Every live topic.
 pub const ALL: [&str; 4] = [STATUS, BACKLOG, ALERTS, NOTICES];
 
+/// The audit entry for publishing `payload` on `topic`, if it delivers hits to a person: the
+/// open alerts (plates, times, places) on an operator's live topic. Responding to a hit is the
+/// purpose the law allows; each delivery is an access, recorded before it is published.
+pub fn delivery_entry(topic: &str, payload: &[u8], now: i64) -> Option<crate::audit::Entry> {
+    let user = topic.strip_prefix("console/")?.strip_suffix(&format!("/live/{ALERTS}"))?;
+    let alerts: Vec<Value> = serde_json::from_slice(payload).ok()?;
+    if alerts.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = alerts
+        .iter()
+        .filter_map(|a| Some(format!("{}:{}", a["trailer_id"].as_str()?, a["alert_id"].as_u64()?)))
+        .collect();
+    Some(crate::audit::Entry {
+        at: now,
+        actor: format!("console:{user}"),
+        action: "alerts.delivered".into(),
+        purpose: "responding to hotlist hits".into(),
+        case_number: String::new(),
+        detail: format!("{} open alerts delivered live: {}", alerts.len(), ids.join(", ")),
+        result_count: alerts.len() as i64,
+    })
+}
+
 /// What is on the broker, so only changes are published. An empty payload is a cleared topic.
 #[derive(Debug, Default)]
 pub struct Publisher {
@@ -134,6 +158,23 @@ mod tests {
             (ALERTS, alerts.as_bytes().to_vec()),
             (NOTICES, b"[n]".to_vec()),
         ])
+    }
+
+    /// Each delivery of open alerts to an operator is an audit entry naming the person and
+    /// the alerts; other topics, and an empty list, are none.
+    #[test]
+    fn a_delivery_of_hits_to_a_person_is_audited() {
+        let alerts = br#"[{"trailer_id":"t1","alert_id":7,"plate":"ABC123"},{"trailer_id":"t2","alert_id":9}]"#;
+        let e = delivery_entry("console/otto/live/alerts", alerts, 5).expect("an entry");
+        assert_eq!(
+            (e.actor.as_str(), e.action.as_str(), e.result_count),
+            ("console:otto", "alerts.delivered", 2)
+        );
+        assert!(e.detail.contains("t1:7") && e.detail.contains("t2:9"), "{}", e.detail);
+        assert!(!e.detail.contains("ABC123"), "no plate in the trail");
+        assert!(delivery_entry("console/otto/live/alerts", b"[]", 5).is_none());
+        assert!(delivery_entry("console/otto/live/alerts", b"", 5).is_none(), "a cleared topic");
+        assert!(delivery_entry("console/otto/live/status", alerts, 5).is_none());
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub fn is_acp(action: &str) -> bool {
 pub const ACCESS_ACTIONS: &[&str] = &[
     "reads.list",
     "alerts.list",
+    "alerts.delivered",
     "plates.search",
     "pictures.get",
     "reads.export",
