@@ -207,9 +207,12 @@ fn validity(params: &mut CertificateParams, days: u32) {
     params.not_after = now() + time::Duration::days(i64::from(days));
 }
 
+/// A random serial of 16 bytes whose DER integer is exactly those bytes: positive (top bit
+/// clear) and minimal (first byte not zero). A leading zero byte would be stripped in the CRL
+/// and make the certificate's own encoding non-minimal, so its revocation could be missed.
 fn serial() -> SerialNumber {
     let mut bytes = rand::random::<[u8; 16]>();
-    bytes[0] &= 0x7f; // positive
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::from(bytes.to_vec())
 }
 
@@ -534,6 +537,16 @@ mod tests {
             2
         );
         init(dir.path(), "Test PD", &[]).expect("init again changes nothing");
+    }
+
+    #[test]
+    fn serials_are_positive_minimal_sixteen_byte_integers() {
+        for _ in 0..2000 {
+            let s = serial();
+            let b = s.as_ref();
+            assert_eq!(b.len(), 16);
+            assert!((0x01..0x80).contains(&b[0]), "{b:02x?}");
+        }
     }
 
     #[test]
