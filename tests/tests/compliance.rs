@@ -155,7 +155,8 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     assert_eq!(locations.len(), 2, "{locations:?}");
     let (loc_a, loc_b) = (locations[0]["id"].to_string(), locations[1]["id"].to_string());
     let before = stack.audit_entries()?;
-    let out = stack.cli(&["location", "security", "--id", &loc_b, "--on"])?;
+    let why = ["--reason", "covert operation at the site"];
+    let out = stack.cli(&[&["location", "security", "--id", &loc_b, "--on"][..], &why].concat())?;
     assert!(out.contains("correction notice is due"), "{out}");
     wait_for("the correction at the SMTP sink", 60, || sink.mails().len() >= 4);
     let correction = &sink.mails()[3];
@@ -180,6 +181,11 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     let listed = json_lines(&audited(&["location", "list", "--json"])?);
     assert_eq!(listed[1]["security"], true, "{listed:?}");
     audited(&["location", "rename", "--id", &loc_a, "--name", "Main St & 5th Ave"])?;
+    // Each security determination keeps who made it and why, for an in-camera review.
+    let determinations = json_lines(&audited(&["location", "determinations", "--json"])?);
+    assert_eq!(determinations.len(), 1, "{determinations:?}");
+    assert_eq!(determinations[0]["reason"], "covert operation at the site");
+    assert!(determinations[0]["decided_by"].as_str().is_some_and(|b| b.starts_with("cli:")));
     audited(&[
         "hold",
         "place",

@@ -14,3 +14,14 @@ ALTER TABLE release_requests ADD COLUMN bundle_destroyed_ms INTEGER;
 
 -- Why a hold was released (the investigation resolved, the charge dismissed, ...).
 ALTER TABLE holds ADD COLUMN release_reason TEXT;
+
+-- Each determination that a location is (or is no longer) security information, with who made
+-- it and why (Minn. Stat. 13.37, 13.824 subd. 5): for an in-camera review of what is withheld.
+CREATE TABLE security_determinations (
+    id          INTEGER PRIMARY KEY,
+    location_id INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    decided_by  TEXT    NOT NULL,
+    security    INTEGER NOT NULL,
+    reason      TEXT    NOT NULL
+);

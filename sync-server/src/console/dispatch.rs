@@ -165,6 +165,9 @@ struct LocationArgs {
     name: Option<String>,
     #[serde(default)]
     security: Option<bool>,
+    /// Why a location is (or is no longer) security information.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -456,7 +459,9 @@ async fn run(
                     records.rename_location(a.id, &name).await?
                 }
                 ("deployments.security", None, Some(on)) => {
-                    let correction = records.set_location_security(a.id, on, now).await?;
+                    let reason = a.reason.unwrap_or_default();
+                    let correction =
+                        records.set_location_security(a.id, on, &actor, &reason, now).await?;
                     return Ok((json!({"correction_notice": correction}), 1));
                 }
                 _ => {
@@ -544,7 +549,14 @@ async fn run(
         "deployments.start" => {
             let a: StartArgs = args(&r.args)?;
             let id = records
-                .start_deployment(&a.reader, a.lat, a.lon, a.name.as_deref(), a.security, now)
+                .start_deployment(
+                    &a.reader,
+                    a.lat,
+                    a.lon,
+                    a.name.as_deref(),
+                    a.security.then_some(actor.as_str()),
+                    now,
+                )
                 .await?;
             (json!({"location": id}), 1)
         }

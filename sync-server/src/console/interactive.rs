@@ -20,7 +20,7 @@ pub const HINTS: [(&str, &str); 27] = [
     ("deployments.start", "reader=T lat=44.02 lon=-92.47 [name=\"Place\"] [security=true]"),
     ("deployments.end", "reader=T"),
     ("deployments.rename", "id=N name=\"Place\""),
-    ("deployments.security", "id=N security=true|false"),
+    ("deployments.security", "id=N security=true|false reason=…"),
     ("notices.list", ""),
     ("notices.send", "id=N"),
     ("notices.mark-sent", "id=N how=\"faxed to BCA 11/23\""),

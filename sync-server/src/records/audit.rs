@@ -83,6 +83,7 @@ pub const ACCESS_ACTIONS: &[&str] = &[
     "pictures.get",
     "reads.export",
     "locations.list",
+    "locations.determinations",
     "deployments.list",
     "notices.list",
     "holds.list",

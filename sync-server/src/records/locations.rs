@@ -2,7 +2,7 @@
 //! and whether the location is security information (withheld from everything public, still
 //! reported to the BCA with that mark). Ingestion makes the rows ([`super::write`]); operators
 //! name them, mark them and close them here.
-use super::{Records, RecordsError, distance_m, iso_date, sql};
+use super::{Records, RecordsError, distance_m, iso_date, iso_time, sql};
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -60,6 +60,18 @@ impl Places {
 
 fn display_place(place: String, lat: f64, lon: f64) -> String {
     if place.is_empty() { format!("{lat:.5}, {lon:.5}") } else { place }
+}
+
+/// A determination that a location is, or is no longer, security information.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Determination {
+    pub location_id: i64,
+    pub reader: String,
+    pub place: String,
+    pub at: String,
+    pub decided_by: String,
+    pub security: bool,
+    pub reason: String,
 }
 
 impl Records {
@@ -147,14 +159,25 @@ impl Records {
         Ok(())
     }
 
-    /// Marks a location as security information (withheld from the public) or clears the mark.
-    /// If the BCA was already told of it, a correction notice is due. Returns whether one is.
+    /// Marks a location as security information (withheld from the public) or clears the mark,
+    /// recording the determination: who made it (`by`) and why. If the BCA was already told of
+    /// the location, a correction notice is due. Returns whether one is.
     pub async fn set_location_security(
         &self,
         id: i64,
         security: bool,
+        by: &str,
+        reason: &str,
         now: i64,
     ) -> Result<bool, RecordsError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 1000 {
+            return Err(RecordsError::Invalid(
+                "reason: why the location is (or is no longer) security information, up to \
+                 1000 characters"
+                    .into(),
+            ));
+        }
         let done = sqlx::query(sql(
             self.pg,
             "UPDATE locations SET security = ? WHERE id = ? AND security <> ?",
@@ -174,7 +197,47 @@ impl Records {
                 None => Err(RecordsError::Invalid(format!("no location {id}"))),
             };
         }
+        sqlx::query(sql(
+            self.pg,
+            "INSERT INTO security_determinations (location_id, at_ms, decided_by, security, reason) \
+             VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(now)
+        .bind(by)
+        .bind(i64::from(security))
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
         self.correct_notice(id, now).await
+    }
+
+    /// Every security determination, oldest first, with its location: for an in-camera review
+    /// of what the agency withholds (never public).
+    pub async fn security_determinations(&self) -> Result<Vec<Determination>, RecordsError> {
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT d.location_id, l.trailer_id, l.place, l.lat, l.lon, d.at_ms, d.decided_by, \
+             d.security, d.reason FROM security_determinations d \
+             JOIN locations l ON l.id = d.location_id ORDER BY d.id",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (lat, lon): (f64, f64) = (r.get(3), r.get(4));
+                Determination {
+                    location_id: r.get(0),
+                    reader: r.get(1),
+                    place: display_place(r.get(2), lat, lon),
+                    at: iso_time(r.get(5)),
+                    decided_by: r.get(6),
+                    security: r.get::<i64, _>(7) != 0,
+                    reason: r.get(8),
+                }
+            })
+            .collect())
     }
 
     /// Ends a reader's current deployment at `at` (an operator took it away while it was
@@ -196,7 +259,7 @@ impl Records {
         lat: f64,
         lon: f64,
         place: Option<&str>,
-        security: bool,
+        security_by: Option<&str>,
         now: i64,
     ) -> Result<i64, RecordsError> {
         if !trailer_wire::topic::valid_id(reader) {
@@ -235,9 +298,10 @@ impl Records {
         if let Some(place) = place {
             self.rename_location(id, place).await?;
         }
-        if security {
+        if let Some(by) = security_by {
             // A place already told to the BCA gets its correction, as when marked later.
-            self.set_location_security(id, true, now).await?;
+            let why = "marked security information when the deployment was started";
+            self.set_location_security(id, true, by, why, now).await?;
         }
         Ok(id)
     }

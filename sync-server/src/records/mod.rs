@@ -33,7 +33,7 @@ pub use audit::{AuditEntryView, AuditSummary, PublicAuditEntry};
 pub(crate) use downlinks::enqueue as enqueue_on;
 pub use downlinks::{DownlinkView, Due};
 pub use hotlists::{HotlistVersion, Upload};
-pub use locations::{LocationView, Places};
+pub use locations::{Determination, LocationView, Places};
 pub use notices::{Notice, NoticeKind, NoticeState};
 pub use releases::{Bundle, NewRelease, Release};
 pub use repeats::Tally;

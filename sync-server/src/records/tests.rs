@@ -386,7 +386,18 @@ async fn use_log(url: String) {
     // Withheld location: the log does not name it.
     let id = db.locations(Some("t1")).await.expect("locations")[0].id;
     assert_eq!(db.withheld_locations().await.expect("withheld"), 0);
-    db.set_location_security(id, true, t0).await.expect("security");
+    assert!(db.set_location_security(id, true, "cli:rita", " ", t0).await.is_err(), "a reason");
+    db.set_location_security(id, true, "cli:rita", "covert surveillance of a drug house", t0)
+        .await
+        .expect("security");
+    let determinations = db.security_determinations().await.expect("determinations");
+    assert_eq!(determinations.len(), 1);
+    let d = &determinations[0];
+    assert_eq!((d.location_id, d.security), (id, true));
+    assert_eq!(
+        (d.decided_by.as_str(), d.reason.as_str()),
+        ("cli:rita", "covert surveillance of a drug house")
+    );
     assert_eq!(db.withheld_locations().await.expect("withheld"), 1);
     let log = db.use_log("2026-03-01", "2026-03-31", i64::MAX).await.expect("log");
     assert_eq!(log.periods[0].location, None);

@@ -271,13 +271,13 @@ async fn an_operator_starts_a_deployment_where_the_trailer_was_set_up() {
 
 async fn start(url: String) {
     let db = Records::open(&url).await.expect("open");
-    let typo = db.start_deployment("t8", 44.02, -92.47, None, false, NOW).await;
+    let typo = db.start_deployment("t8", 44.02, -92.47, None, None, NOW).await;
     assert!(typo.expect_err("unknown").to_string().contains("no reader"));
     let mut tx = db.begin().await.expect("begin");
     write::status(&mut tx, &Rules::default(), "t9", &online("t9", NOW), NOW).await.expect("status");
     tx.commit().await.expect("commit");
     let id = db
-        .start_deployment("t9", 44.02, -92.47, Some("Broadway & 4th St"), false, NOW)
+        .start_deployment("t9", 44.02, -92.47, Some("Broadway & 4th St"), None, NOW)
         .await
         .expect("start");
     let places = db.locations(Some("t9")).await.expect("locations");
@@ -286,13 +286,14 @@ async fn start(url: String) {
     assert_eq!(db.notices(NOW, true).await.expect("notices").len(), 1, "a new reader's notice");
     // Set up 20 m away: the same place. Then somewhere else, marked security information.
     assert_eq!(
-        db.start_deployment("t9", 44.0202, -92.47, None, false, NOW + 1).await.expect("same"),
+        db.start_deployment("t9", 44.0202, -92.47, None, None, NOW + 1).await.expect("same"),
         id
     );
-    let other = db.start_deployment("t9", 44.2, -92.47, None, true, NOW + 2).await.expect("other");
+    let other =
+        db.start_deployment("t9", 44.2, -92.47, None, Some("sup"), NOW + 2).await.expect("other");
     assert_ne!(other, id);
     let places = db.locations(Some("t9")).await.expect("locations");
     assert!(places.iter().any(|p| p.id == other && p.security && p.until.is_none()), "{places:?}");
-    assert!(db.start_deployment("t9", 95.0, 0.0, None, false, NOW).await.is_err());
+    assert!(db.start_deployment("t9", 95.0, 0.0, None, None, NOW).await.is_err());
     db.close().await;
 }

@@ -38,11 +38,12 @@ pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
             println!("location {id} is now {name:?}");
             Ok(())
         }),
-        LocationCommand::Security { id, on, off } => {
+        LocationCommand::Security { id, on, off, reason } => {
             anyhow::ensure!(on != off, "say --on or --off");
             with_records(config, async |r: &Records| {
-                let correction = r.set_location_security(id, on, now_ms()).await?;
-                let detail = format!("location {id} security information: {on}");
+                let correction =
+                    r.set_location_security(id, on, &cli_actor(), &reason, now_ms()).await?;
+                let detail = format!("location {id} security information: {on}: {}", reason.trim());
                 r.audit(&entry("location.security", "location history", "", detail, 1)).await?;
                 println!(
                     "location {id} {}{}",
@@ -56,6 +57,29 @@ pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        LocationCommand::Determinations { json } => with_records(config, async |r: &Records| {
+            let all = r.security_determinations().await?;
+            let detail = "security determinations for review".to_string();
+            r.audit(&entry("locations.determinations", "in-camera review", "", detail, all.len()))
+                .await?;
+            for d in &all {
+                if json {
+                    println!("{}", serde_json::to_string(d)?);
+                } else {
+                    println!(
+                        "{}  location {} ({}, {})  {}  by {}: {}",
+                        d.at,
+                        d.location_id,
+                        d.reader,
+                        d.place,
+                        if d.security { "withheld" } else { "public" },
+                        d.decided_by,
+                        d.reason
+                    );
+                }
+            }
+            Ok(())
+        }),
         LocationCommand::End { reader } => with_records(config, async |r: &Records| {
             let ended = r.end_deployment(&reader, now_ms()).await?;
             let detail = format!("deployment of {reader} ended by an operator");

@@ -250,6 +250,14 @@ pub(crate) enum LocationCommand {
         on: bool,
         #[arg(long)]
         off: bool,
+        /// Why it is (or is no longer) security information; kept with who decided.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Every security determination (who decided, when, why), for an in-camera review.
+    Determinations {
+        #[arg(long)]
+        json: bool,
     },
     /// End a reader's current deployment now (taken away while offline).
     End {
