@@ -24,6 +24,30 @@ macro_rules! investigated {
     };
 }
 
+/// A participant's alerts and reads that no active-investigation hold names.
+const ALERTS_OF_PLATE: &str = concat!(
+    "DELETE FROM alerts WHERE (trailer_id, alert_id) IN (SELECT a.trailer_id, a.alert_id \
+     FROM alerts a WHERE a.plate = ?",
+    investigated!("a"),
+    ")"
+);
+const READS_OF_PLATE: &str = concat!(
+    "DELETE FROM reads WHERE (trailer_id, read_id) IN (SELECT r.trailer_id, r.read_id \
+     FROM reads r WHERE r.plate = ?",
+    investigated!("r"),
+    ")"
+);
+
+/// Runs one of the deletions above for a plate form; how many rows went.
+async fn destroy_unheld(
+    c: &mut AnyConnection,
+    pg: bool,
+    text: &'static str,
+    plate: &str,
+) -> Result<u64, RecordsError> {
+    Ok(sqlx::query(sql(pg, text)).bind(plate).execute(&mut *c).await?.rows_affected())
+}
+
 /// What adding a participant did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AcpAdded {
@@ -237,32 +261,8 @@ impl Records {
                 let (trailer, read_id): (String, i64) = (r.get(0), r.get(1));
                 added.pictures_destroyed += forget(&mut tx, pg, &trailer, read_id, now).await?;
             }
-            added.alerts_destroyed += sqlx::query(sql(
-                pg,
-                concat!(
-                    "DELETE FROM alerts WHERE (trailer_id, alert_id) IN (SELECT a.trailer_id, \
-                     a.alert_id FROM alerts a WHERE a.plate = ?",
-                    investigated!("a"),
-                    ")"
-                ),
-            ))
-            .bind(form)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            added.reads_destroyed += sqlx::query(sql(
-                pg,
-                concat!(
-                    "DELETE FROM reads WHERE (trailer_id, read_id) IN (SELECT r.trailer_id, \
-                     r.read_id FROM reads r WHERE r.plate = ?",
-                    investigated!("r"),
-                    ")"
-                ),
-            ))
-            .bind(form)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            added.alerts_destroyed += destroy_unheld(&mut tx, pg, ALERTS_OF_PLATE, form).await?;
+            added.reads_destroyed += destroy_unheld(&mut tx, pg, READS_OF_PLATE, form).await?;
         }
         let trailers = super::known_trailers(&mut tx).await?;
         let key_fingerprint = key_fingerprint(&key);

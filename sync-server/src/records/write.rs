@@ -554,9 +554,18 @@ pub async fn health(c: &mut AnyConnection, h: &trailer_wire::Health) -> Result<(
     .bind(h.config_rolled_back)
     .execute(&mut *c)
     .await?;
-    // A day's count only grows on one store; a replaced store counts again from nothing, so
-    // the larger is kept.
-    for &(day, reads) in &h.destroyed {
+    // A trailer counts its destruction under the day it destroys: a day before the newest one
+    // held here is final, so each report writes only the newest day or two, not all of its
+    // days. A replaced store counts again from nothing, so the larger count is kept.
+    let newest: i64 = sqlx::query(sql(
+        pg,
+        "SELECT COALESCE(MAX(day), 0) FROM trailer_destruction WHERE trailer_id = ?",
+    ))
+    .bind(&h.trailer_id)
+    .fetch_one(&mut *c)
+    .await?
+    .get(0);
+    for &(day, reads) in h.destroyed.iter().filter(|(day, _)| i64::from(*day) >= newest) {
         sqlx::query(sql(
             pg,
             "INSERT INTO trailer_destruction (trailer_id, day, reads) VALUES (?, ?, ?) \
