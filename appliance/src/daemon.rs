@@ -152,7 +152,19 @@ pub async fn run(
 
     // Active-use periods: one opens when frames flow (first at start, then after each camera
     // outage or move) and closes when the camera goes down, the trailer moves or capture stops.
-    let mut periods = Periods { open: None, started: false, camera: false, moving: false };
+    let suspended = store.suspension()?;
+    if let Some(order) = &suspended {
+        tracing::warn!(%order, "a suspension order is in force: not collecting until it is lifted");
+        collecting.store(false, Ordering::Relaxed);
+        notify(&[sd_notify::NotifyState::Status("suspended: not collecting")]);
+    }
+    let mut periods = Periods {
+        open: None,
+        started: false,
+        camera: false,
+        moving: false,
+        suspended: suspended.is_some(),
+    };
     // Deployments from the GPS fix, looked at once a second.
     let mut deployments = DeploymentTracker::new(config.deployment.clone());
     let mut gps_tick = tokio::time::interval(Duration::from_secs(1));
@@ -209,6 +221,11 @@ pub async fn run(
                         periods.camera_down(&store, at)?;
                     }
                     wake.notify_one();
+                }
+                // A read finished as a suspension order arrived is not kept: collection
+                // stopped when the order was recorded.
+                Some(CaptureEvent::Read(_)) if periods.suspended => {
+                    tracing::info!("a read under a suspension order was not stored");
                 }
                 Some(CaptureEvent::Read(r)) => {
                     let meta = ReadMeta {
@@ -269,6 +286,21 @@ pub async fn run(
             _ = gps_tick.tick(), if !stopping => {
                 let here = location.current();
                 let at = clock.now_ms();
+                let order = store.suspension()?;
+                if order.is_some() != periods.suspended {
+                    if let Some(order) = order {
+                        periods.suspend(&store, at)?;
+                        collecting.store(false, Ordering::Relaxed);
+                        tracing::warn!(%order, "suspension order: collection stopped");
+                        notify(&[sd_notify::NotifyState::Status("suspended: not collecting")]);
+                    } else {
+                        periods.lift(&store, &trailer_id, at, here)?;
+                        collecting.store(!periods.moving, Ordering::Relaxed);
+                        tracing::info!("suspension lifted: collection resumes");
+                        notify(&[sd_notify::NotifyState::Status("collecting")]);
+                    }
+                    wake.notify_one();
+                }
                 if let Some(kind) = deployments.observe(at, here) {
                     let event = DeploymentEvent {
                         trailer_id: trailer_id.clone(),
@@ -288,7 +320,7 @@ pub async fn run(
                         }
                         DeploymentEventKind::Start => {
                             periods.deployment_start(&store, &trailer_id, at, here)?;
-                            collecting.store(true, Ordering::Relaxed);
+                            collecting.store(!periods.suspended, Ordering::Relaxed);
                             tracing::info!(lat = here.lat(), lon = here.lon(), "the trailer stands at a new place: deployment started, collecting");
                             notify(&[sd_notify::NotifyState::Status("collecting")]);
                         }
@@ -378,6 +410,8 @@ struct Periods {
     camera: bool,
     /// The trailer is between deployments.
     moving: bool,
+    /// A suspension order is in force.
+    suspended: bool,
 }
 
 impl Periods {
@@ -414,8 +448,25 @@ impl Periods {
         self.open_if_collecting(store, trailer_id, at, position, UsageReason::DeploymentStart)
     }
 
-    /// Opens a period if frames flow, the trailer stands and none is open; it records the
-    /// hotlists loaded now as the databases compared against.
+    /// A suspension order arrived: the open period ends, and none opens until it is lifted.
+    fn suspend(&mut self, store: &Store, at: i64) -> Result<(), StoreError> {
+        self.suspended = true;
+        self.close(store, at, UsageReason::Suspended)
+    }
+
+    fn lift(
+        &mut self,
+        store: &Store,
+        trailer_id: &str,
+        at: i64,
+        position: trailer_wire::Position,
+    ) -> Result<(), StoreError> {
+        self.suspended = false;
+        self.open_if_collecting(store, trailer_id, at, position, UsageReason::SuspensionLifted)
+    }
+
+    /// Opens a period if frames flow, the trailer stands, no suspension order is in force and
+    /// none is open; it records the hotlists loaded now as the databases compared against.
     fn open_if_collecting(
         &mut self,
         store: &Store,
@@ -424,7 +475,7 @@ impl Periods {
         position: trailer_wire::Position,
         why: UsageReason,
     ) -> Result<(), StoreError> {
-        if !self.camera || self.moving || self.open.is_some() {
+        if !self.camera || self.moving || self.suspended || self.open.is_some() {
             return Ok(());
         }
         let period = ActiveUse {
@@ -591,5 +642,52 @@ impl Camera<'_> {
         self.counters.frames_decoded.store(capture.decoded(), Ordering::Relaxed);
         tracing::info!(frames = capture.frames(), gate = ?self.analyser.gate_counts(), "capture stopped");
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{DAY_MS, ManualClock};
+    use trailer_wire::{FixQuality, Position};
+
+    /// A suspension order ends the open period of active use (the public log shows the gap and
+    /// why); nothing reopens one while it is in force, not the camera coming back nor a new
+    /// deployment; its lift opens the next period.
+    #[test]
+    fn a_suspension_is_a_gap_in_active_use_until_lifted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 60, Arc::new(ManualClock::new(DAY_MS))).expect("open");
+        let here = Position::from_degrees(44.9, -93.2, FixQuality::Fix3d);
+        let mut p =
+            Periods { open: None, started: false, camera: false, moving: false, suspended: false };
+        p.camera_up(&store, "t1", DAY_MS + 1, here).expect("up");
+        assert!(p.open.is_some());
+        p.suspend(&store, DAY_MS + 10).expect("suspend");
+        assert!(p.open.is_none());
+        p.camera_down(&store, DAY_MS + 20).expect("down");
+        p.camera_up(&store, "t1", DAY_MS + 30, here).expect("up");
+        p.deployment_end(&store, DAY_MS + 40).expect("end");
+        p.deployment_start(&store, "t1", DAY_MS + 50, here).expect("start");
+        assert!(p.open.is_none(), "nothing opens under the order");
+        p.lift(&store, "t1", DAY_MS + 60, here).expect("lift");
+        let reasons: Vec<_> = store
+            .usage_periods()
+            .expect("periods")
+            .into_iter()
+            .map(|u| (u.start, u.start_reason, u.end, u.end_reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    DAY_MS + 1,
+                    UsageReason::DaemonStart,
+                    Some(DAY_MS + 10),
+                    Some(UsageReason::Suspended)
+                ),
+                (DAY_MS + 60, UsageReason::SuspensionLifted, None, None),
+            ]
+        );
     }
 }

@@ -65,7 +65,14 @@ pub struct AgencyConfig {
     pub time_zone: String,
     /// Who to contact about the agency's ALPR program (printed on BCA notices).
     pub contact: String,
+    /// The hotlist names that are the state's plate data file (Minn. Stat. 13.824 subd. 2);
+    /// every other list is an active investigation's, loaded only with its case number and a
+    /// second supervisor's approval.
+    pub state_lists: Vec<String>,
 }
+
+/// The state list's name by default.
+pub const STATE_LIST: &str = "mn-state";
 
 impl Default for AgencyConfig {
     fn default() -> Self {
@@ -73,6 +80,7 @@ impl Default for AgencyConfig {
             name: "Example Police Department".into(),
             time_zone: "America/Chicago".into(),
             contact: "Records unit, (555) 555-0100".into(),
+            state_lists: vec![STATE_LIST.into()],
         }
     }
 }
@@ -156,6 +164,20 @@ pub struct ServerConfig {
     /// A trailer that moved further than this (metres) stands at a new location: the current
     /// deployment ends and a new one (and its BCA notice) begins.
     pub new_location_m: f64,
+    /// Where `sync-server backup` writes backups (empty: `data_dir/backups`). The retention
+    /// duty destroys each one when its oldest read passes retention.
+    pub backup_dir: PathBuf,
+}
+
+impl ServerConfig {
+    /// The backup folder.
+    pub fn backups(&self) -> PathBuf {
+        if self.backup_dir.as_os_str().is_empty() {
+            self.data_dir.join("backups")
+        } else {
+            self.backup_dir.clone()
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -167,6 +189,7 @@ impl Default for ServerConfig {
             retention_days: 60,
             purge_interval_s: 600,
             new_location_m: 150.0,
+            backup_dir: PathBuf::new(),
         }
     }
 }
@@ -351,6 +374,7 @@ impl Config {
             review_ms: i64::from(self.review.hours) * 3_600_000,
             acp_key,
             config_key,
+            state_lists: self.agency.state_lists.clone().into(),
         })
     }
 

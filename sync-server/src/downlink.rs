@@ -76,6 +76,16 @@ pub(crate) async fn queue_hotlist_on(
             .await?,
         );
     }
+    // Each chunk names its list: a superseded or withdrawn version's unsent chunks are
+    // cancelled by it.
+    let pg = crate::records::is_pg(c);
+    for id in &ids {
+        sqlx::query(crate::records::sql(pg, "UPDATE downlinks SET list_name = ? WHERE id = ?"))
+            .bind(name)
+            .bind(*id as i64)
+            .execute(&mut *c)
+            .await?;
+    }
     Ok(ids)
 }
 

@@ -85,6 +85,15 @@ pub async fn apply(
         tracing::warn!(trailer = %a.trailer, topic = %a.topic, "message from a trailer that is not enrolled; kept as a dead letter");
         return Ok(Vec::new());
     }
+    // Under a suspension order no hit or picture is stored: it waits on the trailer,
+    // unacknowledged, until the order is lifted (reads are sorted read by read, in
+    // `write::reads`: one collected under the order is refused whenever it arrives).
+    if matches!(a.message, Message::Alert(_) | Message::Picture(_))
+        && let Some(s) = crate::records::oversight::in_force(c).await?
+    {
+        tracing::debug!(trailer = %a.trailer, order = %s.order, "held back by a suspension order");
+        return Ok(Vec::new());
+    }
     Ok(match &a.message {
         Message::ReadBatch(b) => write::reads(c, rules, &a.trailer, &b.reads, now).await?,
         Message::Picture(p) => {

@@ -77,10 +77,18 @@ pub(crate) async fn next_run(
 async fn retention_duty(
     db: records::Records,
     days: u32,
+    backups: std::path::PathBuf,
     every: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
+        match db.prune_backups(&backups, now_ms()).await {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(backups = ?gone, "retention destroyed backups past their day");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "backup retention failed; retrying later"),
+        }
         match db.purge(now_ms(), days).await {
             Ok(p) if p.reads + p.pictures + p.alerts + p.dead_letters > 0 => {
                 tracing::info!(
@@ -125,6 +133,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     let retention = tokio::spawn(retention_duty(
         db.clone(),
         config.server.retention_days,
+        config.server.backups(),
         std::time::Duration::from_secs(config.server.purge_interval_s),
         shutdown.clone(),
     ));

@@ -576,7 +576,8 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     for i in 0..20_000 {
         csv.push_str(&format!("H{i:06},MN,stolen vehicle,MN BCA hotlist file of the day\n"));
     }
-    let r = rt.block_on(otto.upload_hotlist("mn-state", 7, &csv, Duration::from_secs(20)))?;
+    let r =
+        rt.block_on(otto.upload_hotlist("mn-state", 7, &csv, ("", ""), Duration::from_secs(20)))?;
     assert_eq!(r.data["complete"], true, "{r:?}");
     assert_eq!(r.data["version"]["entries"], 20_000);
     let r = ask(&mut otto, "hotlists.list", serde_json::json!({}))?;
@@ -585,9 +586,23 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
         "mn-state",
         7,
         "A,MN,warrant,x\n",
+        ("", ""),
         Duration::from_secs(20),
     ))?;
     assert!(r.error.as_deref().is_some_and(|e| e.contains("not newer")), "{r:?}");
+    // An investigation's list: refused without its case, then held for a second supervisor.
+    let inv = "INV001,MN,active investigation,case 26-77,26-77\n";
+    let within = Duration::from_secs(20);
+    let r = rt.block_on(otto.upload_hotlist("case-26-77", 1, inv, ("", ""), within))?;
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("case number")), "{r:?}");
+    let why = ("suspect vehicle in an active burglary case", "26-77");
+    let r = rt.block_on(otto.upload_hotlist("case-26-77", 1, inv, why, within))?;
+    assert_eq!(r.data["complete"], true, "{r:?}");
+    assert!(r.data["version"]["approved_by"].is_null(), "waits for approval: {r:?}");
+    assert!(r.data["version"]["trailers"].as_array().is_some_and(Vec::is_empty), "{r:?}");
+    let approve = serde_json::json!({"name": "case-26-77", "version": 1});
+    let r = rt.block_on(otto.ask("hotlists.approve", "", "", approve.clone(), within))?;
+    assert!(!r.ok, "an operator does not approve: {r:?}");
 
     // A release request: entered by Rita, not fulfilled before approval, reviewed by Rick,
     // decided by neither of them.
@@ -617,6 +632,9 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     assert!(manifest.exists(), "{r:?}");
     let r = ask(&mut rita, "release.list", serde_json::json!({}))?;
     assert_eq!(r.data[0]["state"], "fulfilled", "{r:?}");
+    // A records supervisor approves the investigation's list: it goes to the trailers now.
+    let r = ask(&mut rita, "hotlists.approve", approve)?;
+    assert_eq!(r.data["approved"]["approved_by"], "console:rita", "{r:?}");
     for s in [otto, rita, rick, rosa, vera] {
         rt.block_on(s.close());
     }

@@ -592,7 +592,13 @@ fn agency_lists(
     }
     let csv: String = (1..=4).map(|i| format!("HOT{i:03},MN,stolen vehicle,MN BCA\n")).collect();
     let mut otto = stack.session(rt, "otto")?;
-    let r = rt.block_on(otto.upload_hotlist("mn-state", version, &csv, Duration::from_secs(20)))?;
+    let r = rt.block_on(otto.upload_hotlist(
+        "mn-state",
+        version,
+        &csv,
+        ("", ""),
+        Duration::from_secs(20),
+    ))?;
     anyhow::ensure!(r.ok, "hotlist upload: {r:?}");
     rt.block_on(otto.close());
     let mut rita = stack.session(rt, "rita")?;

@@ -171,6 +171,9 @@ pub enum UsageReason {
     DeploymentStart,
     DeploymentEnd,
     EndOfStream,
+    /// A suspension order (Minn. Stat. 13.824 subd. 6) stopped collection, or its lift resumed it.
+    Suspended,
+    SuspensionLifted,
 }
 
 /// A period of active use: the reader was collecting between `start` and `end`.
@@ -333,6 +336,20 @@ pub enum Downlink {
     Certificate {
         downlink_id: u64,
         chain_pem: String,
+    },
+    /// A suspension order in force (`in_force`): stop collecting until it is lifted (the same
+    /// downlink with `in_force` false). The trailer keeps the state across restarts.
+    Suspension {
+        downlink_id: u64,
+        order: String,
+        in_force: bool,
+    },
+    /// A hotlist withdrawn by the agency: the trailer drops it and matches against it no more.
+    HotlistWithdraw {
+        downlink_id: u64,
+        list_name: String,
+        /// Every version up to this one is withdrawn (a chunk still on its way is refused).
+        through_version: u64,
     },
 }
 

@@ -23,6 +23,9 @@ pub struct Lists {
 /// The associated data of a sealed hotlist file.
 const FILE: &str = "hotlist-file";
 
+/// Default-tree key prefix: `withdrawn-hotlist/NAME` → the newest withdrawn version (u64 BE).
+const WITHDRAWN: &[u8] = b"withdrawn-hotlist/";
+
 fn file_name(name: &str, version: u64) -> String {
     format!("{name}.{version:020}.hl")
 }
@@ -138,6 +141,35 @@ impl Store {
             }
         }
         Ok(meta)
+    }
+
+    /// Withdraws a list (the agency stopped using it): it is matched no more, its file and
+    /// staged chunks go, and no version up to `through` is imported again. True if it was
+    /// loaded.
+    pub fn withdraw_hotlist(&self, name: &str, through: u64) -> Result<bool, StoreError> {
+        let mut key = WITHDRAWN.to_vec();
+        key.extend_from_slice(name.as_bytes());
+        let through = self.hotlist_withdrawn(name)?.map_or(through, |t| t.max(through));
+        self.db.insert(key, &through.to_be_bytes())?;
+        let current = self.hotlist_meta(name)?;
+        self.hotlist_meta.remove(name.as_bytes())?;
+        self.db.flush()?;
+        self.lists.loaded.write().unwrap_or_else(PoisonError::into_inner).remove(name);
+        if let Some(c) = &current {
+            match std::fs::remove_file(self.lists.dir.join(file_name(name, c.version))) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        self.drop_chunks(name, u64::MAX)?;
+        Ok(current.is_some())
+    }
+
+    /// The newest withdrawn version of a list, if it was ever withdrawn.
+    pub fn hotlist_withdrawn(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let mut key = WITHDRAWN.to_vec();
+        key.extend_from_slice(name.as_bytes());
+        Ok(self.db.get(key)?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes))
     }
 
     /// The current version of a list, as recorded (whether or not its file loaded).

@@ -26,6 +26,7 @@
 //! | `quarantine`   | time (u64 BE ms) + tree name + 0x00 + key    | the undecodable record         |
 //! | default        | `format`, `clean-shutdown`                   | format version; clean marker   |
 //! | default        | `store-id`, `store-created`, `opens`         | the store's identity (u64/i64 BE) |
+//! | default        | `suspension`                                 | the suspension order in force  |
 //!
 //! The outbox key is priority (u8) + item tag (u8) + id (u64 BE) + sub (u8). Priorities: alerts
 //! 0, activity records 1, read metadata 2, plate crops 3, context pictures 4; sending order is
@@ -195,6 +196,8 @@ const CHANGED: &[u8] = &[1];
 const STORE_ID_KEY: &[u8] = b"store-id";
 const STORE_CREATED_KEY: &[u8] = b"store-created";
 const OPENS_KEY: &[u8] = b"opens";
+/// The suspension order in force, if any (its reference, UTF-8).
+const SUSPENSION_KEY: &[u8] = b"suspension";
 /// Key in the default tree: the store key's fingerprint, in an encrypted store.
 const SEAL_KEY: &[u8] = b"seal";
 
@@ -888,6 +891,22 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Records a suspension order in force (`Some(reference)`) or its lift (`None`), durably:
+    /// a trailer restarted under an order stays stopped.
+    pub fn set_suspension(&self, order: Option<&str>) -> Result<(), StoreError> {
+        match order {
+            Some(o) => self.db.insert(SUSPENSION_KEY, o.as_bytes())?,
+            None => self.db.remove(SUSPENSION_KEY)?,
+        };
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The suspension order in force, if any.
+    pub fn suspension(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.db.get(SUSPENSION_KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Whether anything waits for the server (one probe per day, unlike [`Store::backlog_len`]).

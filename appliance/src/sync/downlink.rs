@@ -56,6 +56,8 @@ pub fn downlink_id(d: &Downlink) -> u64 {
         | Downlink::Config { downlink_id, .. }
         | Downlink::SendPicture { downlink_id, .. }
         | Downlink::Certificate { downlink_id, .. }
+        | Downlink::Suspension { downlink_id, .. }
+        | Downlink::HotlistWithdraw { downlink_id, .. }
         | Downlink::SendHealth { downlink_id } => *downlink_id,
     }
 }
@@ -100,6 +102,14 @@ fn run(
             if c.count == 0 || c.index >= c.count {
                 return Ok((
                     Err(format!("chunk {} of {} is not a chunk", c.index, c.count)),
+                    Follow::Nothing,
+                ));
+            }
+            if let Some(through) = store.hotlist_withdrawn(&c.list_name)?
+                && through >= c.version
+            {
+                return Ok((
+                    Err(format!("hotlist {} version {} was withdrawn", c.list_name, c.version)),
                     Follow::Nothing,
                 ));
             }
@@ -180,6 +190,25 @@ fn run(
             }
         }
         Downlink::SendHealth { .. } => (Ok("health sent".into()), Follow::SendHealth),
+        Downlink::HotlistWithdraw { list_name, through_version, .. } => {
+            let was = store.withdraw_hotlist(list_name, *through_version)?;
+            let done = if was {
+                format!("hotlist {list_name} withdrawn: reads are matched against it no more")
+            } else {
+                format!("hotlist {list_name} was not loaded here; no version of it will be")
+            };
+            (Ok(done), Follow::Nothing)
+        }
+        // The daemon sees the state in the store within a second, closes the period of active
+        // use (the public log shows the gap, with its reason) and stops analysing frames.
+        Downlink::Suspension { order, in_force: true, .. } => {
+            store.set_suspension(Some(order))?;
+            (Ok(format!("collection stopped under suspension order {order}")), Follow::SendHealth)
+        }
+        Downlink::Suspension { order, in_force: false, .. } => {
+            store.set_suspension(None)?;
+            (Ok(format!("suspension order {order} lifted; collection resumes")), Follow::SendHealth)
+        }
         Downlink::Certificate { chain_pem, .. } => match &remote.identity {
             None => (Err("this trailer has no certificate files to renew".into()), Follow::Nothing),
             Some(id) => match id.install(trailer, chain_pem, store.now()) {
@@ -309,6 +338,30 @@ mod tests {
         assert!(!store.is_held(42).expect("held"), "not placed a second time");
     }
 
+    /// A suspension order is kept by the store (across a restart) until its lift arrives.
+    #[test]
+    fn a_suspension_order_is_kept_until_lifted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(DAY_MS));
+        let remote = Remote::default();
+        let order = |downlink_id, in_force| Downlink::Suspension {
+            downlink_id,
+            order: "DPS-2026-7".into(),
+            in_force,
+        };
+        {
+            let store = Store::open(dir.path(), 60, clock.clone()).expect("open");
+            assert_eq!(store.suspension().expect("state"), None);
+            let (a, follow) = apply(&store, "t1", &order(1, true), &remote).expect("apply");
+            assert!(a.applied && a.reason.as_deref().is_some_and(|r| r.contains("stopped")));
+            assert_eq!(follow, Follow::SendHealth);
+        }
+        let store = Store::open(dir.path(), 60, clock).expect("reopen");
+        assert_eq!(store.suspension().expect("state").as_deref(), Some("DPS-2026-7"));
+        apply(&store, "t1", &order(2, false), &remote).expect("lift");
+        assert_eq!(store.suspension().expect("state"), None);
+    }
+
     /// Chunks whose whole does not match the digest are refused and nothing is imported.
     #[test]
     fn a_hotlist_with_the_wrong_digest_is_refused() {
@@ -331,5 +384,44 @@ mod tests {
             apply(&store, "t1", &chunk(2, 1, b"stolen vehicle,MN BCA\n"), &remote).expect("chunk");
         assert!(!b.applied && b.reason.as_deref().is_some_and(|r| r.contains("SHA-256")), "{b:?}");
         assert!(store.hotlist_meta("mn-state").expect("meta").is_none());
+    }
+
+    /// A withdrawn list is matched no more, survives no restart, and a chunk of a withdrawn
+    /// version still on its way cannot bring it back; a newer version can.
+    #[test]
+    fn a_withdrawn_hotlist_stays_withdrawn() {
+        use sha2::Digest;
+        let (_dir, store) = store();
+        let remote = Remote::default();
+        let csv = b"INV123,MN,active investigation,agency,C-9\n".to_vec();
+        let whole = |downlink_id, version| {
+            Downlink::Hotlist(HotlistChunk {
+                downlink_id,
+                list_name: "case-9".into(),
+                version,
+                index: 0,
+                count: 1,
+                sha256: sha2::Sha256::digest(&csv).into(),
+                bytes: csv.clone(),
+            })
+        };
+        let (a, _) = apply(&store, "t1", &whole(1, 3), &remote).expect("import");
+        assert!(a.applied, "{a:?}");
+        assert_eq!(store.match_plate("INV123", false).expect("match").len(), 1);
+        let withdraw = Downlink::HotlistWithdraw {
+            downlink_id: 2,
+            list_name: "case-9".into(),
+            through_version: 4,
+        };
+        let (w, _) = apply(&store, "t1", &withdraw, &remote).expect("withdraw");
+        assert!(w.applied, "{w:?}");
+        assert!(store.match_plate("INV123", false).expect("match").is_empty());
+        assert!(store.hotlists().expect("lists").is_empty());
+        let (late, _) = apply(&store, "t1", &whole(3, 4), &remote).expect("late chunk");
+        assert!(!late.applied && late.reason.as_deref().is_some_and(|r| r.contains("withdrawn")));
+        assert!(store.match_plate("INV123", false).expect("match").is_empty());
+        let (newer, _) = apply(&store, "t1", &whole(4, 5), &remote).expect("newer");
+        assert!(newer.applied, "{newer:?}");
+        assert_eq!(store.match_plate("INV123", false).expect("match").len(), 1);
     }
 }

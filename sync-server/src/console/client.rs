@@ -280,6 +280,7 @@ impl Session {
         name: &str,
         version: u64,
         file: &str,
+        (purpose, case): (&str, &str),
         within: Duration,
     ) -> Result<Response, ConsoleError> {
         let parts = split_lines(file, PART_BYTES);
@@ -288,11 +289,11 @@ impl Session {
         for (i, part) in parts.into_iter().enumerate() {
             let args =
                 json!({"name": name, "version": version, "part": i, "parts": count, "csv": part});
-            let mut r = self.ask("hotlists.upload", "", "", args.clone(), within).await?;
+            let mut r = self.ask("hotlists.upload", purpose, case, args.clone(), within).await?;
             // A large list is many parts: over the user's rate, wait and send the part again.
             while r.error.as_deref().is_some_and(|e| e.starts_with("too many requests")) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                r = self.ask("hotlists.upload", "", "", args.clone(), within).await?;
+                r = self.ask("hotlists.upload", purpose, case, args.clone(), within).await?;
             }
             if !r.ok {
                 return Ok(r);

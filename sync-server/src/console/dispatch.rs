@@ -114,6 +114,21 @@ struct HotlistUpload {
     csv: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotlistRef {
+    name: String,
+    version: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotlistWithdrawArgs {
+    name: String,
+    /// Why the list is withdrawn (the investigation closed, the list was wrong, ...).
+    reason: String,
+}
+
 fn one() -> u32 {
     1
 }
@@ -568,6 +583,8 @@ async fn run(
                 index: a.part,
                 count: a.parts,
                 data: a.csv.as_bytes(),
+                purpose: &r.purpose,
+                case_number: &r.case,
             };
             match records.hotlist_part(part, &actor, now).await? {
                 crate::records::Upload::Partial { received, count } => {
@@ -582,6 +599,18 @@ async fn run(
         "hotlists.list" => {
             let rows = records.hotlist_versions().await?;
             (to_json(&rows), rows.len() as i64)
+        }
+        "hotlists.approve" => {
+            let a: HotlistRef = args(&r.args)?;
+            let v = records.hotlist_approve(&a.name, a.version, &actor, now).await?;
+            let n = v.trailers.len() as i64;
+            (json!({"approved": v}), n)
+        }
+        "hotlists.withdraw" => {
+            let a: HotlistWithdrawArgs = args(&r.args)?;
+            let trailers = records.hotlist_withdraw(&a.name, &a.reason, &actor, now).await?;
+            let n = trailers.len() as i64;
+            (json!({"withdrawn": a.name, "trailers": trailers}), n)
         }
         "acp.add" => {
             let a: AcpArgs = args(&r.args)?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Each command's arguments, for `help`.
-pub const HINTS: [(&str, &str); 27] = [
+pub const HINTS: [(&str, &str); 29] = [
     ("status", ""),
     ("alerts.list", ""),
     (
@@ -24,7 +24,12 @@ pub const HINTS: [(&str, &str); 27] = [
     ("notices.list", ""),
     ("notices.send", "id=N"),
     ("notices.mark-sent", "id=N how=\"faxed to BCA 11/23\""),
-    ("hotlists.upload", "name=L version=N file=PATH"),
+    (
+        "hotlists.upload",
+        "name=L version=N file=PATH [purpose=P case=C] (P and C for an investigation's list)",
+    ),
+    ("hotlists.approve", "name=L version=N (a list another supervisor uploaded)"),
+    ("hotlists.withdraw", "name=L reason=R"),
     ("hotlists.list", ""),
     ("holds.place", "kind=active-investigation|exculpatory reads='[[\"T\",N]]' [note=…]"),
     ("holds.release", "id=N reason=…"),
@@ -153,13 +158,16 @@ async fn upload(session: &mut Session, args: &Value, within: Duration) -> String
     let (Some(name), Some(version), Some(file)) =
         (args["name"].as_str(), args["version"].as_u64(), args["file"].as_str())
     else {
-        return "hotlists.upload name=L version=N file=PATH\n".into();
+        return "hotlists.upload name=L version=N file=PATH [purpose=P case=C]\n".into();
     };
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => return format!("cannot read {file}: {e}\n"),
     };
-    match session.upload_hotlist(name, version, &text, within).await {
+    // An investigation's list (not the state's file) names its purpose and case.
+    let purpose = args["purpose"].as_str().unwrap_or_default();
+    let case = args["case"].as_str().unwrap_or_default();
+    match session.upload_hotlist(name, version, &text, (purpose, case), within).await {
         Ok(r) if r.ok => render(&r.data),
         Ok(r) => format!("refused: {}\n", r.error.unwrap_or_default()),
         Err(e) => format!("error: {e}\n"),

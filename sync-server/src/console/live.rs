@@ -177,6 +177,43 @@ mod tests {
         assert!(delivery_entry("console/otto/live/status", alerts, 5).is_none());
     }
 
+    /// The broker keeps the operators' alerts topic (retained, persisted to its disk): it
+    /// lives exactly as long as the alerts it carries. Once retention destroys an alert, the
+    /// next plan replaces the retained payload with one that no longer holds its plate.
+    #[tokio::test]
+    async fn a_retained_alert_topic_loses_a_hit_when_retention_destroys_it() {
+        const DAY: i64 = 86_400_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Records::open(&url).await.expect("open");
+        let seen = 1_790_000_000_000;
+        let alert = trailer_wire::Alert {
+            trailer_id: "t1".into(),
+            alert_id: 1,
+            read: crate::records::tests::read_at(1, "OLD111", seen),
+            list_name: "mn-state".into(),
+            list_version: 1,
+            category: trailer_wire::HitCategory::StolenVehicle,
+            case_number: None,
+        };
+        let mut tx = db.begin().await.expect("begin");
+        crate::records::write::alert(&mut tx, db.rules(), "t1", &alert, seen).await.expect("alert");
+        tx.commit().await.expect("commit");
+        let users = vec![("ann".to_string(), Some(Role::Operator))];
+        let topic = "console/ann/live/alerts".to_string();
+        let mut p = Publisher::default();
+        let carries = |plan: &[(String, Vec<u8>)]| {
+            plan.iter()
+                .find(|(t, _)| *t == topic)
+                .map(|(_, b)| String::from_utf8_lossy(b).contains("OLD111"))
+        };
+        let first = p.plan(&users, &snapshot(&db, seen).await.expect("snapshot"));
+        assert_eq!(carries(&first), Some(true), "the open hit is delivered");
+        db.purge(seen + 61 * DAY, 60).await.expect("purge");
+        let next = p.plan(&users, &snapshot(&db, seen + 61 * DAY).await.expect("snapshot"));
+        assert_eq!(carries(&next), Some(false), "the retained payload is replaced: {next:?}");
+    }
+
     #[test]
     fn each_user_gets_their_roles_topics_and_only_changes() {
         let mut p = Publisher::default();

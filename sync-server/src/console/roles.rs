@@ -47,7 +47,7 @@ impl Role {
 }
 
 /// Every console command, by the name it has on the wire.
-pub const COMMANDS: [&str; 27] = [
+pub const COMMANDS: [&str; 29] = [
     "status",
     "alerts.list",
     "alerts.ack",
@@ -61,6 +61,8 @@ pub const COMMANDS: [&str; 27] = [
     "notices.mark-sent",
     "hotlists.upload",
     "hotlists.list",
+    "hotlists.approve",
+    "hotlists.withdraw",
     "holds.place",
     "holds.release",
     "holds.list",
@@ -86,11 +88,22 @@ pub fn allowed(role: Role, command: &str) -> bool {
     let family = command.split('.').next().unwrap_or_default();
     let duty = match role {
         Role::Viewer => false,
-        Role::Operator => matches!(family, "alerts" | "deployments" | "hotlists"),
+        // An investigation's hotlist is approved (and any list withdrawn) by a records
+        // supervisor: a second person, not the operator who uploaded it.
+        Role::Operator => {
+            matches!(family, "alerts" | "deployments")
+                || matches!(command, "hotlists.upload" | "hotlists.list")
+        }
         Role::Investigator => command == "plates.search",
         Role::RecordsSupervisor => {
             matches!(family, "holds" | "acp" | "release" | "notices")
-                || command == "publiclog.generate"
+                || matches!(
+                    command,
+                    "publiclog.generate"
+                        | "hotlists.list"
+                        | "hotlists.approve"
+                        | "hotlists.withdraw"
+                )
         }
         Role::Auditor => {
             matches!(family, "audit")
@@ -140,6 +153,9 @@ mod tests {
                     "notices.list",
                     "notices.send",
                     "notices.mark-sent",
+                    "hotlists.list",
+                    "hotlists.approve",
+                    "hotlists.withdraw",
                     "holds.place",
                     "holds.release",
                     "holds.list",

@@ -18,6 +18,7 @@ pub async fn export(
     let withheld = records.withheld_locations().await?;
     let use_log = records.use_log(from, to, now).await?;
     let entries = records.audit_public(None, audit::PAGE).await?;
+    let oversight = audit::Oversight::of(records, now).await?;
     let links = Links(".html");
     let files = [
         ("index.html", locations::html(&locs, withheld, agency, links)),
@@ -28,8 +29,9 @@ pub async fn export(
         ("log.html", log::html(&use_log, agency, links)),
         ("log.csv", log::csv(&use_log)),
         ("log.json", log::json(&use_log)),
-        ("audit.html", audit::html(&entries, agency, links)),
+        ("audit.html", audit::html(&entries, &oversight, agency, links)),
         ("audit.json", serde_json::to_string(&entries).unwrap_or_default()),
+        ("audits.json", serde_json::to_string(&oversight).unwrap_or_default()),
     ];
     std::fs::create_dir_all(dir).map_err(|e| ExportError::Io(dir.to_path_buf(), e))?;
     let mut written = Vec::new();

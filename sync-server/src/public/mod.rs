@@ -38,6 +38,7 @@ pub fn router(records: Records, agency: String) -> Router {
         .route("/public/log.csv", get(log_csv))
         .route("/public/audit", get(audit_html))
         .route("/public/audit.json", get(audit_json))
+        .route("/public/audits.json", get(audits_json))
         .with_state(AppState { records, agency })
 }
 
@@ -193,8 +194,20 @@ struct Before {
 }
 
 async fn audit_html(State(s): State<AppState>, Query(b): Query<Before>) -> Response {
+    let oversight = match audit::Oversight::of(&s.records, crate::now_ms()).await {
+        Ok(o) => o,
+        Err(e) => return server_error(e),
+    };
     match s.records.audit_public(b.before, audit::PAGE).await {
-        Ok(e) => with_type(HTML, audit::html(&e, &s.agency, Links(""))),
+        Ok(e) => with_type(HTML, audit::html(&e, &oversight, &s.agency, Links(""))),
+        Err(e) => server_error(e),
+    }
+}
+
+/// The audits' published results and a suspension in force.
+async fn audits_json(State(s): State<AppState>) -> Response {
+    match audit::Oversight::of(&s.records, crate::now_ms()).await {
+        Ok(o) => with_type(JSON, serde_json::to_string(&o).unwrap_or_default()),
         Err(e) => server_error(e),
     }
 }

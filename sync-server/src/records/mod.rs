@@ -15,10 +15,12 @@ use trailer_wire::{FixQuality, PictureKind};
 
 mod acp;
 mod audit;
+pub mod backup;
 mod downlinks;
 pub mod hotlists;
 mod locations;
 pub mod notices;
+pub mod oversight;
 pub mod releases;
 mod repeats;
 mod retention;
@@ -35,6 +37,7 @@ pub use downlinks::{DownlinkView, Due};
 pub use hotlists::{HotlistVersion, Upload};
 pub use locations::{Determination, LocationView, Places};
 pub use notices::{Notice, NoticeKind, NoticeState};
+pub use oversight::{AuditResult, Suspension};
 pub use releases::{Bundle, NewRelease, Release};
 pub use repeats::Tally;
 pub use retention::{HOLD_KINDS, HoldView, Purged};
@@ -107,6 +110,9 @@ pub struct Rules {
     /// The agency's configuration signing key (PKCS#8): every configuration sent to a trailer
     /// is signed with it (`trailer_wire::signed`).
     pub config_key: Option<Arc<[u8]>>,
+    /// The hotlists that are the state's plate data file: any other list is an active
+    /// investigation's, loaded only with a case number and a second supervisor's approval.
+    pub state_lists: Arc<[String]>,
 }
 
 impl Default for Rules {
@@ -116,6 +122,7 @@ impl Default for Rules {
             review_ms: 0,
             acp_key: None,
             config_key: None,
+            state_lists: Arc::from(vec![crate::config::STATE_LIST.to_string()]),
             time_zone: jiff::tz::TimeZone::get("America/Chicago")
                 .unwrap_or(jiff::tz::TimeZone::UTC),
         }
@@ -131,6 +138,8 @@ pub struct Records {
     /// Audit appends are serialised: each entry chains to the one before it.
     audit_lock: Arc<Mutex<()>>,
     rules: Arc<Rules>,
+    /// Where the records are (for a backup of PostgreSQL by `pg_dump`).
+    url: Arc<str>,
 }
 
 fn fix_name(f: FixQuality) -> &'static str {
@@ -315,7 +324,13 @@ impl Records {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Records { pool, pg, audit_lock: Arc::new(Mutex::new(())), rules: Arc::default() })
+        Ok(Records {
+            pool,
+            pg,
+            audit_lock: Arc::new(Mutex::new(())),
+            rules: Arc::default(),
+            url: Arc::from(url),
+        })
     }
 
     /// The same records under the agency's own rules (the default: 150 m, America/Chicago).

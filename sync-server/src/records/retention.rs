@@ -23,6 +23,8 @@ pub struct Purged {
     pub dead_letters: u64,
     /// Our copies of release bundles, gone with their reads.
     pub bundles: u64,
+    /// Downlinks never answered within the retention period, given up with their frames.
+    pub downlinks: u64,
 }
 
 /// Why a hold keeps data past retention.
@@ -223,7 +225,13 @@ impl Records {
             }
         }
         done.bundles = self.purge_bundles(cutoff, now_ms).await?;
-        let total = done.reads + done.pictures + done.alerts + done.dead_letters + done.bundles;
+        done.downlinks = self.expire_downlinks(cutoff, now_ms, retention_days).await?;
+        let total = done.reads
+            + done.pictures
+            + done.alerts
+            + done.dead_letters
+            + done.bundles
+            + done.downlinks;
         if total > 0 {
             self.audit(&Entry {
                 at: now_ms,
@@ -233,19 +241,56 @@ impl Records {
                 case_number: String::new(),
                 detail: format!(
                     "{} reads, {} pictures, {} alerts, {} refused messages collected before {}; \
-                     {} release bundles",
+                     {} release bundles; {} unanswered downlinks",
                     done.reads,
                     done.pictures,
                     done.alerts,
                     done.dead_letters,
                     iso_time(cutoff),
-                    done.bundles
+                    done.bundles,
+                    done.downlinks
                 ),
                 result_count: total as i64,
             })
             .await?;
         }
         Ok(done)
+    }
+
+    /// Gives up the downlinks a trailer has not answered within the retention period: a
+    /// frame may hold a hotlist's plates, ACP digests or a hold's case, and nothing a trailer
+    /// could still use is that old (its own reads of the time are gone; a hotlist or ACP list
+    /// is sent whole again to a store that lacks it). The row stays, answered `expired`, with
+    /// its summary; the frame goes. A configuration holds no personal data and is kept.
+    async fn expire_downlinks(
+        &self,
+        cutoff: i64,
+        now: i64,
+        retention_days: u32,
+    ) -> Result<u64, RecordsError> {
+        let answer = format!("expired: unanswered for {retention_days} days");
+        let mut expired = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let done = sqlx::query(sql(
+                self.pg,
+                "UPDATE downlinks SET answered_at = ?, applied = 0, answer = ?, frame = ? \
+                 WHERE id IN (SELECT id FROM downlinks WHERE answered_at IS NULL \
+                 AND created_at < ? AND kind <> 'config' LIMIT ?)",
+            ))
+            .bind(now)
+            .bind(&answer)
+            .bind(Vec::<u8>::new())
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            expired += done.rows_affected();
+            if done.rows_affected() < BATCH as u64 {
+                return Ok(expired);
+            }
+        }
     }
 
     /// Destroys our copy of each release bundle once a read in it is gone (past retention, or

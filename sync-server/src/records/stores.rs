@@ -117,6 +117,8 @@ pub struct Resent {
     pub hotlists: usize,
     pub holds: usize,
     pub config: bool,
+    /// A suspension order in force.
+    pub suspension: bool,
 }
 
 /// Queues for `trailer` everything its store must hold: the ACP digests first, then the newest
@@ -133,6 +135,7 @@ pub(crate) async fn send_everything(
         hotlists: super::hotlists::send_lists(c, trailer, now).await?,
         holds: send_holds(c, trailer, now).await?,
         config: send_config(c, rules, trailer, now).await?,
+        suspension: super::oversight::send_suspension(c, trailer, now).await?,
     })
 }
 

@@ -197,7 +197,10 @@ async fn retention(url: String) {
     // Nothing is due a day early.
     assert_eq!(db.purge(now - 2 * DAY, 60).await.expect("purge"), Purged::default());
     let purged = db.purge(now, 60).await.expect("purge");
-    assert_eq!(purged, Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 2, bundles: 0 });
+    assert_eq!(
+        purged,
+        Purged { reads: 1, pictures: 3, alerts: 1, dead_letters: 2, bundles: 0, downlinks: 0 }
+    );
     assert_eq!(db.dead_letters().await.expect("dead letters").len(), 1);
     assert_eq!(count(&db, "collisions").await, 0, "a collision goes with its dead letter");
     let plates: Vec<String> =
@@ -1036,4 +1039,43 @@ async fn frames(url: String) {
         .collect();
     assert_eq!(lengths[0], 0, "the hotlist's frame is gone");
     assert!(lengths[1] > 0, "the configuration is kept");
+}
+
+/// A downlink no trailer answered within the retention period is given up and its frame (a
+/// hotlist's plates) destroyed, a day after it is due and not a day before; a configuration
+/// stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_downlinks_expire_with_their_frames() {
+    on_both("expiry", downlink_expiry).await;
+}
+
+async fn downlink_expiry(url: String) {
+    const DAY: i64 = 86_400_000;
+    let db = Records::open(&url).await.expect("open");
+    let t0 = 1_790_000_000_000;
+    for kind in ["hotlist", "config"] {
+        db.enqueue_downlink("t1", kind, kind, "admin", t0, |downlink_id| {
+            trailer_wire::Downlink::Config {
+                downlink_id,
+                toml: "PLATE123".into(),
+                signature: vec![],
+            }
+        })
+        .await
+        .expect("enqueue");
+    }
+    let waiting =
+        |db: Records, now| async move { db.due_downlinks(now, 0, 10).await.expect("due").len() };
+    assert_eq!(db.purge(t0 + 59 * DAY, 60).await.expect("purge").downlinks, 0);
+    assert_eq!(waiting(db.clone(), t0 + 59 * DAY).await, 2);
+    assert_eq!(db.purge(t0 + 61 * DAY, 60).await.expect("purge").downlinks, 1);
+    assert_eq!(waiting(db.clone(), t0 + 61 * DAY).await, 1, "only the configuration waits");
+    let rows: Vec<(String, i64, Option<String>)> =
+        sqlx::query_as("SELECT kind, LENGTH(frame), answer FROM downlinks ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .expect("rows");
+    assert_eq!(rows[0].1, 0, "the hotlist's frame is gone");
+    assert!(rows[0].2.as_deref().is_some_and(|a| a.starts_with("expired")), "{rows:?}");
+    assert!(rows[1].1 > 0 && rows[1].2.is_none(), "{rows:?}");
 }

@@ -126,6 +126,8 @@ async fn hotlists(url: String) {
         index,
         count,
         data: data.as_bytes(),
+        purpose: "",
+        case_number: "",
     };
     let first = db
         .hotlist_part(part(3, 1, 2, "XYZ789,MN,warrant,MN BCA\n"), "op", NOW)
@@ -176,6 +178,98 @@ async fn hotlists(url: String) {
     let list = db.hotlist_versions().await.expect("list");
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0].sha256.len(), 64);
+    db.close().await;
+}
+
+/// A list that is not the state's file is an investigation's: it needs a purpose and a case,
+/// holds only active-investigation entries, and reaches no trailer until a second person
+/// approves it (the audit entry naming what was loaded). Versions step within bounds; a
+/// withdrawn list's unsent chunks are cancelled, every trailer is told, and it is sent no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_investigation_list_needs_its_case_and_a_second_supervisor_and_can_be_withdrawn() {
+    on_both("hotlist_rules", hotlist_rules).await;
+}
+
+async fn hotlist_rules(url: String) {
+    use hotlists::Part;
+    let db = Records::open(&url).await.expect("open");
+    db.enroll_trailer("t1", "admin", "", NOW).await.expect("enrol");
+    let mut tx = db.begin().await.expect("begin");
+    write::status(&mut tx, &Rules::default(), "t1", &online("t1", NOW), NOW).await.expect("status");
+    tx.commit().await.expect("commit");
+    let part = |name, version, data: &'static str, case_number: &'static str| Part {
+        name,
+        version,
+        index: 0,
+        count: 1,
+        data: data.as_bytes(),
+        purpose: if case_number.is_empty() { "" } else { "burglary ring" },
+        case_number,
+    };
+    let inv = "INV001,MN,active investigation,agency,26-77\n";
+    let e = db.hotlist_part(part("case-77", 1, inv, ""), "op", NOW).await.expect_err("no case");
+    assert!(e.to_string().contains("active criminal investigation"), "{e}");
+    let stolen = "ABC123,MN,stolen vehicle,agency\n";
+    let e = db.hotlist_part(part("case-77", 1, stolen, "26-77"), "op", NOW).await.expect_err("cat");
+    assert!(e.to_string().contains("only the state's"), "{e}");
+    let Upload::Complete { version, .. } =
+        db.hotlist_part(part("case-77", 1, inv, "26-77"), "op", NOW).await.expect("upload")
+    else {
+        panic!("one part");
+    };
+    assert_eq!((version.approved_by.as_deref(), version.state_list), (None, false));
+    let chunks = async || {
+        db.downlinks(Some("t1"), 100)
+            .await
+            .expect("downlinks")
+            .into_iter()
+            .filter(|d| d.kind == "hotlist")
+            .collect::<Vec<_>>()
+    };
+    assert!(chunks().await.is_empty(), "nothing sent before approval");
+    let own = db.hotlist_approve("case-77", 1, "op", NOW).await.expect_err("uploader");
+    assert!(own.to_string().contains("second supervisor"), "{own}");
+    let v = db.hotlist_approve("case-77", 1, "sup", NOW).await.expect("approve");
+    assert_eq!((v.approved_by.as_deref(), v.trailers.len()), (Some("sup"), 1));
+    assert_eq!(chunks().await.len(), 1);
+    let (detail, case): (String, String) = sqlx::query_as(
+        "SELECT detail, case_number FROM audit WHERE action = 'hotlist.load' ORDER BY seq DESC",
+    )
+    .fetch_one(db.pool())
+    .await
+    .expect("audit");
+    assert!(detail.contains("case-77 version 1") && detail.contains(&v.sha256), "{detail}");
+    assert_eq!(case, "26-77");
+    assert!(db.hotlist_approve("case-77", 1, "sup2", NOW).await.is_err(), "approved once");
+
+    // Bounded versions: no upload can freeze the list.
+    for (name, version) in [("mn-state", hotlists::MAX_FIRST_VERSION + 1), ("case-78", 0)] {
+        let e = db.hotlist_part(part(name, version, inv, "26-77"), "op", NOW).await;
+        assert!(e.expect_err("out of bounds").to_string().contains("use 1-"), "{name}");
+    }
+    let far = 1 + hotlists::MAX_VERSION_STEP + 1;
+    let e = db.hotlist_part(part("case-77", far, inv, "26-77"), "op", NOW).await;
+    assert!(e.is_err(), "a step too far");
+    db.hotlist_part(part("case-77", far - 1, inv, "26-77"), "op", NOW).await.expect("in bounds");
+
+    // Withdrawn: the sent chunk still unanswered is cancelled, the trailer is told, and a
+    // trailer's new store is not sent the list.
+    let told = db.hotlist_withdraw("case-77", "case closed", "sup", NOW).await.expect("withdraw");
+    assert_eq!(told, ["t1"]);
+    let cancelled = chunks().await;
+    assert!(cancelled.iter().all(|d| d.answer.as_deref().is_some_and(|a| a.contains("withdrawn"))));
+    assert!(
+        db.downlinks(Some("t1"), 100)
+            .await
+            .expect("d")
+            .iter()
+            .any(|d| d.kind == "hotlist.withdraw")
+    );
+    assert!(db.hotlist_approve("case-77", far - 1, "sup", NOW).await.is_err(), "withdrawn");
+    let mut tx = db.begin().await.expect("begin");
+    let sent = hotlists::send_lists(&mut tx, "t1", NOW).await.expect("send");
+    tx.commit().await.expect("commit");
+    assert_eq!(sent, 0);
     db.close().await;
 }
 

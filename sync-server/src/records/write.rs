@@ -32,7 +32,7 @@ struct Stored {
     participant: bool,
     /// Reads whose id the server holds for another read.
     collided: HashSet<u64>,
-    /// Reads refused for their time.
+    /// Reads refused for their time (or collected under a suspension order).
     untimely: HashSet<u64>,
 }
 
@@ -118,11 +118,40 @@ async fn store_reads(
     let mut held = held_reads(c, trailer, reads).await?;
     let times: Vec<i64> = reads.iter().map(|r| r.first_seen).collect();
     let periods = uselog::periods_of(c, trailer, &times).await?;
+    let suspensions = super::oversight::windows(c).await?;
+    let in_force = suspensions.iter().any(|w| w.1 == i64::MAX);
     for (i, r) in reads.iter().enumerate() {
-        // Destroyed at collection (an ACP participant's), refused for its time, a resend or a
-        // collision: each is acknowledged, so the trailer's outbox moves on.
+        let suspended = suspensions.iter().any(|(from, to)| (*from..*to).contains(&r.first_seen));
+        // Under a suspension order the server stores no read: one collected before it waits on
+        // the trailer, unacknowledged, until the order is lifted.
+        if in_force && !suspended {
+            continue;
+        }
+
+        // Destroyed at collection (an ACP participant's), refused for its time or for being
+        // collected under a suspension order, a resend or a collision: each is acknowledged,
+        // so the trailer's outbox moves on.
         acks.push(AckRef::Read(r.read_id));
         if participants.contains(&i) {
+            continue;
+        }
+        if suspended {
+            if alone {
+                let one = ReadBatch { trailer_id: trailer.into(), reads: vec![r.clone()] };
+                let frame = frame(Message::ReadBatch(one))?;
+                let topic = Topic::up(trailer, UpKind::Reads);
+                let reason = format!(
+                    "read {} was collected while a suspension order was in force; not stored",
+                    r.read_id
+                );
+                tracing::warn!(
+                    trailer,
+                    read_id = r.read_id,
+                    "read collected under a suspension order refused"
+                );
+                super::dead_letter_on(c, &topic, &reason, &frame, now).await?;
+            }
+            untimely.insert(r.read_id);
             continue;
         }
         if let Some(reason) = implausible(&format!("read {}", r.read_id), r.first_seen, now) {
@@ -253,7 +282,10 @@ pub async fn alert(
         return Ok(false);
     }
     if stored.untimely.contains(&a.read.read_id) {
-        let reason = format!("alert id {} is of a read refused for its time", a.alert_id);
+        let reason = format!(
+            "alert id {} is of a read refused for its time or collected under a suspension order",
+            a.alert_id
+        );
         let frame = frame(Message::Alert(a.clone()))?;
         refuse_time(c, trailer, Topic::up(trailer, UpKind::Alerts), &reason, &frame, now).await?;
         return Ok(false);

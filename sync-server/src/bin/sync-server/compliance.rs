@@ -2,7 +2,9 @@
 //! the audit trail and its biennial report, and the public pages as static files. Every one
 //! that touches data is an audit entry.
 use crate::util::{cli_actor, entry, now_ms, print_rows, with_records};
-use crate::{AuditCommand, HoldCommand, LocationCommand, NoticeCommand, UserCommand};
+use crate::{
+    AuditCommand, HoldCommand, LocationCommand, NoticeCommand, SuspensionCommand, UserCommand,
+};
 use anyhow::Context;
 use std::path::Path;
 use sync_server::Config;
@@ -296,6 +298,53 @@ pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AuditCommand::Result { completed, auditor, summary, findings } => {
+            let text = std::fs::read_to_string(&summary)
+                .with_context(|| format!("cannot read {}", summary.display()))?;
+            let result = with_records(config_path, async |r: &Records| {
+                let Some((_, end)) =
+                    sync_server::report::local_day_bounds(&r.rules().time_zone, &completed)
+                else {
+                    anyhow::bail!("--completed is a date: YYYY-MM-DD");
+                };
+                // The end of the local day: the 30 days run from the audit's completion.
+                let at = (end - 1).min(now_ms());
+                Ok(r.record_audit_result(at, &auditor, &text, !findings, &cli_actor(), now_ms())
+                    .await?)
+            })?;
+            println!(
+                "audit result {} recorded and published; report to the Commissioner due {}",
+                result.id, result.report_due
+            );
+            Ok(())
+        }
+        AuditCommand::Reported { id, how } => {
+            let done = with_records(config_path, async |r: &Records| {
+                Ok(r.audit_reported(id, &how, &cli_actor(), now_ms()).await?)
+            })?;
+            anyhow::ensure!(done, "no unreported audit result {id}");
+            println!("audit result {id}: report to the Commissioner recorded");
+            Ok(())
+        }
+        AuditCommand::Results { json } => {
+            let rows = with_records(config_path, async |r: &Records| {
+                Ok(r.audit_results(now_ms()).await?)
+            })?;
+            print_rows(&rows, json, |a| {
+                format!(
+                    "{:>4} {} {:<24} {:<10} report {}",
+                    a.id,
+                    a.completed,
+                    a.auditor,
+                    if a.compliant { "compliant" } else { "findings" },
+                    match (&a.reported_at, a.overdue) {
+                        (Some(t), _) => format!("sent {t}"),
+                        (None, true) => format!("OVERDUE (was due {})", a.report_due),
+                        (None, false) => format!("due {}", a.report_due),
+                    }
+                )
+            })
+        }
         AuditCommand::Export { from, to, purpose } => {
             let entries = with_records(config_path, async |r: &Records| {
                 let tz = &r.rules().time_zone;
@@ -316,6 +365,44 @@ pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
                 writeln!(out, "{}", serde_json::to_string(e)?)?;
             }
             Ok(())
+        }
+    }
+}
+
+pub fn suspension(config: &Path, command: SuspensionCommand) -> anyhow::Result<()> {
+    match command {
+        SuspensionCommand::Order { order, note } => {
+            let (s, told) = with_records(config, async |r: &Records| {
+                Ok(r.suspend(&order, &note, &cli_actor(), now_ms()).await?)
+            })?;
+            println!(
+                "suspension order {} in force since {}: {told} trailers told to stop collecting; \
+                 the server stores no read until it is lifted",
+                s.order, s.ordered_at
+            );
+            Ok(())
+        }
+        SuspensionCommand::Lift { reference } => {
+            let lifted = with_records(config, async |r: &Records| {
+                Ok(r.lift_suspension(&reference, &cli_actor(), now_ms()).await?)
+            })?;
+            let Some((s, told)) = lifted else { anyhow::bail!("no suspension order is in force") };
+            println!("suspension order {} lifted: {told} trailers told to collect again", s.order);
+            Ok(())
+        }
+        SuspensionCommand::List { json } => {
+            let rows = with_records(config, async |r: &Records| Ok(r.suspensions().await?))?;
+            print_rows(&rows, json, |s| {
+                format!(
+                    "{:>4} {:<24} since {} {}",
+                    s.id,
+                    s.order,
+                    s.ordered_at,
+                    s.lifted_at
+                        .as_deref()
+                        .map_or("IN FORCE".to_string(), |l| format!("lifted {l}"))
+                )
+            })
         }
     }
 }

@@ -44,6 +44,15 @@ pub fn run(config: &Path, command: DownlinkCommand) -> anyhow::Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let ids = with_records(config, async |r: &Records| {
+                // An investigation's list is loaded only through the console, with its case
+                // number and a second supervisor's approval (Minn. Stat. 13.824 subd. 2).
+                anyhow::ensure!(
+                    r.rules().state_lists.contains(&name),
+                    "{name} is not the state's plate data file ({}): load an investigation's \
+                     list with the console's hotlists.upload (purpose and case number), for a \
+                     second supervisor's hotlists.approve",
+                    r.rules().state_lists.join(", ")
+                );
                 let mut all = Vec::new();
                 for t in &trailers {
                     anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");

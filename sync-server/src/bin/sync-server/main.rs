@@ -93,6 +93,15 @@ enum Command {
         #[command(subcommand)]
         command: LocationCommand,
     },
+    /// Suspension orders (Minn. Stat. 13.824 subd. 6): stop collection on every trailer and
+    /// ingestion on the server until the order is lifted.
+    Suspension {
+        /// The server's configuration (before or after the subcommand).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: SuspensionCommand,
+    },
     /// Holds that keep reads past retention (active investigation, exculpatory evidence).
     Hold {
         /// The server's configuration (before or after the subcommand).
@@ -149,6 +158,17 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Back up the whole database into the backup folder (`server.backup_dir`), with a
+    /// manifest saying when the backup must be destroyed (its oldest read's retention day),
+    /// and destroy the backups there whose day has come. Run it from a timer; the running
+    /// server destroys expired backups too.
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        /// Another folder than the configured one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Write the public pages (locations, log of use, audit trail) as static files.
     PublicExport {
@@ -214,6 +234,34 @@ enum AuditCommand {
         #[arg(long, default_value = "biennial audit")]
         purpose: String,
     },
+    /// Record an independent audit's result: published on the public audit page at once, its
+    /// report to the Commissioner due 30 days after the audit (`audit results` tracks it).
+    Result {
+        /// The local day the audit was completed (YYYY-MM-DD).
+        #[arg(long)]
+        completed: String,
+        #[arg(long)]
+        auditor: String,
+        /// The published findings, as a text file.
+        #[arg(long)]
+        summary: PathBuf,
+        /// The audit found the program out of compliance.
+        #[arg(long)]
+        findings: bool,
+    },
+    /// Record that an audit's report went to the Commissioner.
+    Reported {
+        #[arg(long)]
+        id: i64,
+        /// How it was sent (letter, e-mail, portal).
+        #[arg(long)]
+        how: String,
+    },
+    /// Every audit result, with its report's due day (overdue ones say so).
+    Results {
+        #[arg(long)]
+        json: bool,
+    },
     /// Every entry of local days FROM..=TO, whole (actor, purpose, case number, details with
     /// a search's legal basis, hash), as JSON lines for an auditor. The export is audited.
     Export {
@@ -224,6 +272,28 @@ enum AuditCommand {
         /// Recorded in the audit trail.
         #[arg(long, default_value = "audit review")]
         purpose: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SuspensionCommand {
+    /// Record an order in force: every trailer is told to stop collecting.
+    Order {
+        /// The order's reference.
+        #[arg(long)]
+        order: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Lift the order in force: the trailers collect again.
+    Lift {
+        /// The order or decision that lifts it.
+        #[arg(long)]
+        reference: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -519,6 +589,7 @@ fn main() -> anyhow::Result<()> {
         Command::Audit { config, command } => compliance::audit(&need(config)?, command),
         Command::Location { config, command } => compliance::location(&need(config)?, command),
         Command::Hold { config, command } => compliance::hold(&need(config)?, command),
+        Command::Suspension { config, command } => compliance::suspension(&need(config)?, command),
         Command::Console {
             broker_host,
             broker_port,
@@ -548,6 +619,25 @@ fn main() -> anyhow::Result<()> {
         }
         Command::User { config, command } => compliance::user(&need(config)?, command),
         Command::Notices { config, command } => compliance::notices(&need(config)?, command),
+        Command::Backup { config, dir } => {
+            let loaded = Config::load(&config)?;
+            let dir = dir.unwrap_or_else(|| loaded.server.backups());
+            let days = loaded.server.retention_days;
+            let (made, destroyed) = with_records(&config, async |r: &Records| {
+                Ok(r.backup(&dir, util::now_ms(), days).await?)
+            })?;
+            for gone in destroyed {
+                println!("destroyed {gone} (it held data past its retention)");
+            }
+            println!(
+                "wrote {} ({} bytes, {} reads); it must be destroyed by {} (the server does it)",
+                dir.join(&made.file).display(),
+                made.bytes,
+                made.reads,
+                sync_server::records::iso_time(made.destroy_by_ms)
+            );
+            Ok(())
+        }
         Command::PublicExport { config, out, from, to } => {
             compliance::export(&config, &out, from, to)
         }
@@ -602,7 +692,7 @@ async fn console(
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let name = args["name"].as_str().context("--args needs the list's name")?;
             let version = args["version"].as_u64().context("--args needs the version")?;
-            session.upload_hotlist(name, version, &text, within).await?
+            session.upload_hotlist(name, version, &text, (&purpose, &case), within).await?
         }
         (_, Some(_)) => anyhow::bail!("--file goes with hotlists.upload only"),
         (_, None) => session.ask(&command, &purpose, &case, args, within).await?,

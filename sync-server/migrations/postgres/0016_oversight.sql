@@ -1,0 +1,42 @@
+-- Suspension orders (Minn. Stat. 13.824 subd. 6): while one is in force (not lifted) every
+-- trailer is told to stop collecting and the server stores no new read; reads collected while
+-- one was in force are refused whenever they arrive.
+CREATE TABLE suspensions (
+    id          BIGSERIAL PRIMARY KEY,
+    order_ref   TEXT   NOT NULL,
+    note        TEXT   NOT NULL,
+    ordered_by  TEXT   NOT NULL,
+    ordered_ms  BIGINT NOT NULL,
+    lifted_by   TEXT,
+    lifted_ms   BIGINT,
+    lift_ref    TEXT
+);
+
+-- The biennial audits' results (subd. 6): public once recorded, with the report to the
+-- Commissioner due 30 days after the audit.
+CREATE TABLE audit_results (
+    id           BIGSERIAL PRIMARY KEY,
+    completed_ms BIGINT NOT NULL,
+    auditor      TEXT   NOT NULL,
+    summary      TEXT   NOT NULL,
+    compliant    BIGINT NOT NULL,
+    recorded_by  TEXT   NOT NULL,
+    recorded_ms  BIGINT NOT NULL,
+    reported_ms  BIGINT,
+    reported_how TEXT
+);
+
+-- Hotlists are standing searches (subd. 2): a list that is not the state's plate data file is
+-- loaded only tagged to an active investigation (its case number and purpose), and only once a
+-- second supervisor approved it; any list can be withdrawn. A downlink names the list it carries
+-- so a superseded or withdrawn version's unsent chunks can be cancelled.
+ALTER TABLE hotlist_versions ADD COLUMN state_list BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE hotlist_versions ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
+ALTER TABLE hotlist_versions ADD COLUMN case_number TEXT NOT NULL DEFAULT '';
+ALTER TABLE hotlist_versions ADD COLUMN approved_by TEXT;
+ALTER TABLE hotlist_versions ADD COLUMN approved_ms BIGINT;
+ALTER TABLE hotlist_versions ADD COLUMN withdrawn_by TEXT;
+ALTER TABLE hotlist_versions ADD COLUMN withdrawn_ms BIGINT;
+ALTER TABLE hotlist_versions ADD COLUMN withdraw_reason TEXT;
+UPDATE hotlist_versions SET approved_by = uploaded_by, approved_ms = uploaded_ms;
+ALTER TABLE downlinks ADD COLUMN list_name TEXT;
