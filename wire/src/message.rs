@@ -286,8 +286,25 @@ pub enum HoldKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HoldCommand {
-    Place { hold_id: u64, kind: HoldKind, case_number: String, read_ids: Vec<u64> },
-    Release { hold_id: u64 },
+    Place {
+        hold_id: u64,
+        kind: HoldKind,
+        case_number: String,
+        read_ids: Vec<u64>,
+    },
+    Release {
+        hold_id: u64,
+    },
+    /// Every read of one of `plates` (the forms of one plate) collected in
+    /// `[from_ms, to_ms)`: the trailer finds and holds its own.
+    PlacePlate {
+        hold_id: u64,
+        kind: HoldKind,
+        case_number: String,
+        plates: Vec<String>,
+        from_ms: i64,
+        to_ms: i64,
+    },
 }
 
 /// A trailer's request for a new certificate: a PKCS#10 request (DER) signed by a key the

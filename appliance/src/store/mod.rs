@@ -1045,6 +1045,38 @@ impl Store {
         Ok(())
     }
 
+    /// Places a hold on every stored read of one of `plates` collected in `[from, to)`
+    /// (a hold on a plate and a period). Returns how many reads it holds.
+    pub fn hold_plate(
+        &self,
+        hold_id: u64,
+        kind: HoldKind,
+        case_number: &str,
+        plates: &[String],
+        (from, to): (UnixMs, UnixMs),
+    ) -> Result<usize, StoreError> {
+        // A read is in the partition of the day it was stored, a little after it was first
+        // seen: the day after the period is looked at too.
+        let day = |t: UnixMs| t.div_euclid(DAY_MS).max(0) as u32;
+        let (first, last) = (day(from), day(to) + 1);
+        let mut read_ids = Vec::new();
+        for (day, part) in self.days.all() {
+            if day < first || day > last {
+                continue;
+            }
+            for kv in part.read_records() {
+                let (k, v) = kv?;
+                let r: StoredRead = decode(&self.seal, "reads", &hex_key(&k), &v)?;
+                if plates.contains(&r.meta.plate) && (from..to).contains(&r.meta.first_seen) {
+                    read_ids.push(r.meta.read_id);
+                }
+            }
+        }
+        let held = read_ids.len();
+        self.place_hold(hold_id, &HoldRecord { kind, case_number: case_number.into(), read_ids })?;
+        Ok(held)
+    }
+
     /// Releases a hold; its reads fall back under retention (other holds still apply).
     pub fn release_hold(&self, hold_id: u64) -> Result<bool, StoreError> {
         let Some(v) = self.holds.get(hold_id.to_be_bytes())? else { return Ok(false) };

@@ -152,6 +152,21 @@ fn run(
                 (Ok(format!("hold {hold_id} placed on {} reads", read_ids.len())), Follow::Nothing)
             }
         }
+        Downlink::Hold {
+            command: HoldCommand::PlacePlate { hold_id, kind, case_number, plates, from_ms, to_ms },
+            ..
+        } => {
+            if case_number.trim().is_empty() || plates.is_empty() || from_ms >= to_ms {
+                (
+                    Err("a hold on a plate needs a case number, the plate and a period".into()),
+                    Follow::Nothing,
+                )
+            } else {
+                let held =
+                    store.hold_plate(*hold_id, *kind, case_number, plates, (*from_ms, *to_ms))?;
+                (Ok(format!("hold {hold_id} placed on {held} reads of the plate")), Follow::Nothing)
+            }
+        }
         Downlink::Hold { command: HoldCommand::Release { hold_id }, .. } => {
             if store.release_hold(*hold_id)? {
                 (Ok(format!("hold {hold_id} released")), Follow::Nothing)
@@ -423,5 +438,36 @@ mod tests {
         let (newer, _) = apply(&store, "t1", &whole(4, 5), &remote).expect("newer");
         assert!(newer.applied, "{newer:?}");
         assert_eq!(store.match_plate("INV123", false).expect("match").len(), 1);
+    }
+
+    /// A hold on a plate and a period holds the trailer's own reads of it, and only those.
+    #[test]
+    fn a_hold_on_a_plate_holds_its_reads_of_the_period() {
+        let (_dir, store) = store();
+        let mut ids = Vec::new();
+        for plate in ["HLD123", "OTHER1", "HLD123"] {
+            let mut meta = crate::store::sample_read(plate);
+            (meta.first_seen, meta.best_seen) = (DAY_MS - 500, DAY_MS - 100);
+            match store.insert_read(meta, crate::store::NewPictures::default()).expect("read") {
+                crate::store::Inserted::Stored(id) => ids.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        let first_seen = store.read(ids[0]).expect("read").expect("some").meta.first_seen;
+        let hold = Downlink::Hold {
+            downlink_id: 9,
+            command: HoldCommand::PlacePlate {
+                hold_id: 4,
+                kind: HoldKind::Exculpatory,
+                case_number: "24-CR-881".into(),
+                plates: vec!["HLD123".into()],
+                from_ms: first_seen - 1000,
+                to_ms: first_seen + 1000,
+            },
+        };
+        let (a, _) = apply(&store, "t1", &hold, &Remote::default()).expect("apply");
+        assert!(a.applied && a.reason.as_deref().is_some_and(|r| r.contains("2 reads")), "{a:?}");
+        let held: Vec<bool> = ids.iter().map(|id| store.is_held(*id).expect("held")).collect();
+        assert_eq!(held, [true, false, true]);
     }
 }

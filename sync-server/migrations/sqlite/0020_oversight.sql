@@ -40,3 +40,14 @@ ALTER TABLE hotlist_versions ADD COLUMN withdrawn_ms INTEGER;
 ALTER TABLE hotlist_versions ADD COLUMN withdraw_reason TEXT;
 UPDATE hotlist_versions SET approved_by = uploaded_by, approved_ms = uploaded_ms;
 ALTER TABLE downlinks ADD COLUMN list_name TEXT;
+
+-- A hold keeps the written request it answers (subd. 3(b)): who asked and when, and for an
+-- exculpatory hold the charge or complaint the evidence bears on. A hold may name a plate and a
+-- period instead of reads: every read of that plate collected in [from_ms, to_ms) is held, on
+-- the server (those arriving later too) and on every trailer.
+ALTER TABLE holds ADD COLUMN requester TEXT NOT NULL DEFAULT '';
+ALTER TABLE holds ADD COLUMN request_date TEXT NOT NULL DEFAULT '';
+ALTER TABLE holds ADD COLUMN charge TEXT NOT NULL DEFAULT '';
+ALTER TABLE holds ADD COLUMN plate TEXT;
+ALTER TABLE holds ADD COLUMN from_ms INTEGER;
+ALTER TABLE holds ADD COLUMN to_ms INTEGER;

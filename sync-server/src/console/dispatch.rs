@@ -197,8 +197,18 @@ struct HoldArgs {
     kind: String,
     #[serde(default)]
     note: String,
-    /// `[["trailer-01", 4711], ...]`
+    /// The written request: who asked, on which day (YYYY-MM-DD), and for an exculpatory
+    /// hold the charge or complaint.
+    requester: String,
+    request_date: String,
+    #[serde(default)]
+    charge: String,
+    /// `[["trailer-01", 4711], ...]`; or `plate` with `from` and `to` (local days).
+    #[serde(default)]
     reads: Vec<(String, i64)>,
+    plate: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -506,9 +516,38 @@ async fn run(
         }
         "holds.place" => {
             let a: HoldArgs = args(&r.args)?;
-            let (id, present) =
-                records.place_hold(&a.kind, &r.case, &a.note, &actor, &a.reads, now).await?;
-            (json!({"hold": id, "reads_on_server": present}), a.reads.len() as i64)
+            let plate = match (a.plate, a.from, a.to) {
+                (None, None, None) => None,
+                (Some(plate), Some(from), Some(to)) => {
+                    let tz = &records.rules().time_zone;
+                    let (Some((from_ms, _)), Some((_, to_ms))) = (
+                        crate::report::local_day_bounds(tz, &from),
+                        crate::report::local_day_bounds(tz, &to),
+                    ) else {
+                        return Err(Failure::Refused(
+                            "args: from and to are YYYY-MM-DD days".into(),
+                        ));
+                    };
+                    Some(crate::records::PlatePeriod { plate, from_ms, to_ms: to_ms.min(now) })
+                }
+                _ => {
+                    return Err(Failure::Refused(
+                        "args: a plate goes with its period: plate, from and to".into(),
+                    ));
+                }
+            };
+            let hold = crate::records::NewHold {
+                kind: a.kind,
+                case_number: r.case.clone(),
+                note: a.note,
+                requester: a.requester,
+                request_date: a.request_date,
+                charge: a.charge,
+                reads: a.reads,
+                plate,
+            };
+            let (id, present) = records.place_hold(&hold, &actor, now).await?;
+            (json!({"hold": id, "reads_on_server": present}), present)
         }
         "holds.release" => {
             let a: HoldRelease = args(&r.args)?;

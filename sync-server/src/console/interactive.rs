@@ -31,7 +31,10 @@ pub const HINTS: [(&str, &str); 29] = [
     ("hotlists.approve", "name=L version=N (a list another supervisor uploaded)"),
     ("hotlists.withdraw", "name=L reason=R"),
     ("hotlists.list", ""),
-    ("holds.place", "kind=active-investigation|exculpatory reads='[[\"T\",N]]' [note=…]"),
+    (
+        "holds.place",
+        "kind=active-investigation|exculpatory requester=R request_date=YYYY-MM-DD [charge=C] reads='[[\"T\",N]]' | plate=P from=D to=D [note=…]",
+    ),
     ("holds.release", "id=N reason=…"),
     ("holds.list", ""),
     ("acp.add", "plate=P reference=ACP-REQUEST-NO"),

@@ -40,7 +40,7 @@ pub use notices::{Notice, NoticeKind, NoticeState};
 pub use oversight::{AuditResult, Suspension};
 pub use releases::{Bundle, NewRelease, Release};
 pub use repeats::Tally;
-pub use retention::{HOLD_KINDS, HoldView, Purged};
+pub use retention::{HOLD_KINDS, HoldView, NewHold, PlatePeriod, Purged};
 pub use stores::StoreEvent;
 pub use trailers::TrailerView;
 pub(crate) use trailers::enrolled_among;

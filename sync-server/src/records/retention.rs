@@ -30,6 +30,100 @@ pub struct Purged {
 /// Why a hold keeps data past retention.
 pub const HOLD_KINDS: [&str; 2] = ["active-investigation", "exculpatory"];
 
+/// A hold to place, with the written request it answers (Minn. Stat. 13.824 subd. 3(b)).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewHold {
+    /// One of [`HOLD_KINDS`].
+    pub kind: String,
+    pub case_number: String,
+    pub note: String,
+    /// Who asked in writing (a prosecutor, a defence attorney, an investigator).
+    pub requester: String,
+    /// The day of the written request (YYYY-MM-DD).
+    pub request_date: String,
+    /// The charge or complaint the evidence bears on: required for an exculpatory hold.
+    pub charge: String,
+    /// The reads held, as `(trailer, read id)`; or, instead, a plate and a period.
+    pub reads: Vec<(String, i64)>,
+    pub plate: Option<PlatePeriod>,
+}
+
+/// Every read of `plate` collected in `[from_ms, to_ms)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatePeriod {
+    pub plate: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// Queues a hold on a plate and a period for `trailer`, which holds its own matching reads.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn queue_plate_hold(
+    c: &mut sqlx::AnyConnection,
+    trailer: &str,
+    hold_id: i64,
+    kind: trailer_wire::HoldKind,
+    case_number: &str,
+    plates: &[String],
+    (from_ms, to_ms): (i64, i64),
+    by: &str,
+    now: i64,
+) -> Result<u64, RecordsError> {
+    let summary = format!("hold {hold_id} (a plate, {} to {})", iso_time(from_ms), iso_time(to_ms));
+    let command = trailer_wire::HoldCommand::PlacePlate {
+        hold_id: hold_id as u64,
+        kind,
+        case_number: case_number.to_string(),
+        plates: plates.to_vec(),
+        from_ms,
+        to_ms,
+    };
+    super::downlinks::enqueue(c, trailer, "hold", &summary, by, now, |downlink_id| {
+        trailer_wire::Downlink::Hold { downlink_id, command }
+    })
+    .await
+}
+
+/// Holds the reads just stored (`(read id, plate, collected)`) that an active hold on a plate
+/// and a period names: a read that arrives after its hold was placed is held all the same.
+pub(super) async fn hold_arrivals(
+    c: &mut sqlx::AnyConnection,
+    trailer: &str,
+    reads: &[(u64, &str, i64)],
+) -> Result<(), RecordsError> {
+    if reads.is_empty() {
+        return Ok(());
+    }
+    let pg = is_pg(c);
+    let holds = sqlx::query(sql(
+        pg,
+        "SELECT id, plate, from_ms, to_ms FROM holds \
+         WHERE released_ms IS NULL AND plate IS NOT NULL",
+    ))
+    .fetch_all(&mut *c)
+    .await?;
+    for h in &holds {
+        let (id, plate, from, to): (i64, String, i64, i64) =
+            (h.get(0), h.get(1), h.get(2), h.get(3));
+        let (typed, zeroed) = super::plate_pair(&plate);
+        for (read_id, p, at) in reads {
+            if (*p == typed || *p == zeroed) && (from..to).contains(at) {
+                sqlx::query(sql(
+                    pg,
+                    "INSERT INTO held_reads (hold_id, trailer_id, read_id) VALUES (?, ?, ?) \
+                     ON CONFLICT DO NOTHING",
+                ))
+                .bind(id)
+                .bind(trailer)
+                .bind(*read_id as i64)
+                .execute(&mut *c)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A hold as operators see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HoldView {
@@ -42,6 +136,14 @@ pub struct HoldView {
     pub released_at: Option<String>,
     /// Reads the hold names that the server still holds.
     pub reads: i64,
+    /// The written request: who asked, the day, and the charge or complaint (exculpatory).
+    pub requester: String,
+    pub request_date: String,
+    pub charge: String,
+    /// A hold on a plate and a period (else on the reads it names).
+    pub plate: Option<String>,
+    pub period: Option<(String, String)>,
+    pub release_reason: Option<String>,
 }
 
 /// The PostgreSQL advisory lock that holds and destruction take, so that a hold placed while
@@ -361,91 +463,169 @@ impl Records {
         }
     }
 
-    /// Places a hold on reads (`(trailer, read id)`): they, their pictures and alerts stay past
-    /// retention until the hold is released. Returns the hold's id and how many of the reads
-    /// the server holds now (a read still on its way is held when it arrives).
+    /// Places a hold answering a written request: on the reads it names (`(trailer, read
+    /// id)`), or on every read of a plate collected in a period (on the server, those still to
+    /// arrive included, and on every trailer). They, their pictures and alerts stay past
+    /// retention until the hold is released. Returns the hold's id and how many reads the
+    /// server holds under it now.
     pub async fn place_hold(
         &self,
-        kind: &str,
-        case_number: &str,
-        note: &str,
+        h: &NewHold,
         by: &str,
-        reads: &[(String, i64)],
         now: i64,
     ) -> Result<(i64, i64), RecordsError> {
-        if !HOLD_KINDS.contains(&kind) {
+        let invalid = |m: &str| Err(RecordsError::Invalid(m.into()));
+        if !HOLD_KINDS.contains(&h.kind.as_str()) {
             return Err(RecordsError::Invalid(format!(
-                "hold kind {kind:?}: use {}",
+                "hold kind {:?}: use {}",
+                h.kind,
                 HOLD_KINDS.join(" or ")
             )));
         }
-        if case_number.trim().is_empty() {
-            return Err(RecordsError::Invalid("a hold needs a case number".into()));
+        let case_number = h.case_number.trim();
+        if case_number.is_empty() {
+            return invalid("a hold needs a case number");
         }
-        if reads.is_empty() {
-            return Err(RecordsError::Invalid("a hold needs at least one read".into()));
+        if h.requester.trim().is_empty() || !crate::public::valid_day(h.request_date.trim()) {
+            return invalid(
+                "a hold answers a written request: its requester and its date (YYYY-MM-DD)",
+            );
         }
+        let exculpatory = h.kind == "exculpatory";
+        if exculpatory && h.charge.trim().is_empty() {
+            return invalid("an exculpatory hold names the charge or complaint it bears on");
+        }
+        let plate = match &h.plate {
+            Some(_) if !h.reads.is_empty() => {
+                return invalid("a hold names reads, or a plate and a period, not both");
+            }
+            Some(p) => {
+                let (typed, zeroed) = super::plate_pair(&p.plate);
+                if !trailer_wire::text::is_plate(&typed) {
+                    return invalid("plate: capitals and digits, 1-12");
+                }
+                if p.from_ms >= p.to_ms || p.to_ms > now + super::write::CLOCK_AHEAD_MS {
+                    return invalid(
+                        "the period runs from an earlier to a later time, not past now",
+                    );
+                }
+                Some((typed, zeroed, p.from_ms, p.to_ms))
+            }
+            None if h.reads.is_empty() => {
+                return invalid("a hold needs at least one read, or a plate and a period");
+            }
+            None => None,
+        };
         let mut tx = self.begin_destroying().await?;
         let id: i64 = sqlx::query(sql(
             self.pg,
-            "INSERT INTO holds (kind, case_number, note, created_by, created_ms) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO holds (kind, case_number, note, created_by, created_ms, requester, \
+             request_date, charge, plate, from_ms, to_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         ))
-        .bind(kind)
-        .bind(case_number.trim())
-        .bind(note)
+        .bind(&h.kind)
+        .bind(case_number)
+        .bind(h.note.trim())
         .bind(by)
         .bind(now)
+        .bind(h.requester.trim())
+        .bind(h.request_date.trim())
+        .bind(h.charge.trim())
+        .bind(plate.as_ref().map(|p| p.0.clone()))
+        .bind(plate.as_ref().map(|p| p.2))
+        .bind(plate.as_ref().map(|p| p.3))
         .fetch_one(&mut *tx)
         .await?
         .get(0);
-        let mut present = 0;
-        for (trailer, read) in reads {
-            sqlx::query(sql(
-                self.pg,
-                "INSERT INTO held_reads (hold_id, trailer_id, read_id) VALUES (?, ?, ?) \
-                 ON CONFLICT DO NOTHING",
-            ))
-            .bind(id)
-            .bind(trailer)
-            .bind(read)
-            .execute(&mut *tx)
-            .await?;
-            let n: i64 = sqlx::query(sql(
-                self.pg,
-                "SELECT COUNT(*) FROM reads WHERE trailer_id = ? AND read_id = ?",
-            ))
-            .bind(trailer)
-            .bind(read)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-            present += n;
-        }
-        // The trailers keep their reads' pictures (and the reads) too: each is told of the
-        // hold, so nothing it names is destroyed there at 60 days either.
-        let mut by_trailer: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
-        for (trailer, read) in reads {
-            by_trailer.entry(trailer.as_str()).or_default().push(*read as u64);
-        }
-        let wire_kind = if kind == "exculpatory" {
+        let wire_kind = if exculpatory {
             trailer_wire::HoldKind::Exculpatory
         } else {
             trailer_wire::HoldKind::ActiveInvestigation
         };
-        for (trailer, read_ids) in by_trailer {
-            let summary = format!("hold {id} ({} reads)", read_ids.len());
-            let command = trailer_wire::HoldCommand::Place {
-                hold_id: id as u64,
-                kind: wire_kind,
-                case_number: case_number.trim().to_string(),
-                read_ids,
-            };
-            super::downlinks::enqueue(&mut tx, trailer, "hold", &summary, by, now, |downlink_id| {
-                trailer_wire::Downlink::Hold { downlink_id, command }
-            })
-            .await?;
-        }
+        let present = if let Some((typed, zeroed, from_ms, to_ms)) = plate {
+            let held = sqlx::query(sql(
+                self.pg,
+                "INSERT INTO held_reads (hold_id, trailer_id, read_id) \
+                 SELECT ?, trailer_id, read_id FROM reads \
+                 WHERE plate IN (?, ?) AND first_seen >= ? AND first_seen < ? \
+                 ON CONFLICT DO NOTHING",
+            ))
+            .bind(id)
+            .bind(&typed)
+            .bind(&zeroed)
+            .bind(from_ms)
+            .bind(to_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+            // Any trailer may still hold such reads (and their pictures), synced or not.
+            let plates = if typed == zeroed { vec![typed] } else { vec![typed, zeroed] };
+            for trailer in super::known_trailers(&mut tx).await? {
+                queue_plate_hold(
+                    &mut tx,
+                    &trailer,
+                    id,
+                    wire_kind,
+                    case_number,
+                    &plates,
+                    (from_ms, to_ms),
+                    by,
+                    now,
+                )
+                .await?;
+            }
+            held
+        } else {
+            let mut present = 0;
+            for (trailer, read) in &h.reads {
+                sqlx::query(sql(
+                    self.pg,
+                    "INSERT INTO held_reads (hold_id, trailer_id, read_id) VALUES (?, ?, ?) \
+                     ON CONFLICT DO NOTHING",
+                ))
+                .bind(id)
+                .bind(trailer)
+                .bind(read)
+                .execute(&mut *tx)
+                .await?;
+                let n: i64 = sqlx::query(sql(
+                    self.pg,
+                    "SELECT COUNT(*) FROM reads WHERE trailer_id = ? AND read_id = ?",
+                ))
+                .bind(trailer)
+                .bind(read)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+                present += n;
+            }
+            // The trailers keep their reads' pictures (and the reads) too: each is told of the
+            // hold, so nothing it names is destroyed there at 60 days either.
+            let mut by_trailer: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+            for (trailer, read) in &h.reads {
+                by_trailer.entry(trailer.as_str()).or_default().push(*read as u64);
+            }
+            for (trailer, read_ids) in by_trailer {
+                let summary = format!("hold {id} ({} reads)", read_ids.len());
+                let command = trailer_wire::HoldCommand::Place {
+                    hold_id: id as u64,
+                    kind: wire_kind,
+                    case_number: case_number.to_string(),
+                    read_ids,
+                };
+                super::downlinks::enqueue(
+                    &mut tx,
+                    trailer,
+                    "hold",
+                    &summary,
+                    by,
+                    now,
+                    |downlink_id| trailer_wire::Downlink::Hold { downlink_id, command },
+                )
+                .await?;
+            }
+            present
+        };
         tx.commit().await?;
         Ok((id, present))
     }
@@ -480,17 +660,28 @@ impl Records {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        // Each trailer holding its reads lets them go too.
-        let trailers: Vec<String> = sqlx::query(sql(
-            self.pg,
-            "SELECT DISTINCT trailer_id FROM held_reads WHERE hold_id = ? ORDER BY trailer_id",
-        ))
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        // Each trailer holding its reads lets them go too (every trailer, for a hold on a
+        // plate: each was told of it).
+        let on_plate: Option<String> =
+            sqlx::query(sql(self.pg, "SELECT plate FROM holds WHERE id = ?"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+        let trailers: Vec<String> = if on_plate.is_some() {
+            super::known_trailers(&mut tx).await?
+        } else {
+            sqlx::query(sql(
+                self.pg,
+                "SELECT DISTINCT trailer_id FROM held_reads WHERE hold_id = ? ORDER BY trailer_id",
+            ))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+        };
         for trailer in &trailers {
             let command = trailer_wire::HoldCommand::Release { hold_id: id as u64 };
             let summary = format!("hold {id} released");
@@ -509,7 +700,8 @@ impl Records {
             self.pg,
             "SELECT d.id, d.kind, d.case_number, d.note, d.created_by, d.created_ms, \
              d.released_ms, (SELECT COUNT(*) FROM held_reads h JOIN reads r \
-             ON r.trailer_id = h.trailer_id AND r.read_id = h.read_id WHERE h.hold_id = d.id) \
+             ON r.trailer_id = h.trailer_id AND r.read_id = h.read_id WHERE h.hold_id = d.id), \
+             d.requester, d.request_date, d.charge, d.plate, d.from_ms, d.to_ms, d.release_reason \
              FROM holds d ORDER BY d.id DESC",
         ))
         .fetch_all(&self.pool)
@@ -525,6 +717,15 @@ impl Records {
                 created_at: iso_time(r.get(5)),
                 released_at: r.get::<Option<i64>, _>(6).map(iso_time),
                 reads: r.get(7),
+                requester: r.get(8),
+                request_date: r.get(9),
+                charge: r.get(10),
+                plate: r.get(11),
+                period: match (r.get::<Option<i64>, _>(12), r.get::<Option<i64>, _>(13)) {
+                    (Some(f), Some(t)) => Some((iso_time(f), iso_time(t))),
+                    _ => None,
+                },
+                release_reason: r.get(14),
             })
             .collect())
     }

@@ -181,7 +181,38 @@ pub(crate) async fn send_holds(
         })
         .await?;
     }
-    Ok(holds.len())
+    // Holds on a plate and a period: the trailer finds its own reads of them.
+    let on_plates = sqlx::query(sql(
+        pg,
+        "SELECT id, kind, case_number, plate, from_ms, to_ms FROM holds \
+         WHERE released_ms IS NULL AND plate IS NOT NULL ORDER BY id",
+    ))
+    .fetch_all(&mut *c)
+    .await?;
+    for r in &on_plates {
+        let kind = if r.get::<String, _>(1) == "exculpatory" {
+            HoldKind::Exculpatory
+        } else {
+            HoldKind::ActiveInvestigation
+        };
+        let (typed, zeroed) = super::plate_pair(&r.get::<String, _>(3));
+        let plates = if typed == zeroed { vec![typed] } else { vec![typed, zeroed] };
+        let (id, case): (i64, String) = (r.get(0), r.get(2));
+        let period = (r.get::<i64, _>(4), r.get::<i64, _>(5));
+        super::retention::queue_plate_hold(
+            c,
+            trailer,
+            id,
+            kind,
+            &case,
+            &plates,
+            period,
+            "sync-server",
+            now,
+        )
+        .await?;
+    }
+    Ok(holds.len() + on_plates.len())
 }
 
 /// Queues again the newest configuration the trailer applied, if the server ever sent one

@@ -51,6 +51,24 @@ async fn concurrent_audit(url: String) {
     assert_eq!(c.audit_verify().await.expect("verify"), Ok(80));
 }
 
+/// A hold answering a written request, on reads of `(trailer, read id)`.
+pub(crate) fn hold_of(kind: &str, case: &str, note: &str, reads: &[(&str, i64)]) -> NewHold {
+    NewHold {
+        kind: kind.into(),
+        case_number: case.into(),
+        note: note.into(),
+        requester: "Det. A. Berg".into(),
+        request_date: "2026-11-20".into(),
+        charge: if kind == "exculpatory" {
+            "theft, complaint 24-CR-881".into()
+        } else {
+            String::new()
+        },
+        reads: reads.iter().map(|(t, r)| (t.to_string(), *r)).collect(),
+        plate: None,
+    }
+}
+
 pub(crate) fn read_at(read_id: u64, plate: &str, seen: i64) -> ReadMeta {
     ReadMeta {
         read_id,
@@ -437,10 +455,14 @@ async fn holds(url: String) {
     let a = hit(1, reads[0].clone(), trailer_wire::HitCategory::StolenPlate);
     write::alert(&mut tx, &rules, "t1", &a, old).await.expect("alert");
     tx.commit().await.expect("commit");
-    assert!(db.place_hold("vacation", "C-1", "", "x", &[("t1".into(), 1)], now).await.is_err());
-    assert!(db.place_hold("exculpatory", " ", "", "x", &[("t1".into(), 1)], now).await.is_err());
+    assert!(db.place_hold(&hold_of("vacation", "C-1", "", &[("t1", 1)]), "x", now).await.is_err());
+    assert!(db.place_hold(&hold_of("exculpatory", " ", "", &[("t1", 1)]), "x", now).await.is_err());
     let (hold, present) = db
-        .place_hold("active-investigation", "C-77", "burglary", "cli:sam", &[("t1".into(), 1)], now)
+        .place_hold(
+            &hold_of("active-investigation", "C-77", "burglary", &[("t1", 1)]),
+            "cli:sam",
+            now,
+        )
         .await
         .expect("hold");
     assert_eq!(present, 1);
@@ -483,6 +505,70 @@ async fn holds(url: String) {
     let purged = db.purge(now + 1, 60).await.expect("purge");
     assert_eq!((purged.reads, purged.pictures, purged.alerts), (1, 1, 1));
     assert_eq!(count(&db, "pictures").await, 0);
+    db.close().await;
+}
+
+/// A hold answers a written request (requester, day, and for an exculpatory hold the charge);
+/// one on a plate and a period holds the server's reads of it, those arriving after it too,
+/// and is sent to every trailer, which holds its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_on_a_plate_and_a_period_keeps_every_read_of_it() {
+    on_both("plate_holds", plate_holds).await;
+}
+
+async fn plate_holds(url: String) {
+    let db = Records::open(&url).await.expect("open");
+    let rules = Rules::default();
+    let now = 20_400 * DAY;
+    let old = now - 70 * DAY;
+    db.prepare_partitions(old, 60).await;
+    db.enroll_trailer("t1", "admin", "", old).await.expect("enrol");
+    let mut tx = db.begin().await.expect("begin");
+    write::status(&mut tx, &rules, "t1", &online("t1", old, 1), old).await.expect("status");
+    let reads = [read_at(1, "PLT123", old), read_at(2, "PLT123", old - 2 * HOUR)];
+    write::reads(&mut tx, &rules, "t1", &reads, old).await.expect("reads");
+    tx.commit().await.expect("commit");
+
+    let mut h = hold_of("exculpatory", "24-CR-881", "", &[]);
+    h.plate = Some(PlatePeriod { plate: "plt 123".into(), from_ms: old - HOUR, to_ms: old + HOUR });
+    for (field, broken) in [("requester", ""), ("request_date", "yesterday"), ("charge", " ")] {
+        let mut b = h.clone();
+        match field {
+            "requester" => b.requester = broken.into(),
+            "request_date" => b.request_date = broken.into(),
+            _ => b.charge = broken.into(),
+        }
+        assert!(db.place_hold(&b, "sup", now).await.is_err(), "{field} is required");
+    }
+    let mut both = h.clone();
+    both.reads = vec![("t1".into(), 1)];
+    assert!(db.place_hold(&both, "sup", now).await.is_err(), "reads or a plate, not both");
+    let (id, present) = db.place_hold(&h, "sup", old + 2 * HOUR).await.expect("hold");
+    assert_eq!(present, 1, "read 1 is in the period, read 2 before it");
+    // A read of the period that arrives after the hold is held too; one after it is not.
+    let mut tx = db.begin().await.expect("begin");
+    let late = [read_at(3, "PLT123", old + 30 * 60_000), read_at(4, "PLT123", old + 2 * HOUR)];
+    write::reads(&mut tx, &rules, "t1", &late, old + 3 * HOUR).await.expect("reads");
+    tx.commit().await.expect("commit");
+    db.purge(now, 60).await.expect("purge");
+    let mut kept: Vec<u64> =
+        db.list_reads(10).await.expect("reads").into_iter().map(|r| r.read_id).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [1, 3]);
+    let on_trailer = db
+        .downlinks(Some("t1"), 10)
+        .await
+        .expect("downlinks")
+        .into_iter()
+        .filter(|d| d.kind == "hold" && d.summary.contains("a plate"))
+        .count();
+    assert_eq!(on_trailer, 1, "the trailer finds its own reads of the plate");
+    let view = db.holds().await.expect("holds").into_iter().find(|v| v.id == id).expect("hold");
+    assert_eq!(
+        (view.requester.as_str(), view.request_date.as_str(), view.charge.as_str()),
+        ("Det. A. Berg", "2026-11-20", "theft, complaint 24-CR-881")
+    );
+    assert_eq!(view.plate.as_deref(), Some("PLT123"));
     db.close().await;
 }
 
@@ -706,7 +792,7 @@ async fn postgres_drops_whole_days_past_retention() {
         .await
         .expect("read");
     tx.commit().await.expect("commit");
-    db.place_hold("exculpatory", "C-9", "", "cli:x", &[("t1".into(), 51)], now)
+    db.place_hold(&hold_of("exculpatory", "C-9", "", &[("t1", 51)]), "cli:x", now)
         .await
         .expect("hold");
     let partition = |day: i64| format!("reads_d{}", day.div_euclid(DAY));
@@ -876,7 +962,7 @@ async fn store_lives(url: String) {
     let audited = db.audit_verify().await.expect("verify").expect("intact");
     assert_eq!(acp_downlinks().await, 1);
     // A hold on one of its reads, and a configuration it applied.
-    db.place_hold("active-investigation", "24-1", "", "sup", &[("t1".into(), 42)], t0)
+    db.place_hold(&hold_of("active-investigation", "24-1", "", &[("t1", 42)]), "sup", t0)
         .await
         .expect("hold");
     let toml = "[trailer]\nid = \"t1\"\n".to_string();

@@ -1,6 +1,6 @@
 //! The records behind the console's commands: ACP participants, hotlist uploads, release
 //! requests and operator-started deployments, each on SQLite and on PostgreSQL.
-use super::tests::{on_both, read_at};
+use super::tests::{hold_of, on_both, read_at};
 use super::*;
 use trailer_wire::PictureKind;
 
@@ -49,10 +49,12 @@ async fn acp(url: String) {
     tx.commit().await.expect("commit");
     // Read 5 is active criminal investigative data (subd. 3(c)'s one exception); read 6 is
     // held as exculpatory evidence, which does not keep a participant's read.
-    db.place_hold("active-investigation", "C-1", "", "sup", &[("t1".into(), 5)], NOW)
+    db.place_hold(&hold_of("active-investigation", "C-1", "", &[("t1", 5)]), "sup", NOW)
         .await
         .expect("hold");
-    db.place_hold("exculpatory", "C-2", "", "sup", &[("t1".into(), 6)], NOW).await.expect("hold");
+    db.place_hold(&hold_of("exculpatory", "C-2", "", &[("t1", 6)]), "sup", NOW)
+        .await
+        .expect("hold");
 
     // Typed as the participant's papers show it, with the letter O: the trailer wrote a zero.
     assert!(db.acp_add("bob-404", " ", "sup", NOW).await.is_err(), "a reference is required");

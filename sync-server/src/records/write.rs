@@ -113,6 +113,7 @@ async fn store_reads(
     let mut collided = HashSet::new();
     let mut untimely = HashSet::new();
     let mut last_fresh: Option<&ReadMeta> = None;
+    let mut arrivals: Vec<(u64, &str, i64)> = Vec::new();
     let mut tally = Tally::default();
     let participants = super::acp::drop_participants(c, rules, trailer, reads, now).await?;
     let mut held = held_reads(c, trailer, reads).await?;
@@ -209,11 +210,13 @@ async fn store_reads(
                 .execute(&mut *c)
                 .await?;
                 held.insert(r.read_id, read_key(r));
+                arrivals.push((r.read_id, r.plate.as_str(), r.first_seen));
                 fresh.push((r.first_seen, period));
                 last_fresh = Some(r);
             }
         }
     }
+    super::retention::hold_arrivals(c, trailer, &arrivals).await?;
     repeats::count(c, trailer, tally, now).await?;
     uselog::tally(c, rules, trailer, &fresh, None).await?;
     if let Some(last) = last_fresh {

@@ -8,7 +8,7 @@ use crate::{
 use anyhow::Context;
 use std::path::Path;
 use sync_server::Config;
-use sync_server::records::{NoticeState, Records, iso_time};
+use sync_server::records::{NewHold, NoticeState, PlatePeriod, Records, iso_time};
 
 pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
     match command {
@@ -106,17 +106,61 @@ fn parse_read(s: &str) -> anyhow::Result<(String, i64)> {
 
 pub fn hold(config: &Path, command: HoldCommand) -> anyhow::Result<()> {
     match command {
-        HoldCommand::Place { kind, case, note, reads } => {
+        HoldCommand::Place {
+            kind,
+            case,
+            requester,
+            request_date,
+            charge,
+            note,
+            reads,
+            plate,
+            from,
+            to,
+        } => {
             let reads = reads.iter().map(|s| parse_read(s)).collect::<anyhow::Result<Vec<_>>>()?;
             with_records(config, async |r: &Records| {
-                let (id, present) =
-                    r.place_hold(&kind, &case, &note, &cli_actor(), &reads, now_ms()).await?;
-                let detail = format!("hold {id} ({kind}) on {} reads: {note}", reads.len());
-                r.audit(&entry("hold.place", &kind, &case, detail, reads.len())).await?;
+                let now = now_ms();
+                let plate = match (plate, from, to) {
+                    (Some(plate), Some(from), Some(to)) => {
+                        let tz = &r.rules().time_zone;
+                        let (Some((from_ms, _)), Some((_, to_ms))) = (
+                            sync_server::report::local_day_bounds(tz, &from),
+                            sync_server::report::local_day_bounds(tz, &to),
+                        ) else {
+                            anyhow::bail!("--from and --to are dates: YYYY-MM-DD");
+                        };
+                        Some(PlatePeriod { plate, from_ms, to_ms: to_ms.min(now) })
+                    }
+                    _ => None,
+                };
+                let hold = NewHold {
+                    kind: kind.clone(),
+                    case_number: case.clone(),
+                    note: note.clone(),
+                    requester,
+                    request_date,
+                    charge,
+                    reads: reads.clone(),
+                    plate,
+                };
+                let (id, present) = r.place_hold(&hold, &cli_actor(), now).await?;
+                let what = match &hold.plate {
+                    Some(p) => format!(
+                        "a plate's reads from {} to {}",
+                        iso_time(p.from_ms),
+                        iso_time(p.to_ms)
+                    ),
+                    None => format!("{} reads", reads.len()),
+                };
+                let detail = format!(
+                    "hold {id} ({kind}) on {what}, requested by {} on {}: {note}",
+                    hold.requester, hold.request_date
+                );
+                r.audit(&entry("hold.place", &kind, &case, detail, present as usize)).await?;
                 println!(
-                    "hold {id} placed on {} reads ({present} on the server now); they stay past \
-                     retention until it is released",
-                    reads.len()
+                    "hold {id} placed on {what} ({present} on the server now); they stay past \
+                     retention until it is released"
                 );
                 Ok(())
             })

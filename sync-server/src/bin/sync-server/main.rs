@@ -362,20 +362,39 @@ pub(crate) enum UserCommand {
     },
 }
 
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub(crate) enum HoldCommand {
-    /// Hold reads past retention.
+    /// Hold reads past retention, answering a written request: the reads named, or every read
+    /// of a plate collected in a period (on the server and on every trailer).
     Place {
         #[arg(long, value_parser = ["active-investigation", "exculpatory"])]
         kind: String,
         #[arg(long)]
         case: String,
-        /// Who asked and why (a written request's reference).
+        /// Who asked in writing.
+        #[arg(long)]
+        requester: String,
+        /// The day of the written request (YYYY-MM-DD).
+        #[arg(long)]
+        request_date: String,
+        /// The charge or complaint the evidence bears on (required for an exculpatory hold).
+        #[arg(long, default_value = "")]
+        charge: String,
+        /// The written request's reference, or anything else worth keeping with the hold.
         #[arg(long, default_value = "")]
         note: String,
         /// Reads as TRAILER:READ_ID.
-        #[arg(long = "read", required = true)]
+        #[arg(long = "read", required_unless_present = "plate")]
         reads: Vec<String>,
+        /// Instead of reads: a plate, with --from and --to (local days).
+        #[arg(long, requires_all = ["from", "to"], conflicts_with = "reads")]
+        plate: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
     },
     Release {
         #[arg(long)]
