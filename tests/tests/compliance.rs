@@ -193,10 +193,15 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
         "active-investigation",
         "--case",
         "24-001234",
+        "--requester",
+        "Det. A. Berg",
+        "--request-date",
+        "2026-11-20",
         "--read",
         "trailer-01:3",
     ])?;
     let holds = json_lines(&audited(&["hold", "list", "--json"])?);
+    assert_eq!(holds[0]["requester"], "Det. A. Berg", "{holds:?}");
     audited(&["hold", "release", "--id", &holds[0]["id"].to_string(), "--reason", "case closed"])?;
     audited(&["dead-letters"])?;
     audited(&["notices", "list"])?;
