@@ -11,7 +11,7 @@ use trailer_wire::{
 };
 
 const TRAILER: &str = "trailer-01";
-const PLATES: [&str; 5] = ["PLATEA1", "PLATEA2", "WANTED3", "PLATEB4", "PLATEC5"];
+const PLATES: [&str; 6] = ["PLATEA1", "PLATEA2", "WANTED3", "PLATEB4", "PLATEC5", "PLATED6"];
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
@@ -65,7 +65,16 @@ fn assert_no_plate(what: &str, text: &str) {
     for p in PLATES {
         assert!(!text.contains(p), "{what} carries plate {p}:\n{text}");
     }
+    // Nor anything of the Address Confidentiality Program request the scenario makes: its
+    // existence is private (13.824 subd. 3(c)).
+    for fact in [ACP_PLATE, ACP_REFERENCE, "acp.", "ACP"] {
+        assert!(!text.contains(fact), "{what} shows an ACP fact ({fact:?}):\n{text}");
+    }
 }
+
+/// The ACP request the scenario makes through the console.
+const ACP_PLATE: &str = "ACP777";
+const ACP_REFERENCE: &str = "ACP 26-0999";
 
 /// The scenario on the embedded SQLite store.
 #[test]
@@ -126,6 +135,16 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     );
     // Two kilometres north: a new fixed location.
     publish("reads", batch(vec![read(4, PLATES[3], now - HOUR, b)]));
+    // A records supervisor adds an ACP participant: nothing public may show it was asked.
+    {
+        let rt = tokio::runtime::Runtime::new()?;
+        grant(&stack, "rita", "records-supervisor")?;
+        let mut rita = session(&rt, &stack, "rita")?;
+        let args = serde_json::json!({"plate": ACP_PLATE, "reference": ACP_REFERENCE});
+        let r = rt.block_on(rita.ask("acp.add", "", "", args, Duration::from_secs(20)))?;
+        assert!(r.ok, "{r:?}");
+        rt.block_on(rita.close());
+    }
 
     // A notice for the new reader, one that it left its first place and one for its new
     // location, over SMTP.
@@ -256,6 +275,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     for classified in ["24-001234", "burglary follow-up", "Main St"] {
         assert!(!dom.contains(classified), "the public audit view shows {classified:?}");
     }
+    assert_no_plate("the audit page", &dom);
     for page in [
         "locations.json",
         "locations.csv",
@@ -263,6 +283,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
         "log.json",
         "log.csv",
         "audit.json",
+        "audits.json",
     ] {
         let body = http_get(stack.http_port, &format!("/public/{page}"));
         assert_no_plate(page, &body);
@@ -277,7 +298,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     // The same pages as static files for the city's website.
     let out = stack.path("public-site");
     let files = stack.cli(&["public-export", "--out", &out.display().to_string()])?;
-    assert_eq!(files.lines().count(), 10, "{files}");
+    assert_eq!(files.lines().count(), 11, "{files}");
     for f in files.lines() {
         let text = std::fs::read_to_string(f)?;
         assert_no_plate(f, &text);
@@ -307,6 +328,36 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     let report = stack.cli(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
     // (the backlog's place calls for two: the reader stood there, and left)
     assert!(report.contains("6 notices: 4 sent on time, 2 sent late"), "{report}");
+
+    // Oversight: an audit's result is published with its report's due day; a suspension order
+    // is public, and a read collected under it is refused by the running server.
+    let summary = stack.path("audit-summary.txt");
+    std::fs::write(&summary, "Rowe & Co. found the program compliant.")?;
+    let day = stack.cli(&[
+        "audit",
+        "result",
+        "--completed",
+        "2026-11-30",
+        "--auditor",
+        "Rowe & Co.",
+        "--summary",
+        &summary.display().to_string(),
+    ])?;
+    assert!(day.contains("due 2026-12-30"), "{day}");
+    stack.cli(&["suspension", "order", "--order", "DPS order 2026-7"])?;
+    let audits = http_get(stack.http_port, "/public/audits.json");
+    assert!(audits.contains("Rowe & Co.") && audits.contains("2026-12-30"), "{audits}");
+    assert!(audits.contains("DPS order 2026-7"), "{audits}");
+    assert_no_plate("audits.json", &audits);
+    let dom = browser::dump_dom(&format!("{base}/audit"))?;
+    assert!(dom.contains("Collection is suspended") && dom.contains("Rowe &amp; Co."), "{dom}");
+    publish("reads", batch(vec![read(6, PLATES[5], now_ms(), 44.30)]));
+    wait_for("the read under the order refused", 60, || {
+        stack.cli(&["dead-letters"]).is_ok_and(|o| o.contains("suspension order"))
+    });
+    stack.cli(&["suspension", "lift", "--reference", "DPS order 2026-9"])?;
+    let list = stack.cli(&["suspension", "list"])?;
+    assert!(list.contains("lifted"), "{list}");
     Ok(())
 }
 
@@ -465,22 +516,56 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     // Who may do what: `family.*` is every command of a family.
     let duties: [(&str, &str, &[&str]); 8] = [
         ("vera", "viewer", &["status"]),
-        ("otto", "operator", &["status", "alerts.*", "deployments.*", "hotlists.*"]),
+        (
+            "otto",
+            "operator",
+            &["status", "alerts.*", "deployments.*", "hotlists.upload", "hotlists.list"],
+        ),
         ("ivan", "investigator", &["status", "plates.search"]),
         (
             "rita",
             "records-supervisor",
-            &["status", "notices.*", "holds.*", "acp.add", "release.*", "publiclog.generate"],
+            &[
+                "status",
+                "notices.*",
+                "holds.*",
+                "acp.add",
+                "release.*",
+                "publiclog.generate",
+                "hotlists.list",
+                "hotlists.approve",
+                "hotlists.withdraw",
+            ],
         ),
         (
             "rick",
             "records-supervisor",
-            &["status", "notices.*", "holds.*", "acp.add", "release.*", "publiclog.generate"],
+            &[
+                "status",
+                "notices.*",
+                "holds.*",
+                "acp.add",
+                "release.*",
+                "publiclog.generate",
+                "hotlists.list",
+                "hotlists.approve",
+                "hotlists.withdraw",
+            ],
         ),
         (
             "rosa",
             "records-supervisor",
-            &["status", "notices.*", "holds.*", "acp.add", "release.*", "publiclog.generate"],
+            &[
+                "status",
+                "notices.*",
+                "holds.*",
+                "acp.add",
+                "release.*",
+                "publiclog.generate",
+                "hotlists.list",
+                "hotlists.approve",
+                "hotlists.withdraw",
+            ],
         ),
         ("audrey", "auditor", &["status", "release.list", "publiclog.generate", "audit.*"]),
         ("adam", "admin", &["status", "users.manage"]),

@@ -17,6 +17,9 @@ pub struct ReadView {
     pub lon: f64,
     pub has_plate_crop: bool,
     pub has_context: bool,
+    /// The agency it came from, when another agency shared it (else ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One entry of the public list of reader locations (Minn. Stat. 13.824 subd. 5(b)).

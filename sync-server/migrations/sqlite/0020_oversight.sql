@@ -51,3 +51,7 @@ ALTER TABLE holds ADD COLUMN charge TEXT NOT NULL DEFAULT '';
 ALTER TABLE holds ADD COLUMN plate TEXT;
 ALTER TABLE holds ADD COLUMN from_ms INTEGER;
 ALTER TABLE holds ADD COLUMN to_ms INTEGER;
+
+-- Reads shared by another agency (subd. 4): kept under our rules (retention from collection,
+-- holds, ACP, audited access) and marked with their source; NULL for our own trailers' reads.
+ALTER TABLE reads ADD COLUMN source_agency TEXT;

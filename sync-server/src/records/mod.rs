@@ -18,6 +18,7 @@ mod audit;
 pub mod backup;
 mod downlinks;
 pub mod hotlists;
+pub mod imports;
 mod locations;
 pub mod notices;
 pub mod oversight;
@@ -499,7 +500,7 @@ impl Records {
 
     /// Reads, newest first, for an authorised and audited request.
     pub async fn list_reads(&self, limit: i64) -> Result<Vec<ReadView>, RecordsError> {
-        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
+        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context, source_agency \
              FROM reads ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
         )
         .bind(limit)
@@ -548,7 +549,7 @@ impl Records {
         limit: i64,
     ) -> Result<Vec<ReadView>, RecordsError> {
         let (typed, zeroed) = plate_pair(plate);
-        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context \
+        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop, has_context, source_agency \
              FROM reads WHERE plate IN (?, ?) AND best_seen >= ? ORDER BY best_seen DESC, read_id DESC LIMIT ?"),
         )
         .bind(typed)
@@ -611,7 +612,7 @@ impl Records {
 }
 
 /// A read row (`trailer_id, read_id, plate, confidence, best_seen, lat, lon, has_crop,
-/// has_context`) as an authorised operator sees it.
+/// has_context, source_agency`) as an authorised operator sees it.
 fn read_view(r: &sqlx::any::AnyRow) -> ReadView {
     ReadView {
         trailer_id: r.get(0),
@@ -623,6 +624,7 @@ fn read_view(r: &sqlx::any::AnyRow) -> ReadView {
         lon: r.get(6),
         has_plate_crop: r.get::<i64, _>(7) != 0,
         has_context: r.get::<i64, _>(8) != 0,
+        source: r.get(9),
     }
 }
 

@@ -26,7 +26,7 @@ pub struct Suspension {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditResult {
     pub id: i64,
-    /// The local day the audit was completed.
+    /// The local day the audit was completed (`completed_ms` is its start).
     pub completed: String,
     pub completed_ms: i64,
     pub auditor: String,
@@ -339,18 +339,21 @@ impl Records {
             .map(|r| {
                 let completed_ms: i64 = r.get(1);
                 let reported: Option<i64> = r.get(5);
+                // Local days: the audit's, and the report's due day 30 days later, which ends
+                // a day after that.
+                let day = |ms| super::uselog::local_day_hour(&self.rules, ms).0;
                 let due = completed_ms + REPORT_DAYS * 86_400_000;
                 AuditResult {
                     id: r.get(0),
-                    completed: iso_date(completed_ms),
+                    completed: day(completed_ms),
                     completed_ms,
                     auditor: r.get(2),
                     summary: r.get(3),
                     compliant: r.get::<i64, _>(4) != 0,
-                    report_due: iso_date(due),
+                    report_due: day(due),
                     reported_at: reported.map(iso_time),
                     reported_how: r.get(6),
-                    overdue: reported.is_none() && now > due,
+                    overdue: reported.is_none() && now >= due + 86_400_000,
                 }
             })
             .collect())
@@ -489,14 +492,18 @@ mod tests {
             .record_audit_result(done, "Rowe & Co.", "No findings.", true, "records", done + DAY)
             .await
             .expect("record");
-        assert_eq!(r.report_due, iso_date(done + 30 * DAY));
+        let local = |ms| crate::records::uselog::local_day_hour(db.rules(), ms).0;
+        assert_eq!(
+            (r.completed.clone(), r.report_due.clone()),
+            (local(done), local(done + 30 * DAY))
+        );
         assert!(!r.overdue && r.reported_at.is_none());
         let at = |now| {
             let db = db.clone();
             async move { db.audit_results(now).await.expect("results")[0].overdue }
         };
-        assert!(!at(done + 30 * DAY).await);
-        assert!(at(done + 30 * DAY + 1).await, "past the 30 days unreported");
+        assert!(!at(done + 31 * DAY - 1).await, "on its due day");
+        assert!(at(done + 31 * DAY).await, "past the 30 days unreported");
         assert!(db.audit_reported(r.id, "letter", "records", done + 31 * DAY).await.expect("mark"));
         assert!(!at(done + 40 * DAY).await);
         assert!(!db.audit_reported(r.id, "again", "records", done + 41 * DAY).await.expect("mark"));

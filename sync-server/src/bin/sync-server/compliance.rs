@@ -346,13 +346,11 @@ pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&summary)
                 .with_context(|| format!("cannot read {}", summary.display()))?;
             let result = with_records(config_path, async |r: &Records| {
-                let Some((_, end)) =
+                let Some((at, _)) =
                     sync_server::report::local_day_bounds(&r.rules().time_zone, &completed)
                 else {
                     anyhow::bail!("--completed is a date: YYYY-MM-DD");
                 };
-                // The end of the local day: the 30 days run from the audit's completion.
-                let at = (end - 1).min(now_ms());
                 Ok(r.record_audit_result(at, &auditor, &text, !findings, &cli_actor(), now_ms())
                     .await?)
             })?;

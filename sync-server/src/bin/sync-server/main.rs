@@ -170,6 +170,23 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Keep the reads another agency shared with us (a release bundle in our layout): checked
+    /// against its manifest, kept under our retention, holds, ACP and audit rules and marked
+    /// with the agency they came from. Audited.
+    ImportShared {
+        #[arg(long)]
+        config: PathBuf,
+        /// The bundle's folder (manifest.json, reads.json, pictures/).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The agency that sent it.
+        #[arg(long)]
+        agency: String,
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        case: String,
+    },
     /// Write the public pages (locations, log of use, audit trail) as static files.
     PublicExport {
         #[arg(long)]
@@ -654,6 +671,24 @@ fn main() -> anyhow::Result<()> {
                 made.bytes,
                 made.reads,
                 sync_server::records::iso_time(made.destroy_by_ms)
+            );
+            Ok(())
+        }
+        Command::ImportShared { config, dir, agency, purpose, case } => {
+            let days = Config::load(&config)?.server.retention_days;
+            let got = with_records(&config, async |r: &Records| {
+                let source = sync_server::records::imports::Source {
+                    agency: &agency,
+                    purpose: &purpose,
+                    case_number: &case,
+                    retention_days: days,
+                };
+                Ok(r.import_shared(&dir, &source, &util::cli_actor(), util::now_ms()).await?)
+            })?;
+            println!(
+                "kept {} reads and {} pictures from {agency}; {} past retention and {} of ACP \
+                 participants not taken; {} already here",
+                got.reads, got.pictures, got.expired, got.participants, got.duplicates
             );
             Ok(())
         }
