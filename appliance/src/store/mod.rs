@@ -1236,7 +1236,7 @@ fn hex_key(k: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use std::sync::Arc;
@@ -1248,7 +1248,7 @@ mod tests {
     /// Opens the store again after the test dropped it. Sled's flusher thread lets go of the
     /// directory's lock a moment after the last handle drops; on a loaded machine the next
     /// open can come first and find it still held.
-    fn reopen(dir: &Path, days: u32, clock: SharedClock) -> Store {
+    pub(crate) fn reopen(dir: &Path, days: u32, clock: SharedClock) -> Store {
         let mut tries = 0;
         loop {
             match Store::open(dir, days, clock.clone()) {

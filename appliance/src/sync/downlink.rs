@@ -371,7 +371,7 @@ mod tests {
             assert!(a.applied && a.reason.as_deref().is_some_and(|r| r.contains("stopped")));
             assert_eq!(follow, Follow::SendHealth);
         }
-        let store = Store::open(dir.path(), 60, clock).expect("reopen");
+        let store = crate::store::tests::reopen(dir.path(), 60, clock);
         assert_eq!(store.suspension().expect("state").as_deref(), Some("DPS-2026-7"));
         apply(&store, "t1", &order(2, false), &remote).expect("lift");
         assert_eq!(store.suspension().expect("state"), None);
