@@ -133,4 +133,22 @@ if [ ! -f "$prepared" ] || [ "$(cat "$models/.platedet-384x640-int8.recipe" 2>/d
   echo "$recipe" > "$models/.platedet-384x640-int8.recipe"
   say "prepared models/platedet-384x640-int8.onnx"
 fi
+# --- 5. axe-core, the accessibility checker the public pages' browser tests run in the page ---
+# From the npm registry as a tarball pinned by sha256 (no Node.js needed); only axe.min.js is
+# kept, under $cache/axe-core/.
+axe_version=4.10.3
+axe_sha=0f2b4d7dcdf7d1219df8d1959ad68e565f51d14c3f0d88bb71cd59abeb956292
+axe_js="$cache/axe-core/axe-$axe_version.min.js"
+if [ ! -f "$axe_js" ]; then
+  mkdir -p "$cache/axe-core"
+  tgz="$cache/axe-core/axe-core-$axe_version.tgz"
+  sha_ok "$axe_sha" "$tgz" || curl -sSfL -o "$tgz" "https://registry.npmjs.org/axe-core/-/axe-core-$axe_version.tgz"
+  if ! sha_ok "$axe_sha" "$tgz"; then
+    say "sha256 mismatch for axe-core $axe_version; removed it, run again"
+    rm -f "$tgz"
+    exit 1
+  fi
+  tar -xzf "$tgz" -O package/axe.min.js > "$axe_js.tmp" && mv "$axe_js.tmp" "$axe_js"
+  say "installed axe-core $axe_version for the accessibility tests"
+fi
 say "ready (models in $models)"

@@ -69,6 +69,9 @@ pub struct AgencyConfig {
     /// every other list is an active investigation's, loaded only with its case number and a
     /// second supervisor's approval.
     pub state_lists: Vec<String>,
+    /// Where the agency publishes its written ALPR policy (Minn. Stat. 626.8472), linked from
+    /// the public pages.
+    pub policy_url: String,
 }
 
 /// The state list's name by default.
@@ -81,6 +84,7 @@ impl Default for AgencyConfig {
             time_zone: "America/Chicago".into(),
             contact: "Records unit, (555) 555-0100".into(),
             state_lists: vec![STATE_LIST.into()],
+            policy_url: String::new(),
         }
     }
 }
@@ -289,6 +293,12 @@ impl Config {
         if self.agency.name.trim().is_empty() {
             return Err(ConfigError::Invalid("agency.name is empty".into()));
         }
+        let url = &self.agency.policy_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(
+                "agency.policy_url: an http:// or https:// address, or empty".into(),
+            ));
+        }
         self.rules()?;
         if !(10.0..=100_000.0).contains(&self.server.new_location_m) {
             return Err(ConfigError::Invalid("server.new_location_m must be 10-100000".into()));
@@ -378,6 +388,15 @@ impl Config {
         })
     }
 
+    /// Who publishes the public pages.
+    pub fn public_agency(&self) -> crate::public::Agency {
+        crate::public::Agency {
+            name: self.agency.name.clone(),
+            contact: self.agency.contact.clone(),
+            policy_url: self.agency.policy_url.clone(),
+        }
+    }
+
     /// Where notices are written when delivered to the outbox.
     pub fn outbox_dir(&self) -> PathBuf {
         if self.bca.outbox_dir.as_os_str().is_empty() {
@@ -411,6 +430,16 @@ mod tests {
         assert!(c.validate().is_err());
         c.server.retention_days = 60;
         c.validate().expect("60 days");
+    }
+
+    /// The public pages link the policy: only a web address, never a script.
+    #[test]
+    fn the_policy_link_is_a_web_address() {
+        let mut c = Config::default();
+        c.agency.policy_url = "javascript:alert(1)".into();
+        assert!(c.validate().is_err());
+        c.agency.policy_url = "https://city.example/alpr-policy.pdf".into();
+        c.validate().expect("https");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod bca;
 pub mod broker;
 pub mod config;
 pub mod console;
+pub mod csvfile;
 pub mod downlink;
 pub mod ingest;
 pub mod limits;
@@ -117,7 +118,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     })?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, "public pages at http://{addr}/public/locations");
-    let app = public::router(db.clone(), config.agency.name.clone());
+    let app = public::router(db.clone(), config.public_agency());
     let mut http_stop = shutdown.clone();
     let http = tokio::spawn(async move {
         let _ = axum::serve(listener, app)

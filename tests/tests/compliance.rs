@@ -271,7 +271,10 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     assert!(dom.contains("<svg") && dom.contains("MN BCA hotlist"), "{dom}");
     assert_no_plate("the log of use", &dom);
     let dom = browser::dump_dom(&format!("{base}/audit"))?;
-    assert!(dom.contains("reads.list") && dom.contains("location.security"), "{dom}");
+    // In plain words, in the entries' table (the ids stay in the glossary).
+    let table = &dom[dom.find("<table id=\"audit\"").unwrap_or(0)..];
+    assert!(table.contains("Someone listed stored plate reads"), "{dom}");
+    assert!(table.contains("whether a place is security information"), "{dom}");
     for classified in ["24-001234", "burglary follow-up", "Main St"] {
         assert!(!dom.contains(classified), "the public audit view shows {classified:?}");
     }
@@ -283,7 +286,9 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
         "log.json",
         "log.csv",
         "audit.json",
+        "audit.csv",
         "audits.json",
+        "agency",
     ] {
         let body = http_get(stack.http_port, &format!("/public/{page}"));
         assert_no_plate(page, &body);
@@ -298,7 +303,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     // The same pages as static files for the city's website.
     let out = stack.path("public-site");
     let files = stack.cli(&["public-export", "--out", &out.display().to_string()])?;
-    assert_eq!(files.lines().count(), 11, "{files}");
+    assert_eq!(files.lines().count(), 13, "{files}");
     for f in files.lines() {
         let text = std::fs::read_to_string(f)?;
         assert_no_plate(f, &text);
@@ -841,5 +846,86 @@ fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -
         "{details:?}"
     );
     rt.block_on(rita.close());
+    Ok(())
+}
+
+/// Where screenshots of the public pages are kept (test artefacts).
+fn artefacts() -> std::path::PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("test-artefacts/public")
+}
+
+/// The public pages as a resident meets them, on a phone (390 px) and a desktop (1280 px): no
+/// page scrolls sideways, axe-core finds no serious or critical WCAG 2.1 A/AA violation, the map
+/// draws a point per listed place, and the log's form changes the days, its downloads following.
+/// Screenshots are kept under `target/test-artefacts/public/`.
+#[test]
+fn the_public_pages_fit_a_phone_and_pass_an_accessibility_check() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let (cert, key) = stack.enroll(TRAILER)?;
+    let publish = |kind: &str, m: Message| {
+        let topic = format!("trailer/{TRAILER}/up/{kind}");
+        let status = stack.publish_raw(&cert, &key, &topic, &encode(&m)).expect("mosquitto_pub");
+        assert!(status.success(), "publish on {topic}");
+    };
+    let now = now_ms();
+    publish(
+        "usage",
+        Message::ActiveUse(ActiveUse {
+            trailer_id: TRAILER.into(),
+            period_id: 1,
+            start: now - 3 * HOUR,
+            end: None,
+            start_reason: UsageReason::DaemonStart,
+            end_reason: None,
+            position: Position::from_degrees(44.16, -93.99, FixQuality::Fix3d),
+            lists_compared: vec!["MN BCA hotlist".into()],
+        }),
+    );
+    let batch = |reads| Message::ReadBatch(ReadBatch { trailer_id: TRAILER.into(), reads });
+    publish("reads", batch(vec![read(1, PLATES[0], now - 2 * HOUR, 44.16)]));
+    publish("reads", batch(vec![read(2, PLATES[1], now - HOUR, 44.18)]));
+    let locations = || http_get(stack.http_port, "/public/locations.json");
+    wait_for("two public locations", 60, || locations().matches("\"reader\"").count() == 2);
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(locations().split("\r\n\r\n").nth(1).unwrap_or("[]"))?;
+    let body = |path: &str| {
+        http_get(stack.http_port, path).split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+    };
+    for page in ["agency", "locations", "log", "audit"] {
+        let html = body(&format!("/public/{page}"));
+        assert_no_plate(page, &html);
+        for width in [390, 1280] {
+            let l = browser::layout(&html, width)?;
+            assert!(!l.overflows, "/public/{page} scrolls sideways at {width} px");
+            assert!(l.serious.is_empty(), "/public/{page} at {width} px: {:?}", l.serious);
+            let url = format!("http://127.0.0.1:{}/public/{page}", stack.http_port);
+            browser::screenshot(&url, width, &artefacts().join(format!("{page}-{width}.png")))?;
+        }
+    }
+    // The checks see what they look for: a page too wide, with a picture lacking its text.
+    let bad = "<!doctype html><html lang=\"en\"><head><title>x</title></head><body>\
+               <div style=\"width:2000px\">wide</div><img src=\"x.png\"></body></html>";
+    let l = browser::layout(bad, 390)?;
+    assert!(l.overflows && l.serious.iter().any(|v| v.starts_with("image-alt")), "{l:?}");
+    let map = body("/public/locations");
+    assert_eq!(map.matches("<g class=\"point\">").count(), listed.len(), "a point per place");
+    assert!(map.contains("openstreetmap.org/?mlat="), "each place links to OpenStreetMap");
+
+    // The form asks for days by name (GET from/to): the page and its downloads follow them.
+    let today =
+        sync_server::records::uselog::local_day_hour(&sync_server::records::Rules::default(), now)
+            .0;
+    let chosen = body(&format!("/public/log?from={today}&to={today}"));
+    assert!(chosen.contains(&format!("name=\"from\" value=\"{today}\"")), "{chosen}");
+    let csv_link = format!("log.csv?from={today}&amp;to={today}");
+    assert!(chosen.contains(&csv_link), "the CSV link keeps the days: {chosen}");
+    let csv = body(&format!("/public/log.csv?from={today}&to={today}"));
+    assert_eq!(csv.lines().count(), 2, "the period of these days: {csv}");
+    let none = body("/public/log.csv?from=2020-01-01&to=2020-01-02");
+    assert_eq!(none.lines().count(), 1, "other days, no period: {none}");
+    assert!(body("/public/log?from=2020-01-01&to=2020-01-02").contains("id=\"total-reads\">0<"));
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! The public pages as static files, for the city's website: the same rendering as the server.
-use super::{Links, audit, locations, log};
+use super::{Agency, Links, agency as agency_page, audit, locations, log};
 use crate::records::{Records, RecordsError};
 use std::path::{Path, PathBuf};
 
-/// Writes `locations.{html,csv,json,geojson}` (and `index.html`), `log.{html,csv,json}` for the
-/// local days `from..=to`, and `audit.{html,json}` (the newest page) into `dir`. Returns the
-/// files written.
+/// Writes `agency.html` (and `index.html`), `locations.{html,csv,json,geojson}`,
+/// `log.{html,csv,json}` for the local days `from..=to`, `audit.{html,csv,json}` (the newest
+/// page) and `audits.json` into `dir`. Returns the files written.
 pub async fn export(
     records: &Records,
-    agency: &str,
+    agency: &Agency,
     dir: &Path,
     from: &str,
     to: &str,
@@ -20,8 +20,11 @@ pub async fn export(
     let entries = records.audit_public(None, audit::PAGE).await?;
     let oversight = audit::Oversight::of(records, now).await?;
     let links = Links(".html");
+    let tz = &records.rules().time_zone;
+    let front = agency_page::html(agency, &oversight, links);
     let files = [
-        ("index.html", locations::html(&locs, withheld, agency, links)),
+        ("index.html", front.clone()),
+        ("agency.html", front),
         ("locations.html", locations::html(&locs, withheld, agency, links)),
         ("locations.csv", locations::csv(&locs)),
         ("locations.json", locations::json(&locs)),
@@ -29,8 +32,9 @@ pub async fn export(
         ("log.html", log::html(&use_log, agency, links)),
         ("log.csv", log::csv(&use_log)),
         ("log.json", log::json(&use_log)),
-        ("audit.html", audit::html(&entries, &oversight, agency, links)),
-        ("audit.json", serde_json::to_string(&entries).unwrap_or_default()),
+        ("audit.html", audit::html(&entries, &oversight, tz, agency, links)),
+        ("audit.csv", audit::csv(&entries, tz)),
+        ("audit.json", audit::json(&entries, tz)),
         ("audits.json", serde_json::to_string(&oversight).unwrap_or_default()),
     ];
     std::fs::create_dir_all(dir).map_err(|e| ExportError::Io(dir.to_path_buf(), e))?;

@@ -1,51 +1,71 @@
-//! The public list of reader locations: current and previous, with dates, withheld locations
-//! absent (the query leaves them out).
-use super::{Links, csv_field, escape, page};
-use std::fmt::Write;
+//! The public list of reader locations (Minn. Stat. 13.824 subd. 5(b)): current and previous,
+//! with the dates a reader stood there, on a map; withheld locations counted, never shown (the
+//! query leaves them out).
+use super::layout::{Agency, Csv, Field, Links, Page, page, scroll};
+use super::map;
+use maud::html;
 use trailer_wire::console::PublicLocation;
 
-/// The page; `withheld` is how many locations are left out as security information (Minn.
-/// Stat. 13.824 subd. 5(b)): the public learns that some are withheld, never which or where.
-pub fn html(locs: &[PublicLocation], withheld: i64, agency: &str, links: Links) -> String {
-    let ext = links.0;
-    let mut body = format!(
-        "<p>Current and previous locations of the agency's stationary readers, with the dates \
-         each stood there. Also as <a href=\"locations.csv\">CSV</a>, \
-         <a href=\"locations.json\">JSON</a> and <a href=\"locations.geojson\">GeoJSON</a>; \
-         the <a href=\"log{ext}\">log of use</a> says when each collected.</p>\
-         <table id=\"locations\"><thead><tr><th>Reader</th><th>Location</th><th>Latitude</th>\
-         <th>Longitude</th><th>From</th><th>Until</th></tr></thead><tbody>"
-    );
-    for l in locs {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{:.5}</td><td class=\"num\">{:.5}</td>\
-             <td>{}</td><td>{}</td></tr>",
-            escape(&l.reader),
-            escape(&l.place),
-            l.lat,
-            l.lon,
-            l.from,
-            l.until.as_deref().unwrap_or("current")
-        );
-    }
-    if locs.is_empty() {
-        body.push_str("<tr><td colspan=\"6\">No locations yet.</td></tr>");
-    }
-    body.push_str("</tbody></table>");
-    let _ = write!(
-        body,
-        "<p id=\"withheld\">{}</p>",
-        match withheld {
-            0 => "No location is withheld.".to_string(),
-            1 => "1 location is withheld as security information (Minn. Stat. 13.824 subd. 5)."
-                .to_string(),
-            n => format!(
+/// How many locations are withheld, in words.
+pub fn withheld_words(withheld: i64) -> String {
+    match withheld {
+        0 => "No location is withheld.".to_string(),
+        1 => "1 location is withheld as security information (Minn. Stat. 13.824 subd. 5)."
+            .to_string(),
+        n => {
+            format!(
                 "{n} locations are withheld as security information (Minn. Stat. 13.824 subd. 5)."
-            ),
+            )
         }
-    );
-    page("Automated license plate reader locations", agency, links, &body)
+    }
+}
+
+/// The page.
+pub fn html(locs: &[PublicLocation], withheld: i64, agency: &Agency, links: Links) -> String {
+    let main = html! {
+        p {
+            "Where the agency's license plate readers stood, now and before, with the dates each "
+            "stood there. A trailer parked by a road is a stationary reader. The "
+            a href=(links.page("log")) { "log of use" } " says when each one collected."
+        }
+        p #withheld { (withheld_words(withheld)) }
+        (map::svg(locs))
+        (scroll(html! {
+            table #locations {
+                caption { "Reader locations (" (locs.len()) ")" }
+                thead { tr {
+                    th scope="col" class="num" { "No." }
+                    th scope="col" { "Place" }
+                    th scope="col" { "Reader" }
+                    th scope="col" { "From" }
+                    th scope="col" { "Until" }
+                    th scope="col" { "Map" }
+                } }
+                tbody {
+                    @for (i, l) in locs.iter().enumerate() {
+                        tr {
+                            td.num { (i + 1) }
+                            td { (l.place) }
+                            td { (l.reader) }
+                            td { (l.from) }
+                            td { (l.until.as_deref().unwrap_or("still there")) }
+                            td { a href=(map::osm(l)) aria-label={ "Open " (l.place) " on OpenStreetMap" } { "OpenStreetMap" } }
+                        }
+                    }
+                    @if locs.is_empty() {
+                        tr { td colspan="6" { "No locations yet." } }
+                    }
+                }
+            }
+        }))
+        h2 { "Download" }
+        ul {
+            li { a href=(links.download("locations.csv", "")) { "Locations as CSV" } }
+            li { a href=(links.download("locations.json", "")) { "Locations as JSON" } }
+            li { a href=(links.download("locations.geojson", "")) { "Locations as GeoJSON (for map software)" } }
+        }
+    };
+    page(Page::Locations, "Where the readers stood", agency, links, main)
 }
 
 pub fn json(locs: &[PublicLocation]) -> String {
@@ -53,20 +73,18 @@ pub fn json(locs: &[PublicLocation]) -> String {
 }
 
 pub fn csv(locs: &[PublicLocation]) -> String {
-    let mut out = String::from("reader,location,latitude,longitude,from,until\n");
+    let mut c = Csv::new(&["reader", "location", "latitude", "longitude", "from", "until"]);
     for l in locs {
-        let _ = writeln!(
-            out,
-            "{},{},{:.5},{:.5},{},{}",
-            csv_field(&l.reader),
-            csv_field(&l.place),
-            l.lat,
-            l.lon,
-            l.from,
-            l.until.as_deref().unwrap_or_default()
-        );
+        c.row(&[
+            Field::Text(&l.reader),
+            Field::Text(&l.place),
+            Field::Num(format!("{:.5}", l.lat)),
+            Field::Num(format!("{:.5}", l.lon)),
+            Field::Text(&l.from),
+            Field::Text(l.until.as_deref().unwrap_or_default()),
+        ]);
     }
-    out
+    c.finish()
 }
 
 /// RFC 7946 GeoJSON: one point per location (longitude first).
@@ -112,12 +130,24 @@ mod tests {
     }
 
     #[test]
-    fn html_escapes_and_says_current() {
-        let h = html(&[loc()], 2, "PD <x>", Links(".html"));
+    fn the_page_escapes_maps_and_links_each_place() {
+        let agency = Agency { name: "PD <x>".into(), ..Agency::default() };
+        let h = html(&[loc()], 2, &agency, Links(".html"));
         assert!(
-            h.contains("Main &amp; 5th") && h.contains("current") && h.contains("PD &lt;x&gt;")
+            h.contains("Main &amp; 5th") && h.contains("still there") && h.contains("PD &lt;x&gt;")
         );
         assert!(h.contains("2 locations are withheld as security information"), "{h}");
         assert!(h.contains("href=\"log.html\""));
+        assert!(h.contains("<g class=\"point\">"), "the map shows the point");
+        assert!(h.contains("openstreetmap.org/?mlat=44.16361&amp;mlon=-93.99942"), "{h}");
+        assert!(h.contains("<caption>"));
+    }
+
+    #[test]
+    fn csv_keeps_numbers_and_defuses_text() {
+        let mut l = loc();
+        l.place = "=cmd()".into();
+        let c = csv(&[l]);
+        assert!(c.contains("'=cmd(),44.16361,-93.99942,2026-11-01,"), "{c}");
     }
 }

@@ -1,131 +1,119 @@
-//! The public log of use: per reader and period of active use, the times it collected, how
-//! many plates it read, the databases it compared them with, its hits by category, and where a
-//! stationary reader stood; with two charts (reads per day, hits by category) drawn as SVG.
-use super::{Links, csv_field, escape, page};
+//! The public log of use (Minn. Stat. 13.824 subd. 5(a)): for the chosen local days, each
+//! reader's periods of active use with the hours it collected, how many plates it read, the
+//! databases it compared them with, its hits by category and where a stationary reader stood;
+//! charts of plates per day and hits by category; downloads that keep the chosen days.
+use super::chart;
+use super::layout::{Agency, Csv, Field, Links, Page, page, scroll};
 use crate::records::UseLog;
 use crate::records::uselog::CATEGORIES;
-use std::fmt::Write;
+use maud::html;
 
-/// Reads per day as a bar chart.
-fn reads_chart(log: &UseLog) -> String {
-    let (w, h, pad) = (900.0_f64, 180.0_f64, 30.0_f64);
-    let max = log.days.iter().map(|d| d.reads).max().unwrap_or(0).max(1) as f64;
-    let n = log.days.len().max(1) as f64;
-    let bar = ((w - pad) / n).max(0.5);
-    let mut svg = format!(
-        "<svg role=\"img\" aria-label=\"Plates read per day\" width=\"{w}\" height=\"{}\" \
-         viewBox=\"0 0 {w} {}\"><title>Plates read per day</title>\
-         <text x=\"0\" y=\"12\">{}</text><text x=\"0\" y=\"{h}\">0</text>",
-        h + 20.0,
-        h + 20.0,
-        max as i64
-    );
-    for (i, d) in log.days.iter().enumerate() {
-        let bh = d.reads as f64 / max * (h - 10.0);
-        let _ = write!(
-            svg,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#36c\">\
-             <title>{}: {} reads</title></rect>",
-            pad + i as f64 * bar,
-            h - bh,
-            (bar - 0.5).max(0.5),
-            bh,
-            d.day,
-            d.reads
-        );
-    }
-    if let (Some(first), Some(last)) = (log.days.first(), log.days.last()) {
-        let _ = write!(
-            svg,
-            "<text x=\"{pad}\" y=\"{}\">{}</text><text x=\"{w}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-            h + 16.0,
-            first.day,
-            h + 16.0,
-            last.day
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+/// The query that asks for the same days again.
+fn range_query(log: &UseLog) -> String {
+    format!("from={}&to={}", log.from, log.to)
 }
 
-/// Hits by category as horizontal bars.
-fn hits_chart(log: &UseLog) -> String {
-    let max = log.total_hits.values().copied().max().unwrap_or(0).max(1) as f64;
-    let mut svg = String::from(
-        "<svg role=\"img\" aria-label=\"Hits by category\" width=\"700\" height=\"160\" \
-         viewBox=\"0 0 700 160\"><title>Hits by category</title>",
-    );
-    for (i, (key, label)) in CATEGORIES.iter().enumerate() {
-        let n = log.total_hits.get(key).copied().unwrap_or(0);
-        let y = 8.0 + i as f64 * 25.0;
-        let _ = write!(
-            svg,
-            "<text x=\"0\" y=\"{:.0}\">{}</text><rect x=\"230\" y=\"{y:.0}\" width=\"{:.1}\" \
-             height=\"16\" fill=\"#c63\"></rect><text x=\"{:.1}\" y=\"{:.0}\">{n}</text>",
-            y + 12.0,
-            escape(label),
-            n as f64 / max * 400.0,
-            236.0 + n as f64 / max * 400.0,
-            y + 12.0
-        );
+fn until(p: &crate::records::uselog::LogPeriod) -> &str {
+    match (&p.start, &p.end) {
+        (None, _) => p.last_day.as_str(),
+        (Some(_), None) => "still collecting",
+        (Some(_), Some(e)) => e.as_str(),
     }
-    svg.push_str("</svg>");
-    svg
 }
 
-pub fn html(log: &UseLog, agency: &str, links: Links) -> String {
-    let mut body = format!(
-        "<p>Log of use from {} to {} (local days): each period of active use of each reader, the \
-         hours it collected, the plates it read, the databases it compared them with, and how \
-         many were hits, by category. Counts are kept when reads are destroyed. Also as \
-         <a href=\"log.csv\">CSV</a> and <a href=\"log.json\">JSON</a>.</p>\
-         <p>Plates read: <strong id=\"total-reads\">{}</strong>.</p>\
-         <h2>Plates read per day</h2>{}<h2>Hits by category</h2>{}\
-         <h2>Periods of active use</h2><table id=\"periods\"><thead><tr><th>Reader</th>\
-         <th>From</th><th>Until</th><th>Hours collected</th><th>Location</th>\
-         <th>Databases compared</th><th>Plates read</th>",
-        log.from,
-        log.to,
-        log.total_reads,
-        reads_chart(log),
-        hits_chart(log)
-    );
-    for (_, label) in CATEGORIES {
-        let _ = write!(body, "<th>{}</th>", escape(label));
-    }
-    body.push_str("</tr></thead><tbody>");
-    for p in &log.periods {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td class=\"num\">{}</td>",
-            escape(&p.reader),
-            escape(p.start.as_deref().unwrap_or(&p.first_day)),
-            escape(match (&p.start, &p.end) {
-                (None, _) => p.last_day.as_str(),
-                (Some(_), None) => "in use",
-                (Some(_), Some(e)) => e.as_str(),
-            }),
-            escape(&p.hours),
-            escape(p.location.as_deref().unwrap_or(if p.period_id == 0 {
-                "(no recorded period)"
-            } else {
-                "withheld or unknown"
-            })),
-            escape(&p.databases.join(", ")),
-            p.reads
-        );
-        for (key, _) in CATEGORIES {
-            let _ =
-                write!(body, "<td class=\"num\">{}</td>", p.hits.get(key).copied().unwrap_or(0));
+pub fn html(log: &UseLog, agency: &Agency, links: Links) -> String {
+    let query = range_query(log);
+    let days: Vec<(String, i64)> = log.days.iter().map(|d| (d.day.clone(), d.reads)).collect();
+    let hits: Vec<(&str, i64)> = CATEGORIES
+        .iter()
+        .map(|(key, label)| (*label, log.total_hits.get(key).copied().unwrap_or(0)))
+        .collect();
+    let mut databases: Vec<&str> =
+        log.periods.iter().flat_map(|p| p.databases.iter().map(String::as_str)).collect();
+    databases.sort_unstable();
+    databases.dedup();
+    let main = html! {
+        p {
+            "When each reader collected, how many plates it read, the databases it compared them "
+            "with and how many were hits, by kind. These counts stay after the reads themselves "
+            "are destroyed (at most 60 days after collection). Days and hours are local."
         }
-        body.push_str("</tr>");
-    }
-    if log.periods.is_empty() {
-        body.push_str("<tr><td colspan=\"13\">No use in these days.</td></tr>");
-    }
-    body.push_str("</tbody></table>");
-    page("Automated license plate reader log of use", agency, links, &body)
+        form method="get" action=(links.page("log")) aria-label="Choose the days" {
+            label { "From" input type="date" name="from" value=(log.from) required; }
+            label { "To" input type="date" name="to" value=(log.to) required; }
+            button type="submit" { "Show these days" }
+        }
+        p #range { "Showing " strong { (log.from) } " to " strong { (log.to) } ": "
+            strong #total-reads { (log.total_reads) } " plates read, "
+            strong #total-hits { (log.total_hits.values().sum::<i64>()) } " hits." }
+        h2 { "Plates read per day" }
+        figure {
+            (chart::columns("reads-chart", "Plates read per day", "Plates read", &days))
+            figcaption { "Plates read on each local day from " (log.from) " to " (log.to) "." }
+        }
+        h2 { "Hits by kind" }
+        figure {
+            (chart::bars("hits-chart", "Hits by kind", "Hits", &hits))
+            figcaption { "A hit is a read that matched a list; every hit is checked by a person "
+                "against the state's systems before anyone acts on it." }
+        }
+        (scroll(html! {
+            table #hits {
+                caption { "Hits by kind" }
+                thead { tr { th scope="col" { "Kind" } th scope="col" class="num" { "Hits" } } }
+                tbody { @for (label, n) in &hits { tr { td { (label) } td.num { (n) } } } }
+            }
+        }))
+        h2 { "Databases compared" }
+        @if databases.is_empty() {
+            p { "No reads in these days." }
+        } @else {
+            ul #databases { @for d in &databases { li { (d) } } }
+        }
+        h2 { "Periods of active use" }
+        (scroll(html! {
+            table #periods {
+                caption { "Each period a reader was collecting (" (log.periods.len()) ")" }
+                thead { tr {
+                    th scope="col" { "Reader" }
+                    th scope="col" { "From" }
+                    th scope="col" { "Until" }
+                    th scope="col" { "Hours collected" }
+                    th scope="col" { "Where" }
+                    th scope="col" { "Databases compared" }
+                    th scope="col" class="num" { "Plates read" }
+                    @for (_, label) in CATEGORIES { th scope="col" class="num" { (label) } }
+                } }
+                tbody {
+                    @for p in &log.periods {
+                        tr {
+                            td { (p.reader) }
+                            td { (p.start.as_deref().unwrap_or(&p.first_day)) }
+                            td { (until(p)) }
+                            td { (p.hours) }
+                            td { (p.location.as_deref().unwrap_or(if p.period_id == 0 {
+                                "(no recorded period)"
+                            } else {
+                                "withheld or not stationary"
+                            })) }
+                            td { (p.databases.join(", ")) }
+                            td.num { (p.reads) }
+                            @for (key, _) in CATEGORIES { td.num { (p.hits.get(key).copied().unwrap_or(0)) } }
+                        }
+                    }
+                    @if log.periods.is_empty() {
+                        tr { td colspan="13" { "No use in these days." } }
+                    }
+                }
+            }
+        }))
+        h2 { "Download" }
+        ul #downloads {
+            li { a href=(links.download("log.csv", &query)) { "This log as CSV" } }
+            li { a href=(links.download("log.json", &query)) { "This log as JSON" } }
+        }
+    };
+    page(Page::Log, "Log of use", agency, links, main)
 }
 
 pub fn json(log: &UseLog) -> String {
@@ -133,29 +121,56 @@ pub fn json(log: &UseLog) -> String {
 }
 
 pub fn csv(log: &UseLog) -> String {
-    let mut out = String::from("reader,period,from,until,hours,location,databases,plates_read");
-    for (key, _) in CATEGORIES {
-        out.push(',');
-        out.push_str(key);
-    }
-    out.push('\n');
+    let mut header =
+        vec!["reader", "period", "from", "until", "hours", "location", "databases", "plates_read"];
+    header.extend(CATEGORIES.iter().map(|(key, _)| *key));
+    let mut c = Csv::new(&header);
     for p in &log.periods {
-        let _ = write!(
-            out,
-            "{},{},{},{},{},{},{},{}",
-            csv_field(&p.reader),
-            p.period_id,
-            csv_field(p.start.as_deref().unwrap_or(&p.first_day)),
-            csv_field(p.end.as_deref().unwrap_or(&p.last_day)),
-            csv_field(&p.hours),
-            csv_field(p.location.as_deref().unwrap_or_default()),
-            csv_field(&p.databases.join("; ")),
-            p.reads
+        let databases = p.databases.join("; ");
+        let mut row = vec![
+            Field::Text(&p.reader),
+            Field::Num(p.period_id.to_string()),
+            Field::Text(p.start.as_deref().unwrap_or(&p.first_day)),
+            Field::Text(p.end.as_deref().unwrap_or(&p.last_day)),
+            Field::Text(&p.hours),
+            Field::Text(p.location.as_deref().unwrap_or_default()),
+            Field::Text(&databases),
+            Field::Num(p.reads.to_string()),
+        ];
+        row.extend(
+            CATEGORIES
+                .iter()
+                .map(|(key, _)| Field::Num(p.hits.get(key).copied().unwrap_or(0).to_string())),
         );
-        for (key, _) in CATEGORIES {
-            let _ = write!(out, ",{}", p.hits.get(key).copied().unwrap_or(0));
-        }
-        out.push('\n');
+        c.row(&row);
     }
-    out
+    c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> UseLog {
+        UseLog {
+            from: "2026-11-01".into(),
+            to: "2026-11-03".into(),
+            periods: vec![],
+            days: vec![],
+            total_reads: 0,
+            total_hits: Default::default(),
+        }
+    }
+
+    /// The form asks for the days shown, and the downloads keep them (served); the exported
+    /// site's files hold the exported days.
+    #[test]
+    fn the_form_and_the_downloads_keep_the_chosen_days() {
+        let h = html(&log(), &Agency::default(), Links(""));
+        assert!(h.contains(r#"name="from" value="2026-11-01""#), "{h}");
+        assert!(h.contains(r#"href="log.csv?from=2026-11-01&amp;to=2026-11-03""#), "{h}");
+        assert!(h.contains(r#"href="log.json?from=2026-11-01&amp;to=2026-11-03""#), "{h}");
+        let h = html(&log(), &Agency::default(), Links(".html"));
+        assert!(h.contains(r#"href="log.csv""#) && h.contains(r#"action="log.html""#), "{h}");
+    }
 }

@@ -1,11 +1,12 @@
-//! What the public may see (Minn. Stat. 13.824 subd. 5): the list of reader locations, the log
-//! of use and a view of the audit trail, as HTML pages (with charts, no script), CSV, JSON and
-//! GeoJSON, served over HTTP and exported as static files for the city's website.
+//! What the public may see (Minn. Stat. 13.824 subd. 5, subd. 6): the agency's page, the list of
+//! reader locations on a map, the log of use and the audit trail in plain words, as HTML pages
+//! (charts and map as inline SVG, no script, no outside asset), CSV, JSON and GeoJSON, served
+//! over HTTP and exported as static files for the city's website.
 //!
 //! Every page is built from tables that hold no plate, picture or read: the location history,
 //! the log-of-use tallies, the periods of use and the audit trail without its classified
 //! fields. What is public is decided by the queries, not by filtering read data. Rendering is
-//! pure (data in, text out), so the server and the export share it.
+//! pure (data in, text out; maud escapes every value), so the server and the export share it.
 use crate::now_ms;
 use crate::records::{Records, RecordsError, uselog};
 use axum::Router;
@@ -14,21 +15,31 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use std::sync::Arc;
 
+pub mod agency;
 pub mod audit;
+pub mod chart;
 pub mod export;
+pub mod layout;
 pub mod locations;
 pub mod log;
+pub mod map;
+
+pub use layout::{Agency, Links};
 
 #[derive(Clone)]
 struct AppState {
     records: Records,
-    agency: String,
+    agency: Arc<Agency>,
 }
 
-pub fn router(records: Records, agency: String) -> Router {
+pub fn router(records: Records, agency: Agency) -> Router {
     Router::new()
-        .route("/", get(|| async { axum::response::Redirect::to("/public/locations") }))
+        .route("/", get(|| async { axum::response::Redirect::to("/public/agency") }))
+        .route("/public", get(|| async { axum::response::Redirect::to("/public/agency") }))
+        .route("/public/", get(agency_html))
+        .route("/public/agency", get(agency_html))
         .route("/public/locations", get(locations_html))
         .route("/public/locations.json", get(locations_json))
         .route("/public/locations.csv", get(locations_csv))
@@ -38,44 +49,9 @@ pub fn router(records: Records, agency: String) -> Router {
         .route("/public/log.csv", get(log_csv))
         .route("/public/audit", get(audit_html))
         .route("/public/audit.json", get(audit_json))
+        .route("/public/audit.csv", get(audit_csv))
         .route("/public/audits.json", get(audits_json))
-        .with_state(AppState { records, agency })
-}
-
-/// How pages link to each other: `""` when served (`/public/log`), `".html"` when exported.
-#[derive(Debug, Clone, Copy)]
-pub struct Links(pub &'static str);
-
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-pub(crate) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(['=', '+', '-', '@']) {
-        // Quote, and defuse spreadsheet formulas.
-        let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// The frame every public page shares.
-pub(crate) fn page(title: &str, agency: &str, links: Links, body: &str) -> String {
-    let ext = links.0;
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><title>{t}: {a}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:70em}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #999;padding:4px 8px;\
-         text-align:left}}nav a{{margin-right:1em}}.num{{text-align:right}}\
-         svg text{{font-size:11px}}</style></head><body>\
-         <nav><a href=\"locations{ext}\">Reader locations</a><a href=\"log{ext}\">Log of use</a>\
-         <a href=\"audit{ext}\">Audit trail</a></nav><h1>{t}</h1><p>{a}. Automated license plate \
-         readers (Minn. Stat. 13.824).</p>{body}</body></html>\n",
-        t = escape(title),
-        a = escape(agency),
-    )
+        .with_state(AppState { records, agency: Arc::new(agency) })
 }
 
 fn server_error(e: RecordsError) -> Response {
@@ -193,20 +169,28 @@ struct Before {
     before: Option<i64>,
 }
 
+async fn agency_html(State(s): State<AppState>) -> Response {
+    match audit::Oversight::of(&s.records, now_ms()).await {
+        Ok(o) => with_type(HTML, agency::html(&s.agency, &o, Links(""))),
+        Err(e) => server_error(e),
+    }
+}
+
 async fn audit_html(State(s): State<AppState>, Query(b): Query<Before>) -> Response {
-    let oversight = match audit::Oversight::of(&s.records, crate::now_ms()).await {
+    let oversight = match audit::Oversight::of(&s.records, now_ms()).await {
         Ok(o) => o,
         Err(e) => return server_error(e),
     };
+    let tz = &s.records.rules().time_zone;
     match s.records.audit_public(b.before, audit::PAGE).await {
-        Ok(e) => with_type(HTML, audit::html(&e, &oversight, &s.agency, Links(""))),
+        Ok(e) => with_type(HTML, audit::html(&e, &oversight, tz, &s.agency, Links(""))),
         Err(e) => server_error(e),
     }
 }
 
 /// The audits' published results and a suspension in force.
 async fn audits_json(State(s): State<AppState>) -> Response {
-    match audit::Oversight::of(&s.records, crate::now_ms()).await {
+    match audit::Oversight::of(&s.records, now_ms()).await {
         Ok(o) => with_type(JSON, serde_json::to_string(&o).unwrap_or_default()),
         Err(e) => server_error(e),
     }
@@ -214,7 +198,14 @@ async fn audits_json(State(s): State<AppState>) -> Response {
 
 async fn audit_json(State(s): State<AppState>, Query(b): Query<Before>) -> Response {
     match s.records.audit_public(b.before, audit::PAGE).await {
-        Ok(e) => with_type(JSON, serde_json::to_string(&e).unwrap_or_default()),
+        Ok(e) => with_type(JSON, audit::json(&e, &s.records.rules().time_zone)),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn audit_csv(State(s): State<AppState>, Query(b): Query<Before>) -> Response {
+    match s.records.audit_public(b.before, audit::PAGE).await {
+        Ok(e) => with_type(CSV, audit::csv(&e, &s.records.rules().time_zone)),
         Err(e) => server_error(e),
     }
 }
@@ -222,14 +213,6 @@ async fn audit_json(State(s): State<AppState>, Query(b): Query<Before>) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("Main St"), "Main St");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
-    }
 
     #[test]
     fn log_ranges_are_checked() {

@@ -14,7 +14,7 @@ use trailer_wire::console::ReadView;
 use trailer_wire::{FixQuality, PictureKind};
 
 mod acp;
-mod audit;
+pub mod audit;
 pub mod backup;
 mod downlinks;
 pub mod hotlists;

@@ -306,19 +306,36 @@ impl Records {
             });
             Ok(())
         };
-        let mut csv =
-            String::from("trailer,read_id,plate,confidence,first_seen,best_seen,lat,lon\n");
+        let mut csv = crate::csvfile::Csv::new(&[
+            "trailer",
+            "read_id",
+            "plate",
+            "confidence",
+            "first_seen",
+            "best_seen",
+            "lat",
+            "lon",
+        ]);
         let mut reads = Vec::new();
         for r in &rows {
             let (trailer, read_id): (String, i64) = (r.get(0), r.get(1));
             let (plate, confidence): (String, f64) = (r.get(2), r.get(3));
             let (first, best): (i64, i64) = (r.get(4), r.get(5));
             let (lat, lon): (f64, f64) = (r.get(6), r.get(7));
-            csv.push_str(&format!(
-                "{trailer},{read_id},{plate},{confidence:.3},{},{},{lat:.6},{lon:.6}\n",
-                iso_time(first),
-                iso_time(best)
-            ));
+            {
+                use crate::csvfile::Field::{Num, Text};
+                let (first, best) = (iso_time(first), iso_time(best));
+                csv.row(&[
+                    Text(&trailer),
+                    Num(read_id.to_string()),
+                    Text(&plate),
+                    Num(format!("{confidence:.3}")),
+                    Text(&first),
+                    Text(&best),
+                    Num(format!("{lat:.6}")),
+                    Num(format!("{lon:.6}")),
+                ]);
+            }
             let mut pictures = Vec::new();
             for p in sqlx::query(sql(
                 self.pg,
@@ -341,7 +358,7 @@ impl Records {
             }));
         }
         put("DUTIES.txt".into(), duties(&rows).as_bytes())?;
-        put("reads.csv".into(), csv.as_bytes())?;
+        put("reads.csv".into(), csv.finish().as_bytes())?;
         let json = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
         put("reads.json".into(), &json(&serde_json::Value::Array(reads)))?;
         put("request.json".into(), &json(&serde_json::to_value(&request).unwrap_or_default()))?;

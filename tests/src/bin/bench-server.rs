@@ -136,7 +136,11 @@ async fn public_log_year(db: &Records) -> anyhow::Result<f64> {
     for _ in 0..3 {
         let t = Instant::now();
         let log = db.use_log(&from, &to, i64::MAX).await?;
-        let html = sync_server::public::log::html(&log, "Bench PD", sync_server::public::Links(""));
+        let html = sync_server::public::log::html(
+            &log,
+            &sync_server::public::Agency { name: "Bench PD".into(), ..Default::default() },
+            sync_server::public::Links(""),
+        );
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         anyhow::ensure!(log.periods.len() == 18_250, "{} periods", log.periods.len());
         anyhow::ensure!(html.len() > 1_000_000, "page of {} bytes", html.len());

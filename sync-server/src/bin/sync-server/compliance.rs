@@ -459,8 +459,15 @@ pub fn export(
     let files = with_records(config_path, async |r: &Records| {
         let (from, to) = sync_server::public::log_range(r.rules(), from, to, now_ms())
             .map_err(anyhow::Error::msg)?;
-        Ok(sync_server::public::export::export(r, &config.agency.name, out, &from, &to, now_ms())
-            .await?)
+        Ok(sync_server::public::export::export(
+            r,
+            &config.public_agency(),
+            out,
+            &from,
+            &to,
+            now_ms(),
+        )
+        .await?)
     })?;
     for f in files {
         println!("{}", f.display());
