@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt fuzz bench-alpr bench-store bench-capture bench-videos bench-sync bench-server clean-demo
+.PHONY: setup build build-release demo test lint fmt fuzz bench-alpr bench-store bench-capture bench-videos bench-sync bench-server bench-alerts clean-demo
 
 setup:
 	@bash scripts/setup.sh
@@ -69,3 +69,8 @@ bench-sync: build-release
 # partitions) while ingesting, the public log of a year of 50 trailers, audit verify over 1M.
 bench-server: build-release
 	$${CARGO_TARGET_DIR:-target}/release/bench-server
+
+# A hotlist hit from a trailer to the operator's console line, through a private Mosquitto, the
+# server binary and the interactive console: the median, p90 and max of BENCH_HITS (20) hits.
+bench-alerts: build-release
+	$${CARGO_TARGET_DIR:-target}/release/bench-alerts

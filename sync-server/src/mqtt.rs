@@ -58,7 +58,16 @@ pub async fn run(
     // the broker holds the rest (it hands this client no more than its in-flight window).
     let (to_writer, from_loop) = mpsc::channel(2 * MAX_BATCH);
     crate::records::set_dead_letter_limit(config.limits.dead_letter_bytes);
-    let writer = tokio::spawn(writer(client.clone(), records.clone(), config.clone(), from_loop));
+    // A stored hit wakes the live topics at once: an operator sees it within a second or two,
+    // not at the next round.
+    let hits = Arc::new(tokio::sync::Notify::new());
+    let writer = tokio::spawn(writer(
+        client.clone(),
+        records.clone(),
+        config.clone(),
+        from_loop,
+        hits.clone(),
+    ));
     // Console requests have a task of their own: an operator's answer never waits for a batch.
     let (to_console, console_rx) = mpsc::channel(256);
     let mut admin = crate::broker::access::Admin::default();
@@ -128,6 +137,7 @@ pub async fn run(
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             },
+            _ = hits.notified(), if connected => publish_live(&client, &records, &mut live).await,
             _ = tick.tick() => if connected {
                 if resubscribe_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
                     resubscribe_at = None;
@@ -374,6 +384,7 @@ async fn writer(
     records: Records,
     config: Config,
     mut rx: mpsc::Receiver<Publish>,
+    hits: Arc<tokio::sync::Notify>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let limits = &config.limits;
@@ -402,6 +413,9 @@ async fn writer(
             continue;
         }
         let acks = ingest_batch(&records, &config.pki, &batch).await;
+        if batch.iter().any(|p| p.topic.ends_with("/up/alerts")) {
+            hits.notify_one();
+        }
         for (trailer, refs) in acks {
             match trailer_wire::encode(&Message::Ack(Ack { refs })) {
                 Ok(bytes) => {

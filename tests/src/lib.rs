@@ -3,6 +3,7 @@
 //! the appliance) on free ports in a private directory.
 pub mod backlog;
 pub mod browser;
+pub mod console;
 pub mod pg_tls;
 pub mod proxy;
 pub mod scene;

@@ -929,3 +929,49 @@ fn the_public_pages_fit_a_phone_and_pass_an_accessibility_check() -> anyhow::Res
     assert!(body("/public/log?from=2020-01-01&to=2020-01-02").contains("id=\"total-reads\">0<"));
     Ok(())
 }
+
+/// A hit reaches the operator at once: the interactive console announces it above the prompt,
+/// through the real broker and server, with its list, trailer and place and how to acknowledge
+/// it; the operator acknowledges it from there.
+#[test]
+fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    let (cert, key) = stack.enroll(TRAILER)?;
+    grant(&stack, "otto", "operator")?;
+    let mut console = e2e_tests::console::Console::start(&stack, "otto")?;
+    let within = Duration::from_secs(30);
+    console
+        .wait_for(within, |l| l.contains("connected as otto"))
+        .ok_or_else(|| anyhow::anyhow!("no console: {:?}", console.seen))?;
+    let alert = Message::Alert(Alert {
+        trailer_id: TRAILER.into(),
+        alert_id: 41,
+        read: read(41, PLATES[2], now_ms(), 44.02),
+        list_name: "mn-state".into(),
+        list_version: 1,
+        category: HitCategory::StolenVehicle,
+        case_number: None,
+    });
+    let status =
+        stack.publish_raw(&cert, &key, &format!("trailer/{TRAILER}/up/alerts"), &encode(&alert))?;
+    assert!(status.success());
+    let (line, _) = console
+        .wait_for(within, |l| l.contains("*** HIT"))
+        .ok_or_else(|| anyhow::anyhow!("no hit announced: {:?}", console.seen))?;
+    for part in [PLATES[2], "list mn-state", TRAILER, "44.02000,", "alert_id=41", "verify"] {
+        assert!(line.contains(part), "{part}: {line}");
+    }
+    console.type_line(&format!(
+        "alerts.ack trailer={TRAILER} alert_id=41 outcome=confirmed-no-action"
+    ))?;
+    console
+        .wait_for(within, |l| l.contains("ok") || l.contains("(no rows)") || l.contains("done"))
+        .ok_or_else(|| anyhow::anyhow!("no answer to the acknowledgement: {:?}", console.seen))?;
+    let acked = || {
+        stack
+            .cli(&["alerts", "--purpose", "check", "--case", "T-1", "--json"])
+            .is_ok_and(|o| o.contains("confirmed-no-action"))
+    };
+    wait_for("the acknowledgement recorded", 30, acked);
+    Ok(())
+}

@@ -49,6 +49,17 @@ pub struct Session {
     next_id: u64,
     /// The newest payload of each live topic (`status`, `alerts`, …).
     pub live: BTreeMap<String, Value>,
+    /// Hits already announced, by (trailer, alert id).
+    announced: std::collections::HashSet<(String, u64)>,
+    /// Hits that arrived on the live alerts topic and were not announced yet.
+    new_hits: Vec<Value>,
+}
+
+/// What an operator's console waits for: a line typed, or hits arriving.
+#[derive(Debug)]
+pub enum Input {
+    Line(String),
+    Hits(Vec<Value>),
 }
 
 impl Session {
@@ -73,6 +84,8 @@ impl Session {
             broker,
             next_id: 1,
             live: BTreeMap::new(),
+            announced: Default::default(),
+            new_hits: Vec::new(),
         };
         let resp = format!("console/{}/resp", s.user);
         let live = format!("console/{}/live/#", s.user);
@@ -148,12 +161,56 @@ impl Session {
         if let Some(topic) = p.topic.strip_prefix(&prefix) {
             match serde_json::from_slice::<Value>(&p.payload) {
                 Ok(v) => {
+                    if topic == crate::console::live::ALERTS {
+                        self.note_hits(&v);
+                    }
                     self.live.insert(topic.to_string(), v);
                 }
                 // An empty retained message clears the topic.
                 Err(_) => {
                     self.live.remove(topic);
                 }
+            }
+        }
+    }
+
+    /// Queues the open hits of a live alerts payload not announced before.
+    fn note_hits(&mut self, alerts: &Value) {
+        for a in alerts.as_array().into_iter().flatten() {
+            let (Some(trailer), Some(id)) = (a["trailer_id"].as_str(), a["alert_id"].as_u64())
+            else {
+                continue;
+            };
+            if self.announced.insert((trailer.to_string(), id)) {
+                self.new_hits.push(a.clone());
+            }
+        }
+    }
+
+    /// The hits that arrived since the last call (oldest first).
+    pub fn take_hits(&mut self) -> Vec<Value> {
+        let mut hits = std::mem::take(&mut self.new_hits);
+        hits.reverse();
+        hits
+    }
+
+    /// The next line from `lines`, or the hits that arrive first, keeping the connection and
+    /// the live topics up to date meanwhile. `None` at the end of the input.
+    pub async fn wait_input(
+        &mut self,
+        lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) -> Option<Input> {
+        loop {
+            if !self.new_hits.is_empty() {
+                return Some(Input::Hits(self.take_hits()));
+            }
+            tokio::select! {
+                line = lines.recv() => return line.map(Input::Line),
+                ev = self.poller.next() => match ev {
+                    Some(Ok(ev)) => self.background(ev).await,
+                    Some(Err(_)) => self.poller.resume_after(Self::RETRY).await,
+                    None => return lines.recv().await.map(Input::Line),
+                },
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The interactive console: one line per command (`plates.search plate=ABC123`), answers as
 //! tables, the live topics on demand, and a prompt for the purpose and the case number where
 //! the law asks for them (they go into the audit trail with the request).
-use super::client::{Session, parse_args, render, words};
+use super::client::{Input, Session, parse_args, render, words};
 use super::roles::{COMMANDS, needs_purpose_and_case};
 use serde_json::Value;
 use std::io::Write;
@@ -68,6 +68,29 @@ fn help() -> String {
     out
 }
 
+/// A hit as the console announces it: what list, which trailer, where and when, the reminder
+/// to verify it, and how to acknowledge it.
+pub fn announce(hit: &Value) -> String {
+    let text = |k: &str| hit[k].as_str().unwrap_or("?").to_string();
+    let place = match (hit["lat"].as_f64(), hit["lon"].as_f64()) {
+        (Some(lat), Some(lon)) => format!("{lat:.5},{lon:.5}"),
+        _ => "place unknown".into(),
+    };
+    let case = hit["case_number"].as_str().map(|c| format!(" case {c}")).unwrap_or_default();
+    format!(
+        "*** HIT {} {} on list {}{case}: {} at {} ({}) — verify with MNJIS/NLETS before acting; \
+         then: alerts.ack trailer={} alert_id={} outcome=…",
+        text("category"),
+        text("plate"),
+        text("list_name"),
+        text("trailer_id"),
+        place,
+        text("seen_at"),
+        text("trailer_id"),
+        hit["alert_id"].as_u64().unwrap_or(0)
+    )
+}
+
 /// What the console does with one line.
 enum Line {
     Nothing,
@@ -107,8 +130,17 @@ pub async fn run(
     loop {
         write!(out, "> ")?;
         out.flush()?;
-        let Some(line) = session.wait_line(lines).await else {
-            break;
+        let line = match session.wait_input(lines).await {
+            None => break,
+            Some(Input::Hits(hits)) => {
+                // Above the prompt: the line being typed stays in the terminal's buffer.
+                writeln!(out)?;
+                for h in &hits {
+                    writeln!(out, "{}", announce(h))?;
+                }
+                continue;
+            }
+            Some(Input::Line(line)) => line,
         };
         match parse_line(&line) {
             Line::Nothing => {}
@@ -180,6 +212,23 @@ async fn upload(session: &mut Session, args: &Value, within: Duration) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hit_is_announced_with_its_list_trailer_place_and_how_to_acknowledge_it() {
+        let hit = serde_json::json!({"trailer_id": "trailer-01", "alert_id": 7, "plate": "ABC123",
+            "list_name": "mn-state", "category": "Warrant", "seen_at": "2026-12-02T09:00:00Z",
+            "lat": 44.02161, "lon": -92.46992});
+        let line = announce(&hit);
+        for part in [
+            "HIT Warrant ABC123",
+            "list mn-state",
+            "trailer-01 at 44.02161,-92.46992",
+            "verify",
+            "alerts.ack trailer=trailer-01 alert_id=7",
+        ] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+    }
 
     #[test]
     fn every_command_has_a_hint() {

@@ -76,6 +76,11 @@ pub struct AlertView {
     /// The outcome an operator recorded on acknowledging it (absent while open).
     #[serde(default)]
     pub outcome: Option<String>,
+    /// Where the trailer read it (absent once its read is destroyed).
+    #[serde(default)]
+    pub lat: Option<f64>,
+    #[serde(default)]
+    pub lon: Option<f64>,
 }
 
 /// What can come of an alert once an operator verified it.
@@ -580,9 +585,13 @@ impl Records {
 
     /// Alerts, newest first: (trailer, plate, list, category, case number, seen at).
     pub async fn list_alerts(&self, limit: i64) -> Result<Vec<AlertView>, RecordsError> {
-        let rows = sqlx::query(sql(self.pg, "SELECT trailer_id, alert_id, plate, list_name, category, case_number, seen_at, outcome FROM alerts \
-             ORDER BY seen_at DESC LIMIT ?"),
-        )
+        let rows = sqlx::query(sql(
+            self.pg,
+            "SELECT a.trailer_id, a.alert_id, a.plate, a.list_name, a.category, a.case_number, \
+             a.seen_at, a.outcome, r.lat, r.lon FROM alerts a LEFT JOIN reads r \
+             ON r.trailer_id = a.trailer_id AND r.read_id = a.read_id \
+             ORDER BY a.seen_at DESC LIMIT ?",
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -597,6 +606,8 @@ impl Records {
                 case_number: r.get(5),
                 seen_at: iso_time(r.get(6)),
                 outcome: r.get(7),
+                lat: r.get(8),
+                lon: r.get(9),
             })
             .collect())
     }
