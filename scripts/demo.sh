@@ -46,6 +46,8 @@ cert_file = "$state/pki/sync-server.pem"
 key_file = "$state/pki/sync-server.key"
 [http]
 listen = "127.0.0.1:$http_port"
+# Metrics for a Prometheus beside the server (off in the demo, which picks free ports).
+monitor_listen = ""
 [review]
 # The demo publishes new locations at once; an agency leaves a day to mark one security information.
 hours = 0

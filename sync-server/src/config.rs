@@ -226,11 +226,14 @@ impl Default for BrokerConfig {
 pub struct HttpConfig {
     /// Address of the public pages (location list).
     pub listen: String,
+    /// Address of `/metrics`, `/healthz` and `/readyz` for monitoring tools (empty: none).
+    /// Loopback by default: put a scraper beside it, not the public in front of it.
+    pub monitor_listen: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into() }
+        HttpConfig { listen: "127.0.0.1:8080".into(), monitor_listen: "127.0.0.1:9187".into() }
     }
 }
 

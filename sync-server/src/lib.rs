@@ -30,6 +30,7 @@ pub mod csvfile;
 pub mod downlink;
 pub mod ingest;
 pub mod limits;
+pub mod monitor;
 pub mod mqtt;
 pub mod pki;
 pub mod public;
@@ -109,6 +110,23 @@ async fn retention_duty(
     }
 }
 
+/// Serves `app` on `listener` until `stop` turns true.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+}
+
 /// Runs the server until `shutdown` turns true.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
     let rules = config.rules().map_err(|e| ServerError::Config(e.to_string()))?;
@@ -119,18 +137,30 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, "public pages at http://{addr}/public/locations");
     let app = public::router(db.clone(), config.public_agency());
-    let mut http_stop = shutdown.clone();
-    let http = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*http_stop.borrow() {
-                    if http_stop.changed().await.is_err() {
-                        break;
-                    }
+    let http = tokio::spawn(serve(listener, app, shutdown.clone()));
+    // Monitoring, on its own (loopback) address: metrics, liveness and readiness.
+    let live = monitor::Live::new();
+    let monitor = if config.http.monitor_listen.is_empty() {
+        None
+    } else {
+        let listener =
+            tokio::net::TcpListener::bind(&config.http.monitor_listen).await.map_err(|e| {
+                ServerError::Http {
+                    addr: config.http.monitor_listen.clone(),
+                    reason: e.to_string(),
                 }
-            })
-            .await;
-    });
+            })?;
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(%addr, "metrics at http://{addr}/metrics, /healthz, /readyz");
+        let app = monitor::router(db.clone(), live.clone());
+        Some(tokio::spawn(serve(listener, app, shutdown.clone())))
+    };
+    let audit_check = tokio::spawn(monitor::audit_duty(
+        db.clone(),
+        live.clone(),
+        std::time::Duration::from_secs(600),
+        shutdown.clone(),
+    ));
     let retention = tokio::spawn(retention_duty(
         db.clone(),
         config.server.retention_days,
@@ -140,8 +170,12 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     ));
     let notices =
         tokio::spawn(bca::Sender::from_config(&config).duty(db.clone(), shutdown.clone()));
-    let result = mqtt::run(config, db.clone(), shutdown).await;
+    let result = mqtt::run(config, db.clone(), live, shutdown).await;
     http.abort();
+    if let Some(m) = monitor {
+        m.abort();
+    }
+    audit_check.abort();
     let _ = retention.await;
     let _ = notices.await;
     db.close().await;

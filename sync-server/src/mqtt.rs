@@ -36,6 +36,7 @@ const MAX_BATCH: usize = 500;
 pub async fn run(
     config: Config,
     records: Records,
+    live_figures: Arc<crate::monitor::Live>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), MqttError> {
     let b = &config.broker;
@@ -67,6 +68,7 @@ pub async fn run(
         config.clone(),
         from_loop,
         hits.clone(),
+        live_figures.clone(),
     ));
     // Console requests have a task of their own: an operator's answer never waits for a batch.
     let (to_console, console_rx) = mpsc::channel(256);
@@ -87,6 +89,7 @@ pub async fn run(
                 Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                     tracing::info!(host = %b.host, port = b.port, "connected to the broker");
                     connected = true;
+                    live_figures.broker_connected.store(true, std::sync::atomic::Ordering::Relaxed);
                     backoff = Duration::from_millis(250);
                     live.reset();
                     admin.on_connected();
@@ -132,6 +135,7 @@ pub async fn run(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     connected = false;
+                    live_figures.broker_connected.store(false, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(error = %e, "broker connection failed; retrying");
                     poller.resume_after(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -385,6 +389,7 @@ async fn writer(
     config: Config,
     mut rx: mpsc::Receiver<Publish>,
     hits: Arc<tokio::sync::Notify>,
+    figures: Arc<crate::monitor::Live>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let limits = &config.limits;
@@ -413,6 +418,7 @@ async fn writer(
             continue;
         }
         let acks = ingest_batch(&records, &config.pki, &batch).await;
+        figures.ingested.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if batch.iter().any(|p| p.topic.ends_with("/up/alerts")) {
             hits.notify_one();
         }

@@ -60,6 +60,8 @@ pub struct Stack {
     pub dir: tempfile::TempDir,
     pub broker_port: u16,
     pub http_port: u16,
+    /// `/metrics`, `/healthz` and `/readyz` of the first instance.
+    pub monitor_port: u16,
     broker: Option<Killed>,
     server: Option<Killed>,
     /// The server's database: empty for the embedded SQLite in the stack's directory.
@@ -119,6 +121,7 @@ impl Stack {
             dir,
             broker_port: free_port(),
             http_port: free_port(),
+            monitor_port: free_port(),
             broker: None,
             server: None,
             database_url,
@@ -131,7 +134,7 @@ impl Stack {
             match stack.start_server() {
                 Ok(()) => break,
                 Err(e) if attempt == 2 => return Err(e),
-                Err(_) => stack.http_port = free_port(),
+                Err(_) => (stack.http_port, stack.monitor_port) = (free_port(), free_port()),
             }
         }
         Ok(stack)
@@ -291,7 +294,7 @@ impl Stack {
             format!(
                 "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-                 [http]\nlisten = \"127.0.0.1:{}\"\n[review]\nhours = 0\n[acp]\nkey_file = \"{}\"\n\
+                 [http]\nlisten = \"127.0.0.1:{}\"\nmonitor_listen = \"{}\"\n[review]\nhours = 0\n[acp]\nkey_file = \"{}\"\n\
                  [pki]\ndir = \"{}\"\n{}",
                 self.path("server").display(),
                 self.database_url,
@@ -300,6 +303,11 @@ impl Stack {
                 pki.join(format!("{cert}.pem")).display(),
                 pki.join(format!("{cert}.key")).display(),
                 http,
+                if instance == "a" {
+                    format!("127.0.0.1:{}", self.monitor_port)
+                } else {
+                    "127.0.0.1:0".to_string()
+                },
                 pki.join("acp.key").display(),
                 pki.display(),
                 self.extra_config

@@ -975,3 +975,88 @@ fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result
     wait_for("the acknowledgement recorded", 30, acked);
     Ok(())
 }
+
+/// GET on the monitoring address: (status line, body).
+fn monitor_get(stack: &Stack, path: &str) -> anyhow::Result<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", stack.monitor_port))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((head.lines().next().unwrap_or_default().to_string(), body.to_string()))
+}
+
+/// The value of one sample in a Prometheus text body.
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A monitoring tool scraping `/metrics` while a trailer syncs sees the fleet as it is: the
+/// trailer online, its backlog, the messages handled, the reads held, an open hit by category;
+/// `/healthz` and `/readyz` answer, and readiness follows the broker.
+#[test]
+fn metrics_show_the_fleet_while_it_syncs() -> anyhow::Result<()> {
+    let mut stack = Stack::start()?;
+    let (cert, key) = stack.enroll(TRAILER)?;
+    let publish = |topic: String, m: Message| -> anyhow::Result<()> {
+        anyhow::ensure!(stack.publish_raw(&cert, &key, &topic, &encode(&m))?.success());
+        Ok(())
+    };
+    let now = now_ms();
+    publish(
+        trailer_wire::Topic::status(TRAILER),
+        Message::Status(trailer_wire::Status {
+            trailer_id: TRAILER.into(),
+            online: true,
+            time: now,
+            software_version: "1.0".into(),
+            store: trailer_wire::StoreInfo { store_id: 1, created: now, opens: 1, run: 1 },
+        }),
+    )?;
+    let up = |kind: &str| format!("trailer/{TRAILER}/up/{kind}");
+    let reads = (1..=2).map(|i| read(i, PLATES[i as usize - 1], now - HOUR, 44.16)).collect();
+    publish(up("reads"), Message::ReadBatch(ReadBatch { trailer_id: TRAILER.into(), reads }))?;
+    publish(
+        up("alerts"),
+        Message::Alert(Alert {
+            trailer_id: TRAILER.into(),
+            alert_id: 9,
+            read: read(3, PLATES[2], now - HOUR + 1000, 44.16),
+            list_name: "mn-state".into(),
+            list_version: 1,
+            category: HitCategory::Warrant,
+            case_number: None,
+        }),
+    )?;
+    let metrics = || monitor_get(&stack, "/metrics").map(|(_, b)| b).unwrap_or_default();
+    wait_for("the reads and the hit in the metrics", 30, || {
+        sample(&metrics(), "alpr_reads_stored") == Some(3.0)
+    });
+    let body = metrics();
+    let online = format!("alpr_trailer_online{{trailer=\"{TRAILER}\"}}");
+    for (name, want) in [
+        (online.as_str(), 1.0),
+        ("alpr_trailers_enrolled", 1.0),
+        ("alpr_alerts_open", 1.0),
+        ("alpr_hits_held{category=\"Warrant\"}", 1.0),
+        ("alpr_dead_letters", 0.0),
+        ("alpr_broker_connected", 1.0),
+    ] {
+        assert_eq!(sample(&body, name), Some(want), "{name}:\n{body}");
+    }
+    assert!(sample(&body, "alpr_uplink_messages_total").is_some_and(|n| n >= 3.0), "{body}");
+    assert!(!body.contains(PLATES[0]) && !body.contains(PLATES[2]), "no plate in the metrics");
+    wait_for("the audit chain checked", 30, || {
+        sample(&metrics(), "alpr_audit_chain_intact") == Some(1.0)
+    });
+    assert!(monitor_get(&stack, "/healthz")?.0.contains(" 200 "));
+    assert!(monitor_get(&stack, "/readyz")?.0.contains(" 200 "));
+    stack.stop_broker();
+    wait_for("not ready without the broker", 30, || {
+        monitor_get(&stack, "/readyz").is_ok_and(|(status, body)| {
+            status.contains(" 503 ") && body.contains("broker NOT CONNECTED")
+        })
+    });
+    Ok(())
+}
