@@ -114,6 +114,16 @@ struct HotlistUpload {
     csv: String,
 }
 
+/// `alerts.list` arguments: at most `limit` (default 1,000), only those not acknowledged when
+/// `open`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AlertFilter {
+    limit: Option<i64>,
+    #[serde(default)]
+    open: bool,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HotlistRef {
@@ -431,7 +441,15 @@ async fn run(
             (Value::Array(health), n)
         }
         "alerts.list" => {
-            let rows = records.list_alerts(1000).await?;
+            let a: AlertFilter = args(&r.args)?;
+            let limit = a.limit.unwrap_or(1000).clamp(1, 10_000);
+            let rows: Vec<_> = records
+                .list_alerts(if a.open { 10_000 } else { limit })
+                .await?
+                .into_iter()
+                .filter(|x| !a.open || x.outcome.is_none())
+                .take(limit as usize)
+                .collect();
             (to_json(&rows), rows.len() as i64)
         }
         "alerts.ack" => {
@@ -716,6 +734,38 @@ mod tests {
 
     async fn audit_count(db: &Records) -> i64 {
         sqlx::query("SELECT COUNT(*) FROM audit").fetch_one(db.pool()).await.expect("count").get(0)
+    }
+
+    /// `alerts.list` keeps to its filters: only the open ones, at most `limit`; an unknown
+    /// filter is refused, not ignored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_alert_list_takes_open_and_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let db = Records::open(&url).await.expect("open");
+        db.grant("otto", Role::Operator, "chief", "memo", 1).await.expect("grant");
+        let now = 1_790_000_000_000;
+        let mut tx = db.begin().await.expect("begin");
+        for id in 1..=3 {
+            let read = crate::records::tests::read_at(id, "HOT123", now - 1_000 * id as i64);
+            let hit = crate::records::tests::hit(id, read, trailer_wire::HitCategory::Warrant);
+            crate::records::write::alert(&mut tx, db.rules(), "t1", &hit, now).await.expect("hit");
+        }
+        tx.commit().await.expect("commit");
+        db.acknowledge_alert("t1", 1, "misread", "console:otto", now).await.expect("ack");
+        let list = |args: &str| {
+            let line = format!(r#"{{"id":"1","command":"alerts.list","args":{args}}}"#);
+            let db = db.clone();
+            async move { handle(&db, &crate::Config::default(), "otto", line.as_bytes(), now).await }
+        };
+        let count = |r: &Response| r.data.as_array().map_or(0, Vec::len);
+        assert_eq!(count(&list("{}").await), 3);
+        let open = list(r#"{"open":true}"#).await;
+        assert_eq!(count(&open), 2, "{open:?}");
+        assert!(open.data.as_array().expect("rows").iter().all(|a| a["outcome"].is_null()));
+        assert_eq!(count(&list(r#"{"limit":1}"#).await), 1);
+        let r = list(r#"{"opn":true}"#).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("unknown field")), "{r:?}");
     }
 
     /// A search with pictures: those on the server come inline, those still on the trailer

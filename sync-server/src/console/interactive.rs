@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 /// Each command's arguments, for `help`.
 pub const HINTS: [(&str, &str); 29] = [
     ("status", ""),
-    ("alerts.list", ""),
+    ("alerts.list", "[open=true] [limit=N]"),
     (
         "alerts.ack",
         "trailer=T alert_id=N outcome=confirmed-acted|confirmed-no-action|not-confirmed|misread",

@@ -286,7 +286,7 @@ pub(super) fn store_status(
     }
 }
 
-pub(super) fn hit(
+pub(crate) fn hit(
     alert_id: u64,
     read: ReadMeta,
     category: trailer_wire::HitCategory,
