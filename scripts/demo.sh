@@ -36,6 +36,7 @@ say "Mosquitto (mutual TLS) on 127.0.0.1:$broker_port"
 cat >"$state/server.toml" <<TOML
 [agency]
 name = "Demo Police Department"
+contact = "Demo records unit, (555) 555-0142"
 [server]
 data_dir = "$state/server"
 [broker]

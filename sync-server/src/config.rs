@@ -281,6 +281,28 @@ impl Config {
         toml::to_string_pretty(&Config::default()).unwrap_or_default()
     }
 
+    /// Refuses to serve under the example agency's name or contact: the public pages and the
+    /// BCA notices would carry them.
+    pub fn refuse_placeholders(&self) -> Result<(), ConfigError> {
+        let example = AgencyConfig::default();
+        let mut left = Vec::new();
+        if self.agency.name.trim() == example.name {
+            left.push("agency.name");
+        }
+        if self.agency.contact.trim() == example.contact {
+            left.push("agency.contact");
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(format!(
+                "{} still the example's: the public pages and the BCA notices show them; set the \
+                 agency's own",
+                left.join(" and ")
+            )))
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !trailer_wire::topic::valid_id(&self.server.instance) {
             return Err(ConfigError::Invalid("server.instance: use A-Z a-z 0-9 - _ .".into()));
@@ -433,6 +455,18 @@ mod tests {
         assert!(c.validate().is_err());
         c.server.retention_days = 60;
         c.validate().expect("60 days");
+    }
+
+    /// The server does not start under the example agency's name or contact.
+    #[test]
+    fn the_example_agency_is_refused_at_start() {
+        let mut c = Config::default();
+        let e = c.refuse_placeholders().expect_err("the example");
+        assert!(e.to_string().contains("agency.name and agency.contact"), "{e}");
+        c.agency.name = "Rochester Police Department".into();
+        assert!(c.refuse_placeholders().is_err(), "the contact is still the example's");
+        c.agency.contact = "Records, (507) 328-6800".into();
+        c.refuse_placeholders().expect("the agency's own");
     }
 
     /// The public pages link the policy: only a web address, never a script.

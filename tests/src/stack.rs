@@ -292,7 +292,7 @@ impl Stack {
         std::fs::write(
             path,
             format!(
-                "[agency]\nname = \"Test Police Department\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
+                "[agency]\nname = \"Test Police Department\"\ncontact = \"Records unit, (555) 555-0199\"\n[server]\ninstance = \"{instance}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
                  [broker]\nhost = \"localhost\"\nport = {}\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
                  [http]\nlisten = \"127.0.0.1:{}\"\nmonitor_listen = \"{}\"\n[review]\nhours = 0\n[acp]\nkey_file = \"{}\"\n\
                  [pki]\ndir = \"{}\"\n{}",

@@ -556,6 +556,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run { config } => {
             init_logging();
             let config = Config::load(&config)?;
+            config.refuse_placeholders()?;
             runtime()?.block_on(async {
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
