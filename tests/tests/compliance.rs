@@ -1060,3 +1060,26 @@ fn metrics_show_the_fleet_while_it_syncs() -> anyhow::Result<()> {
     });
     Ok(())
 }
+
+/// A console that loses the broker says so at once, marks the live topics stale, and says so
+/// again when the connection is back.
+#[test]
+fn a_console_says_when_it_loses_the_broker_and_when_it_is_back() -> anyhow::Result<()> {
+    let mut stack = Stack::start()?;
+    grant(&stack, "otto", "operator")?;
+    let mut console = e2e_tests::console::Console::start(&stack, "otto")?;
+    let within = Duration::from_secs(30);
+    let expect = |console: &mut e2e_tests::console::Console, what: &str| {
+        console
+            .wait_for(within, |l| l.contains(what))
+            .ok_or_else(|| anyhow::anyhow!("no {what:?}: {:?}", console.seen))
+    };
+    expect(&mut console, "connected as otto")?;
+    stack.stop_broker();
+    expect(&mut console, "connection to the broker was lost")?;
+    console.type_line("live")?;
+    expect(&mut console, "(stale: no connection to the broker since")?;
+    stack.start_broker()?;
+    expect(&mut console, "connected to the broker again")?;
+    Ok(())
+}

@@ -53,6 +53,10 @@ pub struct Session {
     announced: std::collections::HashSet<(String, u64)>,
     /// Hits that arrived on the live alerts topic and were not announced yet.
     new_hits: Vec<Value>,
+    /// Since when the connection to the broker is lost (ms), if it is.
+    lost_since: Option<i64>,
+    /// A change of the connection not told yet: lost (`false`) or back (`true`).
+    link_change: Option<bool>,
 }
 
 /// What an operator's console waits for: a line typed, or hits arriving.
@@ -60,6 +64,8 @@ pub struct Session {
 pub enum Input {
     Line(String),
     Hits(Vec<Value>),
+    /// The connection to the broker was lost (`false`) or is back (`true`).
+    Link(bool),
 }
 
 impl Session {
@@ -86,6 +92,8 @@ impl Session {
             live: BTreeMap::new(),
             announced: Default::default(),
             new_hits: Vec::new(),
+            lost_since: None,
+            link_change: None,
         };
         let resp = format!("console/{}/resp", s.user);
         let live = format!("console/{}/live/#", s.user);
@@ -146,6 +154,9 @@ impl Session {
         match ev {
             Event::Incoming(Packet::Publish(p)) => self.keep_live(&p),
             Event::Incoming(Packet::ConnAck(_)) => {
+                if self.lost_since.take().is_some() {
+                    self.link_change = Some(true);
+                }
                 for topic in
                     [format!("console/{}/resp", self.user), format!("console/{}/live/#", self.user)]
                 {
@@ -154,6 +165,24 @@ impl Session {
             }
             _ => {}
         }
+    }
+
+    /// A broker error: the connection is lost (noted once), tried again after a pause.
+    async fn lost(&mut self) {
+        if self.lost_since.is_none() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            self.lost_since = Some(now);
+            self.link_change = Some(false);
+        }
+        self.poller.resume_after(Self::RETRY).await;
+    }
+
+    /// Since when the connection to the broker is lost (ms since the epoch): the live topics
+    /// are stale meanwhile.
+    pub fn stale_since(&self) -> Option<i64> {
+        self.lost_since
     }
 
     fn keep_live(&mut self, p: &rumqttc::Publish) {
@@ -201,6 +230,9 @@ impl Session {
         lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
     ) -> Option<Input> {
         loop {
+            if let Some(up) = self.link_change.take() {
+                return Some(Input::Link(up));
+            }
             if !self.new_hits.is_empty() {
                 return Some(Input::Hits(self.take_hits()));
             }
@@ -208,7 +240,7 @@ impl Session {
                 line = lines.recv() => return line.map(Input::Line),
                 ev = self.poller.next() => match ev {
                     Some(Ok(ev)) => self.background(ev).await,
-                    Some(Err(_)) => self.poller.resume_after(Self::RETRY).await,
+                    Some(Err(_)) => self.lost().await,
                     None => return lines.recv().await.map(Input::Line),
                 },
             }
@@ -221,7 +253,7 @@ impl Session {
             while let Some(ev) = self.poller.next().await {
                 match ev {
                     Ok(ev) => self.background(ev).await,
-                    Err(_) => self.poller.resume_after(Self::RETRY).await,
+                    Err(_) => self.lost().await,
                 }
             }
         })
@@ -283,7 +315,7 @@ impl Session {
                     Some(Err(e)) => {
                         // The client reconnects after a pause; this request is lost with the
                         // connection (the server answers only what reached it).
-                        self.poller.resume_after(Self::RETRY).await;
+                        self.lost().await;
                         return Err(self.broker_error(&e.to_string()));
                     }
                     Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == resp_topic => {
@@ -375,7 +407,7 @@ impl Session {
                 line = lines.recv() => return line,
                 ev = self.poller.next() => match ev {
                     Some(Ok(ev)) => self.background(ev).await,
-                    Some(Err(_)) => self.poller.resume_after(Self::RETRY).await,
+                    Some(Err(_)) => self.lost().await,
                     // The event loop is gone: the next request says so; the input still counts.
                     None => return lines.recv().await,
                 },

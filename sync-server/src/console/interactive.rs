@@ -140,6 +140,20 @@ pub async fn run(
                 }
                 continue;
             }
+            Some(Input::Link(false)) => {
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "*** the connection to the broker was lost: the live topics are stale and \
+                     requests fail until it is back"
+                )?;
+                continue;
+            }
+            Some(Input::Link(true)) => {
+                writeln!(out)?;
+                writeln!(out, "*** connected to the broker again")?;
+                continue;
+            }
             Some(Input::Line(line)) => line,
         };
         match parse_line(&line) {
@@ -147,6 +161,10 @@ pub async fn run(
             Line::Quit => break,
             Line::Print(text) => write!(out, "{text}")?,
             Line::Live(topic) => {
+                if let Some(since) = session.stale_since() {
+                    let at = crate::records::iso_time(since);
+                    writeln!(out, "(stale: no connection to the broker since {at})")?;
+                }
                 let mut any = false;
                 for (name, value) in &session.live {
                     if topic.as_ref().is_none_or(|t| t == name) {
