@@ -63,18 +63,36 @@ pub fn validate(topic: &str, payload: &[u8]) -> Result<Accepted, Refused> {
     }
 }
 
-/// Applies an accepted message inside the caller's transaction, if its trailer is enrolled
-/// (`enrolled`: the enrolled trailers among the batch's); a message from any other trailer goes
-/// to the dead letters, unacknowledged. Returns what to acknowledge to the trailer once that
-/// transaction commits.
+/// What a batch is applied under, looked up once for all its messages.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The enrolled trailers among the batch's senders.
+    pub enrolled: HashSet<String>,
+    /// A suspension order is in force.
+    pub suspended: bool,
+}
+
+impl Context {
+    /// The context of `batch`, inside the caller's transaction.
+    pub async fn of(c: &mut AnyConnection, batch: &[Accepted]) -> Result<Context, RecordsError> {
+        Ok(Context {
+            enrolled: enrolled_of(c, batch).await?,
+            suspended: crate::records::oversight::in_force(c).await?.is_some(),
+        })
+    }
+}
+
+/// Applies an accepted message inside the caller's transaction, if its trailer is enrolled;
+/// a message from any other trailer goes to the dead letters, unacknowledged. Returns what to
+/// acknowledge to the trailer once that transaction commits.
 pub async fn apply(
     c: &mut AnyConnection,
     rules: &Rules,
     a: &Accepted,
-    enrolled: &HashSet<String>,
+    ctx: &Context,
     now: i64,
 ) -> Result<Vec<AckRef>, RecordsError> {
-    if !enrolled.contains(&a.trailer) {
+    if !ctx.enrolled.contains(&a.trailer) {
         let reason = format!(
             "{} is not an enrolled trailer (or was revoked): enrol it with `sync-server trailer \
              enroll` before it sends",
@@ -88,10 +106,8 @@ pub async fn apply(
     // Under a suspension order no hit or picture is stored: it waits on the trailer,
     // unacknowledged, until the order is lifted (reads are sorted read by read, in
     // `write::reads`: one collected under the order is refused whenever it arrives).
-    if matches!(a.message, Message::Alert(_) | Message::Picture(_))
-        && let Some(s) = crate::records::oversight::in_force(c).await?
-    {
-        tracing::debug!(trailer = %a.trailer, order = %s.order, "held back by a suspension order");
+    if ctx.suspended && matches!(a.message, Message::Alert(_) | Message::Picture(_)) {
+        tracing::debug!(trailer = %a.trailer, "held back by a suspension order");
         return Ok(Vec::new());
     }
     Ok(match &a.message {
@@ -133,10 +149,10 @@ pub async fn apply_batch(
     now: i64,
 ) -> Result<Vec<Vec<AckRef>>, RecordsError> {
     let mut tx = records.begin().await?;
-    let enrolled = enrolled_of(&mut tx, batch).await?;
+    let ctx = Context::of(&mut tx, batch).await?;
     let mut out = Vec::with_capacity(batch.len());
     for a in batch {
-        out.push(apply(&mut tx, records.rules(), a, &enrolled, now).await?);
+        out.push(apply(&mut tx, records.rules(), a, &ctx, now).await?);
     }
     tx.commit().await?;
     Ok(out)

@@ -507,8 +507,8 @@ async fn apply_one(records: &Records, a: &ingest::Accepted, now: i64) -> Option<
     for attempt in 0..4u64 {
         let result = async {
             let mut tx = records.begin().await?;
-            let enrolled = ingest::enrolled_of(&mut tx, std::slice::from_ref(a)).await?;
-            let refs = ingest::apply(&mut tx, records.rules(), a, &enrolled, now).await?;
+            let ctx = ingest::Context::of(&mut tx, std::slice::from_ref(a)).await?;
+            let refs = ingest::apply(&mut tx, records.rules(), a, &ctx, now).await?;
             tx.commit().await?;
             Ok::<_, crate::records::RecordsError>(refs)
         }

@@ -515,6 +515,17 @@ fn wait_live(
 /// second supervisor approves it, and the interactive console prompting for purpose and case.
 #[test]
 fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
+    const SUPERVISOR: &[&str] = &[
+        "status",
+        "notices.*",
+        "holds.*",
+        "acp.add",
+        "release.*",
+        "publiclog.generate",
+        "hotlists.list",
+        "hotlists.approve",
+        "hotlists.withdraw",
+    ];
     use sync_server::console::roles::COMMANDS;
     let stack = Stack::start()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -527,51 +538,9 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
             &["status", "alerts.*", "deployments.*", "hotlists.upload", "hotlists.list"],
         ),
         ("ivan", "investigator", &["status", "plates.search"]),
-        (
-            "rita",
-            "records-supervisor",
-            &[
-                "status",
-                "notices.*",
-                "holds.*",
-                "acp.add",
-                "release.*",
-                "publiclog.generate",
-                "hotlists.list",
-                "hotlists.approve",
-                "hotlists.withdraw",
-            ],
-        ),
-        (
-            "rick",
-            "records-supervisor",
-            &[
-                "status",
-                "notices.*",
-                "holds.*",
-                "acp.add",
-                "release.*",
-                "publiclog.generate",
-                "hotlists.list",
-                "hotlists.approve",
-                "hotlists.withdraw",
-            ],
-        ),
-        (
-            "rosa",
-            "records-supervisor",
-            &[
-                "status",
-                "notices.*",
-                "holds.*",
-                "acp.add",
-                "release.*",
-                "publiclog.generate",
-                "hotlists.list",
-                "hotlists.approve",
-                "hotlists.withdraw",
-            ],
-        ),
+        ("rita", "records-supervisor", SUPERVISOR),
+        ("rick", "records-supervisor", SUPERVISOR),
+        ("rosa", "records-supervisor", SUPERVISOR),
         ("audrey", "auditor", &["status", "release.list", "publiclog.generate", "audit.*"]),
         ("adam", "admin", &["status", "users.manage"]),
     ];

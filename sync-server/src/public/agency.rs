@@ -1,6 +1,6 @@
 //! The agency's page: who runs the program and how to reach them, the written policy, the
 //! latest independent audit, and where the three public records are.
-use super::audit::Oversight;
+use super::audit::{Oversight, suspension_notice};
 use super::layout::{Agency, Links, Page, page};
 use maud::html;
 
@@ -40,12 +40,7 @@ pub fn html(agency: &Agency, oversight: &Oversight, links: Links) -> String {
             }
             None => { p #latest-audit { "No audit result has been recorded yet." } }
         }
-        @if let (Some(since), Some(order)) = (&oversight.suspended_since, &oversight.suspension_order) {
-            p.notice #suspension {
-                strong { "Collection is suspended" } " since " (since) " under order " (order)
-                ": no reader collects until the order is lifted."
-            }
-        }
+        (suspension_notice(oversight))
     };
     page(Page::Agency, "License plate readers: about the program", agency, links, main)
 }

@@ -190,8 +190,8 @@ impl Oversight {
     }
 }
 
-/// The oversight section: a suspension in force, then the audits' results, newest first.
-pub fn oversight_html(o: &Oversight) -> Markup {
+/// A suspension order in force, if any, as a notice.
+pub fn suspension_notice(o: &Oversight) -> Markup {
     html! {
         @if let (Some(since), Some(order)) = (&o.suspended_since, &o.suspension_order) {
             p.notice #suspension {
@@ -199,6 +199,13 @@ pub fn oversight_html(o: &Oversight) -> Markup {
                 ": no reader collects until the order is lifted."
             }
         }
+    }
+}
+
+/// The oversight section: a suspension in force, then the audits' results, newest first.
+pub fn oversight_html(o: &Oversight) -> Markup {
+    html! {
+        (suspension_notice(o))
         h2 { "Independent audits" }
         @if o.audits.is_empty() {
             p #audits { "No audit result has been recorded yet." }
@@ -253,7 +260,6 @@ pub fn html(
     let rows = shown(tz, entries);
     let months = by_month(tz, entries);
     let older = entries.last().filter(|_| entries.len() as i64 >= PAGE && links.0.is_empty());
-    let query = "";
     let main = html! {
         p {
             "Every query, response and action on the agency's plate reader data is entered in an "
@@ -303,8 +309,8 @@ pub fn html(
         }
         h2 { "Download" }
         ul {
-            li { a href=(links.download("audit.csv", query)) { "These entries as CSV" } }
-            li { a href=(links.download("audit.json", query)) { "These entries as JSON" } }
+            li { a href=(links.download("audit.csv", "")) { "These entries as CSV" } }
+            li { a href=(links.download("audit.json", "")) { "These entries as JSON" } }
             li { a href=(links.download("audits.json", "")) { "The audits' results as JSON" } }
         }
         h2 { "What each entry means" }

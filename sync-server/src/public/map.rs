@@ -209,11 +209,7 @@ mod tests {
         assert!(svg.contains("°N") && svg.contains("°W"), "{svg}");
         assert!(svg.contains(" km<") || svg.contains(" m<"), "{svg}");
         assert!(osm(&locs[0]).contains("mlat=44.16360&mlon=-93.99940"));
-        assert!(svg_is_empty_safe());
-    }
-
-    fn svg_is_empty_safe() -> bool {
-        svg(&[]).into_string().contains("No location")
+        assert!(super::svg(&[]).into_string().contains("No location"), "no map of nothing");
     }
 
     #[test]

@@ -38,20 +38,6 @@ fn io(what: &Path) -> impl Fn(std::io::Error) -> RecordsError + '_ {
     move |e| RecordsError::Invalid(format!("backup {}: {e}", what.display()))
 }
 
-/// `NOT EXISTS` an active hold naming the row's read.
-macro_rules! unheld {
-    ($x:literal) => {
-        concat!(
-            " AND NOT EXISTS (SELECT 1 FROM held_reads h JOIN holds d ON d.id = h.hold_id \
-             WHERE d.released_ms IS NULL AND h.trailer_id = ",
-            $x,
-            ".trailer_id AND h.read_id = ",
-            $x,
-            ".read_id)"
-        )
-    };
-}
-
 impl Records {
     /// The collection time of the oldest item retention will destroy (a read, an alert, a
     /// refused message), if any.
@@ -115,14 +101,20 @@ impl Records {
             })?;
             sqlx::query(sql(false, "VACUUM INTO ?")).bind(target).execute(&self.pool).await?;
         }
-        let bytes = std::fs::read(&tmp).map_err(io(&tmp))?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        // The digest is streamed: a backup may be larger than memory.
+        let (sha256, bytes) = {
+            let mut f = std::fs::File::open(&tmp).map_err(io(&tmp))?;
+            let mut hash = Sha256::new();
+            let bytes = std::io::copy(&mut f, &mut hash).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            (hex::encode(hash.finalize()), bytes)
+        };
         std::fs::rename(&tmp, &file).map_err(io(&file))?;
         let manifest = Manifest {
             file: name.clone(),
             created_ms: now,
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            bytes: bytes.len() as u64,
+            sha256,
+            bytes,
             reads,
             destroy_by_ms: oldest.unwrap_or(now) + i64::from(retention_days) * 86_400_000,
         };

@@ -13,6 +13,20 @@ use tokio::sync::Mutex;
 use trailer_wire::console::ReadView;
 use trailer_wire::{FixQuality, PictureKind};
 
+/// `NOT EXISTS` clause: the row's read (`X.trailer_id`, `X.read_id`) is under no active hold.
+macro_rules! unheld {
+    ($x:literal) => {
+        concat!(
+            " AND NOT EXISTS (SELECT 1 FROM held_reads h JOIN holds d ON d.id = h.hold_id \
+             WHERE d.released_ms IS NULL AND h.trailer_id = ",
+            $x,
+            ".trailer_id AND h.read_id = ",
+            $x,
+            ".read_id)"
+        )
+    };
+}
+
 mod acp;
 pub mod audit;
 pub mod backup;

@@ -438,18 +438,15 @@ mod tests {
             trailer: "t1".into(),
             message: m,
         };
-        let enrolled = std::collections::HashSet::from(["t1".to_string()]);
         let alert = hit(1, before.clone(), trailer_wire::HitCategory::StolenVehicle);
+        let message = accepted(trailer_wire::Message::Alert(alert.clone()));
         let mut tx = db.begin().await.expect("begin");
-        let refs = crate::ingest::apply(
-            &mut tx,
-            db.rules(),
-            &accepted(trailer_wire::Message::Alert(alert.clone())),
-            &enrolled,
-            now,
-        )
-        .await
-        .expect("apply");
+        let ctx = crate::ingest::Context::of(&mut tx, std::slice::from_ref(&message))
+            .await
+            .expect("context");
+        assert!(ctx.suspended && ctx.enrolled.contains("t1"), "{ctx:?}");
+        let refs =
+            crate::ingest::apply(&mut tx, db.rules(), &message, &ctx, now).await.expect("apply");
         tx.commit().await.expect("commit");
         assert!(refs.is_empty(), "{refs:?}");
         assert!(db.list_alerts(10).await.expect("alerts").is_empty());

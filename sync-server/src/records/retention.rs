@@ -84,6 +84,26 @@ pub(super) async fn queue_plate_hold(
     .await
 }
 
+/// Puts a read under a hold (once).
+async fn hold_read(
+    c: &mut sqlx::AnyConnection,
+    hold_id: i64,
+    trailer: &str,
+    read_id: i64,
+) -> Result<(), RecordsError> {
+    sqlx::query(sql(
+        is_pg(c),
+        "INSERT INTO held_reads (hold_id, trailer_id, read_id) VALUES (?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    ))
+    .bind(hold_id)
+    .bind(trailer)
+    .bind(read_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
 /// Holds the reads just stored (`(read id, plate, collected)`) that an active hold on a plate
 /// and a period names: a read that arrives after its hold was placed is held all the same.
 pub(super) async fn hold_arrivals(
@@ -108,16 +128,7 @@ pub(super) async fn hold_arrivals(
         let (typed, zeroed) = super::plate_pair(&plate);
         for (read_id, p, at) in reads {
             if (*p == typed || *p == zeroed) && (from..to).contains(at) {
-                sqlx::query(sql(
-                    pg,
-                    "INSERT INTO held_reads (hold_id, trailer_id, read_id) VALUES (?, ?, ?) \
-                     ON CONFLICT DO NOTHING",
-                ))
-                .bind(id)
-                .bind(trailer)
-                .bind(*read_id as i64)
-                .execute(&mut *c)
-                .await?;
+                hold_read(c, id, trailer, *read_id as i64).await?;
             }
         }
     }
@@ -156,20 +167,6 @@ const BATCH: i64 = 5_000;
 /// Bounds of the pause between two batches on SQLite.
 const PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
 const PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// `NOT EXISTS` clause: the row's read (`X.trailer_id`, `X.read_id`) is under no active hold.
-macro_rules! unheld {
-    ($x:literal) => {
-        concat!(
-            " AND NOT EXISTS (SELECT 1 FROM held_reads h JOIN holds d ON d.id = h.hold_id \
-             WHERE d.released_ms IS NULL AND h.trailer_id = ",
-            $x,
-            ".trailer_id AND h.read_id = ",
-            $x,
-            ".read_id)"
-        )
-    };
-}
 
 /// Runs one of retention's batch deletes (`?` the cutoff, then the batch size); rows deleted.
 async fn delete_batch(tx: &mut Tx, text: &'static str, cutoff: i64) -> Result<u64, RecordsError> {
@@ -578,16 +575,7 @@ impl Records {
         } else {
             let mut present = 0;
             for (trailer, read) in &h.reads {
-                sqlx::query(sql(
-                    self.pg,
-                    "INSERT INTO held_reads (hold_id, trailer_id, read_id) VALUES (?, ?, ?) \
-                     ON CONFLICT DO NOTHING",
-                ))
-                .bind(id)
-                .bind(trailer)
-                .bind(read)
-                .execute(&mut *tx)
-                .await?;
+                hold_read(&mut tx, id, trailer, *read).await?;
                 let n: i64 = sqlx::query(sql(
                     self.pg,
                     "SELECT COUNT(*) FROM reads WHERE trailer_id = ? AND read_id = ?",

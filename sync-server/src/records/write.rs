@@ -136,31 +136,34 @@ async fn store_reads(
         if participants.contains(&i) {
             continue;
         }
-        if suspended {
-            if alone {
-                let one = ReadBatch { trailer_id: trailer.into(), reads: vec![r.clone()] };
-                let frame = frame(Message::ReadBatch(one))?;
-                let topic = Topic::up(trailer, UpKind::Reads);
-                let reason = format!(
+        // Refused for being collected under a suspension order, or for a time no clock could
+        // have stamped (counted as such); kept as a dead letter when it came alone.
+        let refused = if suspended {
+            Some((
+                format!(
                     "read {} was collected while a suspension order was in force; not stored",
                     r.read_id
-                );
-                tracing::warn!(
-                    trailer,
-                    read_id = r.read_id,
-                    "read collected under a suspension order refused"
-                );
-                super::dead_letter_on(c, &topic, &reason, &frame, now).await?;
-            }
-            untimely.insert(r.read_id);
-            continue;
-        }
-        if let Some(reason) = implausible(&format!("read {}", r.read_id), r.first_seen, now) {
+                ),
+                false,
+            ))
+        } else {
+            implausible(&format!("read {}", r.read_id), r.first_seen, now).map(|why| (why, true))
+        };
+        if let Some((reason, clock)) = refused {
             if alone {
                 let one = ReadBatch { trailer_id: trailer.into(), reads: vec![r.clone()] };
                 let frame = frame(Message::ReadBatch(one))?;
                 let topic = Topic::up(trailer, UpKind::Reads);
-                refuse_time(c, trailer, topic, &reason, &frame, now).await?;
+                if clock {
+                    refuse_time(c, trailer, topic, &reason, &frame, now).await?;
+                } else {
+                    tracing::warn!(
+                        trailer,
+                        read_id = r.read_id,
+                        "refused: collected under a suspension order"
+                    );
+                    super::dead_letter_on(c, &topic, &reason, &frame, now).await?;
+                }
             }
             untimely.insert(r.read_id);
             continue;
