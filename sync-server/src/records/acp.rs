@@ -196,12 +196,21 @@ pub(crate) async fn was_dropped(
         .is_some())
 }
 
-impl Records {
+impl Records {}
+
+super::session::committed! {
+    /// Adds a participant's plate (as typed) under `reference` (the program's request, never a
+    /// name): the digests go on the list, every read, picture and alert of the plate here is
+    /// destroyed, and each known trailer is sent the digests. The plate itself is kept nowhere.
+    fn acp_add(plate: &str, reference: &str, actor: &str, now: i64) -> AcpAdded;
+}
+
+impl super::Session {
     /// Adds a participant's plate (as typed) under `reference` (the program's request, never a
     /// name): the digests go on the list, every read, picture and alert of the plate here is
     /// destroyed, and each known trailer is sent the digests. The plate itself is kept nowhere.
     pub async fn acp_add(
-        &self,
+        &mut self,
         plate: &str,
         reference: &str,
         actor: &str,
@@ -218,11 +227,10 @@ impl Records {
             ));
         }
         let pg = self.pg;
-        let mut tx = self.begin_write().await?;
         if pg {
             sqlx::query(sql(pg, "SELECT pg_advisory_xact_lock(?)"))
                 .bind(ACP_LOCK)
-                .execute(&mut *tx)
+                .execute(&mut *self.tx)
                 .await?;
         }
         let mut added = AcpAdded::default();
@@ -241,7 +249,7 @@ impl Records {
             .bind(now)
             .bind(actor)
             .bind(reference)
-            .execute(&mut *tx)
+            .execute(&mut *self.tx)
             .await?
             .rows_affected() as usize;
             // One rule on both sides (the trailer's store follows it too): the participant's
@@ -255,29 +263,27 @@ impl Records {
                 ),
             ))
             .bind(form)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *self.tx)
             .await?;
             for r in &reads {
                 let (trailer, read_id): (String, i64) = (r.get(0), r.get(1));
-                added.pictures_destroyed += forget(&mut tx, pg, &trailer, read_id, now).await?;
+                added.pictures_destroyed +=
+                    forget(&mut self.tx, pg, &trailer, read_id, now).await?;
             }
-            added.alerts_destroyed += destroy_unheld(&mut tx, pg, ALERTS_OF_PLATE, form).await?;
-            added.reads_destroyed += destroy_unheld(&mut tx, pg, READS_OF_PLATE, form).await?;
+            added.alerts_destroyed +=
+                destroy_unheld(&mut self.tx, pg, ALERTS_OF_PLATE, form).await?;
+            added.reads_destroyed += destroy_unheld(&mut self.tx, pg, READS_OF_PLATE, form).await?;
         }
-        let trailers = super::known_trailers(&mut tx).await?;
+        let trailers = super::known_trailers(&mut self.tx).await?;
         let key_fingerprint = key_fingerprint(&key);
         for t in &trailers {
             let summary = format!("add {} ACP digests (reference {reference})", digests.len());
             let (hashes, probes) = (digests.clone(), probes.clone());
-            enqueue(&mut tx, t, "acp.add", &summary, actor, now, |downlink_id| Downlink::AcpAdd {
-                downlink_id,
-                key_fingerprint,
-                hashes,
-                probes,
+            enqueue(&mut self.tx, t, "acp.add", &summary, actor, now, |downlink_id| {
+                Downlink::AcpAdd { downlink_id, key_fingerprint, hashes, probes }
             })
             .await?;
         }
-        tx.commit().await?;
         added.trailers = trailers;
         Ok(added)
     }

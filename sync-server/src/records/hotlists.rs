@@ -194,9 +194,28 @@ async fn cancel_chunks(
 }
 
 impl Records {
+    /// Every version uploaded, newest first.
+    pub async fn hotlist_versions(&self) -> Result<Vec<HotlistVersion>, RecordsError> {
+        versions(&self.pool).await
+    }
+}
+
+super::session::committed! {
+    /// Takes one part of an upload by `actor`. The version must be newer than the list's last.
+    fn hotlist_part(part: Part<'_>, actor: &str, now: i64) -> Upload;
+    /// Approves an investigation's list version uploaded by someone else: it goes to every
+    /// trailer. Refused for the uploader, a version already approved or withdrawn, or one
+    /// that is not the list's newest.
+    fn hotlist_approve(name: &str, version: u64, by: &str, now: i64) -> HotlistVersion;
+    /// Withdraws a list: every trailer drops it (and unsent chunks of it are cancelled), and
+    /// no version of it is sent again. Returns the trailers told.
+    fn hotlist_withdraw(name: &str, reason: &str, by: &str, now: i64) -> Vec<String>;
+}
+
+impl super::Session {
     /// Takes one part of an upload by `actor`. The version must be newer than the list's last.
     pub async fn hotlist_part(
-        &self,
+        &mut self,
         part: Part<'_>,
         actor: &str,
         now: i64,
@@ -222,11 +241,10 @@ impl Records {
         let version_i = i64::try_from(version)
             .map_err(|_| RecordsError::Invalid("version: too large".into()))?;
         let pg = self.pg;
-        let mut tx = self.begin_write().await?;
         let latest: Option<i64> =
             sqlx::query(sql(pg, "SELECT MAX(version) FROM hotlist_versions WHERE name = ?"))
                 .bind(name)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *self.tx)
                 .await?
                 .get(0);
         if let Some(latest) = latest.filter(|l| *l >= version_i) {
@@ -246,7 +264,7 @@ impl Records {
             sqlx::query(sql(pg, "DELETE FROM hotlist_parts WHERE name = ? AND version = ?"))
                 .bind(name)
                 .bind(version_i)
-                .execute(&mut *tx)
+                .execute(&mut *self.tx)
                 .await?;
         }
         let other_count: Option<i64> = sqlx::query(sql(
@@ -256,7 +274,7 @@ impl Records {
         .bind(name)
         .bind(version_i)
         .bind(i64::from(count))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *self.tx)
         .await?
         .get(0);
         if let Some(other) = other_count {
@@ -276,7 +294,7 @@ impl Records {
         .bind(i64::from(count))
         .bind(data)
         .bind(actor)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
         let parts = sqlx::query(sql(
             pg,
@@ -284,10 +302,9 @@ impl Records {
         ))
         .bind(name)
         .bind(version_i)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *self.tx)
         .await?;
         if parts.len() < count as usize {
-            tx.commit().await?;
             return Ok(Upload::Partial { received: parts.len() as u32, count });
         }
         let mut file = Vec::new();
@@ -297,17 +314,18 @@ impl Records {
         ))
         .bind(name)
         .bind(version_i)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *self.tx)
         .await?
         {
             file.extend_from_slice(&r.get::<Vec<u8>, _>(0));
         }
-        // The parts are gone whatever the check says (a bad file is uploaded again, whole), and
-        // so are those of abandoned uploads of earlier versions.
+        // A whole file takes its parts' place, and those of abandoned uploads of earlier
+        // versions go too. A refused file changes nothing (the session is rolled back): its
+        // earlier parts wait for the next upload of that version, whose first part clears them.
         sqlx::query(sql(pg, "DELETE FROM hotlist_parts WHERE name = ? AND version <= ?"))
             .bind(name)
             .bind(version_i)
-            .execute(&mut *tx)
+            .execute(&mut *self.tx)
             .await?;
         let checked = std::str::from_utf8(&file)
             .map_err(|_| "the file is not UTF-8 text".to_string())
@@ -330,7 +348,6 @@ impl Records {
         let entries = match checked {
             Ok(entries) => entries.len() as i64,
             Err(why) => {
-                tx.commit().await?;
                 return invalid(format!("hotlist {name} version {version} refused: {why}"));
             }
         };
@@ -352,12 +369,11 @@ impl Records {
         .bind(i64::from(state_list))
         .bind(purpose.trim())
         .bind(case_number.trim())
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
         if state_list {
-            approve_on(&mut tx, name, version_i, actor, now).await?;
+            approve_on(&mut self.tx, name, version_i, actor, now).await?;
         }
-        tx.commit().await?;
         let version = self.hotlist_version(name, version_i).await?;
         Ok(Upload::Complete { version: Box::new(version), file })
     }
@@ -366,7 +382,7 @@ impl Records {
     /// trailer. Refused for the uploader, a version already approved or withdrawn, or one
     /// that is not the list's newest.
     pub async fn hotlist_approve(
-        &self,
+        &mut self,
         name: &str,
         version: u64,
         by: &str,
@@ -374,7 +390,6 @@ impl Records {
     ) -> Result<HotlistVersion, RecordsError> {
         let version_i = i64::try_from(version)
             .map_err(|_| RecordsError::Invalid("version: too large".into()))?;
-        let mut tx = self.begin_write().await?;
         let row = sqlx::query(sql(
             self.pg,
             "SELECT uploaded_by, approved_ms, withdrawn_ms, (SELECT MAX(version) FROM \
@@ -383,7 +398,7 @@ impl Records {
         ))
         .bind(name)
         .bind(version_i)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *self.tx)
         .await?
         .ok_or_else(|| RecordsError::Invalid(format!("no hotlist {name} version {version}")))?;
         let (uploader, approved, withdrawn, newest): (String, Option<i64>, Option<i64>, i64) =
@@ -404,15 +419,14 @@ impl Records {
                  approves it"
             ));
         }
-        approve_on(&mut tx, name, version_i, by, now).await?;
-        tx.commit().await?;
+        approve_on(&mut self.tx, name, version_i, by, now).await?;
         self.hotlist_version(name, version_i).await
     }
 
     /// Withdraws a list: every trailer drops it (and unsent chunks of it are cancelled), and
     /// no version of it is sent again. Returns the trailers told.
     pub async fn hotlist_withdraw(
-        &self,
+        &mut self,
         name: &str,
         reason: &str,
         by: &str,
@@ -424,7 +438,6 @@ impl Records {
                 "reason: why the list is withdrawn, up to 500 characters".into(),
             ));
         }
-        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql(
             self.pg,
             "UPDATE hotlist_versions SET withdrawn_ms = ?, withdrawn_by = ?, withdraw_reason = ?, \
@@ -434,24 +447,24 @@ impl Records {
         .bind(by)
         .bind(reason)
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(RecordsError::Invalid(format!("no hotlist {name} in use")));
         }
-        cancel_chunks(&mut tx, name, "cancelled: the list was withdrawn", now).await?;
+        cancel_chunks(&mut self.tx, name, "cancelled: the list was withdrawn", now).await?;
         let through: i64 =
             sqlx::query(sql(self.pg, "SELECT MAX(version) FROM hotlist_versions WHERE name = ?"))
                 .bind(name)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *self.tx)
                 .await?
                 .get(0);
-        let trailers = super::known_trailers(&mut tx).await?;
+        let trailers = super::known_trailers(&mut self.tx).await?;
         for t in &trailers {
             let list_name = name.to_string();
             let through_version = through as u64;
             super::downlinks::enqueue(
-                &mut tx,
+                &mut self.tx,
                 t,
                 "hotlist.withdraw",
                 &format!("withdraw hotlist {name}"),
@@ -466,7 +479,7 @@ impl Records {
             .await?;
         }
         super::audit::append_chained(
-            &mut tx,
+            &mut self.tx,
             &crate::audit::Entry {
                 at: now,
                 actor: by.into(),
@@ -478,53 +491,54 @@ impl Records {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(trailers)
     }
 
     async fn hotlist_version(
-        &self,
+        &mut self,
         name: &str,
         version: i64,
     ) -> Result<HotlistVersion, RecordsError> {
-        self.hotlist_versions()
+        versions(&mut *self.tx)
             .await?
             .into_iter()
             .find(|v| v.name == name && v.version as i64 == version)
             .ok_or_else(|| RecordsError::Invalid(format!("no hotlist {name} version {version}")))
     }
+}
 
-    /// Every version uploaded, newest first.
-    pub async fn hotlist_versions(&self) -> Result<Vec<HotlistVersion>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT name, version, sha256, entries, bytes, trailers, uploaded_by, uploaded_ms, \
-             state_list, purpose, case_number, approved_by, withdrawn_ms \
-             FROM hotlist_versions ORDER BY uploaded_ms DESC, name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| HotlistVersion {
-                name: r.get(0),
-                version: r.get::<i64, _>(1) as u64,
-                sha256: r.get(2),
-                entries: r.get(3),
-                bytes: r.get(4),
-                trailers: r
-                    .get::<String, _>(5)
-                    .split(',')
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                uploaded_by: r.get(6),
-                uploaded_at: iso_time(r.get(7)),
-                state_list: r.get::<i64, _>(8) != 0,
-                purpose: r.get(9),
-                case_number: r.get(10),
-                approved_by: r.get(11),
-                withdrawn_at: r.get::<Option<i64>, _>(12).map(iso_time),
-            })
-            .collect())
-    }
+/// Every version uploaded, newest first, read on `e` (the pool, or a session's transaction).
+async fn versions<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    e: E,
+) -> Result<Vec<HotlistVersion>, RecordsError> {
+    let rows = sqlx::query(
+        "SELECT name, version, sha256, entries, bytes, trailers, uploaded_by, uploaded_ms, \
+         state_list, purpose, case_number, approved_by, withdrawn_ms \
+         FROM hotlist_versions ORDER BY uploaded_ms DESC, name",
+    )
+    .fetch_all(e)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| HotlistVersion {
+            name: r.get(0),
+            version: r.get::<i64, _>(1) as u64,
+            sha256: r.get(2),
+            entries: r.get(3),
+            bytes: r.get(4),
+            trailers: r
+                .get::<String, _>(5)
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            uploaded_by: r.get(6),
+            uploaded_at: iso_time(r.get(7)),
+            state_list: r.get::<i64, _>(8) != 0,
+            purpose: r.get(9),
+            case_number: r.get(10),
+            approved_by: r.get(11),
+            withdrawn_at: r.get::<Option<i64>, _>(12).map(iso_time),
+        })
+        .collect())
 }

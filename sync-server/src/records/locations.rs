@@ -140,78 +140,6 @@ impl Records {
             .collect())
     }
 
-    /// Names a location (what the public list and the BCA notice show).
-    pub async fn rename_location(&self, id: i64, place: &str) -> Result<(), RecordsError> {
-        let place = place.trim();
-        if place.is_empty() || place.chars().count() > 200 || place.chars().any(char::is_control) {
-            return Err(RecordsError::Invalid(
-                "a place name is 1-200 characters, without control characters".into(),
-            ));
-        }
-        let done = sqlx::query(sql(self.pg, "UPDATE locations SET place = ? WHERE id = ?"))
-            .bind(place)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(RecordsError::Invalid(format!("no location {id}")));
-        }
-        Ok(())
-    }
-
-    /// Marks a location as security information (withheld from the public) or clears the mark,
-    /// recording the determination: who made it (`by`) and why. If the BCA was already told of
-    /// the location, a correction notice is due. Returns whether one is.
-    pub async fn set_location_security(
-        &self,
-        id: i64,
-        security: bool,
-        by: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<bool, RecordsError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 1000 {
-            return Err(RecordsError::Invalid(
-                "reason: why the location is (or is no longer) security information, up to \
-                 1000 characters"
-                    .into(),
-            ));
-        }
-        let done = sqlx::query(sql(
-            self.pg,
-            "UPDATE locations SET security = ? WHERE id = ? AND security <> ?",
-        ))
-        .bind(i64::from(security))
-        .bind(id)
-        .bind(i64::from(security))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            let exists = sqlx::query(sql(self.pg, "SELECT 1 FROM locations WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            return match exists {
-                Some(_) => Ok(false),
-                None => Err(RecordsError::Invalid(format!("no location {id}"))),
-            };
-        }
-        sqlx::query(sql(
-            self.pg,
-            "INSERT INTO security_determinations (location_id, at_ms, decided_by, security, reason) \
-             VALUES (?, ?, ?, ?, ?)",
-        ))
-        .bind(id)
-        .bind(now)
-        .bind(by)
-        .bind(i64::from(security))
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
-        self.correct_notice(id, now).await
-    }
-
     /// Every security determination, oldest first, with its location: for an in-camera review
     /// of what the agency withholds (never public).
     pub async fn security_determinations(&self) -> Result<Vec<Determination>, RecordsError> {
@@ -240,72 +168,6 @@ impl Records {
             .collect())
     }
 
-    /// Ends a reader's current deployment at `at` (an operator took it away while it was
-    /// offline); its next position opens a new one.
-    pub async fn end_deployment(&self, reader: &str, at: i64) -> Result<bool, RecordsError> {
-        let mut tx = self.begin().await?;
-        let closed = super::write::close_current(&mut tx, reader, Some(at), at).await?;
-        tx.commit().await?;
-        Ok(closed)
-    }
-
-    /// Starts a reader's deployment where an operator set it up (a trailer without a GPS fix,
-    /// or placed before it reports): the position is placed as a trailer's own would be (the
-    /// same place when near its current one, else a new place with its BCA notice), then named
-    /// and marked as the operator says. Returns the location's id.
-    pub async fn start_deployment(
-        &self,
-        reader: &str,
-        lat: f64,
-        lon: f64,
-        place: Option<&str>,
-        security_by: Option<&str>,
-        now: i64,
-    ) -> Result<i64, RecordsError> {
-        if !trailer_wire::topic::valid_id(reader) {
-            return Err(RecordsError::Invalid(format!("invalid reader id {reader:?}")));
-        }
-        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-            return Err(RecordsError::Invalid("lat -90..90 and lon -180..180 degrees".into()));
-        }
-        let mut tx = self.begin_write().await?;
-        // A typing error must not announce a new reader to the BCA: the reader is one the
-        // server has heard from.
-        let known = sqlx::query(sql(
-            self.pg,
-            "SELECT 1 FROM trailer_status WHERE trailer_id = ? \
-             UNION SELECT 1 FROM locations WHERE trailer_id = ?",
-        ))
-        .bind(reader)
-        .bind(reader)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if known.is_none() {
-            return Err(RecordsError::Invalid(format!(
-                "no reader {reader:?} has connected to this server yet: check the id"
-            )));
-        }
-        super::write::note_location(&mut tx, &self.rules, reader, lat, lon, now, now).await?;
-        let id: i64 = sqlx::query(sql(
-            self.pg,
-            "SELECT id FROM locations WHERE trailer_id = ? AND current = 1",
-        ))
-        .bind(reader)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-        tx.commit().await?;
-        if let Some(place) = place {
-            self.rename_location(id, place).await?;
-        }
-        if let Some(by) = security_by {
-            // A place already told to the BCA gets its correction, as when marked later.
-            let why = "marked security information when the deployment was started";
-            self.set_location_security(id, true, by, why, now).await?;
-        }
-        Ok(id)
-    }
-
     /// Every location with its public name and mark, for the log of use (one still under
     /// review counts as withheld).
     pub async fn public_places(&self, now: i64) -> Result<Places, RecordsError> {
@@ -330,5 +192,158 @@ impl Records {
             });
         }
         Ok(places)
+    }
+}
+
+super::session::committed! {
+    /// Names a location (what the public list and the BCA notice show).
+    fn rename_location(id: i64, place: &str) -> ();
+    /// Marks a location as security information (withheld from the public) or clears the mark,
+    /// recording the determination: who made it (`by`) and why. If the BCA was already told of
+    /// the location, a correction notice is due. Returns whether one is.
+    fn set_location_security(id: i64, security: bool, by: &str, reason: &str, now: i64) -> bool;
+    /// Ends a reader's current deployment at `at` (an operator took it away while it was
+    /// offline); its next position opens a new one.
+    fn end_deployment(reader: &str, at: i64) -> bool;
+    /// Starts a reader's deployment where an operator set it up (a trailer without a GPS fix,
+    /// or placed before it reports): the position is placed as a trailer's own would be (the
+    /// same place when near its current one, else a new place with its BCA notice), then named
+    /// and marked as the operator says. Returns the location's id.
+    fn start_deployment(reader: &str, lat: f64, lon: f64, place: Option<&str>, security_by: Option<&str>, now: i64) -> i64;
+}
+
+impl super::Session {
+    /// Names a location (what the public list and the BCA notice show).
+    pub async fn rename_location(&mut self, id: i64, place: &str) -> Result<(), RecordsError> {
+        let place = place.trim();
+        if place.is_empty() || place.chars().count() > 200 || place.chars().any(char::is_control) {
+            return Err(RecordsError::Invalid(
+                "a place name is 1-200 characters, without control characters".into(),
+            ));
+        }
+        let done = sqlx::query(sql(self.pg, "UPDATE locations SET place = ? WHERE id = ?"))
+            .bind(place)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(RecordsError::Invalid(format!("no location {id}")));
+        }
+        Ok(())
+    }
+
+    /// Marks a location as security information (withheld from the public) or clears the mark,
+    /// recording the determination: who made it (`by`) and why. If the BCA was already told of
+    /// the location, a correction notice is due. Returns whether one is.
+    pub async fn set_location_security(
+        &mut self,
+        id: i64,
+        security: bool,
+        by: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 1000 {
+            return Err(RecordsError::Invalid(
+                "reason: why the location is (or is no longer) security information, up to \
+                 1000 characters"
+                    .into(),
+            ));
+        }
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE locations SET security = ? WHERE id = ? AND security <> ?",
+        ))
+        .bind(i64::from(security))
+        .bind(id)
+        .bind(i64::from(security))
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query(sql(self.pg, "SELECT 1 FROM locations WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            return match exists {
+                Some(_) => Ok(false),
+                None => Err(RecordsError::Invalid(format!("no location {id}"))),
+            };
+        }
+        sqlx::query(sql(
+            self.pg,
+            "INSERT INTO security_determinations (location_id, at_ms, decided_by, security, reason) \
+             VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(now)
+        .bind(by)
+        .bind(i64::from(security))
+        .bind(reason)
+        .execute(&mut *self.tx)
+        .await?;
+        self.correct_notice(id, now).await
+    }
+
+    /// Ends a reader's current deployment at `at` (an operator took it away while it was
+    /// offline); its next position opens a new one.
+    pub async fn end_deployment(&mut self, reader: &str, at: i64) -> Result<bool, RecordsError> {
+        let closed = super::write::close_current(&mut self.tx, reader, Some(at), at).await?;
+        Ok(closed)
+    }
+
+    /// Starts a reader's deployment where an operator set it up (a trailer without a GPS fix,
+    /// or placed before it reports): the position is placed as a trailer's own would be (the
+    /// same place when near its current one, else a new place with its BCA notice), then named
+    /// and marked as the operator says. Returns the location's id.
+    pub async fn start_deployment(
+        &mut self,
+        reader: &str,
+        lat: f64,
+        lon: f64,
+        place: Option<&str>,
+        security_by: Option<&str>,
+        now: i64,
+    ) -> Result<i64, RecordsError> {
+        if !trailer_wire::topic::valid_id(reader) {
+            return Err(RecordsError::Invalid(format!("invalid reader id {reader:?}")));
+        }
+        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+            return Err(RecordsError::Invalid("lat -90..90 and lon -180..180 degrees".into()));
+        }
+        // A typing error must not announce a new reader to the BCA: the reader is one the
+        // server has heard from.
+        let known = sqlx::query(sql(
+            self.pg,
+            "SELECT 1 FROM trailer_status WHERE trailer_id = ? \
+             UNION SELECT 1 FROM locations WHERE trailer_id = ?",
+        ))
+        .bind(reader)
+        .bind(reader)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if known.is_none() {
+            return Err(RecordsError::Invalid(format!(
+                "no reader {reader:?} has connected to this server yet: check the id"
+            )));
+        }
+        super::write::note_location(&mut self.tx, &self.rules, reader, lat, lon, now, now).await?;
+        let id: i64 = sqlx::query(sql(
+            self.pg,
+            "SELECT id FROM locations WHERE trailer_id = ? AND current = 1",
+        ))
+        .bind(reader)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .get(0);
+        if let Some(place) = place {
+            self.rename_location(id, place).await?;
+        }
+        if let Some(by) = security_by {
+            // A place already told to the BCA gets its correction, as when marked later.
+            let why = "marked security information when the deployment was started";
+            self.set_location_security(id, true, by, why, now).await?;
+        }
+        Ok(id)
     }
 }

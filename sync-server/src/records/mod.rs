@@ -39,6 +39,7 @@ pub mod oversight;
 pub mod releases;
 mod repeats;
 mod retention;
+mod session;
 mod stores;
 mod trailers;
 pub mod uselog;
@@ -56,6 +57,7 @@ pub use oversight::{AuditResult, Suspension};
 pub use releases::{Bundle, NewRelease, Release};
 pub use repeats::Tally;
 pub use retention::{HOLD_KINDS, HoldView, NewHold, PlatePeriod, Purged};
+pub use session::Session;
 pub use stores::StoreEvent;
 pub use trailers::TrailerView;
 pub(crate) use trailers::enrolled_among;
@@ -528,36 +530,6 @@ impl Records {
         Ok(rows.iter().map(read_view).collect())
     }
 
-    /// Acknowledges an open alert with its outcome. False if there is no such open alert.
-    pub async fn acknowledge_alert(
-        &self,
-        trailer: &str,
-        alert_id: i64,
-        outcome: &str,
-        by: &str,
-        now: i64,
-    ) -> Result<bool, RecordsError> {
-        if !ALERT_OUTCOMES.contains(&outcome) {
-            return Err(RecordsError::Invalid(format!(
-                "outcome {outcome:?}: use {}",
-                ALERT_OUTCOMES.join(", ")
-            )));
-        }
-        let done = sqlx::query(sql(
-            self.pg,
-            "UPDATE alerts SET acknowledged = 1, outcome = ?, acknowledged_by = ?, \
-             acknowledged_ms = ? WHERE trailer_id = ? AND alert_id = ? AND acknowledged = 0",
-        ))
-        .bind(outcome)
-        .bind(by)
-        .bind(now)
-        .bind(trailer)
-        .bind(alert_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Reads of one plate, newest first, for an authorised and audited search. The plate is
     /// compared in every form the engine may have written it ([`trailer_wire::acp::plate_forms`]:
     /// capitals and digits, the letter O also as 0).
@@ -726,6 +698,43 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+session::committed! {
+    /// Acknowledges an open alert with its outcome (a one-action session).
+    fn acknowledge_alert(trailer: &str, alert_id: i64, outcome: &str, by: &str, now: i64) -> bool;
+}
+
+impl Session {
+    /// Acknowledges an open alert with its outcome. False if there is no such open alert.
+    pub async fn acknowledge_alert(
+        &mut self,
+        trailer: &str,
+        alert_id: i64,
+        outcome: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        if !ALERT_OUTCOMES.contains(&outcome) {
+            return Err(RecordsError::Invalid(format!(
+                "outcome {outcome:?}: use {}",
+                ALERT_OUTCOMES.join(", ")
+            )));
+        }
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE alerts SET acknowledged = 1, outcome = ?, acknowledged_by = ?, \
+             acknowledged_ms = ? WHERE trailer_id = ? AND alert_id = ? AND acknowledged = 0",
+        ))
+        .bind(outcome)
+        .bind(by)
+        .bind(now)
+        .bind(trailer)
+        .bind(alert_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

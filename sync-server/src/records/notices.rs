@@ -164,22 +164,6 @@ impl Records {
             .collect())
     }
 
-    /// Records that a notice went out, and how (`smtp:ADDRESS`, `outbox:PATH`, or an operator's
-    /// note for one sent by hand). Only the first sending counts.
-    pub async fn notice_sent(&self, id: i64, at: i64, via: &str) -> Result<bool, RecordsError> {
-        let done = sqlx::query(sql(
-            self.pg,
-            "UPDATE bca_notices SET sent_ms = ?, sent_via = ?, attempts = attempts + 1, \
-             last_error = NULL WHERE id = ? AND sent_ms IS NULL",
-        ))
-        .bind(at)
-        .bind(via)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Records that a notice was written to the outbox for staff to send.
     pub async fn notice_rendered(&self, id: i64, at: i64, path: &str) -> Result<(), RecordsError> {
         sqlx::query(sql(
@@ -192,28 +176,6 @@ impl Records {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// After a location's classification changed: if a notice about it already went out, a
-    /// correction is due now (again, if one was sent before).
-    pub async fn correct_notice(&self, location_id: i64, now: i64) -> Result<bool, RecordsError> {
-        let done = sqlx::query(sql(
-            self.pg,
-            "INSERT INTO bca_notices (trailer_id, kind, location_id, event_ms, due_ms, created_ms) \
-             SELECT n.trailer_id, 'correction', n.location_id, ?, ?, ? FROM bca_notices n \
-             WHERE n.location_id = ? AND n.kind <> 'correction' AND n.sent_ms IS NOT NULL \
-             ON CONFLICT (trailer_id, kind, location_id) DO UPDATE SET \
-             event_ms = excluded.event_ms, due_ms = excluded.due_ms, \
-             created_ms = excluded.created_ms, sent_ms = NULL, sent_via = NULL, \
-             claimed_ms = NULL, rendered_ms = NULL, last_error = NULL",
-        ))
-        .bind(now)
-        .bind(now.saturating_add(NOTICE_DAYS * DAY_MS))
-        .bind(now)
-        .bind(location_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// Claims a notice for sending for five minutes, so that of several server instances only
@@ -244,5 +206,58 @@ impl Records {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+super::session::committed! {
+    /// Records that a notice went out, and how (`smtp:ADDRESS`, `outbox:PATH`, or an operator's
+    /// note for one sent by hand). Only the first sending counts.
+    fn notice_sent(id: i64, at: i64, via: &str) -> bool;
+    /// After a location's classification changed: if a notice about it already went out, a
+    /// correction is due now (again, if one was sent before).
+    fn correct_notice(location_id: i64, now: i64) -> bool;
+}
+
+impl super::Session {
+    /// Records that a notice went out, and how (`smtp:ADDRESS`, `outbox:PATH`, or an operator's
+    /// note for one sent by hand). Only the first sending counts.
+    pub async fn notice_sent(&mut self, id: i64, at: i64, via: &str) -> Result<bool, RecordsError> {
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE bca_notices SET sent_ms = ?, sent_via = ?, attempts = attempts + 1, \
+             last_error = NULL WHERE id = ? AND sent_ms IS NULL",
+        ))
+        .bind(at)
+        .bind(via)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// After a location's classification changed: if a notice about it already went out, a
+    /// correction is due now (again, if one was sent before).
+    pub async fn correct_notice(
+        &mut self,
+        location_id: i64,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        let done = sqlx::query(sql(
+            self.pg,
+            "INSERT INTO bca_notices (trailer_id, kind, location_id, event_ms, due_ms, created_ms) \
+             SELECT n.trailer_id, 'correction', n.location_id, ?, ?, ? FROM bca_notices n \
+             WHERE n.location_id = ? AND n.kind <> 'correction' AND n.sent_ms IS NOT NULL \
+             ON CONFLICT (trailer_id, kind, location_id) DO UPDATE SET \
+             event_ms = excluded.event_ms, due_ms = excluded.due_ms, \
+             created_ms = excluded.created_ms, sent_ms = NULL, sent_via = NULL, \
+             claimed_ms = NULL, rendered_ms = NULL, last_error = NULL",
+        ))
+        .bind(now)
+        .bind(now.saturating_add(NOTICE_DAYS * DAY_MS))
+        .bind(now)
+        .bind(location_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -121,19 +121,52 @@ fn bounded(what: &str, text: &str, max: usize) -> Result<String, RecordsError> {
 }
 
 impl Records {
+    /// Every suspension order, newest first.
+    pub async fn suspensions(&self) -> Result<Vec<Suspension>, RecordsError> {
+        let rows = sqlx::query(
+            "SELECT id, order_ref, note, ordered_by, ordered_ms, lifted_by, lifted_ms \
+             FROM suspensions ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(suspension_of).collect())
+    }
+
+    /// Every audit result, newest audit first, with its report's deadline as of `now`.
+    pub async fn audit_results(&self, now: i64) -> Result<Vec<AuditResult>, RecordsError> {
+        audit_results(&self.pool, &self.rules, now).await
+    }
+}
+
+super::session::committed! {
+    /// Records a suspension order: every enrolled trailer is told to stop collecting (each
+    /// records the gap in its periods of active use) and the server stores no read until the
+    /// order is lifted. The order, its downlinks and its audit entry commit together.
+    fn suspend(order: &str, note: &str, by: &str, now: i64) -> (Suspension, usize);
+    /// Lifts the suspension in force: the trailers are told to collect again. None when no
+    /// order is in force.
+    fn lift_suspension(lift_ref: &str, by: &str, now: i64) -> Option<(Suspension, usize)>;
+    /// Records an audit's result: published on the public pages at once, with its report to
+    /// the Commissioner due [`REPORT_DAYS`] after `completed_ms`.
+    fn record_audit_result(completed_ms: i64, auditor: &str, summary: &str, compliant: bool, by: &str, now: i64) -> AuditResult;
+    /// Records that an audit's report went to the Commissioner. False if there is no such
+    /// unreported result.
+    fn audit_reported(id: i64, how: &str, by: &str, now: i64) -> bool;
+}
+
+impl super::Session {
     /// Records a suspension order: every enrolled trailer is told to stop collecting (each
     /// records the gap in its periods of active use) and the server stores no read until the
     /// order is lifted. The order, its downlinks and its audit entry commit together.
     pub async fn suspend(
-        &self,
+        &mut self,
         order: &str,
         note: &str,
         by: &str,
         now: i64,
     ) -> Result<(Suspension, usize), RecordsError> {
         let order = bounded("order: the suspension order's reference", order, 200)?;
-        let mut tx = self.begin_write().await?;
-        if let Some(s) = in_force(&mut tx).await? {
+        if let Some(s) = in_force(&mut self.tx).await? {
             return Err(RecordsError::Invalid(format!(
                 "suspension order {} is in force since {}: lift it first",
                 s.order, s.ordered_at
@@ -147,14 +180,14 @@ impl Records {
         .bind(note.trim())
         .bind(by)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
-        let trailers = super::known_trailers(&mut tx).await?;
+        let trailers = super::known_trailers(&mut self.tx).await?;
         for t in &trailers {
-            queue(&mut tx, t, &order, true, by, now).await?;
+            queue(&mut self.tx, t, &order, true, by, now).await?;
         }
         super::audit::append_chained(
-            &mut tx,
+            &mut self.tx,
             &Entry {
                 at: now,
                 actor: by.into(),
@@ -166,24 +199,22 @@ impl Records {
             },
         )
         .await?;
-        let s = in_force(&mut tx)
+        let s = in_force(&mut self.tx)
             .await?
             .ok_or_else(|| RecordsError::Invalid("the suspension was not recorded".into()))?;
-        tx.commit().await?;
         Ok((s, trailers.len()))
     }
 
     /// Lifts the suspension in force: the trailers are told to collect again. None when no
     /// order is in force.
     pub async fn lift_suspension(
-        &self,
+        &mut self,
         lift_ref: &str,
         by: &str,
         now: i64,
     ) -> Result<Option<(Suspension, usize)>, RecordsError> {
         let lift_ref = bounded("reference: the order or decision lifting it", lift_ref, 200)?;
-        let mut tx = self.begin_write().await?;
-        let Some(s) = in_force(&mut tx).await? else { return Ok(None) };
+        let Some(s) = in_force(&mut self.tx).await? else { return Ok(None) };
         sqlx::query(sql(
             self.pg,
             "UPDATE suspensions SET lifted_ms = ?, lifted_by = ?, lift_ref = ? WHERE id = ?",
@@ -192,14 +223,14 @@ impl Records {
         .bind(by)
         .bind(&lift_ref)
         .bind(s.id)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
-        let trailers = super::known_trailers(&mut tx).await?;
+        let trailers = super::known_trailers(&mut self.tx).await?;
         for t in &trailers {
-            queue(&mut tx, t, &s.order, false, by, now).await?;
+            queue(&mut self.tx, t, &s.order, false, by, now).await?;
         }
         super::audit::append_chained(
-            &mut tx,
+            &mut self.tx,
             &Entry {
                 at: now,
                 actor: by.into(),
@@ -215,28 +246,16 @@ impl Records {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Some((
             Suspension { lifted_at: Some(iso_time(now)), lifted_ms: Some(now), ..s },
             trailers.len(),
         )))
     }
 
-    /// Every suspension order, newest first.
-    pub async fn suspensions(&self) -> Result<Vec<Suspension>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT id, order_ref, note, ordered_by, ordered_ms, lifted_by, lifted_ms \
-             FROM suspensions ORDER BY id DESC",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(suspension_of).collect())
-    }
-
     /// Records an audit's result: published on the public pages at once, with its report to
     /// the Commissioner due [`REPORT_DAYS`] after `completed_ms`.
     pub async fn record_audit_result(
-        &self,
+        &mut self,
         completed_ms: i64,
         auditor: &str,
         summary: &str,
@@ -249,7 +268,6 @@ impl Records {
         if completed_ms > now {
             return Err(RecordsError::Invalid("the audit's completion is in the future".into()));
         }
-        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(sql(
             self.pg,
             "INSERT INTO audit_results (completed_ms, auditor, summary, compliant, recorded_by, \
@@ -261,11 +279,11 @@ impl Records {
         .bind(i64::from(compliant))
         .bind(by)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *self.tx)
         .await?
         .get(0);
         super::audit::append_chained(
-            &mut tx,
+            &mut self.tx,
             &Entry {
                 at: now,
                 actor: by.into(),
@@ -277,8 +295,7 @@ impl Records {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.audit_results(now)
+        audit_results(&mut *self.tx, &self.rules, now)
             .await?
             .into_iter()
             .find(|r| r.id == id)
@@ -288,14 +305,13 @@ impl Records {
     /// Records that an audit's report went to the Commissioner. False if there is no such
     /// unreported result.
     pub async fn audit_reported(
-        &self,
+        &mut self,
         id: i64,
         how: &str,
         by: &str,
         now: i64,
     ) -> Result<bool, RecordsError> {
         let how = bounded("how: how the report was sent (letter, e-mail, portal)", how, 500)?;
-        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql(
             self.pg,
             "UPDATE audit_results SET reported_ms = ?, reported_how = ? \
@@ -304,13 +320,13 @@ impl Records {
         .bind(now)
         .bind(&how)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
         super::audit::append_chained(
-            &mut tx,
+            &mut self.tx,
             &Entry {
                 at: now,
                 actor: by.into(),
@@ -322,42 +338,45 @@ impl Records {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(true)
     }
+}
 
-    /// Every audit result, newest audit first, with its report's deadline as of `now`.
-    pub async fn audit_results(&self, now: i64) -> Result<Vec<AuditResult>, RecordsError> {
-        let rows = sqlx::query(
-            "SELECT id, completed_ms, auditor, summary, compliant, reported_ms, reported_how \
-             FROM audit_results ORDER BY completed_ms DESC, id DESC",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let completed_ms: i64 = r.get(1);
-                let reported: Option<i64> = r.get(5);
-                // Local days: the audit's, and the report's due day 30 days later, which ends
-                // a day after that.
-                let day = |ms| super::uselog::local_day_hour(&self.rules, ms).0;
-                let due = completed_ms + REPORT_DAYS * 86_400_000;
-                AuditResult {
-                    id: r.get(0),
-                    completed: day(completed_ms),
-                    completed_ms,
-                    auditor: r.get(2),
-                    summary: r.get(3),
-                    compliant: r.get::<i64, _>(4) != 0,
-                    report_due: day(due),
-                    reported_at: reported.map(iso_time),
-                    reported_how: r.get(6),
-                    overdue: reported.is_none() && now >= due + 86_400_000,
-                }
-            })
-            .collect())
-    }
+/// Every audit result, newest first, read on `e` (the pool, or a session's transaction).
+async fn audit_results<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    e: E,
+    rules: &super::Rules,
+    now: i64,
+) -> Result<Vec<AuditResult>, RecordsError> {
+    let rows = sqlx::query(
+        "SELECT id, completed_ms, auditor, summary, compliant, reported_ms, reported_how \
+         FROM audit_results ORDER BY completed_ms DESC, id DESC",
+    )
+    .fetch_all(e)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let completed_ms: i64 = r.get(1);
+            let reported: Option<i64> = r.get(5);
+            // Local days: the audit's, and the report's due day 30 days later, which ends
+            // a day after that.
+            let day = |ms| super::uselog::local_day_hour(rules, ms).0;
+            let due = completed_ms + REPORT_DAYS * 86_400_000;
+            AuditResult {
+                id: r.get(0),
+                completed: day(completed_ms),
+                completed_ms,
+                auditor: r.get(2),
+                summary: r.get(3),
+                compliant: r.get::<i64, _>(4) != 0,
+                report_due: day(due),
+                reported_at: reported.map(iso_time),
+                reported_how: r.get(6),
+                overdue: reported.is_none() && now >= due + 86_400_000,
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

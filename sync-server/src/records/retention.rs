@@ -188,7 +188,7 @@ const EARLY_PICTURES: &str = concat!(
 impl Records {
     /// A writing transaction that holds, or destroys what is not held: on PostgreSQL it takes
     /// [`HOLDS_LOCK`] first.
-    async fn begin_destroying(&self) -> Result<super::Tx, RecordsError> {
+    pub(super) async fn begin_destroying(&self) -> Result<super::Tx, RecordsError> {
         let mut tx = self.begin_write().await?;
         if self.pg {
             sqlx::query(sql(true, "SELECT pg_advisory_xact_lock(?)"))
@@ -460,228 +460,6 @@ impl Records {
         }
     }
 
-    /// Places a hold answering a written request: on the reads it names (`(trailer, read
-    /// id)`), or on every read of a plate collected in a period (on the server, those still to
-    /// arrive included, and on every trailer). They, their pictures and alerts stay past
-    /// retention until the hold is released. Returns the hold's id and how many reads the
-    /// server holds under it now.
-    pub async fn place_hold(
-        &self,
-        h: &NewHold,
-        by: &str,
-        now: i64,
-    ) -> Result<(i64, i64), RecordsError> {
-        let invalid = |m: &str| Err(RecordsError::Invalid(m.into()));
-        if !HOLD_KINDS.contains(&h.kind.as_str()) {
-            return Err(RecordsError::Invalid(format!(
-                "hold kind {:?}: use {}",
-                h.kind,
-                HOLD_KINDS.join(" or ")
-            )));
-        }
-        let case_number = h.case_number.trim();
-        if case_number.is_empty() {
-            return invalid("a hold needs a case number");
-        }
-        if h.requester.trim().is_empty() || !crate::public::valid_day(h.request_date.trim()) {
-            return invalid(
-                "a hold answers a written request: its requester and its date (YYYY-MM-DD)",
-            );
-        }
-        let exculpatory = h.kind == "exculpatory";
-        if exculpatory && h.charge.trim().is_empty() {
-            return invalid("an exculpatory hold names the charge or complaint it bears on");
-        }
-        let plate = match &h.plate {
-            Some(_) if !h.reads.is_empty() => {
-                return invalid("a hold names reads, or a plate and a period, not both");
-            }
-            Some(p) => {
-                let (typed, zeroed) = super::plate_pair(&p.plate);
-                if !trailer_wire::text::is_plate(&typed) {
-                    return invalid("plate: capitals and digits, 1-12");
-                }
-                if p.from_ms >= p.to_ms || p.to_ms > now + super::write::CLOCK_AHEAD_MS {
-                    return invalid(
-                        "the period runs from an earlier to a later time, not past now",
-                    );
-                }
-                Some((typed, zeroed, p.from_ms, p.to_ms))
-            }
-            None if h.reads.is_empty() => {
-                return invalid("a hold needs at least one read, or a plate and a period");
-            }
-            None => None,
-        };
-        let mut tx = self.begin_destroying().await?;
-        let id: i64 = sqlx::query(sql(
-            self.pg,
-            "INSERT INTO holds (kind, case_number, note, created_by, created_ms, requester, \
-             request_date, charge, plate, from_ms, to_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(&h.kind)
-        .bind(case_number)
-        .bind(h.note.trim())
-        .bind(by)
-        .bind(now)
-        .bind(h.requester.trim())
-        .bind(h.request_date.trim())
-        .bind(h.charge.trim())
-        .bind(plate.as_ref().map(|p| p.0.clone()))
-        .bind(plate.as_ref().map(|p| p.2))
-        .bind(plate.as_ref().map(|p| p.3))
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-        let wire_kind = if exculpatory {
-            trailer_wire::HoldKind::Exculpatory
-        } else {
-            trailer_wire::HoldKind::ActiveInvestigation
-        };
-        let present = if let Some((typed, zeroed, from_ms, to_ms)) = plate {
-            let held = sqlx::query(sql(
-                self.pg,
-                "INSERT INTO held_reads (hold_id, trailer_id, read_id) \
-                 SELECT ?, trailer_id, read_id FROM reads \
-                 WHERE plate IN (?, ?) AND first_seen >= ? AND first_seen < ? \
-                 ON CONFLICT DO NOTHING",
-            ))
-            .bind(id)
-            .bind(&typed)
-            .bind(&zeroed)
-            .bind(from_ms)
-            .bind(to_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as i64;
-            // Any trailer may still hold such reads (and their pictures), synced or not.
-            let plates = if typed == zeroed { vec![typed] } else { vec![typed, zeroed] };
-            for trailer in super::known_trailers(&mut tx).await? {
-                queue_plate_hold(
-                    &mut tx,
-                    &trailer,
-                    id,
-                    wire_kind,
-                    case_number,
-                    &plates,
-                    (from_ms, to_ms),
-                    by,
-                    now,
-                )
-                .await?;
-            }
-            held
-        } else {
-            let mut present = 0;
-            for (trailer, read) in &h.reads {
-                hold_read(&mut tx, id, trailer, *read).await?;
-                let n: i64 = sqlx::query(sql(
-                    self.pg,
-                    "SELECT COUNT(*) FROM reads WHERE trailer_id = ? AND read_id = ?",
-                ))
-                .bind(trailer)
-                .bind(read)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-                present += n;
-            }
-            // The trailers keep their reads' pictures (and the reads) too: each is told of the
-            // hold, so nothing it names is destroyed there at 60 days either.
-            let mut by_trailer: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
-            for (trailer, read) in &h.reads {
-                by_trailer.entry(trailer.as_str()).or_default().push(*read as u64);
-            }
-            for (trailer, read_ids) in by_trailer {
-                let summary = format!("hold {id} ({} reads)", read_ids.len());
-                let command = trailer_wire::HoldCommand::Place {
-                    hold_id: id as u64,
-                    kind: wire_kind,
-                    case_number: case_number.to_string(),
-                    read_ids,
-                };
-                super::downlinks::enqueue(
-                    &mut tx,
-                    trailer,
-                    "hold",
-                    &summary,
-                    by,
-                    now,
-                    |downlink_id| trailer_wire::Downlink::Hold { downlink_id, command },
-                )
-                .await?;
-            }
-            present
-        };
-        tx.commit().await?;
-        Ok((id, present))
-    }
-
-    /// Releases a hold: its reads fall under retention again (and go at the next run if they
-    /// are past it). False if there is no such active hold.
-    pub async fn release_hold(
-        &self,
-        id: i64,
-        reason: &str,
-        by: &str,
-        now: i64,
-    ) -> Result<bool, RecordsError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(RecordsError::Invalid(
-                "reason: why the hold ends (resolved, dismissed, ...), up to 500 characters".into(),
-            ));
-        }
-        let mut tx = self.begin_destroying().await?;
-        let done = sqlx::query(sql(
-            self.pg,
-            "UPDATE holds SET released_ms = ?, released_by = ?, release_reason = ? \
-             WHERE id = ? AND released_ms IS NULL",
-        ))
-        .bind(now)
-        .bind(by)
-        .bind(reason)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        // Each trailer holding its reads lets them go too (every trailer, for a hold on a
-        // plate: each was told of it).
-        let on_plate: Option<String> =
-            sqlx::query(sql(self.pg, "SELECT plate FROM holds WHERE id = ?"))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-        let trailers: Vec<String> = if on_plate.is_some() {
-            super::known_trailers(&mut tx).await?
-        } else {
-            sqlx::query(sql(
-                self.pg,
-                "SELECT DISTINCT trailer_id FROM held_reads WHERE hold_id = ? ORDER BY trailer_id",
-            ))
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-        };
-        for trailer in &trailers {
-            let command = trailer_wire::HoldCommand::Release { hold_id: id as u64 };
-            let summary = format!("hold {id} released");
-            super::downlinks::enqueue(&mut tx, trailer, "hold", &summary, by, now, |downlink_id| {
-                trailer_wire::Downlink::Hold { downlink_id, command }
-            })
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Every hold, newest first.
     pub async fn holds(&self) -> Result<Vec<HoldView>, RecordsError> {
         let rows = sqlx::query(sql(
@@ -749,5 +527,243 @@ impl Records {
         .await?
         .get(0);
         Ok(n)
+    }
+}
+
+super::session::committed! {
+    /// Places a hold answering a written request: on the reads it names (`(trailer, read
+    /// id)`), or on every read of a plate collected in a period (on the server, those still to
+    /// arrive included, and on every trailer). They, their pictures and alerts stay past
+    /// retention until the hold is released. Returns the hold's id and how many reads the
+    /// server holds under it now.
+    fn place_hold(h: &NewHold, by: &str, now: i64) -> (i64, i64);
+    /// Releases a hold: its reads fall under retention again (and go at the next run if they
+    /// are past it). False if there is no such active hold.
+    fn release_hold(id: i64, reason: &str, by: &str, now: i64) -> bool;
+}
+
+impl super::Session {
+    /// Places a hold answering a written request: on the reads it names (`(trailer, read
+    /// id)`), or on every read of a plate collected in a period (on the server, those still to
+    /// arrive included, and on every trailer). They, their pictures and alerts stay past
+    /// retention until the hold is released. Returns the hold's id and how many reads the
+    /// server holds under it now.
+    pub async fn place_hold(
+        &mut self,
+        h: &NewHold,
+        by: &str,
+        now: i64,
+    ) -> Result<(i64, i64), RecordsError> {
+        let invalid = |m: &str| Err(RecordsError::Invalid(m.into()));
+        if !HOLD_KINDS.contains(&h.kind.as_str()) {
+            return Err(RecordsError::Invalid(format!(
+                "hold kind {:?}: use {}",
+                h.kind,
+                HOLD_KINDS.join(" or ")
+            )));
+        }
+        let case_number = h.case_number.trim();
+        if case_number.is_empty() {
+            return invalid("a hold needs a case number");
+        }
+        if h.requester.trim().is_empty() || !crate::public::valid_day(h.request_date.trim()) {
+            return invalid(
+                "a hold answers a written request: its requester and its date (YYYY-MM-DD)",
+            );
+        }
+        let exculpatory = h.kind == "exculpatory";
+        if exculpatory && h.charge.trim().is_empty() {
+            return invalid("an exculpatory hold names the charge or complaint it bears on");
+        }
+        let plate = match &h.plate {
+            Some(_) if !h.reads.is_empty() => {
+                return invalid("a hold names reads, or a plate and a period, not both");
+            }
+            Some(p) => {
+                let (typed, zeroed) = super::plate_pair(&p.plate);
+                if !trailer_wire::text::is_plate(&typed) {
+                    return invalid("plate: capitals and digits, 1-12");
+                }
+                if p.from_ms >= p.to_ms || p.to_ms > now + super::write::CLOCK_AHEAD_MS {
+                    return invalid(
+                        "the period runs from an earlier to a later time, not past now",
+                    );
+                }
+                Some((typed, zeroed, p.from_ms, p.to_ms))
+            }
+            None if h.reads.is_empty() => {
+                return invalid("a hold needs at least one read, or a plate and a period");
+            }
+            None => None,
+        };
+        let id: i64 = sqlx::query(sql(
+            self.pg,
+            "INSERT INTO holds (kind, case_number, note, created_by, created_ms, requester, \
+             request_date, charge, plate, from_ms, to_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(&h.kind)
+        .bind(case_number)
+        .bind(h.note.trim())
+        .bind(by)
+        .bind(now)
+        .bind(h.requester.trim())
+        .bind(h.request_date.trim())
+        .bind(h.charge.trim())
+        .bind(plate.as_ref().map(|p| p.0.clone()))
+        .bind(plate.as_ref().map(|p| p.2))
+        .bind(plate.as_ref().map(|p| p.3))
+        .fetch_one(&mut *self.tx)
+        .await?
+        .get(0);
+        let wire_kind = if exculpatory {
+            trailer_wire::HoldKind::Exculpatory
+        } else {
+            trailer_wire::HoldKind::ActiveInvestigation
+        };
+        let present = if let Some((typed, zeroed, from_ms, to_ms)) = plate {
+            let held = sqlx::query(sql(
+                self.pg,
+                "INSERT INTO held_reads (hold_id, trailer_id, read_id) \
+                 SELECT ?, trailer_id, read_id FROM reads \
+                 WHERE plate IN (?, ?) AND first_seen >= ? AND first_seen < ? \
+                 ON CONFLICT DO NOTHING",
+            ))
+            .bind(id)
+            .bind(&typed)
+            .bind(&zeroed)
+            .bind(from_ms)
+            .bind(to_ms)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected() as i64;
+            // Any trailer may still hold such reads (and their pictures), synced or not.
+            let plates = if typed == zeroed { vec![typed] } else { vec![typed, zeroed] };
+            for trailer in super::known_trailers(&mut self.tx).await? {
+                queue_plate_hold(
+                    &mut self.tx,
+                    &trailer,
+                    id,
+                    wire_kind,
+                    case_number,
+                    &plates,
+                    (from_ms, to_ms),
+                    by,
+                    now,
+                )
+                .await?;
+            }
+            held
+        } else {
+            let mut present = 0;
+            for (trailer, read) in &h.reads {
+                hold_read(&mut self.tx, id, trailer, *read).await?;
+                let n: i64 = sqlx::query(sql(
+                    self.pg,
+                    "SELECT COUNT(*) FROM reads WHERE trailer_id = ? AND read_id = ?",
+                ))
+                .bind(trailer)
+                .bind(read)
+                .fetch_one(&mut *self.tx)
+                .await?
+                .get(0);
+                present += n;
+            }
+            // The trailers keep their reads' pictures (and the reads) too: each is told of the
+            // hold, so nothing it names is destroyed there at 60 days either.
+            let mut by_trailer: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+            for (trailer, read) in &h.reads {
+                by_trailer.entry(trailer.as_str()).or_default().push(*read as u64);
+            }
+            for (trailer, read_ids) in by_trailer {
+                let summary = format!("hold {id} ({} reads)", read_ids.len());
+                let command = trailer_wire::HoldCommand::Place {
+                    hold_id: id as u64,
+                    kind: wire_kind,
+                    case_number: case_number.to_string(),
+                    read_ids,
+                };
+                super::downlinks::enqueue(
+                    &mut self.tx,
+                    trailer,
+                    "hold",
+                    &summary,
+                    by,
+                    now,
+                    |downlink_id| trailer_wire::Downlink::Hold { downlink_id, command },
+                )
+                .await?;
+            }
+            present
+        };
+        Ok((id, present))
+    }
+
+    /// Releases a hold: its reads fall under retention again (and go at the next run if they
+    /// are past it). False if there is no such active hold.
+    pub async fn release_hold(
+        &mut self,
+        id: i64,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, RecordsError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(RecordsError::Invalid(
+                "reason: why the hold ends (resolved, dismissed, ...), up to 500 characters".into(),
+            ));
+        }
+        let done = sqlx::query(sql(
+            self.pg,
+            "UPDATE holds SET released_ms = ?, released_by = ?, release_reason = ? \
+             WHERE id = ? AND released_ms IS NULL",
+        ))
+        .bind(now)
+        .bind(by)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // Each trailer holding its reads lets them go too (every trailer, for a hold on a
+        // plate: each was told of it).
+        let on_plate: Option<String> =
+            sqlx::query(sql(self.pg, "SELECT plate FROM holds WHERE id = ?"))
+                .bind(id)
+                .fetch_one(&mut *self.tx)
+                .await?
+                .get(0);
+        let trailers: Vec<String> = if on_plate.is_some() {
+            super::known_trailers(&mut self.tx).await?
+        } else {
+            sqlx::query(sql(
+                self.pg,
+                "SELECT DISTINCT trailer_id FROM held_reads WHERE hold_id = ? ORDER BY trailer_id",
+            ))
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+        };
+        for trailer in &trailers {
+            let command = trailer_wire::HoldCommand::Release { hold_id: id as u64 };
+            let summary = format!("hold {id} released");
+            super::downlinks::enqueue(
+                &mut self.tx,
+                trailer,
+                "hold",
+                &summary,
+                by,
+                now,
+                |downlink_id| trailer_wire::Downlink::Hold { downlink_id, command },
+            )
+            .await?;
+        }
+        Ok(true)
     }
 }

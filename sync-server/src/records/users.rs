@@ -25,59 +25,6 @@ fn parse_role(s: &str) -> Option<Role> {
 }
 
 impl Records {
-    /// Grants (or changes) a user's role under a written authorisation.
-    pub async fn grant(
-        &self,
-        name: &str,
-        role: Role,
-        authorised_by: &str,
-        authorisation: &str,
-        now: i64,
-    ) -> Result<(), RecordsError> {
-        if !trailer_wire::topic::valid_id(name) {
-            return Err(RecordsError::Invalid(format!(
-                "user name {name:?}: use A-Z a-z 0-9 - _ ."
-            )));
-        }
-        if authorised_by.trim().is_empty() || authorisation.trim().is_empty() {
-            return Err(RecordsError::Invalid(
-                "access is granted by a written authorisation: say who authorised it and its reference"
-                    .into(),
-            ));
-        }
-        let trailer = sqlx::query(sql(self.pg, "SELECT 1 FROM trailers WHERE trailer_id = ?"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        if trailer.is_some() {
-            return Err(RecordsError::Invalid(format!("{name} is an enrolled trailer's id")));
-        }
-        sqlx::query(sql(
-            self.pg,
-            "INSERT INTO console_users (name, role, authorised_by, authorisation, authorised_ms, active) \
-             VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (name) DO UPDATE SET role = excluded.role, \
-             authorised_by = excluded.authorised_by, authorisation = excluded.authorisation, \
-             authorised_ms = excluded.authorised_ms, active = 1",
-        ))
-        .bind(name)
-        .bind(role_name(role))
-        .bind(authorised_by.trim())
-        .bind(authorisation.trim())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Disables a user (the record and its authorisation stay).
-    pub async fn disable_user(&self, name: &str) -> Result<bool, RecordsError> {
-        let done = sqlx::query(sql(self.pg, "UPDATE console_users SET active = 0 WHERE name = ?"))
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// The role of an active user.
     pub async fn role_of(&self, name: &str) -> Result<Option<Role>, RecordsError> {
         let row = sqlx::query(sql(
@@ -111,5 +58,67 @@ impl Records {
                 })
             })
             .collect())
+    }
+}
+
+super::session::committed! {
+    /// Grants (or changes) a user's role under a written authorisation.
+    fn grant(name: &str, role: Role, by: &str, authorisation: &str, now: i64) -> ();
+    /// Disables a user (the record and its authorisation stay).
+    fn disable_user(name: &str) -> bool;
+}
+
+impl super::Session {
+    /// Grants (or changes) a user's role under a written authorisation.
+    pub async fn grant(
+        &mut self,
+        name: &str,
+        role: Role,
+        authorised_by: &str,
+        authorisation: &str,
+        now: i64,
+    ) -> Result<(), RecordsError> {
+        if !trailer_wire::topic::valid_id(name) {
+            return Err(RecordsError::Invalid(format!(
+                "user name {name:?}: use A-Z a-z 0-9 - _ ."
+            )));
+        }
+        if authorised_by.trim().is_empty() || authorisation.trim().is_empty() {
+            return Err(RecordsError::Invalid(
+                "access is granted by a written authorisation: say who authorised it and its reference"
+                    .into(),
+            ));
+        }
+        let trailer = sqlx::query(sql(self.pg, "SELECT 1 FROM trailers WHERE trailer_id = ?"))
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        if trailer.is_some() {
+            return Err(RecordsError::Invalid(format!("{name} is an enrolled trailer's id")));
+        }
+        sqlx::query(sql(
+            self.pg,
+            "INSERT INTO console_users (name, role, authorised_by, authorisation, authorised_ms, active) \
+             VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (name) DO UPDATE SET role = excluded.role, \
+             authorised_by = excluded.authorised_by, authorisation = excluded.authorisation, \
+             authorised_ms = excluded.authorised_ms, active = 1",
+        ))
+        .bind(name)
+        .bind(role_name(role))
+        .bind(authorised_by.trim())
+        .bind(authorisation.trim())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Disables a user (the record and its authorisation stay).
+    pub async fn disable_user(&mut self, name: &str) -> Result<bool, RecordsError> {
+        let done = sqlx::query(sql(self.pg, "UPDATE console_users SET active = 0 WHERE name = ?"))
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
