@@ -180,9 +180,23 @@ pub async fn queue(
     actor: &str,
     now: i64,
 ) -> Result<u64, RecordsError> {
+    let mut s = records.session().await?;
+    let id = queue_in(&mut s, trailer, command, actor, now).await?;
+    s.commit().await?;
+    Ok(id)
+}
+
+/// [`queue`] on the caller's session (a command and its audit entry).
+pub async fn queue_in(
+    s: &mut crate::records::Session,
+    trailer: &str,
+    command: Command,
+    actor: &str,
+    now: i64,
+) -> Result<u64, RecordsError> {
     let summary = command.summary();
     let kind = command.kind();
-    let key = records.rules().config_key.clone();
+    let key = s.rules().config_key.clone();
     if matches!(command, Command::Config { .. }) && key.is_none() {
         return Err(RecordsError::Invalid(
             "no configuration signing key: set pki.dir (sync-server pki init makes \
@@ -190,11 +204,10 @@ pub async fn queue(
                 .into(),
         ));
     }
-    records
-        .enqueue_downlink(trailer, kind, &summary, actor, now, |id| {
-            command.build(trailer, key.as_deref(), id)
-        })
-        .await
+    s.enqueue_downlink(trailer, kind, &summary, actor, now, |id| {
+        command.build(trailer, key.as_deref(), id)
+    })
+    .await
 }
 
 #[cfg(test)]

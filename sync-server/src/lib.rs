@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod bca;
 pub mod broker;
+pub mod commands;
 pub mod config;
 pub mod console;
 pub mod csvfile;

@@ -2,9 +2,8 @@
 //! and read responses on `console/{user}/resp` (the broker binds each to their own topics), and
 //! read their role's live, retained topics under `console/{user}/live/`.
 //!
-//! - [`roles`]: which role may run which command (pure).
 //! - [`protocol`]: the request and response envelope, and why a payload is refused (pure).
-//! - [`dispatch`]: one request for one user: role check, the command, one audit entry.
+//! - [`dispatch`]: one request for one user, run by [`crate::commands`] as `console:{user}`.
 //! - [`live`]: the live topics each role sees, published only when they change.
 //! - [`client`]: the console client `sync-server console` uses; [`interactive`] its
 //!   line-by-line mode with tables and prompts.
@@ -13,4 +12,4 @@ pub mod dispatch;
 pub mod interactive;
 pub mod live;
 pub mod protocol;
-pub mod roles;
+pub use crate::commands::roles;

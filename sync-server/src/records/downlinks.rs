@@ -177,3 +177,18 @@ pub(crate) async fn enqueue(
         .await?;
     Ok(id as u64)
 }
+
+impl super::Session {
+    /// Queues a downlink for `trailer` on this session; `build` makes it from its id.
+    pub async fn enqueue_downlink(
+        &mut self,
+        trailer: &str,
+        kind: &str,
+        summary: &str,
+        actor: &str,
+        now: i64,
+        build: impl FnOnce(u64) -> Downlink,
+    ) -> Result<u64, RecordsError> {
+        enqueue(&mut self.tx, trailer, kind, summary, actor, now, build).await
+    }
+}
