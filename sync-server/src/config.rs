@@ -15,7 +15,54 @@ pub struct Config {
     pub acp: AcpConfig,
     pub pki: PkiConfig,
     pub limits: crate::limits::LimitsConfig,
+    /// The agency's dispatch systems that hits are sent to as they arrive (`[[forward]]`, one
+    /// table each). None by default.
+    pub forward: Vec<ForwardConfig>,
 }
+
+/// One dispatch system that hits are sent to: each hit of its categories POSTed as JSON to
+/// its webhook, once, and the delivery recorded in the audit trail (a hit delivered to a
+/// person is an access to it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The target's name in the audit trail (A-Z a-z 0-9 - _ .).
+    pub name: String,
+    /// `https://host[:port]/path` (or `http://` to a receiver on this machine).
+    pub webhook: String,
+    /// The hit categories it takes (`stolen-vehicle`, `stolen-plate`, `warrant`,
+    /// `suspended-revoked-licence`, `missing-person-amber`, `active-investigation`); empty:
+    /// every category.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// The CA certificate (PEM) that signs the receiver's certificate; empty: the public web
+    /// roots.
+    #[serde(default)]
+    pub ca: PathBuf,
+    /// Hits received longer ago than this are not sent (a dispatcher acts on fresh ones; the
+    /// console has the rest), seconds.
+    #[serde(default = "default_forward_age")]
+    pub max_age_s: u64,
+}
+
+fn default_forward_age() -> u64 {
+    600
+}
+
+/// A hit category as the configuration and the records may write it, compared without case,
+/// spaces or dashes (`stolen-vehicle`, `StolenVehicle`).
+pub fn category_key(c: &str) -> String {
+    c.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+const CATEGORIES: [&str; 6] = [
+    "stolen-vehicle",
+    "stolen-plate",
+    "warrant",
+    "suspended-revoked-licence",
+    "missing-person-amber",
+    "active-investigation",
+];
 
 /// The agency's PKI directory (`sync-server pki init`), from which the server signs the
 /// renewal requests trailers send over the link, and enrolment signs trailers' requests. Empty:
@@ -325,6 +372,25 @@ impl Config {
             ));
         }
         self.rules()?;
+        for f in &self.forward {
+            let bad =
+                |what: String| Err(ConfigError::Invalid(format!("forward {:?}: {what}", f.name)));
+            if !trailer_wire::topic::valid_id(&f.name) {
+                return bad("name: 1-64 of A-Z a-z 0-9 - _ .".into());
+            }
+            if !(f.webhook.starts_with("https://") || f.webhook.starts_with("http://")) {
+                return bad("webhook: an https:// address".into());
+            }
+            if f.webhook.starts_with("http://") && !is_local(crate::forward::host_of(&f.webhook)) {
+                return bad(
+                    "webhook: a receiver on another machine is reached over https://".into()
+                );
+            }
+            let known = CATEGORIES.map(category_key);
+            if let Some(c) = f.categories.iter().find(|c| !known.contains(&category_key(c))) {
+                return bad(format!("category {c:?}: use {}", CATEGORIES.join(", ")));
+            }
+        }
         if !(10.0..=100_000.0).contains(&self.server.new_location_m) {
             return Err(ConfigError::Invalid("server.new_location_m must be 10-100000".into()));
         }

@@ -21,6 +21,10 @@
 //!   the broker's clients (brought in line with the registry by [`mqtt`]).
 //! - [`renewal`]: trailers' certificates renewed over the link.
 //! - [`limits`]: what one identity may send (uplinks, console requests, refused bytes).
+//! - [`commands`]: every operator action, whichever transport asks: role, command and its
+//!   audit entry on one transaction.
+//! - [`forward`]: hits sent to the agency's dispatch systems (webhooks) as they arrive, each
+//!   delivery audited.
 pub mod audit;
 pub mod bca;
 pub mod broker;
@@ -29,6 +33,7 @@ pub mod config;
 pub mod console;
 pub mod csvfile;
 pub mod downlink;
+pub mod forward;
 pub mod ingest;
 pub mod limits;
 pub mod monitor;
@@ -171,6 +176,13 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     ));
     let notices =
         tokio::spawn(bca::Sender::from_config(&config).duty(db.clone(), shutdown.clone()));
+    let forwards = tokio::spawn(forward::duty(
+        db.clone(),
+        config.agency.name.clone(),
+        config.forward.clone(),
+        live.hits_stored.clone(),
+        shutdown.clone(),
+    ));
     let result = mqtt::run(config, db.clone(), live, shutdown).await;
     http.abort();
     if let Some(m) = monitor {
@@ -179,6 +191,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     audit_check.abort();
     let _ = retention.await;
     let _ = notices.await;
+    let _ = forwards.await;
     db.close().await;
     result.map_err(ServerError::from)
 }

@@ -23,6 +23,8 @@ pub struct Live {
     /// The audit chain at its last check: 1 intact, 0 broken, -1 not checked yet.
     pub audit_intact: AtomicI64,
     pub audit_checked_ms: AtomicI64,
+    /// Woken when the writer stored a batch with hits: the dispatch forwarder's cue.
+    pub hits_stored: Arc<tokio::sync::Notify>,
 }
 
 impl Live {

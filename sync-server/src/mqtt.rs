@@ -421,6 +421,7 @@ async fn writer(
         figures.ingested.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if batch.iter().any(|p| p.topic.ends_with("/up/alerts")) {
             hits.notify_one();
+            figures.hits_stored.notify_one();
         }
         for (trailer, refs) in acks {
             match trailer_wire::encode(&Message::Ack(Ack { refs })) {

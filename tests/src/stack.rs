@@ -491,6 +491,20 @@ impl Stack {
         })
     }
 
+    /// The actor of the newest audit entry.
+    pub fn last_audit_actor(&self) -> anyhow::Result<String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let records = sync_server::records::Records::open(&self.database()).await?;
+            let row: Result<(String,), _> =
+                sqlx::query_as("SELECT actor FROM audit ORDER BY seq DESC LIMIT 1")
+                    .fetch_one(records.pool())
+                    .await;
+            records.close().await;
+            Ok(row?.0)
+        })
+    }
+
     /// The body of `GET path` from the server's public pages (an error unless 200 OK).
     pub fn http_get(&self, path: &str) -> anyhow::Result<String> {
         use std::io::{Read, Write};

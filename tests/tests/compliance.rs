@@ -243,6 +243,19 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
             && e["case_number"] == "24-001234"),
         "{export:#?}"
     );
+    // The command line's actor is the login the operating system vouches for (the real user
+    // id's), not what an environment variable claims.
+    let claimed = std::process::Command::new(e2e_tests::stack::bin("sync-server"))
+        .args(["hold", "list", "--json", "--config"])
+        .arg(stack.server_config())
+        .env("USER", "impostor")
+        .env("LOGNAME", "impostor")
+        .env_remove("SUDO_USER")
+        .output()?;
+    assert!(claimed.status.success(), "{}", String::from_utf8_lossy(&claimed.stderr));
+    let uid = nix::unistd::getuid();
+    let login = nix::unistd::User::from_uid(uid)?.map(|u| u.name).unwrap_or_default();
+    assert_eq!(stack.last_audit_actor()?, format!("cli:{login}"));
 
     // An anchor (the head recorded by an earlier verify, kept apart from the database) finds
     // entries missing at the end, which a shorter chain would not show.
@@ -901,10 +914,14 @@ fn the_public_pages_fit_a_phone_and_pass_an_accessibility_check() -> anyhow::Res
 
 /// A hit reaches the operator at once: the interactive console announces it above the prompt,
 /// through the real broker and server, with its list, trailer and place and how to acknowledge
-/// it; the operator acknowledges it from there.
+/// it; the operator acknowledges it from there. The agency's dispatch system gets it on its
+/// webhook too, and that delivery is audited.
 #[test]
 fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result<()> {
-    let stack = Stack::start()?;
+    let (webhook, posted) = webhook_receiver()?;
+    let stack = Stack::start_with(&format!(
+        "[[forward]]\nname = \"cad\"\nwebhook = \"{webhook}\"\ncategories = [\"stolen-vehicle\"]\n"
+    ))?;
     let (cert, key) = stack.enroll(TRAILER)?;
     grant(&stack, "otto", "operator")?;
     let mut console = e2e_tests::console::Console::start(&stack, "otto")?;
@@ -942,7 +959,46 @@ fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result
             .is_ok_and(|o| o.contains("confirmed-no-action"))
     };
     wait_for("the acknowledgement recorded", 30, acked);
+    let body = posted.recv_timeout(within)?;
+    let hit: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!((hit["plate"].as_str(), hit["alert_id"].as_u64()), (Some(PLATES[2]), Some(41)));
+    assert_eq!(hit["trailer"], TRAILER);
+    let forwarded = || {
+        stack.audit_details().is_ok_and(|a| {
+            a.iter().any(|(action, d)| action == "alerts.forwarded" && d.contains("alert 41"))
+        })
+    };
+    wait_for("the delivery audited", 30, forwarded);
     Ok(())
+}
+
+/// A dispatch system's webhook on a free local port: each POST's body, answered 204.
+fn webhook_receiver() -> anyhow::Result<(String, std::sync::mpsc::Receiver<String>)> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://127.0.0.1:{}/alpr/hits", listener.local_addr()?.port());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(read_half) = conn.try_clone() else { continue };
+            let mut reader = BufReader::new(read_half);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                let mut conn = conn;
+                let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+                let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+    });
+    Ok((url, rx))
 }
 
 /// GET on the monitoring address: (status line, body).

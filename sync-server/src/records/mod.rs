@@ -31,6 +31,7 @@ mod acp;
 pub mod audit;
 pub mod backup;
 mod downlinks;
+mod forwards;
 pub mod hotlists;
 pub mod imports;
 mod locations;
@@ -187,6 +188,23 @@ pub(crate) fn plate_pair(plate: &str) -> (String, String) {
     let typed = forms[0].clone();
     let zeroed = forms.last().cloned().unwrap_or_else(|| typed.clone());
     (typed, zeroed)
+}
+
+/// An alert's row (`trailer_id, alert_id, plate, list_name, category, case_number, seen_at,
+/// outcome`, and its read's `lat, lon`).
+fn alert_view(r: &sqlx::any::AnyRow) -> AlertView {
+    AlertView {
+        trailer_id: r.get(0),
+        alert_id: r.get::<i64, _>(1) as u64,
+        plate: r.get(2),
+        list_name: r.get(3),
+        category: r.get(4),
+        case_number: r.get(5),
+        seen_at: iso_time(r.get(6)),
+        outcome: r.get(7),
+        lat: r.get(8),
+        lon: r.get(9),
+    }
 }
 
 /// Bytes of refused messages kept per sender (`[limits] dead_letter_bytes`); set once at start.
@@ -581,21 +599,7 @@ impl Records {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AlertView {
-                trailer_id: r.get(0),
-                alert_id: r.get::<i64, _>(1) as u64,
-                plate: r.get(2),
-                list_name: r.get(3),
-                category: r.get(4),
-                case_number: r.get(5),
-                seen_at: iso_time(r.get(6)),
-                outcome: r.get(7),
-                lat: r.get(8),
-                lon: r.get(9),
-            })
-            .collect())
+        Ok(rows.iter().map(alert_view).collect())
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -21,13 +21,21 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Who runs this command, as the audit trail names them: the login of the process's real
+/// user id, which the operating system vouches for (an environment variable proves nothing).
+/// Under sudo the person who ran it is added as sudo said, next to the proved `root`.
 pub fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("SUDO_USER")
-            .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "unknown".into())
-    )
+    let uid = nix::unistd::getuid();
+    let login = match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid{uid}"),
+    };
+    match std::env::var("SUDO_USER") {
+        Ok(by) if uid.is_root() && trailer_wire::topic::valid_id(&by) => {
+            format!("cli:{login}(sudo {by})")
+        }
+        _ => format!("cli:{login}"),
+    }
 }
 
 /// Opens the agency's records, runs `f`, closes them.
