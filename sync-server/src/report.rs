@@ -222,15 +222,15 @@ mod tests {
         let at = 1_762_776_000_000;
         let entries = [
             ("cli:ann", "reads.list", "24-1", 4),
-            ("console:bob", "console.plates.search", "24-2", 2),
-            ("console:bob", "console.alerts.list", "", 1),
-            ("console:bob", "console.deployments.list", "", 3),
-            ("console:sue", "console.acp.add", "ACP-9", 1),
+            ("console:bob", "plates.search", "24-2", 2),
+            ("console:bob", "alerts.list", "", 1),
+            ("console:bob", "deployments.list", "", 3),
+            ("console:sue", "acp.add", "ACP-9", 1),
             ("retention", "acp.destroy", "", 5),
             ("sync-server", "downlink.acp", "", 1),
             ("retention", "destroy", "", 3),
-            ("console:sue", "console.release.fulfil", "24-2", 6),
-            ("console:sue", "console.hotlists.upload", "", 1),
+            ("console:sue", "release.fulfil", "24-2", 6),
+            ("console:sue", "hotlists.upload", "", 1),
         ];
         for (i, (actor, action, case, n)) in entries.iter().enumerate() {
             let entry = crate::audit::Entry {

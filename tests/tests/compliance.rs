@@ -822,7 +822,7 @@ fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -
         records.close().await;
         anyhow::Ok(rows)
     })?;
-    assert!(details.iter().any(|(a, d)| a == "console.acp.add" && d.contains("ACP 26-0113")));
+    assert!(details.iter().any(|(a, d)| a == "acp.add" && d.contains("ACP 26-0113")));
     assert!(
         details.iter().all(|(_, d)| !d.contains("ACP404") && !d.contains("acp-404")),
         "{details:?}"

@@ -31,6 +31,7 @@ pub mod notices;
 pub mod reads;
 pub mod releases;
 pub mod roles;
+pub mod spec;
 pub mod users;
 
 /// How a request reached the server: it names the actor in the audit trail.
@@ -264,6 +265,10 @@ fn admissible(role: Option<Role>, c: &Call<'_>) -> Result<(), String> {
             "{command} reaches data about people: a purpose and a case number are required \
              (Minn. Stat. 13.824)"
         ));
+    }
+    let wrong = spec::check(command, c.request.args);
+    if !wrong.is_empty() {
+        return Err(format!("args: {}", wrong.join("; ")));
     }
     Ok(())
 }

@@ -63,9 +63,27 @@ pub struct Session {
 #[derive(Debug)]
 pub enum Input {
     Line(String),
+    /// Ctrl-C: the line or the question being typed is dropped (the console goes on).
+    Cancel,
     Hits(Vec<Value>),
     /// The connection to the broker was lost (`false`) or is back (`true`).
     Link(bool),
+}
+
+/// What the person at the terminal did: typed a line, or pressed Ctrl-C.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Typed {
+    Line(String),
+    Cancel,
+}
+
+impl Typed {
+    fn into_input(self) -> Input {
+        match self {
+            Typed::Line(l) => Input::Line(l),
+            Typed::Cancel => Input::Cancel,
+        }
+    }
 }
 
 impl Session {
@@ -227,7 +245,7 @@ impl Session {
     /// the live topics up to date meanwhile. `None` at the end of the input.
     pub async fn wait_input(
         &mut self,
-        lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+        lines: &mut tokio::sync::mpsc::UnboundedReceiver<Typed>,
     ) -> Option<Input> {
         loop {
             if let Some(up) = self.link_change.take() {
@@ -237,11 +255,11 @@ impl Session {
                 return Some(Input::Hits(self.take_hits()));
             }
             tokio::select! {
-                line = lines.recv() => return line.map(Input::Line),
+                line = lines.recv() => return line.map(Typed::into_input),
                 ev = self.poller.next() => match ev {
                     Some(Ok(ev)) => self.background(ev).await,
                     Some(Err(_)) => self.lost().await,
-                    None => return lines.recv().await.map(Input::Line),
+                    None => return lines.recv().await.map(Typed::into_input),
                 },
             }
         }
@@ -400,8 +418,8 @@ impl Session {
     /// meanwhile. `None` at the end of the input.
     pub async fn wait_line(
         &mut self,
-        lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
-    ) -> Option<String> {
+        lines: &mut tokio::sync::mpsc::UnboundedReceiver<Typed>,
+    ) -> Option<Typed> {
         loop {
             tokio::select! {
                 line = lines.recv() => return line,

@@ -1,71 +1,71 @@
 //! The interactive console: one line per command (`plates.search plate=ABC123`), answers as
 //! tables, the live topics on demand, and a prompt for the purpose and the case number where
-//! the law asks for them (they go into the audit trail with the request).
+//! the law asks for them (they go into the audit trail with the request). A request's
+//! arguments are checked first, every mistake named at once; an irreversible command says what
+//! it will do and waits for `yes`; Ctrl-C drops the line or the question, not the console.
 use super::client::{Input, Session, parse_args, render, words};
-use super::roles::{COMMANDS, needs_purpose_and_case};
+use super::roles::needs_purpose_and_case;
+use super::terminal::Terminal;
+use crate::commands::spec::{self, SPECS};
 use serde_json::Value;
 use std::io::Write;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedReceiver;
-
-/// Each command's arguments, for `help`.
-pub const HINTS: [(&str, &str); 29] = [
-    ("status", ""),
-    ("alerts.list", "[open=true] [limit=N]"),
-    (
-        "alerts.ack",
-        "trailer=T alert_id=N outcome=confirmed-acted|confirmed-no-action|not-confirmed|misread",
-    ),
-    ("deployments.list", ""),
-    ("deployments.start", "reader=T lat=44.02 lon=-92.47 [name=\"Place\"] [security=true]"),
-    ("deployments.end", "reader=T"),
-    ("deployments.rename", "id=N name=\"Place\""),
-    ("deployments.security", "id=N security=true|false reason=…"),
-    ("notices.list", ""),
-    ("notices.send", "id=N"),
-    ("notices.mark-sent", "id=N how=\"faxed to BCA 11/23\""),
-    (
-        "hotlists.upload",
-        "name=L version=N file=PATH [purpose=P case=C] (P and C for an investigation's list)",
-    ),
-    ("hotlists.approve", "name=L version=N (a list another supervisor uploaded)"),
-    ("hotlists.withdraw", "name=L reason=R"),
-    ("hotlists.list", ""),
-    (
-        "holds.place",
-        "kind=active-investigation|exculpatory requester=R request_date=YYYY-MM-DD [charge=C] reads='[[\"T\",N]]' | plate=P from=D to=D [note=…]",
-    ),
-    ("holds.release", "id=N reason=…"),
-    ("holds.list", ""),
-    ("acp.add", "plate=P reference=ACP-REQUEST-NO"),
-    ("plates.search", "plate=P warrant=NO|exigency=FACTS [days=N] [limit=N] [pictures=true]"),
-    (
-        "release.request",
-        "requesting_agency=… requester=… factual_basis=… authorisation=… plate=P from=YYYY-MM-DD to=YYYY-MM-DD",
-    ),
-    ("release.review", "id=N note=…"),
-    ("release.decide", "id=N approve=true|false reason=…"),
-    ("release.fulfil", "id=N"),
-    ("release.list", ""),
-    ("publiclog.generate", "from=YYYY-MM-DD to=YYYY-MM-DD"),
-    ("audit.report", "from=YYYY-MM-DD to=YYYY-MM-DD"),
-    ("audit.verify", ""),
-    (
-        "users.manage",
-        "action=list | action=grant name=U role=R authorisation=… | action=disable name=U",
-    ),
-];
 
 fn help() -> String {
-    let mut out = String::from("commands (key=value arguments; quote values with spaces):\n");
-    for (c, hint) in HINTS {
-        out.push_str(&format!("  {c:<22} {hint}\n"));
+    let mut out = String::from(
+        "commands (key=value arguments; quote values with spaces; help COMMAND for one):\n",
+    );
+    for s in SPECS {
+        out.push_str(&format!("  {:<22} {}\n", s.command, s.about));
     }
     out.push_str(
         "  live [topic]           the live topics of your role (status, backlog, alerts, notices)\n\
-         \x20 help, quit\n",
+         \x20 help [COMMAND], quit   (Tab completes; Ctrl-C drops the line)\n",
     );
     out
+}
+
+/// `help COMMAND`: what it does, its arguments one per line, and what it asks for.
+fn help_on(command: &str) -> String {
+    let Some(s) = spec::of(command) else {
+        return format!("unknown command {command:?}; type help\n");
+    };
+    let mut out = format!("{} — {}\n  {} {}\n", s.command, s.about, s.command, spec::usage(s));
+    if s.command == "hotlists.upload" {
+        out = format!(
+            "{} — {}\n  hotlists.upload name=L version=N file=PATH [purpose=P case=C]\n",
+            s.command, s.about
+        );
+    }
+    for a in s.args {
+        let need = if a.required { "required" } else { "optional" };
+        out.push_str(&format!("    {:<18} {need}: {}\n", a.name, a.about));
+    }
+    if needs_purpose_and_case(command) {
+        out.push_str("  asks for the purpose and the case number (kept in the audit trail)\n");
+    }
+    if s.irreversible {
+        out.push_str("  cannot be undone: it says what it will do and waits for yes\n");
+    }
+    out.push_str("  (your role must include it: the server refuses it otherwise)\n");
+    out
+}
+
+/// What an irreversible command will do, in words, before it is confirmed.
+fn consequence(command: &str, args: &Value) -> Option<String> {
+    match command {
+        "acp.add" => Some(format!(
+            "acp.add destroys every read of this plate, with its pictures and hits, here and on \
+             every trailer, and no read of it is kept again (reference {}).",
+            args["reference"]
+        )),
+        "release.fulfil" => Some(format!(
+            "release.fulfil writes request {}'s bundle of reads and pictures for the other agency: \
+             the data leaves this agency.",
+            args["id"]
+        )),
+        _ => None,
+    }
 }
 
 /// A hit as the console announces it: what list, which trailer, where and when, the reminder
@@ -108,50 +108,59 @@ fn parse_line(line: &str) -> Line {
     let rest: Vec<&str> = w[1..].iter().map(String::as_str).collect();
     match first.as_str() {
         "quit" | "exit" => Line::Quit,
-        "help" | "?" => Line::Print(help()),
+        "help" | "?" => match rest.first() {
+            Some(c) => Line::Print(help_on(c)),
+            None => Line::Print(help()),
+        },
         "live" => Line::Live(rest.first().map(|t| t.to_string())),
-        c if COMMANDS.contains(&c) => match parse_args(&rest) {
-            Ok(args) => Line::Ask { command: c.to_string(), args },
+        c if spec::of(c).is_some() => match parse_args(&rest) {
+            // An upload's own arguments (file=, purpose=, case=) are checked as it reads the file.
+            Ok(args) if c == "hotlists.upload" => Line::Ask { command: c.to_string(), args },
+            Ok(args) => match spec::check(c, &args) {
+                wrong if wrong.is_empty() => Line::Ask { command: c.to_string(), args },
+                wrong => Line::Print(format!(
+                    "not sent: {}\n  {c} {}\n",
+                    wrong.join("\n  "),
+                    spec::of(c).map(spec::usage).unwrap_or_default()
+                )),
+            },
             Err(e) => Line::Print(format!("{e}\n")),
         },
         other => Line::Print(format!("unknown command {other:?}; type help\n")),
     }
 }
 
-/// Runs the console on `lines` (the terminal's, one by one) until `quit` or their end.
+/// Runs the console on `term` until `quit` or the end of its input.
 pub async fn run(
     mut session: Session,
-    lines: &mut UnboundedReceiver<String>,
+    term: &mut Terminal,
     out: &mut (dyn Write + Send),
     within: Duration,
 ) -> std::io::Result<()> {
     session.settle(Duration::from_millis(500)).await;
     writeln!(out, "connected as {}; type help for the commands", session.user())?;
     loop {
-        write!(out, "> ")?;
-        out.flush()?;
-        let line = match session.wait_input(lines).await {
+        term.prompt(out, "> ")?;
+        let line = match term.next(&mut session).await {
             None => break,
+            Some(Input::Cancel) => continue,
             Some(Input::Hits(hits)) => {
-                // Above the prompt: the line being typed stays in the terminal's buffer.
-                writeln!(out)?;
+                // Above the prompt: the line being typed stays as it is.
                 for h in &hits {
-                    writeln!(out, "{}", announce(h))?;
+                    term.above(out, &announce(h))?;
                 }
                 continue;
             }
             Some(Input::Link(false)) => {
-                writeln!(out)?;
-                writeln!(
+                term.above(
                     out,
                     "*** the connection to the broker was lost: the live topics are stale and \
-                     requests fail until it is back"
+                     requests fail until it is back",
                 )?;
                 continue;
             }
             Some(Input::Link(true)) => {
-                writeln!(out)?;
-                writeln!(out, "*** connected to the broker again")?;
+                term.above(out, "*** connected to the broker again")?;
                 continue;
             }
             Some(Input::Line(line)) => line,
@@ -160,22 +169,7 @@ pub async fn run(
             Line::Nothing => {}
             Line::Quit => break,
             Line::Print(text) => write!(out, "{text}")?,
-            Line::Live(topic) => {
-                if let Some(since) = session.stale_since() {
-                    let at = crate::records::iso_time(since);
-                    writeln!(out, "(stale: no connection to the broker since {at})")?;
-                }
-                let mut any = false;
-                for (name, value) in &session.live {
-                    if topic.as_ref().is_none_or(|t| t == name) {
-                        write!(out, "[{name}]\n{}", render(value))?;
-                        any = true;
-                    }
-                }
-                if !any {
-                    writeln!(out, "(no live topic yet)")?;
-                }
-            }
+            Line::Live(topic) => live(&session, topic, out)?,
             Line::Ask { command, args } if command == "hotlists.upload" => {
                 write!(out, "{}", upload(&mut session, &args, within).await)?;
             }
@@ -183,14 +177,26 @@ pub async fn run(
                 let (mut purpose, mut case) = (String::new(), String::new());
                 if needs_purpose_and_case(&command) {
                     // Asked every time: each search is its own documented purpose.
-                    write!(out, "Purpose (why this data is needed): ")?;
-                    out.flush()?;
-                    purpose = session.wait_line(lines).await.unwrap_or_default();
-                    write!(out, "Case number: ")?;
-                    out.flush()?;
-                    case = session.wait_line(lines).await.unwrap_or_default();
+                    let why = "Purpose (why this data is needed): ";
+                    let Some(p) = term.ask(&mut session, out, why).await? else {
+                        writeln!(out, "cancelled: nothing was sent")?;
+                        continue;
+                    };
+                    let Some(c) = term.ask(&mut session, out, "Case number: ").await? else {
+                        writeln!(out, "cancelled: nothing was sent")?;
+                        continue;
+                    };
+                    (purpose, case) = (p, c);
                     if purpose.trim().is_empty() || case.trim().is_empty() {
                         writeln!(out, "not sent: {command} needs a purpose and a case number")?;
+                        continue;
+                    }
+                }
+                if let Some(what) = consequence(&command, &args) {
+                    writeln!(out, "{what}")?;
+                    let sure = term.ask(&mut session, out, "Type yes to go on: ").await?;
+                    if sure.as_deref().map(str::trim) != Some("yes") {
+                        writeln!(out, "not sent")?;
                         continue;
                     }
                 }
@@ -204,6 +210,29 @@ pub async fn run(
         }
     }
     session.close().await;
+    Ok(())
+}
+
+/// `live [topic]`: the role's live topics as last received, marked stale while disconnected.
+fn live(
+    session: &Session,
+    topic: Option<String>,
+    out: &mut (dyn Write + Send),
+) -> std::io::Result<()> {
+    if let Some(since) = session.stale_since() {
+        let at = crate::records::iso_time(since);
+        writeln!(out, "(stale: no connection to the broker since {at})")?;
+    }
+    let mut any = false;
+    for (name, value) in &session.live {
+        if topic.as_ref().is_none_or(|t| t == name) {
+            write!(out, "[{name}]\n{}", render(value))?;
+            any = true;
+        }
+    }
+    if !any {
+        writeln!(out, "(no live topic yet)")?;
+    }
     Ok(())
 }
 
@@ -249,10 +278,27 @@ mod tests {
     }
 
     #[test]
-    fn every_command_has_a_hint() {
-        for c in COMMANDS {
-            assert!(HINTS.iter().any(|(h, _)| *h == c), "{c}");
+    fn help_on_a_command_names_its_arguments_and_what_it_asks() {
+        let h = help_on("plates.search");
+        for part in ["plate", "required", "warrant", "optional", "purpose and the case number"] {
+            assert!(h.contains(part), "{part}: {h}");
         }
+        assert!(help_on("acp.add").contains("cannot be undone"));
+        assert!(help_on("nope").contains("unknown command"));
+    }
+
+    #[test]
+    fn arguments_are_checked_before_anything_is_asked() {
+        match parse_line("alerts.ack trailer=t1 alert_id=x note=seen") {
+            Line::Print(t) => {
+                assert!(t.starts_with("not sent"), "{t}");
+                for part in ["takes no note", "needs outcome", "alert_id is a whole number"] {
+                    assert!(t.contains(part), "{part}: {t}");
+                }
+            }
+            _ => panic!("refused before sending"),
+        }
+        assert!(matches!(parse_line("help alerts.ack"), Line::Print(t) if t.contains("outcome")));
     }
 
     #[test]
@@ -268,5 +314,8 @@ mod tests {
         }
         assert!(matches!(parse_line("drop tables"), Line::Print(t) if t.contains("unknown")));
         assert!(matches!(parse_line("status oops"), Line::Print(t) if t.contains("key=value")));
+        assert!(
+            matches!(parse_line("status x=1"), Line::Print(t) if t.contains("takes no arguments"))
+        );
     }
 }

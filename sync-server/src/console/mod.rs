@@ -12,4 +12,5 @@ pub mod dispatch;
 pub mod interactive;
 pub mod live;
 pub mod protocol;
+pub mod terminal;
 pub use crate::commands::roles;

@@ -729,16 +729,9 @@ async fn console(
     use sync_server::console::client::Session;
     let mut session = Session::connect(&op, within).await?;
     let Some(command) = command else {
-        let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut term = sync_server::console::terminal::Terminal::stdin();
         let mut out = std::io::stdout();
-        sync_server::console::interactive::run(session, &mut lines, &mut out, within).await?;
+        sync_server::console::interactive::run(session, &mut term, &mut out, within).await?;
         return Ok(());
     };
     let response = match (command.as_str(), file) {
