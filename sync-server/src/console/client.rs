@@ -549,25 +549,37 @@ pub fn words(line: &str) -> Vec<String> {
     out
 }
 
-fn cell(v: &Value) -> String {
-    let text = match v {
+fn cell(key: &str, v: &Value) -> String {
+    match v {
         Value::Null => String::new(),
         // Whatever reached the records, never an escape sequence on an operator's screen.
         Value::String(s) => trailer_wire::text::clean(s, usize::MAX),
+        // Pictures and nested records: what is there (they are saved or shown on their own).
         Value::Object(o) => o.keys().cloned().collect::<Vec<_>>().join(","),
+        // A time as epoch milliseconds: the local time with its zone.
+        Value::Number(n)
+            if key.ends_with("_ms") && n.as_i64().is_some_and(|ms| ms > 1e12 as i64) =>
+        {
+            local_time(n.as_i64().unwrap_or_default())
+        }
         // Six decimals at most (a tenth of a metre in latitude); no float noise.
         Value::Number(n) if !n.is_i64() && !n.is_u64() => {
             let fixed = format!("{:.6}", n.as_f64().unwrap_or_default());
             fixed.trim_end_matches('0').trim_end_matches('.').to_string()
         }
         other => other.to_string(),
-    };
-    // A picture or a long text would break the table: say how long it is instead.
-    if text.chars().count() > 48 {
-        format!("{}… ({} chars)", text.chars().take(40).collect::<String>(), text.chars().count())
-    } else {
-        text
     }
+}
+
+/// Epoch milliseconds as this machine's local time, with the zone: `2026-12-02 09:14 CST`.
+pub fn local_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// Columns shown first, in this order, when a table has them.
@@ -586,9 +598,15 @@ const LEADING: [&str; 12] = [
     "role",
 ];
 
-/// An answer as people read it: a list of objects as a table with a header, an object as
-/// `key: value` lines, anything else as JSON.
+/// An answer as people read it, at any width: see [`render_within`].
 pub fn render(data: &Value) -> String {
+    render_within(data, usize::MAX)
+}
+
+/// An answer as people read it on a terminal `width` columns wide: a list of objects as a
+/// table with a header, or, when the table is wider than the terminal, as records (one field a
+/// line); an object as `key  value` lines; anything else as JSON. No value is ever cut.
+pub fn render_within(data: &Value, width: usize) -> String {
     match data {
         Value::Array(rows) if rows.is_empty() => "(none)\n".into(),
         Value::Array(rows) if rows.iter().all(Value::is_object) => {
@@ -604,7 +622,7 @@ pub fn render(data: &Value) -> String {
             columns.sort_by_key(|c| LEADING.iter().position(|l| l == c).unwrap_or(LEADING.len()));
             let cells: Vec<Vec<String>> = rows
                 .iter()
-                .map(|r| columns.iter().map(|c| cell(&r[c.as_str()])).collect())
+                .map(|r| columns.iter().map(|c| cell(c, &r[c.as_str()])).collect())
                 .collect();
             let widths: Vec<usize> = columns
                 .iter()
@@ -613,6 +631,22 @@ pub fn render(data: &Value) -> String {
                     cells.iter().map(|r| r[i].chars().count()).max().unwrap_or(0).max(c.len())
                 })
                 .collect();
+            if widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1) > width {
+                // Too wide for the terminal: each row as a record, one field a line.
+                let name_width = columns.iter().map(String::len).max().unwrap_or(0);
+                let records: Vec<String> = cells
+                    .iter()
+                    .map(|r| {
+                        columns
+                            .iter()
+                            .zip(r)
+                            .filter(|(_, v)| !v.is_empty())
+                            .map(|(c, v)| format!("{c:<name_width$}  {v}\n"))
+                            .collect()
+                    })
+                    .collect();
+                return records.join("\n");
+            }
             let line = |values: Vec<&str>| {
                 let padded: Vec<String> =
                     values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
@@ -634,13 +668,13 @@ pub fn render(data: &Value) -> String {
             out
         }
         Value::Object(o) => {
-            let width = o.keys().map(String::len).max().unwrap_or(0);
+            let kw = o.keys().map(String::len).max().unwrap_or(0);
             o.iter()
                 .map(|(k, v)| match v {
                     Value::Array(_) | Value::Object(_) => {
-                        format!("{k:<width$}  {}\n", serde_json::to_string(v).unwrap_or_default())
+                        format!("{k:<kw$}  {}\n", serde_json::to_string(v).unwrap_or_default())
                     }
-                    other => format!("{k:<width$}  {}\n", cell(other)),
+                    other => format!("{k:<kw$}  {}\n", cell(k, other)),
                 })
                 .collect()
         }
@@ -703,7 +737,15 @@ mod tests {
             render(&json!({"c": 0.996999979019165, "lat": 44.1636, "n": 7})),
             "c    0.997\nlat  44.1636\nn    7\n"
         );
-        let long = render(&json!([{"jpeg": "x".repeat(500)}]));
-        assert!(long.contains("(500 chars)"), "{long}");
+        // Nothing is cut: a digest or a path is acted on whole.
+        let digest = "ab".repeat(32);
+        let long = render(&json!([{"sha256": digest, "dir": "/var/lib/alpr/releases/release-12"}]));
+        assert!(long.contains(&digest) && long.contains("release-12"), "{long}");
+        // Wider than the terminal: records, one field a line.
+        let narrow = render_within(&json!([{"id": 1, "sha256": digest}, {"id": 2}]), 40);
+        assert_eq!(narrow, format!("id      1\nsha256  {digest}\n\nid      2\n"));
+        // Epoch milliseconds read as a local time with its zone.
+        let due = render(&json!({"due_ms": 1_790_000_000_000_i64}));
+        assert!(due.starts_with("due_ms  2026-") && !due.contains("1790000000000"), "{due}");
     }
 }

@@ -3,7 +3,7 @@
 //! the law asks for them (they go into the audit trail with the request). A request's
 //! arguments are checked first, every mistake named at once; an irreversible command says what
 //! it will do and waits for `yes`; Ctrl-C drops the line or the question, not the console.
-use super::client::{Input, Session, parse_args, render, words};
+use super::client::{Input, Session, parse_args, render_within, words};
 use super::roles::needs_purpose_and_case;
 use super::terminal::Terminal;
 use crate::commands::spec::{self, SPECS};
@@ -169,9 +169,9 @@ pub async fn run(
             Line::Nothing => {}
             Line::Quit => break,
             Line::Print(text) => write!(out, "{text}")?,
-            Line::Live(topic) => live(&session, topic, out)?,
+            Line::Live(topic) => live(&session, topic, term.width(), out)?,
             Line::Ask { command, args } if command == "hotlists.upload" => {
-                write!(out, "{}", upload(&mut session, &args, within).await)?;
+                write!(out, "{}", upload(&mut session, &args, within, term.width()).await)?;
             }
             Line::Ask { command, args } => {
                 let (mut purpose, mut case) = (String::new(), String::new());
@@ -201,7 +201,7 @@ pub async fn run(
                     }
                 }
                 let text = match session.ask(&command, &purpose, &case, args, within).await {
-                    Ok(r) if r.ok => render(&r.data),
+                    Ok(r) if r.ok => render_within(&r.data, term.width()),
                     Ok(r) => format!("refused: {}\n", r.error.unwrap_or_default()),
                     Err(e) => format!("error: {e}\n"),
                 };
@@ -217,6 +217,7 @@ pub async fn run(
 fn live(
     session: &Session,
     topic: Option<String>,
+    width: usize,
     out: &mut (dyn Write + Send),
 ) -> std::io::Result<()> {
     if let Some(since) = session.stale_since() {
@@ -226,7 +227,7 @@ fn live(
     let mut any = false;
     for (name, value) in &session.live {
         if topic.as_ref().is_none_or(|t| t == name) {
-            write!(out, "[{name}]\n{}", render(value))?;
+            write!(out, "[{name}]\n{}", render_within(value, width))?;
             any = true;
         }
     }
@@ -236,7 +237,7 @@ fn live(
     Ok(())
 }
 
-async fn upload(session: &mut Session, args: &Value, within: Duration) -> String {
+async fn upload(session: &mut Session, args: &Value, within: Duration, width: usize) -> String {
     let (Some(name), Some(version), Some(file)) =
         (args["name"].as_str(), args["version"].as_u64(), args["file"].as_str())
     else {
@@ -250,7 +251,7 @@ async fn upload(session: &mut Session, args: &Value, within: Duration) -> String
     let purpose = args["purpose"].as_str().unwrap_or_default();
     let case = args["case"].as_str().unwrap_or_default();
     match session.upload_hotlist(name, version, &text, (purpose, case), within).await {
-        Ok(r) if r.ok => render(&r.data),
+        Ok(r) if r.ok => render_within(&r.data, width),
         Ok(r) => format!("refused: {}\n", r.error.unwrap_or_default()),
         Err(e) => format!("error: {e}\n"),
     }

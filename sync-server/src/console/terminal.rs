@@ -11,11 +11,15 @@ use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, ExternalPrinter, Helper, Highlighter, Hinter, Validator};
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 /// Where the console reads lines and writes prompts.
 pub struct Terminal {
     typed: UnboundedReceiver<Typed>,
+    /// The terminal's width in columns, as the editor last saw it (0: unknown).
+    columns: Arc<AtomicUsize>,
     /// A line editor: each prompt goes to its thread, which reads one line with it.
     editor: Option<Editor>,
 }
@@ -30,7 +34,16 @@ struct Editor {
 impl Terminal {
     /// Lines from `typed` (a pipe, or a test), prompts written to the output.
     pub fn plain(typed: UnboundedReceiver<Typed>) -> Terminal {
-        Terminal { typed, editor: None }
+        let columns = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+        Terminal { typed, columns: Arc::new(AtomicUsize::new(columns)), editor: None }
+    }
+
+    /// How wide a table may be: the terminal's width, or any width when unknown (a pipe).
+    pub fn width(&self) -> usize {
+        match self.columns.load(Ordering::Relaxed) {
+            0 => usize::MAX,
+            n => n,
+        }
     }
 
     /// The process's standard input: a line editor when it is a terminal, plain lines when not.
@@ -49,9 +62,11 @@ impl Terminal {
         }
         let (prompts, asked) = std::sync::mpsc::channel::<String>();
         let (printer_tx, printer_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || edit(asked, tx, printer_tx));
+        let columns = Arc::new(AtomicUsize::new(0));
+        let seen = columns.clone();
+        std::thread::spawn(move || edit(asked, tx, printer_tx, seen));
         let printer = printer_rx.recv().ok().flatten();
-        Terminal { typed, editor: Some(Editor { prompts, printer, pending: false }) }
+        Terminal { typed, columns, editor: Some(Editor { prompts, printer, pending: false }) }
     }
 
     /// Shows `prompt` and starts reading a line (on a line editor, once per line).
@@ -113,6 +128,7 @@ fn edit(
     asked: std::sync::mpsc::Receiver<String>,
     typed: UnboundedSender<Typed>,
     printer: std::sync::mpsc::Sender<Option<Box<dyn ExternalPrinter + Send>>>,
+    columns: Arc<AtomicUsize>,
 ) {
     let config = rustyline::Config::builder().auto_add_history(true).max_history_size(500);
     let mut rl = match config.map(|c| c.build()).map(rustyline::Editor::with_config) {
@@ -127,7 +143,11 @@ fn edit(
         rl.create_external_printer().ok().map(|p| Box::new(p) as Box<dyn ExternalPrinter + Send>),
     );
     while let Ok(prompt) = asked.recv() {
-        let item = match rl.readline(&prompt) {
+        let read = rl.readline(&prompt);
+        if let Some((width, _)) = rl.dimensions() {
+            columns.store(width as usize, Ordering::Relaxed);
+        }
+        let item = match read {
             Ok(line) => Typed::Line(line),
             Err(ReadlineError::Interrupted) => Typed::Cancel,
             Err(_) => break,
