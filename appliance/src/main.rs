@@ -80,13 +80,14 @@ fn pem_block(label: &str, der: &[u8]) -> String {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Plain text in journald and files; colours only on a terminal.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    // Plain text in journald and files, colours only on a terminal; one JSON object a line
+    // for a log shipper (Loki, Vector) with TRAILER_LOG_FORMAT=json.
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("TRAILER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json().with_current_span(false).init();
+    } else {
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
 }
 
 fn main() -> anyhow::Result<()> {

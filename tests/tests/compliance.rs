@@ -1001,6 +1001,71 @@ fn webhook_receiver() -> anyhow::Result<(String, std::sync::mpsc::Receiver<Strin
     Ok((url, rx))
 }
 
+/// On request the server logs one JSON object a line (for Loki or Vector), from its first line:
+/// the running server's own log, read as it starts.
+#[test]
+fn the_server_logs_json_lines_on_request() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("server.toml");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    std::fs::write(
+        &config,
+        format!(
+            "[agency]\nname = \"Log Test PD\"\ncontact = \"Records, (555) 555-0100\"\n\
+             [server]\ndata_dir = \"{}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {closed}\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nmonitor_listen = \"\"\n",
+            dir.path().display()
+        ),
+    )?;
+    let mut server = std::process::Command::new(e2e_tests::stack::bin("sync-server"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("TRAILER_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = server.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let first = lines.next().transpose()?;
+    let _ = server.kill();
+    let _ = server.wait();
+    let first = first.ok_or_else(|| anyhow::anyhow!("the server logged nothing"))?;
+    let line: serde_json::Value = serde_json::from_str(&first)
+        .map_err(|e| anyhow::anyhow!("not a JSON line ({e}): {first}"))?;
+    assert!(line["level"].is_string() && line["timestamp"].is_string(), "{line}");
+    assert!(line["fields"]["message"].is_string(), "{line}");
+    Ok(())
+}
+
+/// The expressions of the shipped Grafana dashboard (each panel's queries) and Prometheus alert
+/// rules (each `expr:`), by file.
+fn shipped_monitoring() -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sync-server/monitoring/");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}grafana-dashboard.json"))?)?;
+    let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+    let queries = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    let rules = std::fs::read_to_string(format!("{dir}alerts.yml"))?;
+    let exprs = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:").map(|e| e.trim().to_string()))
+        .collect();
+    Ok(vec![("grafana-dashboard.json", queries), ("alerts.yml", exprs)])
+}
+
+/// The server's metric names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("alpr_"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// GET on the monitoring address: (status line, body).
 fn monitor_get(stack: &Stack, path: &str) -> anyhow::Result<(String, String)> {
     use std::io::{Read, Write};
@@ -1077,6 +1142,18 @@ fn metrics_show_the_fleet_while_it_syncs() -> anyhow::Result<()> {
     });
     assert!(monitor_get(&stack, "/healthz")?.0.contains(" 200 "));
     assert!(monitor_get(&stack, "/readyz")?.0.contains(" 200 "));
+    // The dashboard and the alert rules shipped for them watch metrics this server serves.
+    let served = metrics();
+    for (file, expressions) in shipped_monitoring()? {
+        assert!(!expressions.is_empty(), "{file}: no expression");
+        for expr in expressions {
+            for name in metric_names(&expr) {
+                // Declared (a family may have no sample while no trailer reports it).
+                let present = served.lines().any(|l| l.starts_with(&format!("# TYPE {name} ")));
+                assert!(present, "{file}: {expr} watches {name}, which /metrics does not serve");
+            }
+        }
+    }
     stack.stop_broker();
     wait_for("not ready without the broker", 30, || {
         monitor_get(&stack, "/readyz").is_ok_and(|(status, body)| {
