@@ -101,7 +101,10 @@ say "appliance reading $video"
 
 say "reads as the server stored them (an audited access):"
 "$bin/sync-server" reads --config "$state/server.toml" --purpose "demo: show the thin path" --case DEMO-1
-say "hotlist alerts as the server stored them (an audited access):"
+say "hotlist alerts as the server stored them (an audited access by $(id -un), an operator here):"
+# On the command line a person acts as their login, with the console role granted to it.
+"$bin/sync-server" user grant --config "$state/server.toml" --name "$(id -un)" --role operator \
+  --authorised-by "Demo Chief" --authorisation "demo authorisation" >/dev/null
 "$bin/sync-server" alerts --config "$state/server.toml" --purpose "demo: show alerts" --case DEMO-1
 # An operator's console request over the broker, with the operator's own certificate.
 [ -f "$state/pki/demo-operator.pem" ] || "$bin/sync-server" pki issue --dir "$state/pki" --role operator demo-operator >/dev/null

@@ -434,6 +434,15 @@ impl Stack {
         Ok(n)
     }
 
+    /// Grants the login running the tests `role`: on the command line a person acts as their
+    /// login (the real user id's), with that login's console role.
+    pub fn act_as(&self, role: &str) -> anyhow::Result<()> {
+        let login = nix::unistd::User::from_uid(nix::unistd::getuid())?
+            .map(|u| u.name)
+            .ok_or_else(|| anyhow::anyhow!("no login for this user id"))?;
+        self.grant(&login, role)
+    }
+
     /// Grants `name` a console role under a written authorisation (`sync-server user grant`).
     pub fn grant(&self, name: &str, role: &str) -> anyhow::Result<()> {
         self.cli(&[
@@ -488,6 +497,22 @@ impl Stack {
                 .await;
             records.close().await;
             Ok(rows?)
+        })
+    }
+
+    /// How many audit entries name an actor of `kind` (`cli`, `console`, ...).
+    pub fn audit_entries_of(&self, kind: &str) -> anyhow::Result<i64> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let records = sync_server::records::Records::open(&self.database()).await?;
+            let text = "SELECT CAST(COUNT(*) AS BIGINT) FROM audit WHERE actor LIKE ?";
+            let row: Result<(i64,), _> =
+                sqlx::query_as(sync_server::records::sql(records.is_postgres(), text))
+                    .bind(format!("{kind}:%"))
+                    .fetch_one(records.pool())
+                    .await;
+            records.close().await;
+            Ok(row?.0)
         })
     }
 

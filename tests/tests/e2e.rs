@@ -95,6 +95,7 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
     }
     assert_eq!(reads.len(), scene.plates.len(), "one read per vehicle pass: {counts:?}");
     // Exactly one alert, for the hotlisted plate, stored once despite resends.
+    stack.act_as("operator")?;
     let alerts = run_ok(
         Command::new(bin("sync-server"))
             .args(["alerts", "--json", "--purpose", "test", "--case", "TEST-1", "--config"])
@@ -128,10 +129,12 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
             assert!(!body.contains(p.as_str()), "{page} must not carry plate {p}");
         }
     }
-    // Reading the reads and the alerts was audited, and the trail verifies (the server may
-    // also have sent the new reader's BCA notice to its outbox, another entry).
+    // Reading the reads and the alerts was audited (as were the trailer's enrolment and the
+    // login's role), and the trail verifies (the server may also have sent the new reader's
+    // BCA notice to its outbox, another entry).
     let entries = stack.audit_entries()?;
-    assert!((2..=3).contains(&entries), "{entries} audit entries");
+    assert!((4..=5).contains(&entries), "{entries} audit entries");
+    assert_eq!(stack.audit_entries_of("cli")?, 4, "enrolment, grant, reads, alerts");
     Ok(())
 }
 

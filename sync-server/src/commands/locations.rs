@@ -36,8 +36,16 @@ struct Reader {
     reader: String,
 }
 
-pub(super) async fn list(records: &Records) -> Done {
-    let rows = records.locations(None).await?;
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    #[serde(default)]
+    reader: Option<String>,
+}
+
+pub(super) async fn list(records: &Records, c: &Call<'_>) -> Done {
+    let a: ListArgs = c.args()?;
+    let rows = records.locations(a.reader.as_deref()).await?;
     Ok((to_json(&rows), rows.len() as i64))
 }
 

@@ -144,7 +144,7 @@ async fn read(records: &Records, c: &Call<'_>) -> Done {
         "status" => reads::status(records).await,
         "plates.search" => reads::search(records, None, c).await,
         "alerts.list" => alerts::list(records, c).await,
-        "deployments.list" => locations::list(records).await,
+        "deployments.list" => locations::list(records, c).await,
         "notices.list" => notices::list(records, c).await,
         "notices.send" => notices::send(records, c).await,
         "holds.list" => holds::list(records).await,

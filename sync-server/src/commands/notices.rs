@@ -17,8 +17,17 @@ struct MarkSent {
     how: String,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    /// Only those not sent yet.
+    #[serde(default)]
+    unsent: bool,
+}
+
 pub(super) async fn list(records: &Records, c: &Call<'_>) -> Done {
-    let rows = records.notices(c.now, false).await?;
+    let a: ListArgs = c.args()?;
+    let rows = records.notices(c.now, a.unsent).await?;
     Ok((to_json(&rows), rows.len() as i64))
 }
 

@@ -74,7 +74,11 @@ pub const SPECS: &[Spec] = &[
             req("outcome", Text, "confirmed-acted, confirmed-no-action, not-confirmed or misread"),
         ],
     ),
-    spec("deployments.list", "the location history, withheld places included", &[]),
+    spec(
+        "deployments.list",
+        "the location history, withheld places included",
+        &[opt("reader", Text, "one trailer's only")],
+    ),
     spec(
         "deployments.start",
         "start a deployment where a trailer was set up",
@@ -105,7 +109,11 @@ pub const SPECS: &[Spec] = &[
             req("reason", Text, "why"),
         ],
     ),
-    spec("notices.list", "notices to the BCA: due, overdue, sent", &[]),
+    spec(
+        "notices.list",
+        "notices to the BCA: due, overdue, sent",
+        &[opt("unsent", Bool, "only those not sent yet")],
+    ),
     spec("notices.send", "send a notice to the BCA now", &[req("id", Int, "the notice's number")]),
     spec(
         "notices.mark-sent",

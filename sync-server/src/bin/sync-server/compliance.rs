@@ -1,63 +1,65 @@
 //! The commands that keep the agency within Minn. Stat. 13.824: locations, holds, BCA notices,
 //! the audit trail and its biennial report, and the public pages as static files. Every one
 //! that touches data is an audit entry.
-use crate::util::{cli_actor, entry, now_ms, print_rows, with_records};
+use crate::util::{
+    cli_actor, command as command_of, entry, now_ms, print_rows, print_values, with_records,
+};
 use crate::{
     AuditCommand, HoldCommand, LocationCommand, NoticeCommand, SuspensionCommand, UserCommand,
 };
 use anyhow::Context;
+use serde_json::json;
 use std::path::Path;
 use sync_server::Config;
-use sync_server::records::{NewHold, NoticeState, PlatePeriod, Records, iso_time};
+use sync_server::records::{Records, iso_time};
+
+/// A text field of a command's row.
+fn text(v: &serde_json::Value, k: &str) -> String {
+    match &v[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
 
 pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
     match command {
         LocationCommand::List { reader, json } => {
-            let rows = with_records(config, async |r: &Records| {
-                let rows = r.locations(reader.as_deref()).await?;
-                let why = "location history (withheld locations included)";
-                r.audit(&entry("locations.list", why, "", String::new(), rows.len())).await?;
-                Ok(rows)
-            })?;
-            print_rows(&rows, json, |l| {
+            let args = json!({"reader": reader});
+            let rows = command_of(config, "deployments.list", args, "", "")?;
+            print_values(&rows, json, |l| {
                 format!(
                     "{:>5} {:<12} {:<36} {:>10.5},{:<10.5} {} .. {} {}",
-                    l.id,
-                    l.reader,
-                    l.place,
-                    l.lat,
-                    l.lon,
-                    l.from,
-                    l.until.as_deref().unwrap_or("current"),
-                    if l.security { "SECURITY INFORMATION (withheld)" } else { "" }
+                    text(l, "id"),
+                    text(l, "reader"),
+                    text(l, "place"),
+                    l["lat"].as_f64().unwrap_or_default(),
+                    l["lon"].as_f64().unwrap_or_default(),
+                    text(l, "from"),
+                    l["until"].as_str().unwrap_or("current"),
+                    if l["security"] == true { "SECURITY INFORMATION (withheld)" } else { "" }
                 )
             })
         }
-        LocationCommand::Rename { id, name } => with_records(config, async |r: &Records| {
-            r.rename_location(id, &name).await?;
-            let detail = format!("location {id} named {name:?}");
-            r.audit(&entry("location.rename", "location history", "", detail, 1)).await?;
+        LocationCommand::Rename { id, name } => {
+            command_of(config, "deployments.rename", json!({"id": id, "name": name}), "", "")?;
             println!("location {id} is now {name:?}");
             Ok(())
-        }),
+        }
         LocationCommand::Security { id, on, off, reason } => {
             anyhow::ensure!(on != off, "say --on or --off");
-            with_records(config, async |r: &Records| {
-                let correction =
-                    r.set_location_security(id, on, &cli_actor(), &reason, now_ms()).await?;
-                let detail = format!("location {id} security information: {on}: {}", reason.trim());
-                r.audit(&entry("location.security", "location history", "", detail, 1)).await?;
-                println!(
-                    "location {id} {}{}",
-                    if on { "withheld from the public" } else { "public" },
-                    if correction {
-                        "; the BCA was told of it, so a correction notice is due"
-                    } else {
-                        ""
-                    }
-                );
-                Ok(())
-            })
+            let args = json!({"id": id, "security": on, "reason": reason});
+            let done = command_of(config, "deployments.security", args, "", "")?;
+            println!(
+                "location {id} {}{}",
+                if on { "withheld from the public" } else { "public" },
+                if done["correction_notice"] == true {
+                    "; the BCA was told of it, so a correction notice is due"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
         }
         LocationCommand::Determinations { json } => with_records(config, async |r: &Records| {
             let all = r.security_determinations().await?;
@@ -82,18 +84,15 @@ pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }),
-        LocationCommand::End { reader } => with_records(config, async |r: &Records| {
-            let ended = r.end_deployment(&reader, now_ms()).await?;
-            let detail = format!("deployment of {reader} ended by an operator");
-            r.audit(&entry("location.end", "location history", "", detail, usize::from(ended)))
-                .await?;
-            if ended {
+        LocationCommand::End { reader } => {
+            let done = command_of(config, "deployments.end", json!({"reader": reader}), "", "")?;
+            if done["ended"] == true {
                 println!("the current deployment of {reader} ended");
             } else {
                 println!("{reader} has no current deployment");
             }
             Ok(())
-        }),
+        }
     }
 }
 
@@ -119,78 +118,42 @@ pub fn hold(config: &Path, command: HoldCommand) -> anyhow::Result<()> {
             to,
         } => {
             let reads = reads.iter().map(|s| parse_read(s)).collect::<anyhow::Result<Vec<_>>>()?;
-            with_records(config, async |r: &Records| {
-                let now = now_ms();
-                let plate = match (plate, from, to) {
-                    (Some(plate), Some(from), Some(to)) => {
-                        let tz = &r.rules().time_zone;
-                        let (Some((from_ms, _)), Some((_, to_ms))) = (
-                            sync_server::report::local_day_bounds(tz, &from),
-                            sync_server::report::local_day_bounds(tz, &to),
-                        ) else {
-                            anyhow::bail!("--from and --to are dates: YYYY-MM-DD");
-                        };
-                        Some(PlatePeriod { plate, from_ms, to_ms: to_ms.min(now) })
-                    }
-                    _ => None,
-                };
-                let hold = NewHold {
-                    kind: kind.clone(),
-                    case_number: case.clone(),
-                    note: note.clone(),
-                    requester,
-                    request_date,
-                    charge,
-                    reads: reads.clone(),
-                    plate,
-                };
-                let (id, present) = r.place_hold(&hold, &cli_actor(), now).await?;
-                let what = match &hold.plate {
-                    Some(p) => format!(
-                        "a plate's reads from {} to {}",
-                        iso_time(p.from_ms),
-                        iso_time(p.to_ms)
-                    ),
-                    None => format!("{} reads", reads.len()),
-                };
-                let detail = format!(
-                    "hold {id} ({kind}) on {what}, requested by {} on {}: {note}",
-                    hold.requester, hold.request_date
-                );
-                r.audit(&entry("hold.place", &kind, &case, detail, present as usize)).await?;
-                println!(
-                    "hold {id} placed on {what} ({present} on the server now); they stay past \
-                     retention until it is released"
-                );
-                Ok(())
-            })
+            let mut args = json!({"kind": kind, "requester": requester,
+                                  "request_date": request_date, "charge": charge, "note": note});
+            if let Some(plate) = plate {
+                args["plate"] = json!(plate);
+                args["from"] = json!(from);
+                args["to"] = json!(to);
+            } else {
+                args["reads"] = json!(reads);
+            }
+            let done = command_of(config, "holds.place", args, &kind, &case)?;
+            println!(
+                "hold {} placed ({} of its reads on the server now); they stay past retention \
+                 until it is released",
+                done["hold"], done["reads_on_server"]
+            );
+            Ok(())
         }
-        HoldCommand::Release { id, reason } => with_records(config, async |r: &Records| {
-            let released = r.release_hold(id, &reason, &cli_actor(), now_ms()).await?;
-            anyhow::ensure!(released, "no active hold {id}");
-            let detail = format!("hold {id} released: {}", reason.trim());
-            r.audit(&entry("hold.release", "hold", "", detail, 1)).await?;
+        HoldCommand::Release { id, reason } => {
+            command_of(config, "holds.release", json!({"id": id, "reason": reason}), "", "")?;
             println!("hold {id} released: its reads fall under retention again");
             Ok(())
-        }),
+        }
         HoldCommand::List { json } => {
-            let rows = with_records(config, async |r: &Records| {
-                let rows = r.holds().await?;
-                r.audit(&entry("holds.list", "holds", "", String::new(), rows.len())).await?;
-                Ok(rows)
-            })?;
-            print_rows(&rows, json, |h| {
+            let rows = command_of(config, "holds.list", json!({}), "", "")?;
+            print_values(&rows, json, |h| {
                 format!(
                     "{:>5} {:<22} case {:<14} {:>6} reads  by {} {}  {}{}",
-                    h.id,
-                    h.kind,
-                    h.case_number,
-                    h.reads,
-                    h.created_by,
-                    h.created_at,
-                    h.note,
-                    h.released_at
-                        .as_deref()
+                    text(h, "id"),
+                    text(h, "kind"),
+                    text(h, "case_number"),
+                    text(h, "reads"),
+                    text(h, "created_by"),
+                    text(h, "created_at"),
+                    text(h, "note"),
+                    h["released_at"]
+                        .as_str()
                         .map(|t| format!("  (released {t})"))
                         .unwrap_or_default()
                 )
@@ -205,31 +168,26 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
     match command {
         NoticeCommand::List { json, unsent } => {
             // Notices name every location, withheld ones included: an audited access.
-            let rows = with_records(config_path, async |r: &Records| {
-                let rows = r.notices(now_ms(), unsent).await?;
-                let why = "BCA notices (withheld locations included)";
-                r.audit(&entry("notices.list", why, "", String::new(), rows.len())).await?;
-                Ok(rows)
-            })?;
-            print_rows(&rows, json, |n| {
-                let state = match n.state {
-                    NoticeState::Sent => format!(
+            let rows = command_of(config_path, "notices.list", json!({"unsent": unsent}), "", "")?;
+            print_values(&rows, json, |n| {
+                let state = match n["state"].as_str().unwrap_or_default() {
+                    "sent" => format!(
                         "sent {} ({})",
-                        n.sent_ms.map(iso_time).unwrap_or_default(),
-                        n.sent_via.as_deref().unwrap_or("")
+                        n["sent_ms"].as_i64().map(iso_time).unwrap_or_default(),
+                        text(n, "sent_via")
                     ),
-                    NoticeState::Due => format!("due by {}", n.due_at()),
-                    NoticeState::Overdue => format!("OVERDUE since {}", n.due_at()),
+                    "overdue" => format!("OVERDUE since {}", due(n)),
+                    _ => format!("due by {}", due(n)),
                 };
                 format!(
                     "{:>5} {:<12} {:<12} {:<36} {}{}",
-                    n.id,
-                    n.reader,
-                    n.kind.as_str(),
-                    n.place,
+                    text(n, "id"),
+                    text(n, "reader"),
+                    text(n, "kind"),
+                    text(n, "place"),
                     state,
-                    n.last_error
-                        .as_deref()
+                    n["last_error"]
+                        .as_str()
                         .map(|e| format!("  last error: {e}"))
                         .unwrap_or_default()
                 )
@@ -254,19 +212,18 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
             }
             Ok(())
         }),
-        NoticeCommand::MarkSent { id, how } => with_records(config_path, async |r: &Records| {
-            anyhow::ensure!(!how.trim().is_empty(), "say how it was sent (--how)");
-            find(r, id).await?;
-            let via = format!("manual: {how}");
-            anyhow::ensure!(
-                r.notice_sent(id, now_ms(), &via).await?,
-                "notice {id} was already sent"
-            );
-            let detail = format!("notice {id}: {via}");
-            r.audit(&entry("bca.notice.send", "notice to the BCA", "", detail, 1)).await?;
+        NoticeCommand::MarkSent { id, how } => {
+            let done = command_of(
+                config_path,
+                "notices.mark-sent",
+                json!({"id": id, "how": how}),
+                "",
+                "",
+            )?;
+            anyhow::ensure!(done["recorded"] == true, "notice {id} was already sent");
             println!("notice {id} recorded as sent ({how})");
             Ok(())
-        }),
+        }
         NoticeCommand::Render { id, out } => with_records(config_path, async |r: &Records| {
             let n = find(r, id).await?;
             let doc = sync_server::bca::render(&n, &config.agency.name, &config.agency.contact);
@@ -277,6 +234,11 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
             Ok(())
         }),
     }
+}
+
+/// A notice's due time, as its document says it.
+fn due(n: &serde_json::Value) -> String {
+    n["due_ms"].as_i64().map(iso_time).unwrap_or_default()
 }
 
 async fn find(r: &Records, id: i64) -> anyhow::Result<sync_server::records::Notice> {

@@ -50,11 +50,23 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
-    /// List hotlist alerts (an audited access). Every alert must be verified against the state
-    /// systems before any action.
+    /// List hotlist alerts (an audited access, as `alerts.list` from the console, by an
+    /// operator). Every alert must be verified against the state systems before any action.
     Alerts {
-        #[command(flatten)]
-        access: Access,
+        #[arg(long)]
+        config: PathBuf,
+        /// Recorded in the audit trail with the access.
+        #[arg(long, default_value = "")]
+        purpose: String,
+        #[arg(long, default_value = "")]
+        case: String,
+        /// Only those not acknowledged.
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        json: bool,
     },
     /// Trailer health at a glance: the latest report of each trailer (JSON lines).
     Health {
@@ -584,23 +596,22 @@ fn main() -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Alerts { access: Access { config, purpose, case, json } } => {
-            require_purpose(&purpose, &case, "alerts")?;
-            let alerts = with_records(&config, async |r: &Records| {
-                let alerts = r.list_alerts(1000).await?;
-                r.audit(&entry("alerts.list", &purpose, &case, String::new(), alerts.len()))
-                    .await?;
-                Ok(alerts)
-            })?;
-            print_rows(&alerts, json, |a| {
+        Command::Alerts { config, purpose, case, open, limit, json } => {
+            let args = serde_json::json!({"open": open, "limit": limit});
+            let alerts = util::command(&config, "alerts.list", args, &purpose, &case)?;
+            util::print_values(&alerts, json, |a| {
+                let text = |k: &str| a[k].as_str().unwrap_or("-").to_string();
                 format!(
-                    "HIT {:<10} {:<24} list {} {} case {}  {} (verify with MNJIS/NLETS before acting)",
-                    a.plate,
-                    a.category,
-                    a.list_name,
-                    a.trailer_id,
-                    a.case_number.as_deref().unwrap_or("-"),
-                    a.seen_at
+                    "HIT {:<10} {:<24} list {} {} case {}  {}  {} (verify with MNJIS/NLETS before acting)",
+                    text("plate"),
+                    text("category"),
+                    text("list_name"),
+                    text("trailer_id"),
+                    text("case_number"),
+                    text("seen_at"),
+                    a["outcome"]
+                        .as_str()
+                        .map_or("OPEN".to_string(), |o| format!("acknowledged: {o}")),
                 )
             })
         }

@@ -38,6 +38,64 @@ pub fn cli_actor() -> String {
     }
 }
 
+/// The login of the process's real user id: who runs a command, as the OS vouches for it.
+pub fn login() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid{uid}"),
+    }
+}
+
+/// Runs one command of the command layer (the console's commands) as the person at this
+/// terminal: `cli:LOGIN`, whose console role must include it, with the same checks, answer and
+/// audit entry as from the console. Returns its data, or why it was refused.
+pub fn command(
+    config_path: &Path,
+    command: &str,
+    args: serde_json::Value,
+    purpose: &str,
+    case: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use sync_server::commands::{Actor, Answer, Request, Via, execute};
+    let config = Config::load(config_path)?;
+    let user = login();
+    let answer = runtime()?.block_on(async {
+        let records = Records::open(&config.database_url()).await?.with_rules(config.rules()?);
+        let actor = Actor { user: user.clone(), via: Via::CommandLine };
+        let request = Request { command, args: &args, purpose, case };
+        let answer = execute(&records, &config, &actor, request, now_ms()).await;
+        records.close().await;
+        anyhow::Ok(answer)
+    })?;
+    match answer {
+        Answer::Done(data) => Ok(data),
+        Answer::Refused(why) if why.contains("is no console user") => anyhow::bail!(
+            "{why}: on the command line you act as your login ({user}); an administrator grants \
+             it a role with `sync-server user grant --name {user} ...`"
+        ),
+        Answer::Refused(why) => anyhow::bail!("refused: {why}"),
+        Answer::Unavailable(why) => anyhow::bail!("{why}"),
+    }
+}
+
+/// Prints a command's rows: one JSON object a line, or each as `line` makes it.
+pub fn print_values(
+    data: &serde_json::Value,
+    json: bool,
+    line: impl Fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
+    let rows = data.as_array().cloned().unwrap_or_else(|| vec![data.clone()]);
+    for r in &rows {
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+        } else {
+            println!("{}", line(r));
+        }
+    }
+    Ok(())
+}
+
 /// Opens the agency's records, runs `f`, closes them.
 pub fn with_records<T>(
     config: &Path,
