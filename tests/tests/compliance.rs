@@ -489,6 +489,41 @@ fn the_console_answers_each_operator_within_their_role() -> anyhow::Result<()> {
 }
 
 /// `sync-server console` as `user` (a certificate issued now) on the stack's broker.
+/// The console takes its connection from the environment (or a profile) instead of six flags,
+/// and its user from the certificate: a `--user` naming someone else is refused at once, before
+/// anything reaches the broker.
+#[test]
+fn the_console_knows_its_user_from_the_certificate_and_its_settings_from_the_environment()
+-> anyhow::Result<()> {
+    let stack = Stack::start()?;
+    grant(&stack, "ivan", "investigator")?;
+    let (cert, key) = stack.issue("ivan")?;
+    let console = |extra: &[&str], port: u16| {
+        std::process::Command::new(e2e_tests::stack::bin("sync-server"))
+            .arg("console")
+            .args(extra)
+            .env("TRAILER_CONSOLE_PORT", port.to_string())
+            .env("TRAILER_CONSOLE_CA", stack.pki().join("ca.pem"))
+            .env("TRAILER_CONSOLE_CERT", &cert)
+            .env("TRAILER_CONSOLE_KEY", &key)
+            .env("HOME", stack.path("home"))
+            .output()
+    };
+    let out = console(&["status"], stack.broker_port)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (action, actor) = stack.audit_details()?.last().cloned().unwrap_or_default();
+    assert_eq!(action, "status", "{actor}");
+    assert_eq!(stack.last_audit_actor()?, "console:ivan", "the user is the certificate's CN");
+    // Refused before connecting: pointed at a port where no broker listens, it still names the
+    // certificate's user, not a connection failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let wrong = console(&["--user", "bob", "status"], closed)?;
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success());
+    assert!(said.contains("ivan's certificate (CN=ivan), not bob's"), "{said}");
+    Ok(())
+}
+
 fn console_command(stack: &Stack, user: &str) -> anyhow::Result<std::process::Command> {
     let (cert, key) = stack.issue(user)?;
     let mut cmd = std::process::Command::new(e2e_tests::stack::bin("sync-server"));

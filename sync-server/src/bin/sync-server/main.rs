@@ -130,22 +130,29 @@ enum Command {
         #[command(subcommand)]
         command: NoticeCommand,
     },
-    /// One console request over the broker, as an operator (their certificate, CN = user), and
-    /// its answer as JSON. Exits with 1 when the server refused it, saying why.
+    /// One console request over the broker, as an operator (their certificate, whose CN is the
+    /// user), and its answer as JSON; the interactive console when no command is given. Exits
+    /// with 1 when the server refused it, saying why. The connection comes from the flags, else
+    /// TRAILER_CONSOLE_* variables, else the profile (`--profile`, or
+    /// ~/.config/trailer-alpr/console.toml: host, port, ca, cert, key).
     Console {
-        #[arg(long, default_value = "localhost")]
-        broker_host: String,
-        #[arg(long, default_value_t = 8883)]
-        broker_port: u16,
+        #[arg(long, env = "TRAILER_CONSOLE_HOST")]
+        broker_host: Option<String>,
+        #[arg(long, env = "TRAILER_CONSOLE_PORT")]
+        broker_port: Option<u16>,
+        #[arg(long, env = "TRAILER_CONSOLE_CA")]
+        ca: Option<PathBuf>,
+        #[arg(long, env = "TRAILER_CONSOLE_CERT")]
+        cert: Option<PathBuf>,
+        #[arg(long, env = "TRAILER_CONSOLE_KEY")]
+        key: Option<PathBuf>,
+        /// The connection settings as a TOML file.
+        #[arg(long, env = "TRAILER_CONSOLE_PROFILE")]
+        profile: Option<PathBuf>,
+        /// The operator: the CN of the certificate (read from it when not given; refused when
+        /// it differs).
         #[arg(long)]
-        ca: PathBuf,
-        #[arg(long)]
-        cert: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
-        /// The operator: the CN of the certificate.
-        #[arg(long)]
-        user: String,
+        user: Option<String>,
         /// Why, for commands that reach data about people (recorded in the audit trail).
         #[arg(long, default_value = "")]
         purpose: String,
@@ -645,6 +652,7 @@ fn main() -> anyhow::Result<()> {
             ca,
             cert,
             key,
+            profile,
             user,
             purpose,
             case,
@@ -655,14 +663,8 @@ fn main() -> anyhow::Result<()> {
         } => {
             let args: serde_json::Value =
                 serde_json::from_str(&args).context("--args must be a JSON object")?;
-            let op = sync_server::console::client::Operator {
-                host: broker_host,
-                port: broker_port,
-                ca,
-                cert,
-                key,
-                user,
-            };
+            let given = util::Connection { host: broker_host, port: broker_port, ca, cert, key };
+            let op = util::operator(given, profile, user)?;
             let within = std::time::Duration::from_secs(timeout_s);
             runtime()?.block_on(console(op, command, purpose, case, args, file, within))
         }

@@ -148,3 +148,67 @@ pub fn print_rows<T: serde::Serialize>(
     }
     Ok(())
 }
+
+/// How the console reaches the broker: each setting from a flag, a variable or the profile.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// The operator the console connects as: the settings given, the rest from the profile (the
+/// one named, or `~/.config/trailer-alpr/console.toml` when it exists), and the user the
+/// certificate names (a `--user` that differs is refused before connecting).
+pub fn operator(
+    given: Connection,
+    profile: Option<std::path::PathBuf>,
+    user: Option<String>,
+) -> anyhow::Result<sync_server::console::client::Operator> {
+    let default = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))
+        .map(|d| d.join("trailer-alpr/console.toml"));
+    let file = match (profile, default) {
+        (Some(p), _) => Some(p),
+        (None, Some(d)) if d.exists() => Some(d),
+        _ => None,
+    };
+    let saved: Connection = match &file {
+        Some(f) => toml::from_str(
+            &std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        )
+        .with_context(|| format!("{}: host, port, ca, cert, key", f.display()))?,
+        None => Connection::default(),
+    };
+    let need = |v: Option<std::path::PathBuf>, what: &str, var: &str| {
+        v.with_context(|| {
+            format!(
+                "no {what}: give --{what}, set {var}, or put {what} = \"...\" in the profile \
+                 (~/.config/trailer-alpr/console.toml)"
+            )
+        })
+    };
+    let cert = need(given.cert.or(saved.cert), "cert", "TRAILER_CONSOLE_CERT")?;
+    let pem = std::fs::read_to_string(&cert)
+        .with_context(|| format!("cannot read the certificate {}", cert.display()))?;
+    let (cn, _, _) = sync_server::pki::describe(&pem)?;
+    if let Some(u) = user.filter(|u| *u != cn) {
+        anyhow::bail!(
+            "{} is {cn}'s certificate (CN={cn}), not {u}'s: the broker knows you by your \
+             certificate; drop --user or use your own certificate",
+            cert.display()
+        );
+    }
+    Ok(sync_server::console::client::Operator {
+        host: given.host.or(saved.host).unwrap_or_else(|| "localhost".into()),
+        port: given.port.or(saved.port).unwrap_or(8883),
+        ca: need(given.ca.or(saved.ca), "ca", "TRAILER_CONSOLE_CA")?,
+        cert,
+        key: need(given.key.or(saved.key), "key", "TRAILER_CONSOLE_KEY")?,
+        user: cn,
+    })
+}
