@@ -284,17 +284,11 @@ fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let out = cli(&[
-        "hotlist",
-        "--trailer",
-        "down",
-        "--name",
-        "mn-state",
-        "--version",
-        "1",
-        &file.display().to_string(),
-    ])?;
-    anyhow::ensure!(out.contains("in 5 chunks"), "{out}");
+    // Loaded as the console loads it: recorded, then sent to every trailer (here the one).
+    stack.act_as("operator")?;
+    let out =
+        cli(&["hotlist", "--name", "mn-state", "--version", "1", &file.display().to_string()])?;
+    anyhow::ensure!(out.contains("queued for 1 trailers: down"), "{out}");
     // Cut the link once the first chunk is answered.
     let list = || -> anyhow::Result<Vec<serde_json::Value>> {
         cli(&["list", "--json"])?
@@ -307,18 +301,21 @@ fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
     })?;
     proxy.cut();
     let first = ids[0].to_string();
-    cli(&[
+    // A hold is placed once, on the server and on the trailers that hold its reads.
+    stack.act_as("records-supervisor")?;
+    stack.cli(&[
         "hold",
-        "--trailer",
-        "down",
-        "--hold-id",
-        "7",
+        "place",
         "--kind",
         "active-investigation",
         "--case",
         "24-000123",
-        "--reads",
-        &first,
+        "--requester",
+        "Det. A. Berg",
+        "--request-date",
+        "2026-11-20",
+        "--read",
+        &format!("down:{first}"),
     ])?;
     cli(&["health", "--trailer", "down"])?;
     cli(&["picture", "--trailer", "down", "--read", &first])?;
@@ -336,7 +333,7 @@ fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
     };
     let (ok, text) = answer("chunk 5 of 5")?;
     anyhow::ensure!(ok && text.contains("imported: 6001 entries"), "last chunk: {text}");
-    anyhow::ensure!(answer("place hold 7")?.0, "hold");
+    anyhow::ensure!(answer("hold 1 (1 reads)")?.0, "hold");
     anyhow::ensure!(answer("send health now")?.0, "health");
     anyhow::ensure!(answer(&format!("PlateCrop of read {first}"))?.0, "picture");
     let (ok, text) = answer("Context of read 12345")?;

@@ -37,63 +37,22 @@ fn queue_for(
 
 pub fn run(config: &Path, command: DownlinkCommand) -> anyhow::Result<()> {
     use sync_server::downlink::Command as C;
-    use trailer_wire::{HoldKind, PictureKind};
+    use trailer_wire::PictureKind;
     match command {
-        DownlinkCommand::Hotlist { trailers, name, version, file } => {
-            anyhow::ensure!(trailer_wire::topic::valid_id(&name), "invalid list name {name:?}");
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let ids = with_records(config, async |r: &Records| {
-                // An investigation's list is loaded only through the console, with its case
-                // number and a second supervisor's approval (Minn. Stat. 13.824 subd. 2).
-                anyhow::ensure!(
-                    r.rules().state_lists.contains(&name),
-                    "{name} is not the state's plate data file ({}): load an investigation's \
-                     list with the console's hotlists.upload (purpose and case number), for a \
-                     second supervisor's hotlists.approve",
-                    r.rules().state_lists.join(", ")
-                );
-                let mut all = Vec::new();
-                for t in &trailers {
-                    anyhow::ensure!(trailer_wire::topic::valid_id(t), "invalid trailer id {t:?}");
-                    let ids = sync_server::downlink::queue_hotlist(
-                        r,
-                        t,
-                        &name,
-                        version,
-                        &bytes,
-                        &cli_actor(),
-                        now_ms(),
-                    )
-                    .await?;
-                    all.push((t.clone(), ids));
-                }
-                let detail = format!(
-                    "hotlist {name} version {version} ({} bytes) to {}",
-                    bytes.len(),
-                    trailers.join(",")
-                );
-                r.audit(&entry("downlink.hotlist", "hotlist update", "", detail, trailers.len()))
-                    .await?;
-                Ok(all)
-            })?;
-            for (t, ids) in ids {
-                println!("hotlist {name} version {version} queued for {t} in {} chunks", ids.len());
-            }
+        DownlinkCommand::Hotlist { name, version, file } => {
+            let csv = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {} as text", file.display()))?;
+            let args = serde_json::json!({"name": name, "version": version, "csv": csv});
+            let done = crate::util::command(config, "hotlists.upload", args, "", "")?;
+            let trailers = done["version"]["trailers"].as_array().cloned().unwrap_or_default();
+            let trailers: Vec<&str> = trailers.iter().filter_map(|t| t.as_str()).collect();
+            println!(
+                "hotlist {name} version {version} recorded ({}) and queued for {} trailers: {}",
+                done["version"]["sha256"].as_str().unwrap_or_default(),
+                trailers.len(),
+                trailers.join(", ")
+            );
             Ok(())
-        }
-        DownlinkCommand::Hold { trailers, hold_id, kind, case, reads } => {
-            anyhow::ensure!(!case.trim().is_empty(), "a hold needs a case number");
-            let kind = if kind == "exculpatory" {
-                HoldKind::Exculpatory
-            } else {
-                HoldKind::ActiveInvestigation
-            };
-            let cmd = C::PlaceHold { hold_id, kind, case_number: case.clone(), read_ids: reads };
-            queue_for(config, &trailers, cmd, "downlink.hold", "hold", &case)
-        }
-        DownlinkCommand::Release { trailers, hold_id } => {
-            queue_for(config, &trailers, C::ReleaseHold { hold_id }, "downlink.release", "hold", "")
         }
         DownlinkCommand::Health { trailers } => {
             queue_for(config, &trailers, C::SendHealth, "downlink.health", "status", "")

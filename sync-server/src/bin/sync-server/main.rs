@@ -480,39 +480,17 @@ pub(crate) enum NoticeCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum DownlinkCommand {
-    /// A new version of a hotlist (CSV: plate,state,category,source[,case_number]), in chunks
-    /// verified by SHA-256; the trailer switches to it only when all of it arrived.
+    /// A new version of the state's plate data file (CSV: plate,state,category,source
+    /// [,case_number]): recorded as the console's hotlists.upload records it (as the login, an
+    /// operator), and sent to every trailer in chunks verified by SHA-256; a trailer switches to
+    /// it only when all of it arrived. An investigation's list goes through the console.
     Hotlist {
-        #[arg(long = "trailer", required = true)]
-        trailers: Vec<String>,
         #[arg(long)]
         name: String,
-        /// Must be above the version the trailers hold.
+        /// Must be above the last version.
         #[arg(long)]
         version: u64,
         file: PathBuf,
-    },
-    /// Hold reads on the trailer beyond the retention period (active investigation or an
-    /// exculpatory-evidence request).
-    Hold {
-        #[arg(long = "trailer", required = true)]
-        trailers: Vec<String>,
-        #[arg(long)]
-        hold_id: u64,
-        #[arg(long, value_parser = ["active-investigation", "exculpatory"])]
-        kind: String,
-        #[arg(long)]
-        case: String,
-        /// Read ids, comma-separated.
-        #[arg(long, value_delimiter = ',', required = true)]
-        reads: Vec<u64>,
-    },
-    /// Release a hold: its reads fall under retention again.
-    Release {
-        #[arg(long = "trailer", required = true)]
-        trailers: Vec<String>,
-        #[arg(long)]
-        hold_id: u64,
     },
     /// Ask for a health report now.
     Health {
