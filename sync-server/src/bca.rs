@@ -161,10 +161,8 @@ async fn send_smtp(cfg: &BcaConfig, message: lettre::Message) -> Result<String, 
 
 /// Writes a file whole or not at all.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NoticeError> {
-    let tmp = path.with_extension("tmp");
-    let io = |source| NoticeError::Outbox { path: path.to_path_buf(), source };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::atomic::write(path, bytes)
+        .map_err(|source| NoticeError::Outbox { path: path.to_path_buf(), source })
 }
 
 /// Writes the notice's text, HTML document and e-mail (`.eml`) into `dir`.

@@ -25,6 +25,7 @@
 //!   audit entry on one transaction.
 //! - [`forward`]: hits sent to the agency's dispatch systems (webhooks) as they arrive, each
 //!   delivery audited.
+pub mod atomic;
 pub mod audit;
 pub mod bca;
 pub mod broker;

@@ -129,10 +129,7 @@ fn create_bytes(path: &Path, data: &[u8], secret: bool) -> Result<(), PkiError> 
 
 /// Replaces a public file atomically (the revocation list, the index).
 fn replace(path: &Path, data: &str) -> Result<(), PkiError> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    create(&tmp, data, false)?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    crate::atomic::write(path, data.as_bytes()).map_err(io_err(path))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {

@@ -41,9 +41,8 @@ pub async fn export(
     let mut written = Vec::new();
     for (name, body) in files {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, body).map_err(|e| ExportError::Io(tmp.clone(), e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| ExportError::Io(path.clone(), e))?;
+        crate::atomic::write(&path, body.as_bytes())
+            .map_err(|e| ExportError::Io(path.clone(), e))?;
         written.push(path);
     }
     Ok(written)

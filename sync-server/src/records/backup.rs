@@ -109,7 +109,7 @@ impl Records {
             f.sync_all().map_err(io(&tmp))?;
             (hex::encode(hash.finalize()), bytes)
         };
-        std::fs::rename(&tmp, &file).map_err(io(&file))?;
+        crate::atomic::rename(&tmp, &file).map_err(io(&file))?;
         let manifest = Manifest {
             file: name.clone(),
             created_ms: now,
@@ -120,8 +120,7 @@ impl Records {
         };
         let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
         let m = manifest_of(&file);
-        std::fs::write(&m, json).map_err(io(&m))?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        crate::atomic::write(&m, &json).map_err(io(&m))?;
         self.audit(&Entry {
             at: now,
             actor: "backup".into(),
