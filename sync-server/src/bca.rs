@@ -127,7 +127,11 @@ fn email(n: &Notice, doc: &Document, cfg: &BcaConfig) -> Result<lettre::Message,
         .map_err(|e| NoticeError::Build(e.to_string()))
 }
 
-async fn send_smtp(cfg: &BcaConfig, message: lettre::Message) -> Result<String, NoticeError> {
+/// Sends `message` through the agency's mail relay (`[bca] smtp_*`).
+pub(crate) async fn send_smtp(
+    cfg: &BcaConfig,
+    message: lettre::Message,
+) -> Result<String, NoticeError> {
     let err = |reason: String| NoticeError::Smtp {
         host: cfg.smtp_host.clone(),
         port: cfg.smtp_port,

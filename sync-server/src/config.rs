@@ -28,8 +28,13 @@ pub struct Config {
 pub struct ForwardConfig {
     /// The target's name in the audit trail (A-Z a-z 0-9 - _ .).
     pub name: String,
-    /// `https://host[:port]/path` (or `http://` to a receiver on this machine).
+    /// `https://host[:port]/path` (or `http://` to a receiver on this machine); or
+    #[serde(default)]
     pub webhook: String,
+    /// an e-mail address (a dispatch centre's mailbox), sent through the agency's mail relay
+    /// (`[bca] smtp_host`, `smtp_port`, `smtp_security`, `from`, and its credentials).
+    #[serde(default)]
+    pub mail_to: String,
     /// The hit categories it takes (`stolen-vehicle`, `stolen-plate`, `warrant`,
     /// `suspended-revoked-licence`, `missing-person-amber`, `active-investigation`); empty:
     /// every category.
@@ -378,7 +383,21 @@ impl Config {
             if !trailer_wire::topic::valid_id(&f.name) {
                 return bad("name: 1-64 of A-Z a-z 0-9 - _ .".into());
             }
-            if !(f.webhook.starts_with("https://") || f.webhook.starts_with("http://")) {
+            match (f.webhook.is_empty(), f.mail_to.is_empty()) {
+                (false, true) => {}
+                (true, false) if f.mail_to.parse::<lettre::message::Mailbox>().is_err() => {
+                    return bad(format!("mail_to {:?}: not an e-mail address", f.mail_to));
+                }
+                (true, false) if self.bca.smtp_host.is_empty() => {
+                    return bad(
+                        "mail_to goes through the agency's mail relay: set bca.smtp_host".into()
+                    );
+                }
+                (true, false) => {}
+                _ => return bad("give a webhook or a mail_to address, one of them".into()),
+            }
+            let web = ["https://", "http://"].iter().any(|p| f.webhook.starts_with(p));
+            if !(f.webhook.is_empty() || web) {
                 return bad("webhook: an https:// address".into());
             }
             if f.webhook.starts_with("http://") && !is_local(crate::forward::host_of(&f.webhook)) {

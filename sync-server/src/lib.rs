@@ -179,8 +179,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         tokio::spawn(bca::Sender::from_config(&config).duty(db.clone(), shutdown.clone()));
     let forwards = tokio::spawn(forward::duty(
         db.clone(),
-        config.agency.name.clone(),
-        config.forward.clone(),
+        config.clone(),
         live.hits_stored.clone(),
         shutdown.clone(),
     ));

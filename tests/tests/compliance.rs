@@ -959,8 +959,13 @@ fn the_public_pages_fit_a_phone_and_pass_an_accessibility_check() -> anyhow::Res
 #[test]
 fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result<()> {
     let (webhook, posted) = webhook_receiver()?;
+    let sink = SmtpSink::start(0)?;
     let stack = Stack::start_with(&format!(
-        "[[forward]]\nname = \"cad\"\nwebhook = \"{webhook}\"\ncategories = [\"stolen-vehicle\"]\n"
+        "[bca]\nfrom = \"alpr@pd.test\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\n\
+         smtp_security = \"plain\"\n\
+         [[forward]]\nname = \"cad\"\nwebhook = \"{webhook}\"\ncategories = [\"stolen-vehicle\"]\n\
+         [[forward]]\nname = \"watch-desk\"\nmail_to = \"watch@pd.test\"\n",
+        sink.port
     ))?;
     let (cert, key) = stack.enroll(TRAILER)?;
     grant(&stack, "otto", "operator")?;
@@ -1010,6 +1015,16 @@ fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result
         })
     };
     wait_for("the delivery audited", 30, forwarded);
+    // The watch desk gets it by mail through the agency's relay.
+    let mailed = || sink.mails().into_iter().find(|m| m.to.iter().any(|t| t.contains("watch@pd.test")));
+    wait_for("the hit mailed to the watch desk", 30, || mailed().is_some());
+    let mail = mailed().ok_or_else(|| anyhow::anyhow!("no mail"))?;
+    assert!(mail.data.contains(PLATES[2]) && mail.data.contains("MNJIS/NLETS"), "{}", mail.data);
+    wait_for("both deliveries audited", 30, || {
+        stack.audit_details().is_ok_and(|a| {
+            a.iter().filter(|(action, _)| action == "alerts.forwarded").count() == 2
+        })
+    });
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Hits to the agency's dispatch systems, as they arrive: each alert of a target's categories
-//! POSTed to its webhook as JSON ([`webhook`]), once; the delivery and its audit entry
+//! POSTed to its webhook as JSON ([`webhook`]) or mailed to its address through the agency's
+//! mail relay ([`mail`]), once; the delivery and its audit entry
 //! (`alerts.forwarded`, an access: a hit delivered to a person) committed together. A target
 //! that fails is tried again with a growing pause; the others go on.
 //!
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
+pub mod mail;
 pub mod webhook;
 
 /// Why a hit was not delivered.
@@ -55,10 +57,11 @@ pub fn payload(agency: &str, a: &AlertView) -> serde_json::Value {
 /// Returns how many were delivered; stops at the first failure (the rest wait for the next).
 pub async fn round(
     records: &Records,
-    agency: &str,
+    config: &crate::Config,
     target: &ForwardConfig,
     now: i64,
 ) -> Result<usize, ForwardError> {
+    let agency = config.agency.name.as_str();
     let since = now - (target.max_age_s as i64).saturating_mul(1000);
     let wanted: Vec<String> = target.categories.iter().map(|c| category_key(c)).collect();
     let due = records.alerts_to_forward(&target.name, since, 100).await?;
@@ -73,7 +76,13 @@ pub async fn round(
         }
         // Sent before the session opens (no write lock is held over the network). Should the
         // record then fail, the hit is sent again: a receiver keys hits by trailer and alert id.
-        webhook::post(target, &payload(agency, &a)).await.map_err(ForwardError::Delivery)?;
+        let hit = payload(agency, &a);
+        if target.mail_to.is_empty() {
+            webhook::post(target, &hit).await
+        } else {
+            mail::send(&config.bca, &target.mail_to, &hit).await
+        }
+        .map_err(ForwardError::Delivery)?;
         let mut s = records.session().await?;
         s.alert_forwarded(&target.name, &a.trailer_id, a.alert_id, now).await?;
         s.audit(&Entry {
@@ -99,11 +108,11 @@ pub async fn round(
 /// failing target waits 2 s, then twice as long each time, up to 5 minutes.
 pub async fn duty(
     records: Records,
-    agency: String,
-    targets: Vec<ForwardConfig>,
+    config: crate::Config,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let targets = &config.forward;
     if targets.is_empty() {
         return;
     }
@@ -114,7 +123,7 @@ pub async fn duty(
             if tokio::time::Instant::now() < retry_at[i] {
                 continue;
             }
-            match round(&records, &agency, target, crate::now_ms()).await {
+            match round(&records, &config, target, crate::now_ms()).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::info!(target = %target.name, hits = n, "hits sent to dispatch");

@@ -40,6 +40,7 @@ fn target(url: &str, categories: &[&str]) -> ForwardConfig {
     ForwardConfig {
         name: "cad".into(),
         webhook: url.into(),
+        mail_to: String::new(),
         categories: categories.iter().map(|c| c.to_string()).collect(),
         ca: Default::default(),
         max_age_s: 600,
@@ -66,7 +67,7 @@ async fn a_webhook_receiver_gets_each_hit_of_its_categories_once_and_it_is_audit
     stored_hits(&db, now).await;
     let (webhook, bodies) = receiver("204 No Content");
     let cad = target(&webhook, &["stolen-vehicle"]);
-    assert_eq!(round(&db, "Example PD", &cad, now + 1_000).await.expect("round"), 1);
+    assert_eq!(round(&db, &crate::Config::default(), &cad, now + 1_000).await.expect("round"), 1);
     let got = bodies.recv_timeout(Duration::from_secs(5)).expect("a hit");
     assert_eq!(got["plate"], "HOT123");
     assert_eq!(got["trailer"], "t1");
@@ -74,7 +75,7 @@ async fn a_webhook_receiver_gets_each_hit_of_its_categories_once_and_it_is_audit
     assert_eq!(got["category"], "StolenVehicle");
     assert!(got["verify"].as_str().is_some_and(|v| v.contains("state systems")));
     // Sent once: the next round has nothing for it, and the warrant was never its.
-    assert_eq!(round(&db, "Example PD", &cad, now + 2_000).await.expect("round"), 0);
+    assert_eq!(round(&db, &crate::Config::default(), &cad, now + 2_000).await.expect("round"), 0);
     assert!(bodies.recv_timeout(Duration::from_millis(300)).is_err());
     let entries: Vec<(String, String, String)> =
         sqlx::query_as("SELECT actor, action, detail FROM audit WHERE action = 'alerts.forwarded'")
@@ -96,16 +97,20 @@ async fn a_refused_delivery_is_tried_again() {
     let now = 1_790_000_000_000;
     stored_hits(&db, now).await;
     let (down, _bodies) = receiver("503 Service Unavailable");
-    let e = round(&db, "Example PD", &target(&down, &[]), now).await.expect_err("refused");
+    let e =
+        round(&db, &crate::Config::default(), &target(&down, &[]), now).await.expect_err("refused");
     assert!(e.to_string().contains("503"), "{e}");
     let (up, bodies) = receiver("200 OK");
-    assert_eq!(round(&db, "Example PD", &target(&up, &[]), now).await.expect("round"), 2);
+    assert_eq!(
+        round(&db, &crate::Config::default(), &target(&up, &[]), now).await.expect("round"),
+        2
+    );
     assert_eq!(bodies.iter().take(2).count(), 2);
     // Too old for dispatch: a hit received before max_age is not sent.
     let fresh = target(&up, &[]);
     let later = now + (fresh.max_age_s as i64 + 1) * 1000;
     let mut other = fresh.clone();
     other.name = "cad-2".into();
-    assert_eq!(round(&db, "Example PD", &other, later).await.expect("round"), 0);
+    assert_eq!(round(&db, &crate::Config::default(), &other, later).await.expect("round"), 0);
     db.close().await;
 }
