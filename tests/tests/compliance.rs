@@ -1016,14 +1016,15 @@ fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result
     };
     wait_for("the delivery audited", 30, forwarded);
     // The watch desk gets it by mail through the agency's relay.
-    let mailed = || sink.mails().into_iter().find(|m| m.to.iter().any(|t| t.contains("watch@pd.test")));
+    let mailed =
+        || sink.mails().into_iter().find(|m| m.to.iter().any(|t| t.contains("watch@pd.test")));
     wait_for("the hit mailed to the watch desk", 30, || mailed().is_some());
     let mail = mailed().ok_or_else(|| anyhow::anyhow!("no mail"))?;
     assert!(mail.data.contains(PLATES[2]) && mail.data.contains("MNJIS/NLETS"), "{}", mail.data);
     wait_for("both deliveries audited", 30, || {
-        stack.audit_details().is_ok_and(|a| {
-            a.iter().filter(|(action, _)| action == "alerts.forwarded").count() == 2
-        })
+        stack
+            .audit_details()
+            .is_ok_and(|a| a.iter().filter(|(action, _)| action == "alerts.forwarded").count() == 2)
     });
     Ok(())
 }

@@ -201,7 +201,15 @@ pub async fn run(
                     }
                 }
                 let text = match session.ask(&command, &purpose, &case, args, within).await {
-                    Ok(r) if r.ok => render_within(&r.data, term.width()),
+                    Ok(mut r) if r.ok => {
+                        let saved =
+                            super::downloads::save(&mut r.data, &super::downloads::folder());
+                        let mut text = render_within(&r.data, term.width());
+                        for line in saved {
+                            text.push_str(&format!("{line}\n"));
+                        }
+                        text
+                    }
                     Ok(r) => format!("refused: {}\n", r.error.unwrap_or_default()),
                     Err(e) => format!("error: {e}\n"),
                 };

@@ -9,6 +9,7 @@
 //!   line-by-line mode with tables and prompts.
 pub mod client;
 pub mod dispatch;
+pub mod downloads;
 pub mod interactive;
 pub mod live;
 pub mod protocol;

@@ -739,7 +739,14 @@ async fn console(
     };
     session.close().await;
     if response.ok {
-        println!("{}", serde_json::to_string_pretty(&response.data)?);
+        let mut data = response.data;
+        for line in sync_server::console::downloads::save(
+            &mut data,
+            &sync_server::console::downloads::folder(),
+        ) {
+            eprintln!("{line}");
+        }
+        println!("{}", serde_json::to_string_pretty(&data)?);
         Ok(())
     } else {
         anyhow::bail!("refused: {}", response.error.unwrap_or_default())
