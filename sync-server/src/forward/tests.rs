@@ -85,6 +85,17 @@ async fn a_webhook_receiver_gets_each_hit_of_its_categories_once_and_it_is_audit
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].0, "forward:cad");
     assert!(entries[0].2.contains("alert 1 from t1"), "{entries:?}");
+    // Retention takes the hits, and the record of where they went with them.
+    let forwards = || async {
+        sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM alert_forwards")
+            .fetch_one(db.pool())
+            .await
+            .expect("count")
+            .0
+    };
+    assert_eq!(forwards().await, 2, "the delivery and the warrant passed over");
+    db.purge(now + 61 * 86_400_000, 60).await.expect("purge");
+    assert_eq!(forwards().await, 0);
     db.close().await;
 }
 

@@ -38,9 +38,9 @@ impl Records {
         now: i64,
         build: impl FnOnce(u64) -> Downlink,
     ) -> Result<u64, RecordsError> {
-        let mut tx = self.begin_write().await?;
-        let id = enqueue(&mut tx, trailer, kind, summary, actor, now, build).await?;
-        tx.commit().await?;
+        let mut s = self.session().await?;
+        let id = s.enqueue_downlink(trailer, kind, summary, actor, now, build).await?;
+        s.commit().await?;
         Ok(id)
     }
 

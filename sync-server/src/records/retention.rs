@@ -306,12 +306,24 @@ impl Records {
                 cutoff,
             )
             .await?;
+            // Which dispatch systems were sent a hit: ids only, gone with the hit.
+            let forwards = delete_batch(
+                &mut tx,
+                "DELETE FROM alert_forwards WHERE (target, trailer_id, alert_id) IN \
+                 (SELECT f.target, f.trailer_id, f.alert_id FROM alert_forwards f \
+                 WHERE f.delivered_ms < ? AND NOT EXISTS (SELECT 1 FROM alerts a \
+                 WHERE a.trailer_id = f.trailer_id AND a.alert_id = f.alert_id) LIMIT ?)",
+                cutoff,
+            )
+            .await?;
             tx.commit().await?;
             done.reads += reads;
             done.pictures += pictures + orphans;
             done.alerts += alerts;
             done.dead_letters += letters;
-            if reads + pictures + orphans + alerts + letters + dropped_ids + collisions == 0 {
+            if reads + pictures + orphans + alerts + letters + dropped_ids + collisions + forwards
+                == 0
+            {
                 break;
             }
             if self.pg {
