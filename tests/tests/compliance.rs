@@ -570,6 +570,7 @@ fn wait_live(
 fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     const SUPERVISOR: &[&str] = &[
         "status",
+        "whoami",
         "notices.*",
         "holds.*",
         "acp.add",
@@ -584,18 +585,22 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // Who may do what: `family.*` is every command of a family.
     let duties: [(&str, &str, &[&str]); 8] = [
-        ("vera", "viewer", &["status"]),
+        ("vera", "viewer", &["status", "whoami"]),
         (
             "otto",
             "operator",
-            &["status", "alerts.*", "deployments.*", "hotlists.upload", "hotlists.list"],
+            &["status", "whoami", "alerts.*", "deployments.*", "hotlists.upload", "hotlists.list"],
         ),
-        ("ivan", "investigator", &["status", "plates.search"]),
+        ("ivan", "investigator", &["status", "whoami", "plates.search"]),
         ("rita", "records-supervisor", SUPERVISOR),
         ("rick", "records-supervisor", SUPERVISOR),
         ("rosa", "records-supervisor", SUPERVISOR),
-        ("audrey", "auditor", &["status", "release.list", "publiclog.generate", "audit.*"]),
-        ("adam", "admin", &["status", "users.manage"]),
+        (
+            "audrey",
+            "auditor",
+            &["status", "whoami", "release.list", "publiclog.generate", "audit.*"],
+        ),
+        ("adam", "admin", &["status", "whoami", "users.manage"]),
     ];
     for (user, role, _) in duties {
         grant(&stack, user, role)?;
@@ -772,7 +777,10 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     let out = console.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("connected as ivan") && text.contains("plates.search"), "{text}");
+    assert!(text.contains("connected as ivan (investigator)"), "{text}");
+    // Help lists the role's commands only.
+    assert!(text.contains("your role's commands") && text.contains("plates.search"), "{text}");
+    assert!(!text.contains("holds.place"), "{text}");
     assert!(text.contains("Purpose (why this data is needed): Case number: (none)"), "{text}");
     assert!(text.contains("[status]"), "{text}");
     Ok(())

@@ -130,8 +130,8 @@ fn writes(r: &Request<'_>) -> bool {
     match r.command {
         // A search with pictures asks the trailers for those they still hold.
         "plates.search" => r.args.get("pictures").and_then(Value::as_bool).unwrap_or(false),
-        "status" | "alerts.list" | "deployments.list" | "notices.list" | "holds.list"
-        | "hotlists.list" | "release.list" | "audit.verify" | "audit.report"
+        "status" | "whoami" | "alerts.list" | "deployments.list" | "notices.list"
+        | "holds.list" | "hotlists.list" | "release.list" | "audit.verify" | "audit.report"
         | "publiclog.generate" | "notices.send" => false,
         // users.manage lists too, but its grants and disables write: it runs on a session.
         _ => true,
@@ -142,6 +142,7 @@ fn writes(r: &Request<'_>) -> bool {
 async fn read(records: &Records, c: &Call<'_>) -> Done {
     match c.request.command {
         "status" => reads::status(records).await,
+        "whoami" => users::whoami(records, c).await,
         "plates.search" => reads::search(records, None, c).await,
         "alerts.list" => alerts::list(records, c).await,
         "deployments.list" => locations::list(records, c).await,

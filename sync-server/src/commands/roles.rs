@@ -47,8 +47,9 @@ impl Role {
 }
 
 /// Every console command, by the name it has on the wire.
-pub const COMMANDS: [&str; 29] = [
+pub const COMMANDS: [&str; 30] = [
     "status",
+    "whoami",
     "alerts.list",
     "alerts.ack",
     "deployments.list",
@@ -79,10 +80,10 @@ pub const COMMANDS: [&str; 29] = [
     "users.manage",
 ];
 
-/// Whether `role` may run `command`. Everyone may see trailer status; beyond that each role has
-/// only its duties. An unknown command is allowed to nobody.
+/// Whether `role` may run `command`. Everyone may see trailer status and their own role;
+/// beyond that each role has only its duties. An unknown command is allowed to nobody.
 pub fn allowed(role: Role, command: &str) -> bool {
-    if command == "status" {
+    if command == "status" || command == "whoami" {
         return true;
     }
     let family = command.split('.').next().unwrap_or_default();
@@ -129,11 +130,12 @@ mod tests {
     fn each_role_can_do_exactly_its_duties() {
         use Role::*;
         let expect: &[(Role, &[&str])] = &[
-            (Viewer, &["status"]),
+            (Viewer, &["status", "whoami"]),
             (
                 Operator,
                 &[
                     "status",
+                    "whoami",
                     "alerts.list",
                     "alerts.ack",
                     "deployments.list",
@@ -145,11 +147,12 @@ mod tests {
                     "hotlists.list",
                 ],
             ),
-            (Investigator, &["status", "plates.search"]),
+            (Investigator, &["status", "whoami", "plates.search"]),
             (
                 RecordsSupervisor,
                 &[
                     "status",
+                    "whoami",
                     "notices.list",
                     "notices.send",
                     "notices.mark-sent",
@@ -170,9 +173,16 @@ mod tests {
             ),
             (
                 Auditor,
-                &["status", "release.list", "publiclog.generate", "audit.report", "audit.verify"],
+                &[
+                    "status",
+                    "whoami",
+                    "release.list",
+                    "publiclog.generate",
+                    "audit.report",
+                    "audit.verify",
+                ],
             ),
-            (Admin, &["status", "users.manage"]),
+            (Admin, &["status", "whoami", "users.manage"]),
         ];
         for (role, commands) in expect {
             for c in COMMANDS {

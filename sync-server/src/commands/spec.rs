@@ -60,6 +60,7 @@ const RANGE: &[Arg] =
 /// Every command, in the order help lists them.
 pub const SPECS: &[Spec] = &[
     spec("status", "each trailer's latest health report", &[]),
+    spec("whoami", "your user, your role and the commands it may run", &[]),
     spec(
         "alerts.list",
         "hits, newest first",

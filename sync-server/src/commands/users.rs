@@ -12,6 +12,16 @@ enum Action {
     Disable { name: String },
 }
 
+/// `whoami`: the user, their role, and the commands it may run (for the console's help).
+pub(super) async fn whoami(records: &crate::records::Records, c: &Call<'_>) -> Done {
+    let role = records.role_of(c.user).await?;
+    let commands: Vec<&str> = super::roles::COMMANDS
+        .into_iter()
+        .filter(|cmd| role.is_some_and(|r| super::roles::allowed(r, cmd)))
+        .collect();
+    Ok((json!({"user": c.user, "role": role, "commands": commands}), 0))
+}
+
 pub(super) async fn manage(s: &mut Session, c: &Call<'_>) -> Done {
     match c.args::<Action>()? {
         Action::List => {

@@ -11,11 +11,15 @@ use serde_json::Value;
 use std::io::Write;
 use std::time::Duration;
 
-fn help() -> String {
-    let mut out = String::from(
-        "commands (key=value arguments; quote values with spaces; help COMMAND for one):\n",
-    );
-    for s in SPECS {
+/// The commands `mine` names (those of the user's role, as `whoami` said), or all of them.
+fn help(mine: Option<&[String]>) -> String {
+    let mut out = String::from(match mine {
+        Some(_) => {
+            "your role's commands (key=value arguments; quote values with spaces; help COMMAND for one):\n"
+        }
+        None => "commands (key=value arguments; quote values with spaces; help COMMAND for one):\n",
+    });
+    for s in SPECS.iter().filter(|s| mine.is_none_or(|m| m.iter().any(|c| c == s.command))) {
         out.push_str(&format!("  {:<22} {}\n", s.command, s.about));
     }
     out.push_str(
@@ -100,7 +104,7 @@ enum Line {
     Ask { command: String, args: Value },
 }
 
-fn parse_line(line: &str) -> Line {
+fn parse_line(line: &str, mine: Option<&[String]>) -> Line {
     let w = words(line);
     let Some(first) = w.first() else {
         return Line::Nothing;
@@ -110,7 +114,7 @@ fn parse_line(line: &str) -> Line {
         "quit" | "exit" => Line::Quit,
         "help" | "?" => match rest.first() {
             Some(c) => Line::Print(help_on(c)),
-            None => Line::Print(help()),
+            None => Line::Print(help(mine)),
         },
         "live" => Line::Live(rest.first().map(|t| t.to_string())),
         c if spec::of(c).is_some() => match parse_args(&rest) {
@@ -138,7 +142,20 @@ pub async fn run(
     within: Duration,
 ) -> std::io::Result<()> {
     session.settle(Duration::from_millis(500)).await;
-    writeln!(out, "connected as {}; type help for the commands", session.user())?;
+    // The user's role and its commands, for help (all of them if the server cannot say).
+    let me = session.ask("whoami", "", "", Value::Null, within).await.ok().filter(|r| r.ok);
+    let role = me.as_ref().and_then(|r| r.data["role"].as_str().map(str::to_string));
+    let mine: Option<Vec<String>> = me.as_ref().and_then(|r| {
+        r.data["commands"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+    });
+    match &role {
+        Some(role) => {
+            writeln!(out, "connected as {} ({role}); type help for your commands", session.user())?
+        }
+        None => writeln!(out, "connected as {}; type help for the commands", session.user())?,
+    }
     loop {
         term.prompt(out, "> ")?;
         let line = match term.next(&mut session).await {
@@ -165,7 +182,7 @@ pub async fn run(
             }
             Some(Input::Line(line)) => line,
         };
-        match parse_line(&line) {
+        match parse_line(&line, mine.as_deref()) {
             Line::Nothing => {}
             Line::Quit => break,
             Line::Print(text) => write!(out, "{text}")?,
@@ -287,6 +304,15 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_the_commands_of_the_users_role() {
+        let mine = vec!["status".to_string(), "whoami".into(), "plates.search".into()];
+        let h = help(Some(&mine));
+        assert!(h.contains("your role's commands") && h.contains("plates.search"), "{h}");
+        assert!(!h.contains("holds.place") && !h.contains("users.manage"), "{h}");
+        assert!(help(None).contains("holds.place"));
+    }
+
+    #[test]
     fn help_on_a_command_names_its_arguments_and_what_it_asks() {
         let h = help_on("plates.search");
         for part in ["plate", "required", "warrant", "optional", "purpose and the case number"] {
@@ -298,7 +324,7 @@ mod tests {
 
     #[test]
     fn arguments_are_checked_before_anything_is_asked() {
-        match parse_line("alerts.ack trailer=t1 alert_id=x note=seen") {
+        match parse_line("alerts.ack trailer=t1 alert_id=x note=seen", None) {
             Line::Print(t) => {
                 assert!(t.starts_with("not sent"), "{t}");
                 for part in ["takes no note", "needs outcome", "alert_id is a whole number"] {
@@ -307,24 +333,28 @@ mod tests {
             }
             _ => panic!("refused before sending"),
         }
-        assert!(matches!(parse_line("help alerts.ack"), Line::Print(t) if t.contains("outcome")));
+        assert!(
+            matches!(parse_line("help alerts.ack", None), Line::Print(t) if t.contains("outcome"))
+        );
     }
 
     #[test]
     fn lines_become_requests() {
-        assert!(matches!(parse_line("  "), Line::Nothing));
-        assert!(matches!(parse_line("quit"), Line::Quit));
-        match parse_line("plates.search plate=ABC123 pictures=true") {
+        assert!(matches!(parse_line("  ", None), Line::Nothing));
+        assert!(matches!(parse_line("quit", None), Line::Quit));
+        match parse_line("plates.search plate=ABC123 pictures=true", None) {
             Line::Ask { command, args } => {
                 assert_eq!(command, "plates.search");
                 assert_eq!(args["pictures"], true);
             }
             _ => panic!("a request"),
         }
-        assert!(matches!(parse_line("drop tables"), Line::Print(t) if t.contains("unknown")));
-        assert!(matches!(parse_line("status oops"), Line::Print(t) if t.contains("key=value")));
+        assert!(matches!(parse_line("drop tables", None), Line::Print(t) if t.contains("unknown")));
         assert!(
-            matches!(parse_line("status x=1"), Line::Print(t) if t.contains("takes no arguments"))
+            matches!(parse_line("status oops", None), Line::Print(t) if t.contains("key=value"))
+        );
+        assert!(
+            matches!(parse_line("status x=1", None), Line::Print(t) if t.contains("takes no arguments"))
         );
     }
 }

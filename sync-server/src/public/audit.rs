@@ -29,6 +29,7 @@ pub const GLOSSARY: &[(&str, &str)] = &[
     ("pictures.get", "Someone viewed the pictures of a read."),
     ("reads.export", "Someone exported stored reads, giving a purpose and a case number."),
     ("status", "Someone looked at the readers' working state (no plate data)."),
+    ("whoami", "Someone looked up their own role (no plate data)."),
     ("deployments.list", "Someone listed where readers stood."),
     ("deployments.start", "An operator recorded that a reader was set up at a place."),
     ("deployments.end", "An operator recorded that a reader was taken away from a place."),
