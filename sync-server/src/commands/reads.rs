@@ -82,7 +82,7 @@ pub(super) async fn search(records: &Records, session: Option<&mut Session>, c: 
     let rows = records.search_reads(&a.plate, since, limit).await?;
     let n = rows.len() as i64;
     match session {
-        Some(s) if a.pictures => Ok((with_pictures(s, &rows, c).await?, n)),
+        Some(s) if a.pictures => Ok((with_pictures(records, s, &rows, c).await?, n)),
         _ => Ok((to_json(&rows), n)),
     }
 }
@@ -90,13 +90,13 @@ pub(super) async fn search(records: &Records, session: Option<&mut Session>, c: 
 /// The reads of a search with their pictures: those held here inline (up to a budget), and a
 /// request queued to the trailer for those it still holds (for the newest reads only).
 async fn with_pictures(
+    records: &Records,
     s: &mut Session,
     rows: &[trailer_wire::console::ReadView],
     c: &Call<'_>,
 ) -> Result<Value, Failure> {
     use base64::Engine;
     use trailer_wire::PictureKind;
-    let records = s.records().clone();
     let mut budget = SEARCH_PICTURE_BYTES;
     let mut asked = 0;
     let mut out = Vec::with_capacity(rows.len());

@@ -54,10 +54,10 @@ impl Records {
         now: i64,
         build: impl FnOnce(u64) -> Downlink,
     ) -> Result<u64, RecordsError> {
-        let mut tx = self.begin_write().await?;
-        let id = enqueue(&mut tx, trailer, kind, summary, &entry.actor, now, build).await?;
-        super::audit::append_chained(&mut tx, entry).await?;
-        tx.commit().await?;
+        let mut s = self.session().await?;
+        let id = s.enqueue_downlink(trailer, kind, summary, &entry.actor, now, build).await?;
+        s.audit(entry).await?;
+        s.commit().await?;
         Ok(id)
     }
 

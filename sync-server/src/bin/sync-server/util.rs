@@ -25,13 +25,9 @@ pub fn now_ms() -> i64 {
 /// user id, which the operating system vouches for (an environment variable proves nothing).
 /// Under sudo the person who ran it is added as sudo said, next to the proved `root`.
 pub fn cli_actor() -> String {
-    let uid = nix::unistd::getuid();
-    let login = match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => user.name,
-        _ => format!("uid{uid}"),
-    };
+    let login = login();
     match std::env::var("SUDO_USER") {
-        Ok(by) if uid.is_root() && trailer_wire::topic::valid_id(&by) => {
+        Ok(by) if nix::unistd::getuid().is_root() && trailer_wire::topic::valid_id(&by) => {
             format!("cli:{login}(sudo {by})")
         }
         _ => format!("cli:{login}"),
