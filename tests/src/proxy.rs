@@ -78,10 +78,7 @@ impl Proxy {
 
     /// Bytes delivered (client → target, target → client).
     pub fn bytes(&self) -> (u64, u64) {
-        (
-            self.shared.up_bytes.load(Ordering::Relaxed),
-            self.shared.down_bytes.load(Ordering::Relaxed),
-        )
+        (self.shared.up_bytes.load(Ordering::SeqCst), self.shared.down_bytes.load(Ordering::SeqCst))
     }
 
     /// Connections accepted so far.
@@ -195,10 +192,12 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>, generation:
                 } else {
                     ((f.bytes_per_s / 100).max(1) as usize).min(chunk.len() - sent)
                 };
+                // Counted before the write: once the far side has read these bytes, the
+                // count already includes them (counting after let a test see a short count).
+                counter.fetch_add(slice as u64, Ordering::SeqCst);
                 if to.write_all(&chunk[sent..sent + slice]).is_err() {
                     break 'chunks;
                 }
-                counter.fetch_add(slice as u64, Ordering::Relaxed);
                 sent += slice;
                 if f.bytes_per_s > 0 {
                     std::thread::sleep(Duration::from_secs_f64(
