@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt fuzz bench-alpr bench-store bench-capture bench-videos bench-sync bench-server bench-alerts clean-demo
+.PHONY: setup build build-release demo test lint fmt fuzz bench-alpr bench-store bench-capture bench-videos bench-sync bench-server bench-alerts clean-demo example-configs packages
 
 setup:
 	@bash scripts/setup.sh
@@ -34,6 +34,17 @@ fuzz:
 
 fmt:
 	$(CARGO) fmt --all
+
+# The commented example configurations, generated from the doc comments of the config types
+# (a unit test fails when a shipped example differs from what the code generates).
+example-configs: build
+	$${CARGO_TARGET_DIR:-target}/debug/appliance print-default-config > appliance/appliance.example.toml
+	$${CARGO_TARGET_DIR:-target}/debug/sync-server print-default-config > sync-server/server.example.toml
+
+# The Debian packages (trailer-alpr for the trailer, trailer-alpr-server for the agency) in
+# dist/, reproducible: the same tree and SOURCE_DATE_EPOCH give the same bytes.
+packages: build-release
+	bash scripts/packages.sh
 
 clean-demo:
 	rm -rf demo-state

@@ -99,10 +99,12 @@ printf 'plate,state,category,source,case_number\n%s,MN,stolen vehicle,MN BCA pla
 say "appliance reading $video"
 "$bin/appliance" run --config "$state/appliance.toml" 2> >(tee "$state/appliance.log" | grep --line-buffered -E 'read stored|drained|ERROR|WARN' >&2)
 
-say "reads as the server stored them (an audited access):"
-"$bin/sync-server" reads --config "$state/server.toml" --purpose "demo: show the thin path" --case DEMO-1
-say "hotlist alerts as the server stored them (an audited access by $(id -un), an operator here):"
+say "reads as the server stored them (an audited access by $(id -un), a records supervisor here):"
 # On the command line a person acts as their login, with the console role granted to it.
+"$bin/sync-server" user grant --config "$state/server.toml" --name "$(id -un)" --role records-supervisor \
+  --authorised-by "Demo Chief" --authorisation "demo authorisation" >/dev/null
+"$bin/sync-server" reads --config "$state/server.toml" --purpose "demo: show the thin path" --case DEMO-1
+say "hotlist alerts as the server stored them (an audited access by $(id -un), an operator now):"
 "$bin/sync-server" user grant --config "$state/server.toml" --name "$(id -un)" --role operator \
   --authorised-by "Demo Chief" --authorisation "demo authorisation" >/dev/null
 "$bin/sync-server" alerts --config "$state/server.toml" --purpose "demo: show alerts" --case DEMO-1

@@ -48,3 +48,40 @@ impl Clock for ManualClock {
 }
 
 pub type SharedClock = Arc<dyn Clock>;
+
+/// The earliest time a set clock can show: the release's date (or the build's
+/// `SOURCE_DATE_EPOCH`, as a reproducible image build sets it). A trailer whose real-time clock
+/// lost its battery boots in 1970 or 2000; reads stamped then would be wrong evidence, and
+/// retention would count their age from the wrong day.
+pub fn clock_floor_ms() -> UnixMs {
+    const RELEASED_MS: UnixMs = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+    let built = option_env!("SOURCE_DATE_EPOCH")
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map_or(0, |s| s.saturating_mul(1000));
+    // Raised, never lowered, from the environment (a test of the wait).
+    let raised = std::env::var("TRAILER_CLOCK_FLOOR_MS")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    RELEASED_MS.max(built).max(raised)
+}
+
+/// Whether `now` can be a set clock's reading.
+pub fn plausible(now: UnixMs, floor: UnixMs) -> bool {
+    now >= floor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_before_the_release_is_not_set() {
+        let floor = clock_floor_ms();
+        assert!(floor >= 1_796_083_200_000);
+        assert!(!plausible(0, floor), "1970: a real-time clock without its battery");
+        assert!(!plausible(946_684_800_000, floor), "2000-01-01");
+        assert!(plausible(floor, floor));
+        assert!(plausible(SystemClock.now_ms(), floor), "this machine's clock is set");
+    }
+}

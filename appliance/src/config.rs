@@ -21,7 +21,7 @@ pub fn short_f32s<S: serde::Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Err
     s.collect_seq(v.iter().map(|x| shortest(*x)))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub trailer: TrailerConfig,
@@ -35,14 +35,14 @@ pub struct Config {
     pub sync: SyncConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrailerConfig {
     /// This trailer's id: the CN of its certificate and a segment of its MQTT topics.
     pub id: String,
     /// The camera's id, recorded with every read.
     pub camera_id: String,
-    /// Where the store lives.
+    /// Where the store lives (a directory of its own: nothing else may be put there).
     pub data_dir: PathBuf,
     /// After a stop request the daemon finishes the passes in view, stores their reads and
     /// stops its tasks; if that takes longer than this (a source or a link that hangs), it
@@ -56,17 +56,18 @@ impl Default for TrailerConfig {
         TrailerConfig {
             id: "trailer-01".into(),
             camera_id: "cam0".into(),
-            data_dir: PathBuf::from("/var/lib/trailer-alpr"),
+            data_dir: PathBuf::from("/var/lib/trailer-alpr/store"),
             stop_deadline_s: 20,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocationConfig {
     /// The deployment's position, used when no GPS fix is available (WGS84 degrees).
     pub latitude: f64,
+    /// The deployment's longitude, used when no GPS fix is available (WGS84 degrees, east positive).
     pub longitude: f64,
     /// gpsd's address (`host:port`); empty: no GPS, the configured position only.
     pub gpsd: String,
@@ -87,7 +88,7 @@ impl Default for LocationConfig {
 }
 
 /// How frames are paced into the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pacing {
     /// Live camera: always analyse the newest frame, drop the rest (counted).
@@ -96,7 +97,7 @@ pub enum Pacing {
     EveryFrame,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureConfig {
     /// `rtsp://…`, `file:///…` (or a plain path), or `v4l2:///dev/video0`.
@@ -119,6 +120,7 @@ pub struct CaptureConfig {
     pub keyframes_when_quiet: bool,
     /// Reconnect backoff for live sources, first and maximum delay.
     pub reconnect_initial_ms: u64,
+    /// The longest wait between reconnect attempts, however long the source stays away.
     pub reconnect_max_ms: u64,
 }
 
@@ -147,7 +149,7 @@ impl CaptureConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassConfig {
     /// A pass ends when its plate has not been seen for this long (video time).
@@ -161,6 +163,7 @@ pub struct PassConfig {
     pub parked_gap_ms: i64,
     /// Context picture width (pixels) and JPEG quality.
     pub context_width: u32,
+    /// JPEG quality of context pictures and plate crops (1-100).
     pub jpeg_quality: u8,
 }
 
@@ -177,7 +180,7 @@ impl Default for PassConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Reads are destroyed this many days after collection unless held (the law's maximum is 60).
@@ -217,17 +220,20 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
     /// The agency's broker (TLS); an empty host disables sync (reads stay in the outbox).
     pub broker_host: String,
+    /// The broker's TLS port.
     pub broker_port: u16,
     /// The agency CA that signed the broker's certificate (pinned: no system roots).
     pub ca_file: PathBuf,
     /// This trailer's certificate and key (the certificate's CN is the trailer id).
     pub cert_file: PathBuf,
+    /// This trailer's private key (made on the trailer at enrolment; it never leaves).
     pub key_file: PathBuf,
+    /// MQTT keep-alive, seconds: a link silent this long is probed; a dead one is noticed in about one and a half times this.
     pub keep_alive_s: u64,
     /// Outbox items sent but not yet acknowledged end to end, at most.
     pub max_in_flight: usize,
@@ -238,6 +244,7 @@ pub struct SyncConfig {
     pub ack_timeout_ms: i64,
     /// Reconnect backoff to the broker: first delay, doubling up to the maximum (jittered).
     pub reconnect_initial_ms: u64,
+    /// The longest wait between reconnect attempts.
     pub reconnect_max_ms: u64,
     /// Bytes per rolling hour the link may spend on reads and pictures (a metered plan); alerts,
     /// periods of use and deployment events always go. 0: no limit.
@@ -278,9 +285,11 @@ impl Default for SyncConfig {
         SyncConfig {
             broker_host: String::new(),
             broker_port: 8883,
-            ca_file: PathBuf::from("/etc/trailer-alpr/agency-ca.pem"),
-            cert_file: PathBuf::from("/etc/trailer-alpr/trailer.pem"),
-            key_file: PathBuf::from("/etc/trailer-alpr/trailer.key"),
+            // Enrolment writes them (the key is made on the trailer): the writable state
+            // directory, not /etc, which is read-only on the image.
+            ca_file: PathBuf::from("/var/lib/trailer-alpr/identity/agency-ca.pem"),
+            cert_file: PathBuf::from("/var/lib/trailer-alpr/identity/trailer.pem"),
+            key_file: PathBuf::from("/var/lib/trailer-alpr/identity/trailer.key"),
             keep_alive_s: 30,
             max_in_flight: 64,
             max_in_flight_bytes: 128 * 1024,
@@ -369,8 +378,32 @@ impl Config {
             .then(|| format!("{} can be changed only on the trailer itself", changed.join(", ")))
     }
 
+    /// The default configuration, each section and key with its documentation (the doc
+    /// comments of the configuration's types): what `print-default-config` prints and
+    /// `appliance/appliance.example.toml` holds.
     pub fn default_toml() -> String {
-        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+        // The models' paths depend on where set-up put them: shown as packaged, commented out.
+        let mut shown = Config::default();
+        let installed = std::path::Path::new("/usr/share/trailer-alpr/models");
+        let name = |p: &std::path::Path| installed.join(p.file_name().unwrap_or_default());
+        shown.engine.runtime_library = name(&shown.engine.runtime_library);
+        shown.engine.detector_model = name(&shown.engine.detector_model);
+        shown.engine.recogniser_model = name(&shown.engine.recogniser_model);
+        shown.engine.recogniser_dictionary =
+            shown.engine.recogniser_dictionary.as_deref().map(name);
+        let rendered = toml::to_string_pretty(&shown).unwrap_or_default();
+        trailer_wire::config_docs::commented_leaving_out::<Config>(
+            &rendered,
+            "The trailer's appliance (appliance run --config FILE). Every key is optional: what \
+             is left out takes the value shown here. Unknown keys are refused.\n\n\
+             Generated from the documentation in the code (appliance print-default-config).",
+            &[
+                "engine.runtime_library",
+                "engine.detector_model",
+                "engine.recogniser_model",
+                "engine.recogniser_dictionary",
+            ],
+        )
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -443,6 +476,29 @@ mod tests {
         assert!(text.contains("nms_iou = 0.45\n"), "{text}");
         assert!(text.contains("min_changed = 0.004\n"), "{text}");
         assert!(!text.contains("0000000"), "no float noise:\n{text}");
+    }
+
+    #[test]
+    fn the_shipped_example_is_the_generated_one() {
+        let shipped = include_str!("../appliance.example.toml");
+        assert!(
+            shipped == Config::default_toml(),
+            "appliance/appliance.example.toml is stale: make example-configs"
+        );
+        let parsed: Config = toml::from_str(shipped).expect("the example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn every_key_of_the_example_is_documented() {
+        let text = Config::default_toml();
+        let mut previous = "";
+        for line in text.lines() {
+            if !line.starts_with('#') && line.contains(" = ") {
+                assert!(previous.starts_with('#'), "undocumented key: {line}\n{text}");
+            }
+            previous = line;
+        }
     }
 
     #[test]

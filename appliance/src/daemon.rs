@@ -12,7 +12,7 @@
 //! task drains the channel when it closes; the sync link gets a last chance to drain, then stops.
 use crate::analyse::{Analyser, Counters};
 use crate::capture::{Capture, CaptureError, Next};
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::deployment::DeploymentTracker;
 use crate::engine::{Engine, EngineError};
@@ -77,6 +77,37 @@ pub fn open_store(config: &Config, clock: SharedClock) -> Result<Store, DaemonEr
     Ok(store)
 }
 
+/// Waits until the clock reads after [`crate::clock::clock_floor_ms`] (chrony set it, from GPS
+/// time or the network), before the store opens: nothing is stamped, and no age counted for
+/// retention, by a clock that is not set. systemd is told why the start takes long, and its
+/// start timeout extended meanwhile. False if a stop came first.
+async fn wait_for_set_clock(clock: &dyn Clock, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let floor = crate::clock::clock_floor_ms();
+    if crate::clock::plausible(clock.now_ms(), floor) {
+        return true;
+    }
+    tracing::warn!(
+        now_ms = clock.now_ms(),
+        floor_ms = floor,
+        "the clock is not set: waiting for it (chrony, from GPS or network time) before \
+         anything is stamped"
+    );
+    loop {
+        notify(&[
+            sd_notify::NotifyState::Status("waiting for a set clock"),
+            sd_notify::NotifyState::ExtendTimeoutUsec(10_000_000),
+        ]);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => if *shutdown.borrow() { return false },
+        }
+        if crate::clock::plausible(clock.now_ms(), floor) {
+            tracing::info!("the clock is set: starting");
+            return true;
+        }
+    }
+}
+
 /// Runs the appliance until `shutdown` turns true, or — for a file source — until the video ended
 /// and the outbox drained (or its drain timeout passed).
 pub async fn run(
@@ -86,6 +117,9 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let config_file_on_trial = remote.on_ready.clone();
+    if !wait_for_set_clock(clock.as_ref(), &mut shutdown).await {
+        return Ok(());
+    }
     let store = open_store(&config, clock.clone())?;
     let report = store.check()?;
     let location = Arc::new(Location::new(
@@ -130,7 +164,10 @@ pub async fn run(
     let collecting = Arc::new(AtomicBool::new(true));
     let (reads_tx, mut reads_rx) = mpsc::channel::<CaptureEvent>(64);
     let counters = Arc::new(Counters::default());
+    // What the watchdog asks of the capture thread and the store task: progress.
+    let beats = crate::watchdog::Beats::new();
     let capture_thread = {
+        let beats = beats.clone();
         let cfg = config.clone();
         let stop = stop_capture.clone();
         let collecting = collecting.clone();
@@ -140,8 +177,9 @@ pub async fn run(
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
-                let flags = Flags { stop, collecting };
+                let flags = Flags { stop, collecting, beats: beats.clone() };
                 let result = capture_loop(cfg, engine, reads_tx, flags, counters, clock, &health);
+                beats.capture_ended();
                 if result.is_err() {
                     health.set_camera(CameraState::Down);
                 }
@@ -192,26 +230,14 @@ pub async fn run(
     if let Some(file) = &config_file_on_trial {
         crate::trial::confirm(file);
     }
-    let watchdog = {
-        let mut stop = shutdown.clone();
-        let period = sd_notify::watchdog_enabled();
-        tokio::spawn(async move {
-            let Some(period) = period.filter(|p| !p.is_zero()) else { return };
-            let mut tick = tokio::time::interval(period / 2);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
-                    _ = stop.changed() => if *stop.borrow() { break },
-                }
-            }
-        })
-    };
+    let watchdog = tokio::spawn(crate::watchdog::run(beats.clone(), shutdown.clone()));
 
     // The store task: every read the capture thread finished is written durably here.
     let trailer_id = config.trailer.id.clone();
     let camera_id = config.trailer.camera_id.clone();
     let mut stopping = false;
     loop {
+        beats.store();
         tokio::select! {
             read = reads_rx.recv() => match read {
                 Some(CaptureEvent::Camera { up, at }) => {
@@ -262,7 +288,11 @@ pub async fn run(
                                 tracing::warn!(used, limit, "storage full: capture paused until synced data can be dropped");
                                 health.changed();
                                 notify(&[sd_notify::NotifyState::Status("storage full")]);
-                                tokio::time::sleep(Duration::from_secs(5)).await;
+                                // Waiting is progress: the watchdog is fed meanwhile.
+                                for _ in 0..5 {
+                                    beats.store();
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
                             }
                             Err(e) => return Err(e.into()),
                         }
@@ -508,6 +538,8 @@ struct Flags {
     stop: Arc<AtomicBool>,
     /// Analyse frames (cleared while the trailer is between deployments).
     collecting: Arc<AtomicBool>,
+    /// Beaten at every turn of the loop, frame or not: the watchdog's proof of progress.
+    beats: Arc<crate::watchdog::Beats>,
 }
 
 /// The capture thread. Returns `Ok(true)` at the end of a file, `Ok(false)` when stopped. A live
@@ -534,9 +566,12 @@ fn capture_loop(
         flowing: false,
         paused: false,
     };
-    let initial = Duration::from_millis(camera.cfg.capture.reconnect_initial_ms.max(1));
-    let max = Duration::from_millis(camera.cfg.capture.reconnect_max_ms.max(1)).max(initial);
-    let mut backoff = initial;
+    // Jitter: between half and all of the step, so a fleet does not reconnect in step.
+    let mut backoff = trailer_wire::backoff::Backoff::new(
+        Duration::from_millis(camera.cfg.capture.reconnect_initial_ms),
+        Duration::from_millis(camera.cfg.capture.reconnect_max_ms),
+    )
+    .with_jitter(0.5);
     loop {
         let result = camera.stream();
         // A pass cannot continue across a gap: what was seen so far becomes reads.
@@ -551,21 +586,19 @@ fn capture_loop(
         camera.health.set_camera(CameraState::Down);
         if camera.flowing {
             camera.flowing = false;
-            backoff = initial;
+            backoff.succeeded();
             camera.send(CaptureEvent::Camera { up: false, at: camera.clock.now_ms() });
         }
-        // Jitter: between half and all of the backoff, so a fleet does not reconnect in step.
-        let jitter = 0.5 + 0.5 * (camera.clock.now_ms().rem_euclid(1000) as f64 / 1000.0);
-        let wait = backoff.mul_f64(jitter);
+        let wait = backoff.failed(rand::random::<f64>());
         tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "camera down");
         let until = Instant::now() + wait;
         while Instant::now() < until {
+            camera.flags.beats.capture();
             if camera.flags.stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
         }
-        backoff = (backoff * 2).min(max);
     }
 }
 
@@ -594,6 +627,7 @@ impl Camera<'_> {
     fn stream(&mut self) -> Result<bool, CaptureError> {
         let mut capture = Capture::open(&self.cfg.capture)?;
         let result = loop {
+            self.flags.beats.capture();
             if self.flags.stop.load(Ordering::Relaxed) {
                 break Ok(false);
             }

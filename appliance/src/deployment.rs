@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use trailer_wire::{DeploymentEventKind, FixQuality, Position};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeploymentConfig {
     /// A GPS fix further than this (metres) from where the trailer stood ends its deployment.

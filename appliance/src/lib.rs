@@ -19,6 +19,8 @@
 //! - [`location`]: gpsd fixes with the configured position as fallback.
 //! - [`health`]: the shared health state the sync link reports.
 //! - [`daemon`]: wires the stages together; owns shutdown.
+//! - [`enrol`]: enrolment on the trailer: the key made here, the agency's answer installed.
+//! - [`watchdog`]: systemd's watchdog, fed only while capture and the store make progress.
 //! - [`config`]: the strict TOML configuration and its defaults.
 //! - [`trial`]: a configuration the server sent, on trial until the daemon starts on it.
 //! - [`clock`]: injected time, so retention is testable in milliseconds.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod daemon;
 pub mod deployment;
 pub mod engine;
+pub mod enrol;
 pub mod gate;
 pub mod health;
 pub mod location;
@@ -36,6 +39,7 @@ pub mod pass;
 pub mod store;
 pub mod sync;
 pub mod trial;
+pub mod watchdog;
 
 pub use config::Config;
 pub use daemon::run;

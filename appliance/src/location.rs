@@ -103,13 +103,18 @@ pub async fn run_gpsd(
     health: std::sync::Arc<HealthState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff =
+        trailer_wire::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let session = session(&addr, &location, &health);
         tokio::select! {
             result = session => {
                 match result {
-                    Ok(()) => tracing::warn!(%addr, "gpsd closed the connection"),
+                    Ok(()) => {
+                        // It was up: the next attempt starts from the first step again.
+                        backoff.succeeded();
+                        tracing::warn!(%addr, "gpsd closed the connection");
+                    }
                     Err(e) => tracing::warn!(%addr, error = %e, "gpsd unavailable; using the configured position"),
                 }
             }
@@ -121,10 +126,9 @@ pub async fn run_gpsd(
             return;
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.failed(0.0)) => {}
             _ = stop.changed() => if *stop.borrow() { return },
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 

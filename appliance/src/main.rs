@@ -17,21 +17,39 @@ struct Cli {
 enum Command {
     /// Run the daemon.
     Run {
+        /// The installed configuration (read-only to the daemon).
         #[arg(long)]
         config: PathBuf,
+        /// Where a configuration the agency sends is written (a writable file of the state
+        /// directory); once it exists the daemon runs from it. Without it, changes from afar
+        /// are written over `--config`.
+        #[arg(long)]
+        remote_config: Option<PathBuf>,
     },
     /// Print the default configuration (TOML), every key documented by its value.
     PrintDefaultConfig,
-    /// First step of enrolment, on the trailer: makes its key (at sync.key_file, sealed with
-    /// the store key when the name ends in .sealed; it never leaves the box) and prints a
-    /// certificate request for the agency (`sync-server trailer enroll --request FILE ID`),
-    /// whose answer goes to sync.cert_file.
+    /// Enrolment, on the trailer. First: makes its key (at sync.key_file, sealed with the store
+    /// key when the name ends in .sealed; it never leaves the box) and prints a certificate
+    /// request for the agency (`sync-server trailer enroll --request FILE --bundle OUT ID`).
+    /// Then, with `--complete OUT`: installs the certificate and agency CA the agency sent,
+    /// the configuration signing key, and the starting settings (the trailer's id, the broker).
     Enroll {
         #[arg(long)]
         config: PathBuf,
-        /// Write the request here instead of standard output.
+        /// The writable configuration (as `run --remote-config`): the starting settings are
+        /// written there, leaving the installed file as it is.
         #[arg(long)]
+        remote_config: Option<PathBuf>,
+        /// The trailer's id in the request (default: trailer.id of the configuration).
+        #[arg(long)]
+        id: Option<String>,
+        /// Write the request here instead of standard output.
+        #[arg(long, conflicts_with = "complete")]
         out: Option<PathBuf>,
+        /// The agency's answer (`sync-server trailer enroll --bundle`, or the console's
+        /// trailers.enroll saved as a file): completes the enrolment.
+        #[arg(long)]
+        complete: Option<PathBuf>,
     },
     /// Import a new version of a hotlist (CSV: plate,state,category,source[,case_number]).
     HotlistImport {
@@ -64,17 +82,21 @@ enum Command {
     },
 }
 
-/// A PEM block of `der` under `label`.
-fn pem_block(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+/// The trailer's certificate, key and agency CA as its configuration names them, the key
+/// sealed with the store key when its file is `*.sealed`.
+fn identity_of(config: &Config) -> anyhow::Result<appliance::sync::renew::Identity> {
+    let seal = match &config.store.key_file {
+        Some(k) => appliance::store::seal::Seal::with_key(
+            &appliance::store::seal::read_key(k).map_err(anyhow::Error::msg)?,
+        ),
+        None => appliance::store::seal::Seal::none(),
+    };
+    Ok(appliance::sync::renew::Identity {
+        cert: config.sync.cert_file.clone(),
+        key: config.sync.key_file.clone(),
+        ca: config.sync.ca_file.clone(),
+        seal: Some(std::sync::Arc::new(seal)),
+    })
 }
 
 fn init_logging() {
@@ -97,10 +119,12 @@ fn main() -> anyhow::Result<()> {
             print!("{}", Config::default_toml());
             Ok(())
         }
-        Command::Run { config: config_file } => {
+        Command::Run { config: installed, remote_config } => {
             init_logging();
+            let files = appliance::trial::ConfigFiles { installed, writable: remote_config };
+            let target = files.target().to_path_buf();
             let now = appliance::clock::Clock::now_ms(&appliance::clock::SystemClock);
-            match appliance::trial::begin(&config_file, now) {
+            match appliance::trial::begin(&target, now) {
                 Ok(appliance::trial::Started::OnTrial(n)) => tracing::warn!(
                     start = n,
                     "starting on the configuration the server sent (on trial until ready)"
@@ -111,7 +135,9 @@ fn main() -> anyhow::Result<()> {
                 Ok(appliance::trial::Started::Settled) => {}
                 Err(e) => tracing::error!(error = %e, "cannot keep the configuration's trial"),
             }
-            let config = Config::load(&config_file)?;
+            let source = files.active().to_path_buf();
+            tracing::info!(config = %source.display(), "configuration");
+            let config = Config::load(&source)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -122,8 +148,9 @@ fn main() -> anyhow::Result<()> {
                 let deadline = std::time::Duration::from_secs(config.trailer.stop_deadline_s);
                 let restart = std::sync::Arc::new(tokio::sync::Notify::new());
                 let remote = appliance::sync::downlink::Remote {
-                    config_file: Some(config_file.clone()),
-                    on_ready: Some(config_file.clone()),
+                    config_file: Some(target.clone()),
+                    config_source: Some(source.clone()),
+                    on_ready: Some(target.clone()),
                     restart: Some(restart.clone()),
                     ..Default::default()
                 };
@@ -149,34 +176,21 @@ fn main() -> anyhow::Result<()> {
             })?;
             Ok(())
         }
-        Command::Enroll { config, out } => {
-            let config = Config::load(&config)?;
-            let seal = match &config.store.key_file {
-                Some(k) => appliance::store::seal::Seal::with_key(
-                    &appliance::store::seal::read_key(k).map_err(anyhow::Error::msg)?,
-                ),
-                None => appliance::store::seal::Seal::none(),
-            };
-            let id = appliance::sync::renew::Identity {
-                cert: config.sync.cert_file.clone(),
-                key: config.sync.key_file.clone(),
-                ca: config.sync.ca_file.clone(),
-                seal: Some(std::sync::Arc::new(seal)),
-            };
-            let der = id.enroll(&config.trailer.id).map_err(anyhow::Error::msg)?;
-            let pem = pem_block("CERTIFICATE REQUEST", &der);
-            match out {
-                Some(out) => std::fs::write(&out, pem)
-                    .with_context(|| format!("cannot write {}", out.display()))?,
-                None => print!("{pem}"),
+        Command::Enroll { config, remote_config, id, out, complete } => {
+            let files =
+                appliance::trial::ConfigFiles { installed: config, writable: remote_config };
+            let config = Config::load(files.active())?;
+            let identity = identity_of(&config)?;
+            match complete {
+                Some(bundle) => {
+                    let said = appliance::enrol::complete(&files, &config, &identity, &bundle)?;
+                    println!("{said}");
+                    Ok(())
+                }
+                None => {
+                    appliance::enrol::request(&config, &identity, id.as_deref(), out.as_deref())
+                }
             }
-            eprintln!(
-                "key made at {}; give the request to the agency, and put the certificate it \
-                 returns at {}",
-                config.sync.key_file.display(),
-                config.sync.cert_file.display()
-            );
-            Ok(())
         }
         Command::HotlistImport { config, name, version, source, file } => {
             let config = Config::load(&config)?;

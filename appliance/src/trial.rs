@@ -60,6 +60,31 @@ pub fn confirm(file: &Path) {
     let _ = std::fs::remove_file(sibling(file, ".trial"));
 }
 
+/// The files of a configuration as installed: the one the package or the image put in `/etc`
+/// (read-only to the daemon), and the writable one of the state directory where a change from
+/// the agency is written. The daemon runs from the writable file once there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFiles {
+    pub installed: PathBuf,
+    pub writable: Option<PathBuf>,
+}
+
+impl ConfigFiles {
+    /// Where the configuration is read from: the writable file if the agency has written one,
+    /// else the installed one.
+    pub fn active(&self) -> &Path {
+        match &self.writable {
+            Some(w) if w.is_file() => w,
+            _ => &self.installed,
+        }
+    }
+
+    /// Where a change from afar is written (and its trial kept).
+    pub fn target(&self) -> &Path {
+        self.writable.as_deref().unwrap_or(&self.installed)
+    }
+}
+
 /// When a configuration was last rolled back (for health).
 pub fn rolled_back_at(file: &Path) -> Option<i64> {
     std::fs::read_to_string(sibling(file, ".rolled-back")).ok()?.trim().parse().ok()
@@ -87,6 +112,32 @@ mod tests {
             Started::Settled,
             "the old one is not on trial"
         );
+    }
+
+    /// The installed file is read until the agency writes one of its own; a rollback of that
+    /// one brings back what the installed file held.
+    #[test]
+    fn a_change_from_afar_goes_to_the_writable_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = ConfigFiles {
+            installed: dir.path().join("etc.toml"),
+            writable: Some(dir.path().join("state.toml")),
+        };
+        std::fs::write(&files.installed, "installed").expect("installed");
+        assert_eq!(files.active(), files.installed.as_path());
+        assert_eq!(files.target(), dir.path().join("state.toml").as_path());
+        std::fs::write(sibling(files.target(), ".previous"), "installed").expect("previous");
+        std::fs::write(files.target(), "remote").expect("remote");
+        assert_eq!(files.active(), files.target());
+        put_on_trial(files.target()).expect("trial");
+        for t in 1..=MAX_STARTS as i64 {
+            assert!(matches!(begin(files.target(), t).expect("begin"), Started::OnTrial(_)));
+        }
+        assert_eq!(begin(files.target(), 9).expect("begin"), Started::RolledBack);
+        let active = std::fs::read_to_string(files.active()).expect("active");
+        assert_eq!(active, "installed");
+        let only = ConfigFiles { installed: files.installed.clone(), writable: None };
+        assert_eq!(only.target(), only.installed.as_path());
     }
 
     #[test]

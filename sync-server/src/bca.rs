@@ -169,6 +169,21 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NoticeError> {
         .map_err(|source| NoticeError::Outbox { path: path.to_path_buf(), source })
 }
 
+/// The notice's files: its text, its HTML document and the e-mail (`.eml`) that sends them,
+/// named `alpr-notice-ID.*`.
+pub fn files(
+    n: &Notice,
+    doc: &Document,
+    cfg: &BcaConfig,
+) -> Result<Vec<(String, Vec<u8>)>, NoticeError> {
+    let base = format!("alpr-notice-{}", n.id);
+    Ok(vec![
+        (format!("{base}.txt"), doc.text.as_bytes().to_vec()),
+        (format!("{base}.html"), doc.html.as_bytes().to_vec()),
+        (format!("{base}.eml"), email(n, doc, cfg)?.formatted()),
+    ])
+}
+
 /// Writes the notice's text, HTML document and e-mail (`.eml`) into `dir`.
 pub fn write_outbox(
     dir: &Path,
@@ -178,11 +193,10 @@ pub fn write_outbox(
 ) -> Result<PathBuf, NoticeError> {
     std::fs::create_dir_all(dir)
         .map_err(|source| NoticeError::Outbox { path: dir.to_path_buf(), source })?;
-    let base = dir.join(format!("alpr-notice-{}", n.id));
-    write_atomic(&base.with_extension("txt"), doc.text.as_bytes())?;
-    write_atomic(&base.with_extension("html"), doc.html.as_bytes())?;
-    write_atomic(&base.with_extension("eml"), &email(n, doc, cfg)?.formatted())?;
-    Ok(base.with_extension("eml"))
+    for (name, bytes) in files(n, doc, cfg)? {
+        write_atomic(&dir.join(name), &bytes)?;
+    }
+    Ok(dir.join(format!("alpr-notice-{}.eml", n.id)))
 }
 
 /// What sending needs: the agency's particulars and the delivery settings.

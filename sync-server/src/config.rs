@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub agency: AgencyConfig,
@@ -23,16 +23,17 @@ pub struct Config {
 /// One dispatch system that hits are sent to: each hit of its categories POSTed as JSON to
 /// its webhook, once, and the delivery recorded in the audit trail (a hit delivered to a
 /// person is an access to it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardConfig {
     /// The target's name in the audit trail (A-Z a-z 0-9 - _ .).
     pub name: String,
-    /// `https://host[:port]/path` (or `http://` to a receiver on this machine); or
+    /// Where hits are POSTed as JSON: `https://host[:port]/path` (or `http://` to a receiver
+    /// on this machine). Give this or `mail_to`.
     #[serde(default)]
     pub webhook: String,
-    /// an e-mail address (a dispatch centre's mailbox), sent through the agency's mail relay
-    /// (`[bca] smtp_host`, `smtp_port`, `smtp_security`, `from`, and its credentials).
+    /// Where hits are mailed instead: a dispatch centre's mailbox, through the agency's mail
+    /// relay (`[bca] smtp_host`, `smtp_port`, `smtp_security`, `from`, and its credentials).
     #[serde(default)]
     pub mail_to: String,
     /// The hit categories it takes (`stolen-vehicle`, `stolen-plate`, `warrant`,
@@ -72,33 +73,47 @@ const CATEGORIES: [&str; 6] = [
 /// The agency's PKI directory (`sync-server pki init`), from which the server signs the
 /// renewal requests trailers send over the link, and enrolment signs trailers' requests. Empty:
 /// no renewal (certificates are issued and renewed by hand).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PkiConfig {
+    /// The PKI directory (`sync-server pki init`); empty: none.
     pub dir: PathBuf,
     /// Days a trailer's certificate is valid when issued or renewed.
     pub trailer_days: u32,
+    /// The broker's name as trailers reach it (over the cellular network), written into the
+    /// starting configuration enrolment hands out. Empty: `[broker] host` and `port`.
+    pub trailer_broker_host: String,
+    /// The port that goes with `trailer_broker_host` (0: 8883).
+    pub trailer_broker_port: u16,
 }
 
 impl Default for PkiConfig {
     fn default() -> Self {
-        PkiConfig { dir: PathBuf::new(), trailer_days: 365 }
+        PkiConfig {
+            dir: PathBuf::new(),
+            trailer_days: 365,
+            trailer_broker_host: String::new(),
+            trailer_broker_port: 0,
+        }
     }
 }
 
 /// The Address Confidentiality Program key: the same file as the trailers' `store.acp_key_file`
 /// (`sync-server pki init` makes one, `acp.key`). Empty: no participant can be added.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcpConfig {
+    /// The agency's ACP key (hex), readable by the server only. Empty: no participant can be
+    /// added.
     pub key_file: PathBuf,
 }
 
 /// A new location waits before it is published or notified to the BCA, so an operator can mark
 /// it security information first (a notice still goes out a day before it is due).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReviewConfig {
+    /// Hours a new location waits before it is public or notified.
     pub hours: u32,
 }
 
@@ -108,7 +123,7 @@ impl Default for ReviewConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgencyConfig {
     /// The agency's name as the public pages and BCA notices show it.
@@ -142,7 +157,7 @@ impl Default for AgencyConfig {
 }
 
 /// How notices reach the Bureau of Criminal Apprehension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Delivery {
     /// By e-mail through `smtp_host`.
@@ -155,7 +170,7 @@ pub enum Delivery {
 }
 
 /// SMTP connection security.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SmtpSecurity {
     /// Implicit TLS (port 465).
@@ -166,19 +181,23 @@ pub enum SmtpSecurity {
     Plain,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BcaConfig {
     pub delivery: Delivery,
     /// Where notices go (the BCA's ALPR notification address).
     pub to: String,
+    /// The agency's sending address on notices (and on hits mailed to dispatch).
     pub from: String,
+    /// The agency's mail relay (empty: no mail; notices go to the outbox).
     pub smtp_host: String,
+    /// The mail relay's port (587 for STARTTLS, 465 for implicit TLS).
     pub smtp_port: u16,
     pub smtp_security: SmtpSecurity,
     /// User name for SMTP authentication (empty: none); the password is read from
     /// `smtp_password_file`.
     pub smtp_user: String,
+    /// A file holding the SMTP password alone, readable by the server only.
     pub smtp_password_file: PathBuf,
     /// Outbox folder (empty: `data_dir/bca-outbox`).
     pub outbox_dir: PathBuf,
@@ -203,7 +222,7 @@ impl Default for BcaConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Where the embedded database and exports live.
@@ -250,14 +269,18 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
+    /// The agency's Mosquitto (mutual TLS), as this server reaches it.
     pub host: String,
+    /// The broker's TLS port.
     pub port: u16,
-    /// The agency CA (pinned), and the server's own client certificate (CN `sync-server`).
+    /// The agency CA that signed the broker's certificate (pinned: no system roots).
     pub ca_file: PathBuf,
+    /// This instance's client certificate (CN `sync-server`, or `sync-server-INSTANCE`).
     pub cert_file: PathBuf,
+    /// Its key, readable by the server only.
     pub key_file: PathBuf,
 }
 
@@ -273,7 +296,7 @@ impl Default for BrokerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Address of the public pages (location list).
@@ -281,11 +304,24 @@ pub struct HttpConfig {
     /// Address of `/metrics`, `/healthz` and `/readyz` for monitoring tools (empty: none).
     /// Loopback by default: put a scraper beside it, not the public in front of it.
     pub monitor_listen: String,
+    /// Public requests answered at once at most; more are told to come back (503). The pages
+    /// read on a pool of their own, so they can never take ingestion's connections.
+    pub public_max_in_flight: usize,
+    /// A public request that takes longer is cut off (503).
+    pub public_timeout_ms: u64,
+    /// Database connections the public pages read on (read-only).
+    pub public_connections: u32,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into(), monitor_listen: "127.0.0.1:9187".into() }
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            monitor_listen: "127.0.0.1:9187".into(),
+            public_max_in_flight: 16,
+            public_timeout_ms: 10_000,
+            public_connections: 2,
+        }
     }
 }
 
@@ -329,8 +365,18 @@ impl Config {
         Ok(c)
     }
 
+    /// The default configuration, each section and key with its documentation (the doc
+    /// comments of this module's types): what `print-default-config` prints and
+    /// `sync-server/server.example.toml` holds.
     pub fn default_toml() -> String {
-        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+        let rendered = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        trailer_wire::config_docs::commented::<Config>(
+            &rendered,
+            "The agency's sync server (sync-server run --config FILE). Every key is optional: \
+             what is left out takes the value shown here. Unknown keys are refused. The server \
+             will not start under the example agency's name or contact.\n\n\
+             Generated from the documentation in the code (sync-server print-default-config).",
+        )
     }
 
     /// Refuses to serve under the example agency's name or contact: the public pages and the
@@ -540,6 +586,29 @@ mod tests {
         assert!(c.validate().is_err());
         c.server.retention_days = 60;
         c.validate().expect("60 days");
+    }
+
+    #[test]
+    fn the_shipped_example_is_the_generated_one() {
+        let shipped = include_str!("../server.example.toml");
+        assert!(
+            shipped == Config::default_toml(),
+            "sync-server/server.example.toml is stale: make example-configs"
+        );
+        let parsed: Config = toml::from_str(shipped).expect("the example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn every_key_of_the_example_is_documented() {
+        let text = Config::default_toml();
+        let mut previous = "";
+        for line in text.lines() {
+            if !line.starts_with('#') && line.contains(" = ") {
+                assert!(previous.starts_with('#'), "undocumented key: {line}\n{text}");
+            }
+            previous = line;
+        }
     }
 
     /// The server does not start under the example agency's name or contact.

@@ -143,7 +143,14 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     })?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, "public pages at http://{addr}/public/locations");
-    let app = public::router(db.clone(), config.public_agency());
+    // The public read on a pool of their own, read-only, and within limits: a crowd there can
+    // never take the connections or the time ingestion needs.
+    let public_db = db.read_only(config.http.public_connections).await?;
+    let app = public::limited_router(
+        public_db,
+        config.public_agency(),
+        public::Limits::from_config(&config.http),
+    );
     let http = tokio::spawn(serve(listener, app, shutdown.clone()));
     // Monitoring, on its own (loopback) address: metrics, liveness and readiness.
     let live = monitor::Live::new();
@@ -183,7 +190,16 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         live.hits_stored.clone(),
         shutdown.clone(),
     ));
+    // Under systemd (Type=notify): ready once the database is open and the pages are served
+    // (the broker may come later: /readyz says so); the watchdog fed while it makes progress.
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
+    let watchdog = tokio::spawn(monitor::watchdog_duty(db.clone(), live.clone(), shutdown.clone()));
     let result = mqtt::run(config, db.clone(), live, shutdown).await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    watchdog.abort();
     http.abort();
     if let Some(m) = monitor {
         m.abort();

@@ -12,15 +12,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// The limits, from the configuration's `[limits]` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Uplink messages per second a trailer may send, sustained, and in a burst (a trailer
     /// draining weeks of backlog sends a few hundred a second).
     pub uplink_per_s: f64,
+    /// The burst that goes with `uplink_per_s`.
     pub uplink_burst: f64,
     /// Console requests per second a user may make, sustained, and in a burst.
     pub console_per_s: f64,
+    /// The burst that goes with `console_per_s`.
     pub console_burst: f64,
     /// Bytes of refused messages kept per sender; beyond, only their topic, reason and size.
     pub dead_letter_bytes: u64,

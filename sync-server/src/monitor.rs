@@ -25,6 +25,8 @@ pub struct Live {
     pub audit_checked_ms: AtomicI64,
     /// Woken when the writer stored a batch with hits: the dispatch forwarder's cue.
     pub hits_stored: Arc<tokio::sync::Notify>,
+    /// Turns of the broker loop (at least one a second): the watchdog's proof that it runs.
+    pub broker_loop_turns: AtomicU64,
 }
 
 impl Live {
@@ -282,6 +284,89 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Why the watchdog is not fed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stalled {
+    Database,
+    BrokerLoop,
+}
+
+/// Whether the server makes progress: the database answered, and the broker loop turned
+/// since the last look within `stall` (it turns at least once a second). No I/O.
+#[derive(Debug)]
+pub struct Progress {
+    stall: std::time::Duration,
+    turns: u64,
+    turned_at: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new(stall: std::time::Duration, now: std::time::Instant) -> Progress {
+        Progress { stall, turns: 0, turned_at: now }
+    }
+
+    pub fn look(
+        &mut self,
+        database_answers: bool,
+        turns: u64,
+        now: std::time::Instant,
+    ) -> Result<(), Stalled> {
+        if turns != self.turns {
+            self.turns = turns;
+            self.turned_at = now;
+        }
+        if !database_answers {
+            return Err(Stalled::Database);
+        }
+        if now.saturating_duration_since(self.turned_at) > self.stall {
+            return Err(Stalled::BrokerLoop);
+        }
+        Ok(())
+    }
+}
+
+/// systemd's watchdog (`WatchdogSec=` of a `Type=notify` unit), fed at a quarter of its period
+/// while [`Progress`] allows it: the database answers `SELECT 1` within that quarter, and the
+/// broker loop turns. A server whose database hangs, or whose broker loop is stuck, lets it
+/// expire, and systemd restarts it. Returns at once without a watchdog.
+pub async fn watchdog_duty(
+    records: Records,
+    live: Arc<Live>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(period) = sd_notify::watchdog_enabled().filter(|p| !p.is_zero()) else { return };
+    let stall = (period / 2).max(std::time::Duration::from_millis(2500));
+    let mut progress = Progress::new(stall, std::time::Instant::now());
+    let mut tick = tokio::time::interval(period / 4);
+    let mut said = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => if *shutdown.borrow() { return },
+            _ = tick.tick() => {
+                let answers = tokio::time::timeout(
+                    period / 4,
+                    sqlx::query("SELECT 1").fetch_one(records.pool()),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+                let turns = live.broker_loop_turns.load(Ordering::Relaxed);
+                match progress.look(answers, turns, std::time::Instant::now()) {
+                    Ok(()) => {
+                        said = None;
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                    Err(why) => {
+                        if said.as_ref() != Some(&why) {
+                            tracing::error!(?why, "no progress: the watchdog is no longer fed, systemd will restart the server");
+                            said = Some(why);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Verifies the audit chain now and every `every` until `shutdown`, for `/metrics`.
 pub async fn audit_duty(
     records: Records,
@@ -309,6 +394,19 @@ pub async fn audit_duty(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchdog_is_fed_only_while_the_server_makes_progress() {
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        let mut p = Progress::new(std::time::Duration::from_secs(10), t0);
+        assert_eq!(p.look(true, 1, at(1)), Ok(()));
+        assert_eq!(p.look(false, 2, at(2)), Err(Stalled::Database));
+        assert_eq!(p.look(true, 3, at(3)), Ok(()));
+        assert_eq!(p.look(true, 3, at(12)), Ok(()), "within the allowed stall");
+        assert_eq!(p.look(true, 3, at(14)), Err(Stalled::BrokerLoop));
+        assert_eq!(p.look(true, 4, at(15)), Ok(()));
+    }
 
     /// The text format: a HELP and TYPE per metric, a sample per trailer with its label
     /// escaped, and the audit chain only once checked.

@@ -76,12 +76,14 @@ pub async fn run(
     let mut resubscribe_at: Option<tokio::time::Instant> = None;
     let console =
         tokio::spawn(console_task(client.clone(), records.clone(), config.clone(), console_rx));
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff =
+        trailer_wire::backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     let mut connected = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut live = crate::console::live::Publisher::default();
     let mut ticks: u64 = 0;
     loop {
+        live_figures.broker_loop_turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::select! {
             _ = shutdown.changed() => if *shutdown.borrow() { break },
             ev = poller.next() => match ev {
@@ -90,7 +92,7 @@ pub async fn run(
                     tracing::info!(host = %b.host, port = b.port, "connected to the broker");
                     connected = true;
                     live_figures.broker_connected.store(true, std::sync::atomic::Ordering::Relaxed);
-                    backoff = Duration::from_millis(250);
+                    backoff.succeeded();
                     live.reset();
                     admin.on_connected();
                     subscribe(&client);
@@ -137,8 +139,7 @@ pub async fn run(
                     connected = false;
                     live_figures.broker_connected.store(false, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(error = %e, "broker connection failed; retrying");
-                    poller.resume_after(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    poller.resume_after(backoff.failed(0.0)).await;
                 }
             },
             _ = hits.notified(), if connected => publish_live(&client, &records, &mut live).await,

@@ -4,11 +4,11 @@
 //! the notices, the holds and the audit trail: it names no plate.
 use crate::Config;
 use crate::records::{AuditSummary, NoticeState, Records, RecordsError, uselog};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub from: String,
     pub to: String,
@@ -22,15 +22,15 @@ pub struct Report {
     pub audit_chain: Result<i64, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Collection {
     pub readers: usize,
     pub periods_of_use: usize,
     pub plates_read: i64,
-    pub hits: BTreeMap<&'static str, i64>,
+    pub hits: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Notices {
     pub total: usize,
     pub sent_on_time: usize,
@@ -39,7 +39,7 @@ pub struct Notices {
     pub due: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Destruction {
     pub retention_days: u32,
     /// Records the server destroyed by retention in the range, from the audit trail (ACP
@@ -100,7 +100,7 @@ pub async fn build(
             readers: readers.len(),
             periods_of_use: log.periods.iter().filter(|p| p.period_id != 0).count(),
             plates_read: log.total_reads,
-            hits: log.total_hits.clone(),
+            hits: log.total_hits.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         },
         classification: vec![
             "Reads, plate pictures and hotlist hits are private or nonpublic data \

@@ -68,6 +68,8 @@ pub struct Stack {
     database_url: String,
     /// More of the server's configuration (sections after `[http]`, e.g. `[bca]`).
     extra_config: String,
+    /// The console role the login running the tests has now (`act_as`).
+    role: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -126,6 +128,7 @@ impl Stack {
             server: None,
             database_url,
             extra_config,
+            role: std::sync::Mutex::new(None),
         };
         stack.start_broker()?;
         // The HTTP port may be taken between choosing and binding it, as the broker's may.
@@ -391,27 +394,17 @@ impl Stack {
         std::fs::read_to_string(self.path("server.log")).unwrap_or_default()
     }
 
-    /// The reads the server stored, through its audited CLI.
+    /// The reads the server stored, read from its database.
     pub fn server_reads(&self) -> anyhow::Result<Vec<trailer_wire::console::ReadView>> {
-        let out = run_ok(
-            Command::new(bin("sync-server"))
-                .args([
-                    "reads",
-                    "--json",
-                    "--limit",
-                    "100000",
-                    "--purpose",
-                    "test",
-                    "--case",
-                    "TEST-1",
-                    "--config",
-                ])
-                .arg(self.server_config()),
-        )?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
-            .collect()
+        // The harness looks into the database itself: what a test checks is what was stored,
+        // not a person's access (which goes through the command layer with a role).
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let records = sync_server::records::Records::open(&self.database()).await?;
+            let reads = records.list_reads(100_000).await;
+            records.close().await;
+            Ok(reads?)
+        })
     }
 
     /// Runs `sync-server ARGS --config SERVER_CONFIG` and returns its standard output.
@@ -440,7 +433,15 @@ impl Stack {
         let login = nix::unistd::User::from_uid(nix::unistd::getuid())?
             .map(|u| u.name)
             .ok_or_else(|| anyhow::anyhow!("no login for this user id"))?;
-        self.grant(&login, role)
+        self.grant(&login, role)?;
+        *self.role.lock().map_err(|_| anyhow::anyhow!("role lock"))? = Some(role.into());
+        Ok(())
+    }
+
+    /// Gives the login a role if it has none yet (every role may see the trailers' status).
+    fn any_role(&self) -> anyhow::Result<()> {
+        let none = self.role.lock().map_err(|_| anyhow::anyhow!("role lock"))?.is_none();
+        if none { self.act_as("viewer") } else { Ok(()) }
     }
 
     /// Grants `name` a console role under a written authorisation (`sync-server user grant`).
@@ -481,6 +482,7 @@ impl Stack {
 
     /// The latest health of each trailer, as `sync-server health` prints it.
     pub fn health(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        self.any_role()?;
         self.cli(&["health"])?
             .lines()
             .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
@@ -551,16 +553,18 @@ impl Stack {
         }
     }
 
+    /// The messages the server refused (topic, reason), read from its database.
     pub fn dead_letters(&self) -> anyhow::Result<Vec<serde_json::Value>> {
-        let out = run_ok(
-            Command::new(bin("sync-server"))
-                .args(["dead-letters", "--config"])
-                .arg(self.server_config()),
-        )?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
-            .collect()
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let records = sync_server::records::Records::open(&self.database()).await?;
+            let letters = records.dead_letters().await;
+            records.close().await;
+            Ok(letters?
+                .into_iter()
+                .map(|(topic, reason)| serde_json::json!({"topic": topic, "reason": reason}))
+                .collect())
+        })
     }
 
     /// An appliance configuration for `trailer`, reading `video`, syncing to this stack.

@@ -198,18 +198,20 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
         Ok(out)
     };
     let access = ["--purpose", "burglary follow-up", "--case", "24-001234"];
-    let reads = json_lines(&audited(&[&["reads", "--json"][..], &access].concat())?);
-    assert_eq!(reads.len(), 4);
     audited(&[&["alerts", "--json"][..], &access].concat())?;
     let listed = json_lines(&audited(&["location", "list", "--json"])?);
     assert_eq!(listed[1]["security"], true, "{listed:?}");
     audited(&["location", "rename", "--id", &loc_a, "--name", "Main St & 5th Ave"])?;
+    // An operator's role does not reach the list of every read, nor the determinations.
+    assert!(stack.cli(&[&["reads", "--json"][..], &access].concat()).is_err());
+    stack.act_as("records-supervisor")?;
+    let reads = json_lines(&audited(&[&["reads", "--json"][..], &access].concat())?);
+    assert_eq!(reads.len(), 4);
     // Each security determination keeps who made it and why, for an in-camera review.
     let determinations = json_lines(&audited(&["location", "determinations", "--json"])?);
     assert_eq!(determinations.len(), 1, "{determinations:?}");
     assert_eq!(determinations[0]["reason"], "covert operation at the site");
     assert!(determinations[0]["decided_by"].as_str().is_some_and(|b| b.starts_with("cli:")));
-    stack.act_as("records-supervisor")?;
     audited(&[
         "hold",
         "place",
@@ -227,8 +229,10 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     let holds = json_lines(&audited(&["hold", "list", "--json"])?);
     assert_eq!(holds[0]["requester"], "Det. A. Berg", "{holds:?}");
     audited(&["hold", "release", "--id", &holds[0]["id"].to_string(), "--reason", "case closed"])?;
-    audited(&["dead-letters"])?;
     audited(&["notices", "list"])?;
+    stack.act_as("admin")?;
+    audited(&["dead-letters"])?;
+    stack.act_as("auditor")?;
     let report = audited(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
     assert!(report.contains("4 plates read"), "{report}");
     assert!(report.contains("hits, Warrant: 1"), "{report}");
@@ -250,6 +254,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     );
     // The command line's actor is the login the operating system vouches for (the real user
     // id's), not what an environment variable claims.
+    stack.act_as("records-supervisor")?;
     let claimed = std::process::Command::new(e2e_tests::stack::bin("sync-server"))
         .args(["hold", "list", "--json", "--config"])
         .arg(stack.server_config())
@@ -348,6 +353,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
                 .cli(&["notices", "list", "--json", "--unsent"])
                 .is_ok_and(|o| o.trim().is_empty())
     });
+    stack.act_as("auditor")?;
     let report = stack.cli(&["audit", "report", "--from", "2020-01-01", "--to", "2099-12-31"])?;
     // (the backlog's place calls for two: the reader stood there, and left)
     assert!(report.contains("6 notices: 4 sent on time, 2 sent late"), "{report}");
@@ -367,6 +373,7 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
         &summary.display().to_string(),
     ])?;
     assert!(day.contains("due 2026-12-30"), "{day}");
+    stack.act_as("records-supervisor")?;
     stack.cli(&["suspension", "order", "--order", "DPS order 2026-7"])?;
     let audits = http_get(stack.http_port, "/public/audits.json");
     assert!(audits.contains("Rowe & Co.") && audits.contains("2026-12-30"), "{audits}");
@@ -375,9 +382,11 @@ fn scenario(start: fn(&str) -> anyhow::Result<Stack>) -> anyhow::Result<()> {
     let dom = browser::dump_dom(&format!("{base}/audit"))?;
     assert!(dom.contains("Collection is suspended") && dom.contains("Rowe &amp; Co."), "{dom}");
     publish("reads", batch(vec![read(6, PLATES[5], now_ms(), 44.30)]));
+    stack.act_as("admin")?;
     wait_for("the read under the order refused", 60, || {
         stack.cli(&["dead-letters"]).is_ok_and(|o| o.contains("suspension order"))
     });
+    stack.act_as("records-supervisor")?;
     stack.cli(&["suspension", "lift", "--reference", "DPS order 2026-9"])?;
     let list = stack.cli(&["suspension", "list"])?;
     assert!(list.contains("lifted"), "{list}");
@@ -579,6 +588,9 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
         "hotlists.list",
         "hotlists.approve",
         "hotlists.withdraw",
+        "reads.list",
+        "deployments.determinations",
+        "suspension.*",
     ];
     use sync_server::console::roles::COMMANDS;
     let stack = Stack::start()?;
@@ -589,18 +601,39 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
         (
             "otto",
             "operator",
-            &["status", "whoami", "alerts.*", "deployments.*", "hotlists.upload", "hotlists.list"],
+            &[
+                "status",
+                "whoami",
+                "alerts.*",
+                "deployments.list",
+                "deployments.start",
+                "deployments.end",
+                "deployments.rename",
+                "deployments.security",
+                "hotlists.upload",
+                "hotlists.list",
+                "trailers.list",
+                "trailers.health",
+            ],
         ),
-        ("ivan", "investigator", &["status", "whoami", "plates.search"]),
+        ("ivan", "investigator", &["status", "whoami", "plates.search", "reads.picture"]),
         ("rita", "records-supervisor", SUPERVISOR),
         ("rick", "records-supervisor", SUPERVISOR),
         ("rosa", "records-supervisor", SUPERVISOR),
         (
             "audrey",
             "auditor",
-            &["status", "whoami", "release.list", "publiclog.generate", "audit.*"],
+            &[
+                "status",
+                "whoami",
+                "release.list",
+                "publiclog.generate",
+                "audit.*",
+                "suspension.list",
+                "deployments.determinations",
+            ],
         ),
-        ("adam", "admin", &["status", "whoami", "users.manage"]),
+        ("adam", "admin", &["status", "whoami", "users.manage", "trailers.*", "deadletters.list"]),
     ];
     for (user, role, _) in duties {
         grant(&stack, user, role)?;
@@ -754,6 +787,29 @@ fn each_role_runs_exactly_its_commands_over_the_broker() -> anyhow::Result<()> {
     assert!(manifest.exists(), "{r:?}");
     let r = ask(&mut rita, "release.list", serde_json::json!({}))?;
     assert_eq!(r.data[0]["state"], "fulfilled", "{r:?}");
+    // The bundle reaches the supervisor's own machine, every file checked against the
+    // manifest, with no shell on the server.
+    let downloads = stack.path("rita-downloads");
+    let r = rt.block_on(rita.run(
+        "release.download",
+        "",
+        "",
+        serde_json::json!({"id": id}),
+        Duration::from_secs(20),
+        &downloads,
+    ))?;
+    assert!(r.ok, "{r:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest)?)?;
+    let files = listed["files"].as_array().expect("files");
+    assert!(files.iter().any(|f| f["name"] == "DUTIES.txt"), "{listed}");
+    for f in files {
+        let name = f["name"].as_str().expect("name");
+        let got = std::fs::read(downloads.join(format!("releases/release-{id}/{name}")))?;
+        use sha2::Digest;
+        assert_eq!(f["sha256"], hex::encode(sha2::Sha256::digest(&got)), "{name}");
+    }
+    let mine = std::fs::read(downloads.join(format!("releases/release-{id}/manifest.json")))?;
+    assert_eq!(mine, std::fs::read(&manifest)?, "the manifest itself came whole");
     // A records supervisor approves the investigation's list: it goes to the trailers now.
     let r = ask(&mut rita, "hotlists.approve", approve)?;
     assert_eq!(r.data["approved"]["approved_by"], "console:rita", "{r:?}");
@@ -834,6 +890,7 @@ fn an_acp_request_destroys_reads_on_server_and_trailer_and_stops_future_ones() -
     assert!(matches!(collect(&trailer.store, "ACP404")?, Inserted::DestroyedAcp));
     // The keyless trailer refuses the addition, saying why, and health shows it; the answered
     // downlinks keep no digest.
+    stack.act_as("admin")?;
     wait_for("the keyless trailer's refusal", 60, || {
         stack
             .cli(&["downlink", "list", "--json", "--trailer", "keyless-box"])
@@ -1001,7 +1058,8 @@ fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result
         assert!(line.contains(part), "{part}: {line}");
     }
     console.type_line(&format!(
-        "alerts.ack trailer={TRAILER} alert_id=41 outcome=confirmed-no-action"
+        "alerts.ack trailer={TRAILER} alert_id=41 outcome=confirmed-no-action \
+         check=\"MNJIS query 26-41: listed, owner contacted\""
     ))?;
     console
         .wait_for(within, |l| l.contains("ok") || l.contains("(no rows)") || l.contains("done"))

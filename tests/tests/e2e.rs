@@ -111,11 +111,9 @@ fn thin_path_video_to_server_exactly_once() -> anyhow::Result<()> {
     assert_eq!(alerts[0]["list_name"], "mn-state");
 
     // The trailer reported its health (sent on connect and on change, never queued).
-    let health = run_ok(
-        Command::new(bin("sync-server")).args(["health", "--config"]).arg(stack.server_config()),
-    )?;
-    let health: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&health.stdout).trim())?;
+    let health = stack.health()?;
+    assert_eq!(health.len(), 1, "{health:?}");
+    let health = &health[0];
     assert_eq!(health["trailer"], "trailer-01");
     assert_eq!(health["storage_full"], false);
     assert_eq!(health["store_repairs"], 0);
@@ -398,16 +396,7 @@ fn serve_camera(port: u16, video: Option<&std::path::Path>) -> anyhow::Result<st
 fn wait_camera(stack: &Stack, trailer: &str, state: &str, secs: u64) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
-        let out = run_ok(
-            Command::new(bin("sync-server"))
-                .arg("health")
-                .arg("--config")
-                .arg(stack.server_config()),
-        )?;
-        let seen = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .any(|h| h["trailer"] == trailer && h["camera"] == state);
+        let seen = stack.health()?.iter().any(|h| h["trailer"] == trailer && h["camera"] == state);
         if seen {
             return Ok(());
         }
@@ -478,7 +467,9 @@ fn rtsp_camera_lost_and_back_reconnects_and_shows_the_gap() -> anyhow::Result<()
 }
 
 /// A stop request while a vehicle is in view of a live camera: the daemon finishes the open pass
-/// into a stored read before it exits, and exits cleanly.
+/// into a stored read before it exits, and exits cleanly. Over systemd's notify protocol it
+/// first waits for a set clock (saying so, with its start timeout extended), then says READY,
+/// feeds the watchdog while capture and the store make progress, and says STOPPING.
 #[test]
 fn a_stop_mid_pass_finishes_the_pass_into_a_read() -> anyhow::Result<()> {
     use appliance::store::Store;
@@ -536,6 +527,12 @@ fn a_stop_mid_pass_finishes_the_pass_into_a_read() -> anyhow::Result<()> {
     let mut appliance = appliance_logged(&config, &log_path)?
         .env("NOTIFY_SOCKET", &notify_path)
         .env("WATCHDOG_USEC", "400000")
+        // A clock that is not set yet (as after a boot with a flat RTC battery): the daemon
+        // waits for it, saying so, before the store opens and anything is stamped.
+        .env(
+            "TRAILER_CLOCK_FLOOR_MS",
+            (appliance::clock::Clock::now_ms(&appliance::clock::SystemClock) + 3000).to_string(),
+        )
         .spawn()?;
     let up = wait_log(&log_path, "camera up", 60);
     // Seconds into a pass that would stay open for a minute (`pass.max_pass_ms`).
@@ -552,31 +549,152 @@ fn a_stop_mid_pass_finishes_the_pass_into_a_read() -> anyhow::Result<()> {
     for said in ["READY=1", "STATUS=collecting", "WATCHDOG=1", "STOPPING=1"] {
         assert!(heard.contains(said), "the daemon told systemd {said}: {heard}");
     }
+    let waited = heard.find("STATUS=waiting for a set clock");
+    assert!(
+        waited.is_some_and(|w| heard.find("READY=1").is_some_and(|r| w < r))
+            && heard.contains("EXTEND_TIMEOUT_USEC="),
+        "the wait for a set clock came before READY, with the start timeout extended: {heard}"
+    );
     let store = Store::open(&store_dir, 60, std::sync::Arc::new(appliance::clock::SystemClock))?;
     let plates: Vec<String> = store.reads()?.into_iter().map(|r| r.meta.plate).collect();
     assert_eq!(plates, scene.plates, "the pass in view became one read\n{log}");
     Ok(())
 }
 
-/// The systemd units in `systemd/` pass `systemd-analyze verify` (pointed at the built binaries):
-/// no unknown keys, no bad values.
+/// Builds both Debian packages twice from the test build's binaries and checks what an
+/// installer relies on: the same inputs give the same bytes; the control fields, config files
+/// and maintainer scripts are there and parse; every unit and timer the packages install passes
+/// `systemd-analyze verify`, and every service scores at most 2.0 on
+/// `systemd-analyze security` (0 is fully confined, 10 is not at all); and the packaged
+/// appliance reads a plate with only the runtime and models the package carries.
 #[test]
-fn systemd_units_verify() -> anyhow::Result<()> {
+fn the_packages_are_reproducible_and_install_confined_units() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = bin("appliance");
+    let bin_dir = built.parent().ok_or_else(|| anyhow::anyhow!("no bin dir"))?;
     let dir = tempfile::tempdir()?;
-    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
-    let mut paths = Vec::new();
-    for unit in ["trailer-alpr.service", "trailer-alpr-server.service"] {
-        let text = std::fs::read_to_string(units.join(unit))?;
-        let built = bin("appliance");
-        let built_dir = built.parent().ok_or_else(|| anyhow::anyhow!("no bin dir"))?;
-        let text = text.replace("/usr/bin/", &format!("{}/", built_dir.display()));
-        let path = dir.path().join(unit);
-        std::fs::write(&path, text)?;
-        paths.push(path);
+    let mut sums = Vec::new();
+    for build in ["a", "b"] {
+        let out = dir.path().join(build);
+        let run = Command::new("bash")
+            .arg(root.join("scripts/packages.sh"))
+            .arg("--bin-dir")
+            .arg(bin_dir)
+            .arg("--out")
+            .arg(&out)
+            .env("SOURCE_DATE_EPOCH", "1796083200")
+            .output()?;
+        anyhow::ensure!(
+            run.status.success(),
+            "packages.sh: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let mut names: Vec<_> = std::fs::read_dir(&out)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        let mut digests = Vec::new();
+        for n in &names {
+            use sha2::Digest;
+            digests
+                .push((n.clone(), hex::encode(sha2::Sha256::digest(std::fs::read(out.join(n))?))));
+        }
+        sums.push(digests);
     }
-    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&paths).output()?;
+    let version = env!("CARGO_PKG_VERSION");
+    let names: Vec<&str> = sums[0].iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("trailer-alpr-server_{version}_amd64.deb"),
+            format!("trailer-alpr_{version}_amd64.deb")
+        ]
+    );
+    assert_eq!(sums[0], sums[1], "two builds of the same tree differ");
+
+    let deb = |name: &str| dir.path().join("a").join(format!("{name}_{version}_amd64.deb"));
+    let field = |name: &str, f: &str| -> anyhow::Result<String> {
+        let out = Command::new("dpkg-deb").arg("-f").arg(deb(name)).arg(f).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let depends = field("trailer-alpr", "Depends")?;
+    for d in ["libgstreamer1.0-0", "gstreamer1.0-plugins-good", "chrony"] {
+        assert!(depends.split(", ").any(|x| x == d), "trailer-alpr Depends lacks {d}: {depends}");
+    }
+    let depends = field("trailer-alpr-server", "Depends")?;
+    assert!(depends.split(", ").any(|x| x == "mosquitto"), "{depends}");
+
+    let mut services = Vec::new();
+    let mut units = Vec::new();
+    for (name, conffile) in [
+        ("trailer-alpr", "/etc/trailer-alpr/appliance.toml"),
+        ("trailer-alpr-server", "/etc/trailer-alpr-server/server.toml"),
+    ] {
+        let tree = dir.path().join(name);
+        let control = tree.join("DEBIAN");
+        run_ok(Command::new("dpkg-deb").arg("-R").arg(deb(name)).arg(&tree))?;
+        let conffiles = std::fs::read_to_string(control.join("conffiles"))?;
+        assert_eq!(conffiles.trim(), conffile);
+        // The configuration installed is the shipped example, and it parses.
+        let example = std::fs::read_to_string(tree.join(conffile.trim_start_matches('/')))?;
+        assert!(example.contains("# "), "{conffile} is not the commented example");
+        for script in ["postinst", "prerm", "postrm"] {
+            run_ok(Command::new("sh").arg("-n").arg(control.join(script)))?;
+        }
+        let postinst = std::fs::read_to_string(control.join("postinst"))?;
+        assert!(postinst.contains(&format!("systemd-sysusers {name}.conf")), "{postinst}");
+        // The units, with /usr/bin pointing into the unpacked tree so verify finds the binaries.
+        let unit_dir = tree.join("lib/systemd/system");
+        for e in std::fs::read_dir(&unit_dir)? {
+            let path = e?.path();
+            if !path.is_file() {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)?
+                .replace("/usr/bin/", &format!("{}/", tree.join("usr/bin").display()));
+            std::fs::write(&path, text)?;
+            if path.extension().is_some_and(|x| x == "service") {
+                services.push(path.clone());
+            }
+            units.push(path);
+        }
+    }
+    assert_eq!(services.len(), 4, "{services:?}");
+    assert_eq!(units.len(), 6, "{units:?}");
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify:\n{err}");
+    for unit in &services {
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=20", "--no-pager"])
+            .arg(unit)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let score = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or("");
+        assert!(out.status.success(), "{}: exposure above 2.0: {score}", unit.display());
+    }
+
+    // The packaged appliance with the packaged runtime and models (and nothing of the checkout).
+    let renderer = e2e_tests::scene::Renderer::new(1280, 720, 3)?;
+    let v = e2e_tests::scene::Vehicle {
+        plate: "ABC1234".into(),
+        body: [170, 25, 30],
+        plate_w: 135,
+        baseline: 620,
+    };
+    let jpeg = dir.path().join("still.jpg");
+    renderer.still(&v).save(&jpeg)?;
+    let tree = dir.path().join("trailer-alpr");
+    let out = Command::new(tree.join("usr/bin/appliance"))
+        .args(["read", "--json"])
+        .arg(&jpeg)
+        .env("TRAILER_MODELS", tree.join("usr/share/trailer-alpr/models"))
+        .current_dir(dir.path())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(line["plates"][0]["text"], "ABC1234", "{line}");
     Ok(())
 }
 

@@ -274,7 +274,9 @@ fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
     }
     let file = stack.path("state.csv");
     std::fs::write(&file, &csv)?;
-    let cli = |args: &[&str]| -> anyhow::Result<String> {
+    // Each command as the login with the role that duty needs.
+    let cli = |role: &str, args: &[&str]| -> anyhow::Result<String> {
+        stack.act_as(role)?;
         let out = e2e_tests::stack::run_ok(
             Command::new(bin("sync-server"))
                 .arg("downlink")
@@ -285,13 +287,14 @@ fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     // Loaded as the console loads it: recorded, then sent to every trailer (here the one).
-    stack.act_as("operator")?;
-    let out =
-        cli(&["hotlist", "--name", "mn-state", "--version", "1", &file.display().to_string()])?;
+    let out = cli(
+        "operator",
+        &["hotlist", "--name", "mn-state", "--version", "1", &file.display().to_string()],
+    )?;
     anyhow::ensure!(out.contains("queued for 1 trailers: down"), "{out}");
     // Cut the link once the first chunk is answered.
     let list = || -> anyhow::Result<Vec<serde_json::Value>> {
-        cli(&["list", "--json"])?
+        cli("admin", &["list", "--json"])?
             .lines()
             .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))
             .collect()
@@ -317,9 +320,13 @@ fn downlinks_reach_the_trailer_and_each_answer_is_kept() -> anyhow::Result<()> {
         "--read",
         &format!("down:{first}"),
     ])?;
-    cli(&["health", "--trailer", "down"])?;
-    cli(&["picture", "--trailer", "down", "--read", &first])?;
-    cli(&["picture", "--trailer", "down", "--read", "12345", "--context"])?;
+    cli("operator", &["health", "--trailer", "down"])?;
+    let why = ["--purpose", "stolen vehicle report", "--case", "24-000123"];
+    cli("investigator", &[&["picture", "--trailer", "down", "--read", &first][..], &why].concat())?;
+    cli(
+        "investigator",
+        &[&["picture", "--trailer", "down", "--read", "12345", "--context"][..], &why].concat(),
+    )?;
     wait_for(120, "every answer", || {
         list().is_ok_and(|l| l.len() == 9 && l.iter().all(|d| !d["applied"].is_null()))
     })?;
@@ -381,11 +388,13 @@ fn a_byte_budget_holds_reads_but_not_alerts_and_pictures_wait_for_a_request() ->
     wait_for(30, "the alert past the spent budget", || !trailer.alert_pending(alert))?;
     anyhow::ensure!(stack.counts("metered")?.alerts == 1, "the alert is at the server");
     // A picture the server asks for comes, though no picture was queued.
+    stack.act_as("investigator")?;
     e2e_tests::stack::run_ok(
         Command::new(bin("sync-server"))
             .args(["downlink", "--config"])
             .arg(stack.server_config())
-            .args(["picture", "--trailer", "metered", "--read", &ids[0].to_string()]),
+            .args(["picture", "--trailer", "metered", "--read", &ids[0].to_string()])
+            .args(["--purpose", "pictures on request", "--case", "T-7"]),
     )?;
     wait_for(30, "the requested picture", || {
         stack.counts("metered").is_ok_and(|c| c.pictures == 1)
@@ -418,15 +427,18 @@ fn on_postgresql_a_drain_through_a_server_restart_stores_each_read_once() -> any
     Ok(())
 }
 
-/// `sync-server downlink config`: a valid change is written over the appliance's file (the old
-/// one kept) and the appliance stops so that systemd starts it on the new one; a change to the
+/// `sync-server downlink config`: a valid change is written to the appliance's writable
+/// configuration (the installed one untouched, the running one kept) and the appliance stops so that systemd starts it on the new one; a change to the
 /// trailer's identity, or a broken file, is refused with the reason and changes nothing.
 #[test]
 fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused()
 -> anyhow::Result<()> {
     let stack = Stack::start()?;
     let (cert, key) = stack.enroll("conf")?;
-    let config = stack.path("conf.toml");
+    // As installed: the file in /etc is the daemon's to read only; what the agency sends goes
+    // to a writable file of the state directory, which the daemon runs from once it exists.
+    let installed = stack.path("conf.toml");
+    let config = stack.path("conf-state.toml");
     let original = format!(
         "[trailer]\nid = \"conf\"\ndata_dir = \"{}\"\n[capture]\nsource = \"rtsp://127.0.0.1:{}/none\"\n\
          [sync]\nbroker_host = \"localhost\"\nbroker_port = {}\nca_file = \"{}\"\ncert_file = \"{}\"\n\
@@ -439,16 +451,19 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
         key.display(),
         stack.pki().join("config-signing.pub").display()
     );
-    std::fs::write(&config, &original)?;
+    std::fs::write(&installed, &original)?;
     let start = |n: u32| -> anyhow::Result<std::process::Child> {
         Ok(Command::new(bin("appliance"))
             .arg("run")
             .arg("--config")
+            .arg(&installed)
+            .arg("--remote-config")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(stack.path(&format!("conf-{n}.log")))?)
             .spawn()?)
     };
+    stack.act_as("admin")?;
     let downlink = |args: &[&str]| -> anyhow::Result<String> {
         let out = e2e_tests::stack::run_ok(
             Command::new(bin("sync-server"))
@@ -481,8 +496,12 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
     anyhow::ensure!(exited.is_some_and(|s| s.success()), "a clean stop: {exited:?}");
     anyhow::ensure!(std::fs::read_to_string(&config)? == changed, "the new file is in place");
     anyhow::ensure!(
-        std::fs::read_to_string(stack.path("conf.toml.previous"))? == original,
+        std::fs::read_to_string(stack.path("conf-state.toml.previous"))? == original,
         "the old one is kept"
+    );
+    anyhow::ensure!(
+        std::fs::read_to_string(&installed)? == original,
+        "the installed file is left as it was"
     );
     // Started again (systemd would), on the new file; the answer reaches the server.
     let mut app = start(2)?;
@@ -496,24 +515,26 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
     // Unsafe and broken changes are refused; the appliance keeps running.
     std::fs::write(&file, changed.replace("id = \"conf\"", "id = \"other\""))?;
     downlink(&["config", "--trailer", "conf", &file.display().to_string()])?;
+    // A file that is not TOML is refused before it is sent (the trailer would refuse it too).
     std::fs::write(&file, "[sync\nbroken")?;
-    downlink(&["config", "--trailer", "conf", &file.display().to_string()])?;
-    wait_for(60, "both refusals", || {
+    let broken = Command::new(bin("sync-server"))
+        .args(["downlink", "--config"])
+        .arg(stack.server_config())
+        .args(["config", "--trailer", "conf", &file.display().to_string()])
+        .output()?;
+    let said = String::from_utf8_lossy(&broken.stderr);
+    anyhow::ensure!(!broken.status.success() && said.contains("not TOML"), "{said}");
+    wait_for(60, "the refusal", || {
         let a = answers();
-        a.len() == 3 && a.iter().all(|d| !d["applied"].is_null())
+        a.len() == 2 && a.iter().all(|d| !d["applied"].is_null())
     })?;
     let a = answers();
     let why = |i: usize| a[i]["answer"].as_str().unwrap_or("").to_string();
     anyhow::ensure!(
-        a[0]["applied"] == serde_json::json!(false) && why(0).contains("refused"),
+        a[0]["applied"] == serde_json::json!(false)
+            && why(0).contains("trailer.id can be changed only on the trailer itself"),
         "{}",
         why(0)
-    );
-    anyhow::ensure!(
-        a[1]["applied"] == serde_json::json!(false)
-            && why(1).contains("trailer.id can be changed only on the trailer itself"),
-        "{}",
-        why(1)
     );
     anyhow::ensure!(app.try_wait()?.is_none(), "refusals do not stop the appliance");
     anyhow::ensure!(std::fs::read_to_string(&config)? == changed, "the file is unchanged");
@@ -553,8 +574,13 @@ fn a_remote_configuration_change_is_applied_by_a_restart_and_unsafe_ones_refused
     })?;
     anyhow::ensure!(std::fs::read_to_string(&config)? == broken, "applied, on trial");
     for n in 3..=4 {
-        let out =
-            Command::new(bin("appliance")).arg("run").arg("--config").arg(&config).output()?;
+        let out = Command::new(bin("appliance"))
+            .arg("run")
+            .arg("--config")
+            .arg(&installed)
+            .arg("--remote-config")
+            .arg(&config)
+            .output()?;
         anyhow::ensure!(!out.status.success(), "start {n} on the broken configuration fails");
     }
     let mut app = start(5)?;

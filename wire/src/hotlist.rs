@@ -61,39 +61,33 @@ pub fn parse_category(s: &str) -> Option<HitCategory> {
     })
 }
 
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.into_iter().map(|f| f.trim().to_string()).collect()
-}
-
 /// Parses a hotlist CSV. Plates are normalised like reads (`us_o_as_zero` must match the
 /// engine's setting). Active-investigation entries need a case number (Minn. Stat. 13.824
 /// subd. 3: lists beyond the state file only for an active criminal investigation).
 pub fn parse_csv(text: &str, us_o_as_zero: bool) -> Result<Vec<HotEntry>, LineError> {
+    // A spreadsheet's export: a UTF-8 byte-order mark, quoted fields (a comma or a line
+    // break inside quotes), `#` comment lines, blank lines, fields padded with spaces.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let raw = raw.trim();
-        if raw.is_empty() || raw.starts_with('#') {
-            continue;
-        }
-        let f = split_csv_line(raw);
-        if line == 1 && f.first().is_some_and(|h| h.eq_ignore_ascii_case("plate")) {
+    let mut first = true;
+    for record in reader.records() {
+        let f = record.map_err(|e| LineError {
+            line: e.position().map_or(0, |p| p.line() as usize),
+            reason: match e.kind() {
+                csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".into(),
+                _ => format!("not CSV: {e}"),
+            },
+        })?;
+        let line = f.position().map_or(0, |p| p.line() as usize);
+        let header =
+            std::mem::take(&mut first) && f.get(0).is_some_and(|h| h.eq_ignore_ascii_case("plate"));
+        if header || f.iter().all(str::is_empty) {
             continue;
         }
         if f.len() < 4 {
@@ -104,11 +98,11 @@ pub fn parse_csv(text: &str, us_o_as_zero: bool) -> Result<Vec<HotEntry>, LineEr
         }
         let plate = plate_text(&f[0], us_o_as_zero);
         if plate.is_empty() || plate.len() > MAX_PLATE {
-            return Err(LineError { line, reason: format!("{:?} is not a plate", f[0]) });
+            return Err(LineError { line, reason: format!("{:?} is not a plate", &f[0]) });
         }
         let category = parse_category(&f[2])
-            .ok_or_else(|| LineError { line, reason: format!("unknown category {:?}", f[2]) })?;
-        let case_number = f.get(4).filter(|c| !c.is_empty()).cloned();
+            .ok_or_else(|| LineError { line, reason: format!("unknown category {:?}", &f[2]) })?;
+        let case_number = f.get(4).filter(|c| !c.is_empty()).map(str::to_string);
         if category == HitCategory::ActiveInvestigation && case_number.is_none() {
             return Err(LineError {
                 line,
@@ -119,9 +113,51 @@ pub fn parse_csv(text: &str, us_o_as_zero: bool) -> Result<Vec<HotEntry>, LineEr
             plate,
             state: f[1].to_ascii_uppercase(),
             category,
-            source: f[3].clone(),
+            source: f[3].to_string(),
             case_number,
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spreadsheet_export_is_read_whole() {
+        // A byte-order mark, a header, a quoted source with a comma, a quoted case number
+        // broken over two lines, a comment and a blank line, fields padded with spaces.
+        let text = "\u{feff}Plate,State,Category,Source,Case_Number\r\n\
+                    # exported 2026-12-01\r\n\
+                    ABC123 , mn , stolen vehicle ,\"MN BCA, Stolen Vehicle File\"\r\n\
+                    \r\n\
+                    XYZ789,MN,investigation,Agency,\"24-0017\n(burglary series)\"\r\n";
+        let got = parse_csv(text, false).expect("parses");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].plate, "ABC123");
+        assert_eq!(got[0].state, "MN");
+        assert_eq!(got[0].category, HitCategory::StolenVehicle);
+        assert_eq!(got[0].source, "MN BCA, Stolen Vehicle File");
+        assert_eq!(got[1].case_number.as_deref(), Some("24-0017\n(burglary series)"));
+    }
+
+    #[test]
+    fn a_refused_line_is_named_by_its_line_in_the_file() {
+        let text = "plate,state,category,source\n# note\nABC123,MN,stolen,X\nQ1,MN,parking,X\n";
+        let e = parse_csv(text, false).expect_err("parking is no category");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.reason.contains("parking"), "{e}");
+        let e = parse_csv("ABC123,MN\n", false).expect_err("too few fields");
+        assert_eq!(e.line, 1);
+        let e = parse_csv("INV1,MN,investigation,Agency\n", false).expect_err("needs a case");
+        assert!(e.reason.contains("case number"), "{e}");
+    }
+
+    #[test]
+    fn a_header_is_only_a_header_on_the_first_line() {
+        let e = parse_csv("ABC123,MN,stolen,X\nplate,state,category,source\n", false)
+            .expect_err("a second header is a bad line");
+        assert_eq!(e.line, 2);
+    }
 }

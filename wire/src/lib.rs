@@ -10,6 +10,7 @@
 //! - [`codec`]: the compact binary frame (`version`, `kind`, postcard body), size limits, and
 //!   decode errors that say what was wrong.
 //! - [`acp`]: the keyed digests of Address Confidentiality Program plates.
+//! - [`backoff`]: how long a reconnecting loop waits, one rule for both ends.
 //! - [`hotlist`]: hotlist files (CSV) and plate characters, parsed alike at both ends.
 //! - [`console`]: JSON types for people-facing topics (the operator console, public output).
 //! - [`signed`]: the agency's signature on configurations sent to trailers.
@@ -25,9 +26,12 @@
 //! A frame is one MQTT payload. Every kind has its own size limit, checked before decoding.
 
 pub mod acp;
+pub mod backoff;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod codec;
+#[cfg(feature = "config-docs")]
+pub mod config_docs;
 pub mod console;
 pub mod hotlist;
 pub mod message;

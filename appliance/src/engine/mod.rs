@@ -27,10 +27,12 @@ use thiserror::Error;
 pub use image::RgbImage;
 
 /// Where the models and the runtime are, and how they are used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// The ONNX Runtime shared library (`libonnxruntime.so.*`).
+    /// The ONNX Runtime shared library (`libonnxruntime.so.*`). Left out, it and the models
+    /// are looked for where set-up put them: `$TRAILER_MODELS`, `./models`, the checkout's
+    /// `models/`, or `/usr/share/trailer-alpr/models` as packaged.
     pub runtime_library: PathBuf,
     /// A YOLO-style plate detector: input [1,3,H,W] RGB/255 (f16 or f32), output [1,4+C(+M),N].
     pub detector_model: PathBuf,

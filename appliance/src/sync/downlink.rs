@@ -22,9 +22,14 @@ use trailer_wire::{Downlink, DownlinkAck, HoldCommand};
 pub struct Remote {
     /// The engine's O/0 rule, for parsing hotlists like reads.
     pub us_o_as_zero: bool,
-    /// The configuration file the appliance runs from and what it holds; a remote configuration
-    /// change is refused without them.
+    /// Where a remote configuration change is written, and what the running configuration
+    /// holds; a remote configuration change is refused without them. The file may not exist
+    /// yet: the installed configuration (`config_source`) is read-only, and the first change
+    /// from afar goes to a writable file of the state directory ([`crate::trial::active`]).
     pub config_file: Option<PathBuf>,
+    /// The file the running configuration was read from (kept as `FILE.previous` by a change);
+    /// `config_file` itself when not given.
+    pub config_source: Option<PathBuf>,
     pub config: Option<Config>,
     /// Raised to stop the appliance so that systemd starts it again on a new configuration.
     pub restart: Option<Arc<Notify>>,
@@ -293,7 +298,8 @@ fn change_config(
     if new == *current {
         return Ok(None);
     }
-    replace_file(file, text.as_bytes())
+    let source = remote.config_source.as_deref().unwrap_or(file);
+    replace_file(file, source, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     crate::trial::put_on_trial(file).map_err(|e| format!("cannot mark it on trial: {e}"))?;
     Ok(Some(file.clone()))
@@ -305,16 +311,17 @@ fn read_public_key(path: &Path) -> Result<[u8; 32], String> {
         .map_err(|e| format!("refused: configuration key {}: {e}", path.display()))
 }
 
-/// Writes `bytes` to `file` through a synced temporary file and a rename; the old file stays as
-/// `FILE.previous`. A power cut leaves the old file or the new one, never half of one.
-fn replace_file(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `file` through a synced temporary file and a rename; the running
+/// configuration (`source`, which may be another file) stays as `FILE.previous`. A power cut
+/// leaves the old file or the new one, never half of one.
+fn replace_file(file: &Path, source: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{name}.new"));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::copy(file, dir.join(format!("{name}.previous")))?;
+    std::fs::copy(source, dir.join(format!("{name}.previous")))?;
     std::fs::rename(&tmp, file)?;
     std::fs::File::open(dir)?.sync_all()
 }

@@ -267,12 +267,9 @@ impl<'a> Session<'a> {
                 } else {
                     tracing::warn!(error = %e, broker = %self.cfg.broker_host, port = self.cfg.broker_port, "cannot connect to the agency broker");
                 }
-                let backoff = self.state.on_disconnected();
+                let wait = self.state.on_disconnected(rand::random::<f64>());
                 self.health.link_connected.store(false, Ordering::Relaxed);
-                // Jitter: between the backoff and half as much again, so a fleet coming back
-                // after an outage does not reconnect in step.
-                let jitter = rand::random::<u64>() % (backoff / 2 + 1);
-                self.poller.resume_after(Duration::from_millis(backoff + jitter)).await;
+                self.poller.resume_after(Duration::from_millis(wait)).await;
             }
         }
         None

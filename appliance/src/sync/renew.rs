@@ -137,10 +137,66 @@ impl Identity {
             return Err(format!("{} exists: this trailer has a key already", self.key.display()));
         }
         let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        if let Some(dir) = self.key.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         write_new(&self.key, &self.key_bytes(&key.serialize_pem())?, true)
             .map_err(|e| format!("{}: {e}", self.key.display()))?;
         sync_dir(&self.key);
         request_for(&key, trailer)
+    }
+
+    /// The second step of enrolment, on the trailer: installs the certificate the agency signed
+    /// for the key [`Identity::enroll`] made here, and the agency CA it came with. Refused
+    /// unless the certificate names `trailer`, carries this trailer's key, is signed by that CA
+    /// and has not expired. Each file is written whole (a synced temporary file and a rename).
+    pub fn complete(
+        &self,
+        trailer: &str,
+        chain_pem: &str,
+        ca_pem: &str,
+        now: i64,
+    ) -> Result<String, String> {
+        let key_pem = self.read_key_file(&self.key).map_err(|e| {
+            format!("{e} (run `appliance enroll` first: the key is made on the trailer)")
+        })?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| e.to_string())?;
+        let block = first_cert(chain_pem.as_bytes())?;
+        let cert = block.parse_x509().map_err(|e| format!("not a certificate: {e}"))?;
+        let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok());
+        if cn != Some(trailer) {
+            return Err(format!("the certificate is for {cn:?}, not {trailer}"));
+        }
+        if cert.public_key().raw != key.public_key_der().as_slice() {
+            return Err("the certificate is not for the key this trailer made".into());
+        }
+        let not_after = cert.validity().not_after.timestamp() * 1000;
+        if not_after <= now {
+            return Err("the certificate has expired already".into());
+        }
+        let trusted = all_certs(ca_pem.as_bytes()).into_iter().any(|der| {
+            x509_parser::parse_x509_certificate(&der)
+                .is_ok_and(|(_, issuer)| cert.verify_signature(Some(issuer.public_key())).is_ok())
+        });
+        if !trusted {
+            return Err("the certificate is not signed by the CA it came with".into());
+        }
+        for (path, data) in [(&self.ca, ca_pem), (&self.cert, chain_pem)] {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let tmp = with_suffix(path, ".new");
+            write_new(&tmp, data.as_bytes(), false)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            sync_dir(path);
+        }
+        Ok(format!(
+            "{trailer} enrolled: certificate at {} (valid {} more days), agency CA at {}",
+            self.cert.display(),
+            (not_after - now) / 86_400_000,
+            self.ca.display()
+        ))
     }
 
     /// Finishes an install a power cut or a crash interrupted (see the module doc).
@@ -265,6 +321,38 @@ mod tests {
         std::fs::write(dir.join("t1.key"), key.serialize_pem()).expect("key");
         let id = Identity::plain(dir.join("t1.pem"), dir.join("t1.key"), dir.join("ca.pem"));
         (id, ca, ca_key)
+    }
+
+    /// Enrolment on the trailer: the key made here, the agency's certificate for it and the
+    /// CA installed; a certificate for another name, another key, or from another CA refused.
+    #[test]
+    fn enrolment_installs_only_a_certificate_for_this_trailers_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, ca, ca_key) = agency(dir.path(), 365);
+        let ca_pem = ca.pem();
+        let fresh = dir.path().join("identity");
+        let id = Identity::plain(fresh.join("t2.pem"), fresh.join("t2.key"), fresh.join("ca.pem"));
+        let csr = id.enroll("t2").expect("a key made here");
+        assert!(id.enroll("t2").is_err(), "never a second key over the first");
+        let chain = sign(&csr, "t2", &ca, &ca_key);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let wrong_name = sign(&csr, "t3", &ca, &ca_key);
+        let e = id.complete("t2", &wrong_name, &ca_pem, now).expect_err("another name");
+        assert!(e.contains("not t2"), "{e}");
+        let (_, other_ca, other_key) = agency(dir.path(), 365);
+        let foreign = sign(&csr, "t2", &other_ca, &other_key);
+        let e = id.complete("t2", &foreign, &ca_pem, now).expect_err("another CA");
+        assert!(e.contains("not signed"), "{e}");
+        let other = KeyPair::generate().expect("key");
+        let theirs = sign(&request_for(&other, "t2").expect("csr"), "t2", &ca, &ca_key);
+        let e = id.complete("t2", &theirs, &ca_pem, now).expect_err("another key");
+        assert!(e.contains("not for the key"), "{e}");
+        assert!(!id.cert.exists() && !id.ca.exists(), "nothing installed by a refusal");
+        let said = id.complete("t2", &chain, &ca_pem, now).expect("installed");
+        assert!(said.contains("t2 enrolled"), "{said}");
+        assert_eq!(std::fs::read_to_string(&id.cert).expect("cert"), chain);
+        assert_eq!(std::fs::read_to_string(&id.ca).expect("ca"), ca_pem);
+        id.tls().expect("the trailer can connect with it");
     }
 
     fn sign(csr: &[u8], name: &str, ca: &rcgen::Certificate, ca_key: &KeyPair) -> String {

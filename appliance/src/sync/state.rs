@@ -41,7 +41,7 @@ pub struct SyncState {
     bytes: usize,
     /// The last sign of progress: the connection, or an ack.
     progress: i64,
-    backoff_ms: u64,
+    backoff: trailer_wire::backoff::Backoff,
     /// Bytes sent in the last hour, with when.
     spent: VecDeque<(i64, u64)>,
     spent_total: u64,
@@ -55,7 +55,13 @@ impl SyncState {
             in_flight: BTreeMap::new(),
             bytes: 0,
             progress: 0,
-            backoff_ms: limits.reconnect_initial_ms.max(1),
+            // Jitter: up to half of each step off, so a fleet coming back after an outage
+            // does not reconnect in step.
+            backoff: trailer_wire::backoff::Backoff::new(
+                std::time::Duration::from_millis(limits.reconnect_initial_ms),
+                std::time::Duration::from_millis(limits.reconnect_max_ms),
+            )
+            .with_jitter(0.5),
             spent: VecDeque::new(),
             spent_total: 0,
             limits,
@@ -82,17 +88,15 @@ impl SyncState {
         self.connected = true;
         self.clear();
         self.progress = now;
-        self.backoff_ms = self.limits.reconnect_initial_ms.max(1);
+        self.backoff.succeeded();
     }
 
-    /// The link dropped (or could not be made). Returns how long to wait before the next
-    /// attempt, before jitter.
-    pub fn on_disconnected(&mut self) -> u64 {
+    /// The link dropped (or could not be made). Returns how many milliseconds to wait before
+    /// the next attempt, `u` (a random number in 0..1) drawing its jitter.
+    pub fn on_disconnected(&mut self, u: f64) -> u64 {
         self.connected = false;
         self.clear();
-        let wait = self.backoff_ms;
-        self.backoff_ms = (self.backoff_ms * 2).min(self.limits.reconnect_max_ms.max(1));
-        wait
+        self.backoff.failed(u).as_millis() as u64
     }
 
     fn clear(&mut self) {
@@ -272,18 +276,19 @@ mod tests {
         let mut s = SyncState::new(limits(4, 1 << 20, 60_000));
         s.on_connected(0);
         s.on_sent(&[AckRef::Read(1), AckRef::Read(2)], 10, 0);
-        assert_eq!(s.on_disconnected(), 500);
+        assert_eq!(s.on_disconnected(0.0), 500);
         assert_eq!(s.in_flight(), 0);
         assert_eq!(
-            [s.on_disconnected(), s.on_disconnected(), s.on_disconnected()],
-            [1000, 2000, 4000]
+            [s.on_disconnected(0.0), s.on_disconnected(1.0), s.on_disconnected(0.0)],
+            [1000, 1000, 4000],
+            "the second drew the whole jitter: half of its 2 s step"
         );
-        assert_eq!(s.on_disconnected(), 4000, "the ceiling");
+        assert_eq!(s.on_disconnected(0.0), 4000, "the ceiling");
         s.on_connected(10);
         assert!(
             s.may_send(&AckRef::Read(1), 10, 10, false)
                 && s.may_send(&AckRef::Read(2), 10, 10, false)
         );
-        assert_eq!(s.on_disconnected(), 500, "a connection resets the backoff");
+        assert_eq!(s.on_disconnected(0.0), 500, "a connection resets the backoff");
     }
 }

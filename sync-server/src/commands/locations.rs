@@ -80,3 +80,10 @@ pub(super) async fn change(s: &mut Session, c: &Call<'_>) -> Done {
         )),
     }
 }
+
+/// `deployments.determinations`: every security determination (who decided, when, why), for
+/// an in-camera review of the withheld locations.
+pub(super) async fn determinations(records: &crate::records::Records) -> Done {
+    let all = records.security_determinations().await?;
+    Ok((super::to_json(&all), all.len() as i64))
+}

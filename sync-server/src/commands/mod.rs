@@ -14,7 +14,8 @@
 //!   notice is claimed, sent and recorded as it goes ([`crate::bca`]), then audited.
 //!
 //! One module per family of commands: [`reads`], [`alerts`], [`locations`], [`notices`],
-//! [`holds`], [`hotlists`], [`acp`], [`releases`], [`users`], [`audit`].
+//! [`holds`], [`hotlists`], [`acp`], [`releases`], [`users`], [`audit`], [`suspension`],
+//! [`trailers`], [`deadletters`].
 use crate::audit::Entry;
 use crate::records::{Records, RecordsError, Session};
 use roles::{Role, allowed, needs_purpose_and_case};
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 pub mod acp;
 pub mod alerts;
 pub mod audit;
+pub mod deadletters;
 pub mod holds;
 pub mod hotlists;
 pub mod locations;
@@ -32,6 +34,8 @@ pub mod reads;
 pub mod releases;
 pub mod roles;
 pub mod spec;
+pub mod suspension;
+pub mod trailers;
 pub mod users;
 
 /// How a request reached the server: it names the actor in the audit trail.
@@ -121,6 +125,24 @@ impl Call<'_> {
     }
 }
 
+/// Files an answer hands to the user: `[{folder, name, sha256, base64}]`; the console saves
+/// each under its downloads folder (`folder/name`) and checks its digest
+/// (`console::downloads`).
+pub(crate) fn files_json(folder: &str, files: &[(String, Vec<u8>)]) -> Value {
+    use base64::Engine;
+    use sha2::Digest;
+    Value::Array(
+        files
+            .iter()
+            .map(|(name, bytes)| {
+                json!({"folder": folder, "name": name,
+                       "sha256": hex::encode(sha2::Sha256::digest(bytes)),
+                       "base64": base64::engine::general_purpose::STANDARD.encode(bytes)})
+            })
+            .collect(),
+    )
+}
+
 pub(crate) fn to_json<T: serde::Serialize>(rows: &[T]) -> Value {
     serde_json::to_value(rows).unwrap_or(Value::Null)
 }
@@ -130,9 +152,29 @@ fn writes(r: &Request<'_>) -> bool {
     match r.command {
         // A search with pictures asks the trailers for those they still hold.
         "plates.search" => r.args.get("pictures").and_then(Value::as_bool).unwrap_or(false),
-        "status" | "whoami" | "alerts.list" | "deployments.list" | "notices.list"
-        | "holds.list" | "hotlists.list" | "release.list" | "audit.verify" | "audit.report"
-        | "publiclog.generate" | "notices.send" => false,
+        "status"
+        | "whoami"
+        | "alerts.list"
+        | "deployments.list"
+        | "notices.list"
+        | "holds.list"
+        | "hotlists.list"
+        | "release.list"
+        | "audit.verify"
+        | "audit.report"
+        | "publiclog.generate"
+        | "notices.send"
+        | "notices.render"
+        | "reads.list"
+        | "deadletters.list"
+        | "deployments.determinations"
+        | "suspension.list"
+        | "audit.results"
+        | "audit.export"
+        | "trailers.list"
+        | "trailers.downlinks"
+        | "release.files"
+        | "release.download" => false,
         // users.manage lists too, but its grants and disables write: it runs on a session.
         _ => true,
     }
@@ -154,6 +196,17 @@ async fn read(records: &Records, c: &Call<'_>) -> Done {
         "audit.verify" => audit::verify(records).await,
         "audit.report" => audit::report(records, c).await,
         "publiclog.generate" => audit::public_log(records, c).await,
+        "notices.render" => notices::render(records, c).await,
+        "reads.list" => reads::list(records, c).await,
+        "deadletters.list" => deadletters::list(records).await,
+        "deployments.determinations" => locations::determinations(records).await,
+        "suspension.list" => suspension::list(records).await,
+        "audit.results" => audit::results(records, c).await,
+        "audit.export" => audit::export(records, c).await,
+        "trailers.list" => trailers::list(records).await,
+        "trailers.downlinks" => trailers::downlinks(records, c).await,
+        "release.files" => releases::files(records, c).await,
+        "release.download" => releases::download(records, c).await,
         other => Err(Failure::Refused(format!("{other} is not a command"))),
     }
 }
@@ -181,6 +234,15 @@ async fn write(s: &mut Session, c: &Call<'_>) -> Done {
         "release.decide" => releases::decide(s, c).await,
         "release.fulfil" => releases::fulfil(s, c).await,
         "users.manage" => users::manage(s, c).await,
+        "reads.picture" => reads::picture(s, c).await,
+        "suspension.order" => suspension::order(s, c).await,
+        "suspension.lift" => suspension::lift(s, c).await,
+        "audit.result" => audit::result(s, c).await,
+        "audit.reported" => audit::reported(s, c).await,
+        "trailers.enroll" => trailers::enroll(s, c).await,
+        "trailers.revoke" => trailers::revoke(s, c).await,
+        "trailers.health" => trailers::health(s, c).await,
+        "trailers.config" => trailers::config(s, c).await,
         other => Err(Failure::Refused(format!("{other} is not a command"))),
     }
 }

@@ -31,14 +31,37 @@ pub(super) async fn list(records: &Records, c: &Call<'_>) -> Done {
     Ok((to_json(&rows), rows.len() as i64))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Send {
+    id: i64,
+    /// Send one that was sent already, again.
+    #[serde(default)]
+    resend: bool,
+}
+
+async fn find(records: &Records, id: i64, now: i64) -> Result<crate::records::Notice, Failure> {
+    records
+        .notices(now, false)
+        .await?
+        .into_iter()
+        .find(|n| n.id == id)
+        .ok_or_else(|| Failure::Refused(format!("no notice {id}")))
+}
+
 /// Sends a notice the configured way. It reaches outside (mail, or the outbox for staff),
 /// which no transaction takes back: claimed, sent and recorded as it goes.
 pub(super) async fn send(records: &Records, c: &Call<'_>) -> Done {
-    let a: Id = c.args()?;
-    let Some(n) = records.notices(c.now, true).await?.into_iter().find(|n| n.id == a.id) else {
-        return Err(Failure::Refused(format!("no unsent notice {}", a.id)));
-    };
-    if !records.claim_notice(n.id, c.now).await? {
+    let a: Send = c.args()?;
+    let n = find(records, a.id, c.now).await?;
+    if n.sent_ms.is_some() && !a.resend {
+        return Err(Failure::Refused(format!(
+            "notice {} was sent already ({}); resend=true sends it again",
+            n.id,
+            n.sent_via.as_deref().unwrap_or_default()
+        )));
+    }
+    if n.sent_ms.is_none() && !records.claim_notice(n.id, c.now).await? {
         return Err(Failure::Refused(format!("notice {} is being sent right now", n.id)));
     }
     let sender = crate::bca::Sender::from_config(c.config);
@@ -50,6 +73,18 @@ pub(super) async fn send(records: &Records, c: &Call<'_>) -> Done {
             Err(Failure::Refused(format!("not sent: {e}")))
         }
     }
+}
+
+/// `notices.render`: the notice's text, HTML document and e-mail, handed to the user as
+/// files with their SHA-256 (the console saves them in its downloads folder).
+pub(super) async fn render(records: &Records, c: &Call<'_>) -> Done {
+    let a: Id = c.args()?;
+    let n = find(records, a.id, c.now).await?;
+    let agency = &c.config.agency;
+    let doc = crate::bca::render(&n, &agency.name, &agency.contact);
+    let files = crate::bca::files(&n, &doc, &c.config.bca)
+        .map_err(|e| Failure::Refused(format!("cannot render notice {}: {e}", n.id)))?;
+    Ok((json!({"notice": n.id, "files": super::files_json("notices", &files)}), 1))
 }
 
 pub(super) async fn mark_sent(s: &mut Session, c: &Call<'_>) -> Done {

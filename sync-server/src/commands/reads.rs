@@ -68,6 +68,45 @@ impl Search {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct List {
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Picture {
+    trailer: String,
+    read_id: u64,
+    /// The context picture instead of the plate's.
+    #[serde(default)]
+    context: bool,
+}
+
+/// `reads.list`: the newest reads, whatever the plate (a records supervisor's view, for a
+/// stated purpose and case).
+pub(super) async fn list(records: &Records, c: &Call<'_>) -> Done {
+    let a: List = c.args()?;
+    let rows = records.list_reads(a.limit.clamp(1, 10_000)).await?;
+    Ok((to_json(&rows), rows.len() as i64))
+}
+
+/// `reads.picture`: a read's picture asked of the trailer that still holds it; it arrives as
+/// a picture of the read (`plates.search pictures=true` then brings it).
+pub(super) async fn picture(s: &mut Session, c: &Call<'_>) -> Done {
+    use trailer_wire::PictureKind;
+    let a: Picture = c.args()?;
+    if !trailer_wire::topic::valid_id(&a.trailer) {
+        return Err(Failure::Refused(format!("invalid trailer id {:?}", a.trailer)));
+    }
+    let kind = if a.context { PictureKind::Context } else { PictureKind::PlateCrop };
+    let command = crate::downlink::Command::SendPicture { read_id: a.read_id, kind };
+    let id = crate::downlink::queue_in(s, &a.trailer, command, &c.actor, c.now).await?;
+    Ok((json!({"downlink": id, "trailer": a.trailer, "read_id": a.read_id}), 1))
+}
+
 /// `status`: each trailer's latest health report.
 pub(super) async fn status(records: &Records) -> Done {
     let health = records.health().await?;

@@ -90,3 +90,107 @@ pub(super) async fn fulfil(s: &mut Session, c: &Call<'_>) -> Done {
     let n = bundle.reads;
     Ok((serde_json::to_value(&bundle).unwrap_or_default(), n))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Download {
+    id: i64,
+    /// A file the bundle's manifest lists (`manifest.json` itself included).
+    file: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+/// Bytes of a bundle's file one answer carries (base64 makes it a third larger; an answer is
+/// paged by the broker loop beyond its own limit, so this keeps each one to a page or two).
+pub const DOWNLOAD_CHUNK: u64 = 384 * 1024;
+
+/// The files of a fulfilled request's bundle, as its manifest lists them, and the manifest.
+fn bundle_files(
+    release: &crate::records::Release,
+) -> Result<(std::path::PathBuf, Vec<crate::records::BundleFile>), Failure> {
+    let (Some(dir), Some(manifest_sha256)) = (&release.bundle, &release.manifest_sha256) else {
+        return Err(Failure::Refused(format!(
+            "release {} is {}: only a fulfilled request has a bundle",
+            release.id, release.state
+        )));
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let gone = || {
+        Failure::Refused(format!(
+            "release {}'s bundle is gone from this server (destroyed with its reads)",
+            release.id
+        ))
+    };
+    let bytes = std::fs::read(dir.join("manifest.json")).map_err(|_| gone())?;
+    use sha2::Digest;
+    let manifest = serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|_| gone())?;
+    let mut files: Vec<crate::records::BundleFile> =
+        serde_json::from_value(manifest["files"].clone()).map_err(|_| gone())?;
+    files.push(crate::records::BundleFile {
+        name: "manifest.json".into(),
+        bytes: bytes.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+    });
+    if files.last().is_some_and(|m| &m.sha256 != manifest_sha256) {
+        return Err(Failure::Refused(format!(
+            "release {}'s manifest does not match the one recorded at fulfilment",
+            release.id
+        )));
+    }
+    Ok((dir, files))
+}
+
+async fn fulfilled(records: &Records, id: i64) -> Result<crate::records::Release, Failure> {
+    records.release(id).await?.ok_or_else(|| Failure::Refused(format!("no release request {id}")))
+}
+
+/// `release.files`: what a fulfilled request's bundle holds, each file with its size and
+/// SHA-256 (the console fetches them with `release.download`).
+pub(super) async fn files(records: &Records, c: &Call<'_>) -> Done {
+    let a: Id = c.args()?;
+    let release = fulfilled(records, a.id).await?;
+    let (_, files) = bundle_files(&release)?;
+    let n = files.len() as i64;
+    Ok((json!({"release": a.id, "files": files}), n))
+}
+
+/// `release.download`: a piece of one file of the bundle, from `offset`, base64; the console
+/// asks piece after piece and checks the whole against the manifest's digest.
+pub(super) async fn download(records: &Records, c: &Call<'_>) -> Done {
+    use base64::Engine;
+    use std::io::{Read, Seek};
+    let a: Download = c.args()?;
+    let release = fulfilled(records, a.id).await?;
+    let (dir, files) = bundle_files(&release)?;
+    let Some(file) = files.iter().find(|f| f.name == a.file) else {
+        return Err(Failure::Refused(format!(
+            "file: release {}'s bundle has no {:?} (release.files lists them)",
+            a.id, a.file
+        )));
+    };
+    if a.offset > file.bytes {
+        return Err(Failure::Refused(format!("offset: {} is past the file's end", a.offset)));
+    }
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::File::open(dir.join(&file.name))?;
+        f.seek(std::io::SeekFrom::Start(a.offset))?;
+        let mut piece = Vec::new();
+        f.take(DOWNLOAD_CHUNK).read_to_end(&mut piece)?;
+        Ok(piece)
+    };
+    let piece = read().map_err(|e| Failure::Refused(format!("{}: {e}", file.name)))?;
+    let end = a.offset + piece.len() as u64;
+    Ok((
+        json!({
+            "release": a.id,
+            "file": file.name,
+            "offset": a.offset,
+            "size": file.bytes,
+            "sha256": file.sha256,
+            "base64": base64::engine::general_purpose::STANDARD.encode(&piece),
+            "next_offset": if end < file.bytes { json!(end) } else { serde_json::Value::Null },
+        }),
+        i64::from(a.offset == 0),
+    ))
+}

@@ -47,7 +47,7 @@ impl Role {
 }
 
 /// Every console command, by the name it has on the wire.
-pub const COMMANDS: [&str; 30] = [
+pub const COMMANDS: [&str; 50] = [
     "status",
     "whoami",
     "alerts.list",
@@ -78,6 +78,26 @@ pub const COMMANDS: [&str; 30] = [
     "audit.report",
     "audit.verify",
     "users.manage",
+    "reads.list",
+    "reads.picture",
+    "deadletters.list",
+    "notices.render",
+    "deployments.determinations",
+    "suspension.order",
+    "suspension.lift",
+    "suspension.list",
+    "audit.result",
+    "audit.reported",
+    "audit.results",
+    "audit.export",
+    "trailers.list",
+    "trailers.enroll",
+    "trailers.revoke",
+    "trailers.health",
+    "trailers.config",
+    "trailers.downlinks",
+    "release.files",
+    "release.download",
 ];
 
 /// Whether `role` may run `command`. Everyone may see trailer status and their own role;
@@ -91,34 +111,53 @@ pub fn allowed(role: Role, command: &str) -> bool {
         Role::Viewer => false,
         // An investigation's hotlist is approved (and any list withdrawn) by a records
         // supervisor: a second person, not the operator who uploaded it.
+        // Security determinations are for an in-camera review: supervisors and auditors.
         Role::Operator => {
-            matches!(family, "alerts" | "deployments")
-                || matches!(command, "hotlists.upload" | "hotlists.list")
+            (matches!(family, "alerts" | "deployments") && command != "deployments.determinations")
+                || matches!(
+                    command,
+                    "hotlists.upload" | "hotlists.list" | "trailers.list" | "trailers.health"
+                )
         }
-        Role::Investigator => command == "plates.search",
+        Role::Investigator => matches!(command, "plates.search" | "reads.picture"),
         Role::RecordsSupervisor => {
-            matches!(family, "holds" | "acp" | "release" | "notices")
+            matches!(family, "holds" | "acp" | "release" | "notices" | "suspension")
                 || matches!(
                     command,
                     "publiclog.generate"
                         | "hotlists.list"
                         | "hotlists.approve"
                         | "hotlists.withdraw"
+                        | "reads.list"
+                        | "deployments.determinations"
                 )
         }
         Role::Auditor => {
             matches!(family, "audit")
-                || command == "publiclog.generate"
-                || command == "release.list"
+                || matches!(
+                    command,
+                    "publiclog.generate"
+                        | "release.list"
+                        | "suspension.list"
+                        | "deployments.determinations"
+                )
         }
-        Role::Admin => family == "users",
+        Role::Admin => matches!(family, "users" | "trailers") || command == "deadletters.list",
     };
     duty && COMMANDS.contains(&command)
 }
 
 /// Commands that reach data about people and so need a purpose and a case number.
 pub fn needs_purpose_and_case(command: &str) -> bool {
-    matches!(command, "plates.search" | "holds.place" | "release.request" | "release.fulfil")
+    matches!(
+        command,
+        "plates.search"
+            | "holds.place"
+            | "release.request"
+            | "release.fulfil"
+            | "reads.list"
+            | "reads.picture"
+    )
 }
 
 #[cfg(test)]
@@ -145,9 +184,11 @@ mod tests {
                     "deployments.security",
                     "hotlists.upload",
                     "hotlists.list",
+                    "trailers.list",
+                    "trailers.health",
                 ],
             ),
-            (Investigator, &["status", "whoami", "plates.search"]),
+            (Investigator, &["status", "whoami", "plates.search", "reads.picture"]),
             (
                 RecordsSupervisor,
                 &[
@@ -168,7 +209,15 @@ mod tests {
                     "release.decide",
                     "release.fulfil",
                     "release.list",
+                    "release.files",
+                    "release.download",
                     "publiclog.generate",
+                    "reads.list",
+                    "notices.render",
+                    "deployments.determinations",
+                    "suspension.order",
+                    "suspension.lift",
+                    "suspension.list",
                 ],
             ),
             (
@@ -180,9 +229,29 @@ mod tests {
                     "publiclog.generate",
                     "audit.report",
                     "audit.verify",
+                    "audit.result",
+                    "audit.reported",
+                    "audit.results",
+                    "audit.export",
+                    "suspension.list",
+                    "deployments.determinations",
                 ],
             ),
-            (Admin, &["status", "whoami", "users.manage"]),
+            (
+                Admin,
+                &[
+                    "status",
+                    "whoami",
+                    "users.manage",
+                    "deadletters.list",
+                    "trailers.list",
+                    "trailers.enroll",
+                    "trailers.revoke",
+                    "trailers.health",
+                    "trailers.config",
+                    "trailers.downlinks",
+                ],
+            ),
         ];
         for (role, commands) in expect {
             for c in COMMANDS {

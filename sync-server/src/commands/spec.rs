@@ -64,7 +64,11 @@ pub const SPECS: &[Spec] = &[
     spec(
         "alerts.list",
         "hits, newest first",
-        &[opt("open", Bool, "only those not acknowledged"), opt("limit", Int, "at most this many")],
+        &[
+            opt("open", Bool, "only those not acknowledged"),
+            opt("limit", Int, "at most this many"),
+            opt("pictures", Bool, "the plate's picture of each (saved to your downloads folder)"),
+        ],
     ),
     spec(
         "alerts.ack",
@@ -73,6 +77,12 @@ pub const SPECS: &[Spec] = &[
             req("trailer", Text, "the trailer that raised it"),
             req("alert_id", Int, "the alert's number"),
             req("outcome", Text, "confirmed-acted, confirmed-no-action, not-confirmed or misread"),
+            req(
+                "check",
+                Text,
+                "how it was verified with the state's systems: which system, its answer, the query's reference",
+            ),
+            opt("note", Text, "anything else worth keeping with it"),
         ],
     ),
     spec(
@@ -115,7 +125,19 @@ pub const SPECS: &[Spec] = &[
         "notices to the BCA: due, overdue, sent",
         &[opt("unsent", Bool, "only those not sent yet")],
     ),
-    spec("notices.send", "send a notice to the BCA now", &[req("id", Int, "the notice's number")]),
+    spec(
+        "notices.send",
+        "send a notice to the BCA now",
+        &[
+            req("id", Int, "the notice's number"),
+            opt("resend", Bool, "send one that was sent already, again"),
+        ],
+    ),
+    spec(
+        "notices.render",
+        "a notice's text, HTML document and e-mail, saved to your downloads folder",
+        &[req("id", Int, "the notice's number")],
+    ),
     spec(
         "notices.mark-sent",
         "record a notice sent by hand",
@@ -220,6 +242,107 @@ pub const SPECS: &[Spec] = &[
         irreversible: true,
     },
     spec("release.list", "every release request", &[]),
+    spec(
+        "release.files",
+        "the files of a fulfilled request's bundle, with their SHA-256",
+        &[req("id", Int, "the request's number")],
+    ),
+    spec(
+        "release.download",
+        "a fulfilled request's bundle, saved to your downloads folder (each file checked)",
+        &[
+            req("id", Int, "the request's number"),
+            opt("file", Text, "one file of it (the console fetches all when none is named)"),
+            opt("offset", Int, "from this byte (the console pages by itself)"),
+        ],
+    ),
+    spec(
+        "reads.list",
+        "the newest reads of every plate, for a stated purpose and case",
+        &[opt("limit", Int, "at most this many reads")],
+    ),
+    spec(
+        "reads.picture",
+        "ask the trailer that holds it for a read's picture",
+        &[
+            req("trailer", Text, "the trailer"),
+            req("read_id", Int, "the read's number"),
+            opt("context", Bool, "the context picture instead of the plate's"),
+        ],
+    ),
+    spec(
+        "deployments.determinations",
+        "every security determination (who, when, why), for an in-camera review",
+        &[],
+    ),
+    spec(
+        "suspension.order",
+        "record the Commissioner's suspension order: every trailer stops collecting",
+        &[req("order", Text, "the order's reference"), opt("note", Text, "anything else")],
+    ),
+    spec(
+        "suspension.lift",
+        "lift the order in force: the trailers collect again",
+        &[req("reference", Text, "the order or decision that lifts it")],
+    ),
+    spec("suspension.list", "every suspension order, in force or lifted", &[]),
+    spec(
+        "audit.result",
+        "record an independent audit's result: published at once, its report due in 30 days",
+        &[
+            req("completed", Day, "the day the audit was completed"),
+            req("auditor", Text, "who audited"),
+            req("summary", Text, "the published findings"),
+            opt("findings", Bool, "true when the audit found the program out of compliance"),
+        ],
+    ),
+    spec(
+        "audit.reported",
+        "record that an audit's report went to the Commissioner",
+        &[req("id", Int, "the result's number"), req("how", Text, "letter, e-mail, portal")],
+    ),
+    spec("audit.results", "every audit result, with its report's due day", &[]),
+    spec("audit.export", "every audit entry of a range of days, whole, for an auditor", RANGE),
+    spec("deadletters.list", "the messages the server refused, with the reason", &[]),
+    spec(
+        "trailers.list",
+        "the fleet: each trailer enrolled (or refused) with its latest health",
+        &[],
+    ),
+    spec(
+        "trailers.enroll",
+        "enrol a trailer: sign the request its own key made; answers its certificate, the CA and its settings",
+        &[
+            req("trailer", Text, "the trailer's id (its request's CN)"),
+            req("request", Text, "the certificate request, PEM (the console reads file=PATH)"),
+            opt("note", Text, "where it stands or who enrols it"),
+            opt("days", Int, "days the certificate is valid"),
+        ],
+    ),
+    Spec {
+        command: "trailers.revoke",
+        about: "revoke a trailer (stolen, retired): cut off at once, its certificates revoked",
+        args: &[req("trailer", Text, "the trailer"), req("reason", Text, "why")],
+        irreversible: true,
+    },
+    spec(
+        "trailers.health",
+        "ask trailers for a health report now",
+        &[req("trailers", List, "[\"trailer-01\", ...]")],
+    ),
+    spec(
+        "trailers.config",
+        "send trailers a whole new configuration (signed; id, store and link cannot change)",
+        &[
+            req("trailers", List, "[\"trailer-01\", ...]"),
+            req("toml", Text, "the configuration (the console reads file=PATH)"),
+        ],
+    ),
+    spec(
+        "trailers.downlinks",
+        "what was sent to the trailers, newest first, with each answer",
+        &[opt("trailer", Text, "one trailer's only"), opt("limit", Int, "at most this many")],
+    ),
     spec("publiclog.generate", "the public log of use for a range of days", RANGE),
     spec("audit.report", "the biennial audit report for a range of days", RANGE),
     spec("audit.verify", "check the audit trail's chain", &[]),
@@ -335,17 +458,20 @@ mod tests {
 
     #[test]
     fn every_mistake_is_named_at_once_in_words() {
-        let wrong = check("alerts.ack", &json!({"alert_id": "x", "note": "seen"}));
+        let wrong = check("alerts.ack", &json!({"alert_id": "x", "remark": "seen"}));
         assert_eq!(wrong.len(), 3, "{wrong:?}");
-        assert!(wrong[0].contains("takes no note"), "{wrong:?}");
+        assert!(wrong[0].contains("takes no remark"), "{wrong:?}");
         assert!(
             wrong[1].contains("needs trailer (the trailer that raised it), outcome"),
             "{wrong:?}"
         );
         assert!(wrong[2].contains("alert_id is a whole number, not \"x\""), "{wrong:?}");
         assert!(
-            check("alerts.ack", &json!({"trailer": "t1", "alert_id": 3, "outcome": "misread"}))
-                .is_empty()
+            check(
+                "alerts.ack",
+                &json!({"trailer": "t1", "alert_id": 3, "outcome": "misread", "check": "NCIC: no record"})
+            )
+            .is_empty()
         );
         assert!(check("status", &json!({"x": 1}))[0].contains("takes no arguments"));
         assert!(
@@ -362,7 +488,7 @@ mod tests {
     #[test]
     fn usage_shows_required_and_optional_arguments() {
         let u = usage(of("alerts.list").expect("spec"));
-        assert_eq!(u, "[open=true|false] [limit=N]");
+        assert_eq!(u, "[open=true|false] [limit=N] [pictures=true|false]");
         let u = usage(of("deployments.end").expect("spec"));
         assert_eq!(u, "reader=…");
     }

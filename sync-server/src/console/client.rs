@@ -2,6 +2,7 @@
 //! operator's own certificate, requests answered by id, the live topics kept as they arrive,
 //! hotlist files sent in parts, and answers rendered as tables for people.
 use super::protocol::{MAX_REQUEST, Response};
+use base64::Engine;
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
 };
@@ -26,6 +27,8 @@ pub enum ConsoleError {
          the certificate's name match the user?"
     )]
     Refused { topic: String, user: String },
+    #[error("cannot save a download: {0}")]
+    Save(String),
 }
 
 /// Where the broker is and who the operator is.
@@ -278,6 +281,84 @@ impl Session {
         .await;
     }
 
+    /// Runs one command as a user means it: a release's bundle fetched file by file, piece by
+    /// piece, into `downloads` and each file checked against its manifest digest; any other
+    /// command asked once (its pictures and files are saved by [`super::downloads::save`]).
+    pub async fn run(
+        &mut self,
+        command: &str,
+        purpose: &str,
+        case: &str,
+        args: Value,
+        within: Duration,
+        downloads: &std::path::Path,
+    ) -> Result<Response, ConsoleError> {
+        if command != "release.download" {
+            return self.ask(command, purpose, case, args, within).await;
+        }
+        let id = args["id"].clone();
+        let names: Vec<String> = match args["file"].as_str() {
+            Some(one) => vec![one.to_string()],
+            None => {
+                let listed =
+                    self.ask("release.files", purpose, case, json!({"id": id}), within).await?;
+                if !listed.ok {
+                    return Ok(listed);
+                }
+                listed.data["files"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter().filter_map(|f| f["name"].as_str().map(str::to_string)).collect()
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        let folder = downloads.join("releases").join(format!("release-{}", id));
+        let mut saved = Vec::new();
+        for name in names {
+            let mut bytes = Vec::new();
+            let mut offset = 0u64;
+            let digest = loop {
+                let piece = json!({"id": id, "file": name, "offset": offset});
+                let r = self.ask(command, purpose, case, piece, within).await?;
+                if !r.ok {
+                    return Ok(r);
+                }
+                let got = r.data["base64"]
+                    .as_str()
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+                let Some(got) = got else {
+                    return Ok(Response::error(
+                        "",
+                        format!("{name}: a piece came without its bytes"),
+                    ));
+                };
+                bytes.extend_from_slice(&got);
+                match r.data["next_offset"].as_u64() {
+                    Some(next) if next > offset => offset = next,
+                    Some(_) => {
+                        return Ok(Response::error(
+                            "",
+                            format!("{name}: the pieces do not advance"),
+                        ));
+                    }
+                    None => break r.data["sha256"].as_str().unwrap_or_default().to_string(),
+                }
+            };
+            let path = super::downloads::store(&folder, &name, &bytes, &digest)
+                .map_err(ConsoleError::Save)?;
+            saved
+                .push(json!({"file": name, "sha256": digest, "saved": path.display().to_string()}));
+        }
+        Ok(Response {
+            id: String::new(),
+            ok: true,
+            error: None,
+            data: json!({"release": id, "folder": folder.display().to_string(), "files": saved}),
+            page: None,
+        })
+    }
+
     /// Sends one request and returns its response.
     pub async fn ask(
         &mut self,
@@ -387,13 +468,29 @@ impl Session {
         name: &str,
         version: u64,
         file: &str,
+        why: (&str, &str),
+        within: Duration,
+    ) -> Result<Response, ConsoleError> {
+        self.upload_hotlist_showing(name, version, file, why, within, |_| {}).await
+    }
+
+    /// [`Session::upload_hotlist`], telling `progress` after each part the server took.
+    pub async fn upload_hotlist_showing(
+        &mut self,
+        name: &str,
+        version: u64,
+        file: &str,
         (purpose, case): (&str, &str),
         within: Duration,
+        mut progress: impl FnMut(Progress),
     ) -> Result<Response, ConsoleError> {
         let parts = split_lines(file, PART_BYTES);
         let count = parts.len();
+        let total = file.len();
+        let mut sent = 0;
         let mut last = None;
         for (i, part) in parts.into_iter().enumerate() {
+            let bytes = part.len();
             let args =
                 json!({"name": name, "version": version, "part": i, "parts": count, "csv": part});
             let mut r = self.ask("hotlists.upload", purpose, case, args.clone(), within).await?;
@@ -405,6 +502,8 @@ impl Session {
             if !r.ok {
                 return Ok(r);
             }
+            sent += bytes;
+            progress(Progress { parts_sent: i + 1, parts: count, bytes_sent: sent, bytes: total });
             last = Some(r);
         }
         Ok(last.unwrap_or_else(|| Response::error("", "nothing to upload")))
@@ -435,6 +534,51 @@ impl Session {
 
     pub async fn close(mut self) {
         self.poller.disconnect(&self.client, Duration::from_secs(2)).await;
+    }
+}
+
+/// Arguments a command takes from a file the user names with `file=PATH` (a certificate
+/// request, a configuration): the argument's name.
+pub fn file_argument(command: &str) -> Option<&'static str> {
+    match command {
+        "trailers.enroll" => Some("request"),
+        "trailers.config" => Some("toml"),
+        _ => None,
+    }
+}
+
+/// Reads `file=PATH` into the argument [`file_argument`] names.
+pub fn read_file_argument(command: &str, args: &mut Value) -> Result<(), String> {
+    let (Some(arg), Some(map)) = (file_argument(command), args.as_object_mut()) else {
+        return Ok(());
+    };
+    let Some(path) = map.remove("file") else { return Ok(()) };
+    let path = path.as_str().unwrap_or_default().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    map.insert(arg.into(), Value::String(text));
+    Ok(())
+}
+
+/// How far a hotlist upload has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub parts_sent: usize,
+    pub parts: usize,
+    pub bytes_sent: usize,
+    pub bytes: usize,
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = (self.bytes_sent * 100).checked_div(self.bytes).unwrap_or(100);
+        write!(
+            f,
+            "sent part {} of {} ({} of {} KiB, {pct}%)",
+            self.parts_sent,
+            self.parts,
+            self.bytes_sent.div_ceil(1024),
+            self.bytes.div_ceil(1024)
+        )
     }
 }
 

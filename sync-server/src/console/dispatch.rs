@@ -95,7 +95,12 @@ mod tests {
             crate::records::write::alert(&mut tx, db.rules(), "t1", &hit, now).await.expect("hit");
         }
         tx.commit().await.expect("commit");
-        db.acknowledge_alert("t1", 1, "misread", "console:otto", now).await.expect("ack");
+        let how = crate::records::Acknowledgement {
+            outcome: "misread",
+            check: "MNJIS 26-0001: no such plate",
+            note: None,
+        };
+        db.acknowledge_alert("t1", 1, how, "console:otto", now).await.expect("ack");
         let list = |args: &str| {
             let line = format!(r#"{{"id":"1","command":"alerts.list","args":{args}}}"#);
             let db = db.clone();
@@ -328,18 +333,28 @@ mod tests {
             .await
             .expect("alert");
         tx.commit().await.expect("commit");
-        let ack = |outcome: &str| {
-            json!({"id": "7", "command": "alerts.ack", "args": {"trailer": "t1", "alert_id": 9, "outcome": outcome}})
-                .to_string()
+        let ack = |outcome: &str, check: &str| {
+            json!({"id": "7", "command": "alerts.ack", "args": {"trailer": "t1", "alert_id": 9,
+                "outcome": outcome, "check": check, "note": "stopped at Main St"}})
+            .to_string()
         };
-        let r = handle(&db, &config, "operator", ack("sure").as_bytes(), 12).await;
+        let verified = "NCIC via NLETS, query 26-55: stolen, entry valid";
+        let r = handle(&db, &config, "operator", ack("sure", verified).as_bytes(), 12).await;
         assert!(r.error.as_deref().is_some_and(|e| e.contains("outcome")), "{r:?}");
-        let r = handle(&db, &config, "operator", ack("confirmed-acted").as_bytes(), 13).await;
+        // The check against the state's systems is what the acknowledgement is for.
+        let r = handle(&db, &config, "operator", ack("confirmed-acted", " ").as_bytes(), 12).await;
+        assert!(r.error.as_deref().is_some_and(|e| e.contains("state's systems")), "{r:?}");
+        let r =
+            handle(&db, &config, "operator", ack("confirmed-acted", verified).as_bytes(), 13).await;
         assert!(r.ok, "{r:?}");
-        let r = handle(&db, &config, "operator", ack("misread").as_bytes(), 14).await;
+        let r = handle(&db, &config, "operator", ack("misread", verified).as_bytes(), 14).await;
         assert!(r.error.as_deref().is_some_and(|e| e.contains("no open alert")), "{r:?}");
-        let alerts = db.list_alerts(10).await.expect("alerts");
+        let alerts = db.list_alerts(10, false).await.expect("alerts");
         assert_eq!(alerts[0].outcome.as_deref(), Some("confirmed-acted"));
+        assert_eq!(alerts[0].state_check.as_deref(), Some(verified));
+        assert_eq!(alerts[0].note.as_deref(), Some("stopped at Main St"));
+        assert_eq!(alerts[0].acknowledged_by.as_deref(), Some("console:operator"));
+        assert!(alerts[0].acknowledged_at.is_some(), "{:?}", alerts[0]);
         // The alert's read announced a new reader: a records supervisor sends its notice (to
         // the outbox, by default, for staff to send on).
         let send = br#"{"id":"8","command":"notices.send","args":{"id":1}}"#;

@@ -68,6 +68,11 @@ fn consequence(command: &str, args: &Value) -> Option<String> {
              the data leaves this agency.",
             args["id"]
         )),
+        "trailers.revoke" => Some(format!(
+            "trailers.revoke cuts {} off at once and revokes its certificates; it can come back \
+             only under a new id, enrolled again.",
+            args["trailer"]
+        )),
         _ => None,
     }
 }
@@ -83,7 +88,7 @@ pub fn announce(hit: &Value) -> String {
     let case = hit["case_number"].as_str().map(|c| format!(" case {c}")).unwrap_or_default();
     format!(
         "*** HIT {} {} on list {}{case}: {} at {} ({}) — verify with MNJIS/NLETS before acting; \
-         then: alerts.ack trailer={} alert_id={} outcome=…",
+         then: alerts.ack trailer={} alert_id={} outcome=… check=\"…\"",
         text("category"),
         text("plate"),
         text("list_name"),
@@ -120,9 +125,12 @@ fn parse_line(line: &str, mine: Option<&[String]>) -> Line {
         c if spec::of(c).is_some() => match parse_args(&rest) {
             // An upload's own arguments (file=, purpose=, case=) are checked as it reads the file.
             Ok(args) if c == "hotlists.upload" => Line::Ask { command: c.to_string(), args },
-            Ok(args) => match spec::check(c, &args) {
-                wrong if wrong.is_empty() => Line::Ask { command: c.to_string(), args },
-                wrong => Line::Print(format!(
+            Ok(mut args) => match super::client::read_file_argument(c, &mut args)
+                .map(|()| spec::check(c, &args))
+            {
+                Err(e) => Line::Print(format!("not sent: {e}\n")),
+                Ok(wrong) if wrong.is_empty() => Line::Ask { command: c.to_string(), args },
+                Ok(wrong) => Line::Print(format!(
                     "not sent: {}\n  {c} {}\n",
                     wrong.join("\n  "),
                     spec::of(c).map(spec::usage).unwrap_or_default()
@@ -188,7 +196,8 @@ pub async fn run(
             Line::Print(text) => write!(out, "{text}")?,
             Line::Live(topic) => live(&session, topic, term.width(), out)?,
             Line::Ask { command, args } if command == "hotlists.upload" => {
-                write!(out, "{}", upload(&mut session, &args, within, term.width()).await)?;
+                let answer = upload(&mut session, &args, within, term.width(), out).await;
+                write!(out, "{answer}")?;
             }
             Line::Ask { command, args } => {
                 let (mut purpose, mut case) = (String::new(), String::new());
@@ -217,10 +226,11 @@ pub async fn run(
                         continue;
                     }
                 }
-                let text = match session.ask(&command, &purpose, &case, args, within).await {
+                let folder = super::downloads::folder();
+                let asked = session.run(&command, &purpose, &case, args, within, &folder).await;
+                let text = match asked {
                     Ok(mut r) if r.ok => {
-                        let saved =
-                            super::downloads::save(&mut r.data, &super::downloads::folder());
+                        let saved = super::downloads::save(&mut r.data, &folder);
                         let mut text = render_within(&r.data, term.width());
                         for line in saved {
                             text.push_str(&format!("{line}\n"));
@@ -262,7 +272,15 @@ fn live(
     Ok(())
 }
 
-async fn upload(session: &mut Session, args: &Value, within: Duration, width: usize) -> String {
+/// `hotlists.upload`: the file sent in parts, each part taken by the server said on `out` as
+/// it goes (a state's file is megabytes); the answer to the last part returned.
+async fn upload(
+    session: &mut Session,
+    args: &Value,
+    within: Duration,
+    width: usize,
+    out: &mut (dyn Write + Send),
+) -> String {
     let (Some(name), Some(version), Some(file)) =
         (args["name"].as_str(), args["version"].as_u64(), args["file"].as_str())
     else {
@@ -275,7 +293,14 @@ async fn upload(session: &mut Session, args: &Value, within: Duration, width: us
     // An investigation's list (not the state's file) names its purpose and case.
     let purpose = args["purpose"].as_str().unwrap_or_default();
     let case = args["case"].as_str().unwrap_or_default();
-    match session.upload_hotlist(name, version, &text, (purpose, case), within).await {
+    let shown = |p: super::client::Progress| {
+        if p.parts > 1 {
+            let _ = writeln!(out, "{p}");
+            let _ = out.flush();
+        }
+    };
+    match session.upload_hotlist_showing(name, version, &text, (purpose, case), within, shown).await
+    {
         Ok(r) if r.ok => render_within(&r.data, width),
         Ok(r) => format!("refused: {}\n", r.error.unwrap_or_default()),
         Err(e) => format!("error: {e}\n"),
@@ -324,10 +349,10 @@ mod tests {
 
     #[test]
     fn arguments_are_checked_before_anything_is_asked() {
-        match parse_line("alerts.ack trailer=t1 alert_id=x note=seen", None) {
+        match parse_line("alerts.ack trailer=t1 alert_id=x remark=seen", None) {
             Line::Print(t) => {
                 assert!(t.starts_with("not sent"), "{t}");
-                for part in ["takes no note", "needs outcome", "alert_id is a whole number"] {
+                for part in ["takes no remark", "needs outcome", "alert_id is a whole number"] {
                     assert!(t.contains(part), "{part}: {t}");
                 }
             }

@@ -42,8 +42,7 @@ pub async fn snapshot(records: &Records, now: i64) -> Result<Snapshot, RecordsEr
                    "reported_at": h["reported_at"], "online": h["online"]})
         })
         .collect();
-    let alerts: Vec<_> =
-        records.list_alerts(1000).await?.into_iter().filter(|a| a.outcome.is_none()).collect();
+    let alerts: Vec<_> = records.list_alerts(1000, true).await?;
     let notices: Vec<Value> = records
         .notices(now, true)
         .await?

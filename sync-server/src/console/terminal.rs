@@ -226,9 +226,14 @@ mod tests {
         let (_, args) = candidates("alerts.ack trailer=t1 ");
         assert_eq!(
             args,
-            vec!["alert_id=".to_string(), "outcome=".to_string()],
+            vec![
+                "alert_id=".to_string(),
+                "outcome=".to_string(),
+                "check=".to_string(),
+                "note=".to_string()
+            ],
             "trailer= is given"
         );
-        assert_eq!(candidates("help rel").1.len(), 5);
+        assert_eq!(candidates("help rel").1.len(), 7, "release.request ... release.download");
     }
 }

@@ -117,7 +117,11 @@ pub async fn duty(
         return;
     }
     let mut retry_at = vec![tokio::time::Instant::now(); targets.len()];
-    let mut pause = vec![Duration::from_secs(2); targets.len()];
+    let mut pause =
+        vec![
+            trailer_wire::backoff::Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+            targets.len()
+        ];
     loop {
         for (i, target) in targets.iter().enumerate() {
             if tokio::time::Instant::now() < retry_at[i] {
@@ -128,12 +132,12 @@ pub async fn duty(
                     if n > 0 {
                         tracing::info!(target = %target.name, hits = n, "hits sent to dispatch");
                     }
-                    pause[i] = Duration::from_secs(2);
+                    pause[i].succeeded();
                 }
                 Err(e) => {
-                    tracing::warn!(target = %target.name, error = %e, retry_in_s = pause[i].as_secs(), "cannot send hits to dispatch");
-                    retry_at[i] = tokio::time::Instant::now() + pause[i];
-                    pause[i] = (pause[i] * 2).min(Duration::from_secs(300));
+                    let wait = pause[i].failed(0.0);
+                    tracing::warn!(target = %target.name, error = %e, retry_in_s = wait.as_secs(), "cannot send hits to dispatch");
+                    retry_at[i] = tokio::time::Instant::now() + wait;
                 }
             }
         }

@@ -98,6 +98,23 @@ pub const GLOSSARY: &[(&str, &str)] = &[
     ("downlink.picture", "A reader was asked for a read's picture."),
     ("downlink.config", "A reader's settings were changed."),
     ("dead_letters.list", "Someone looked at messages the server refused."),
+    ("deadletters.list", "Someone looked at messages the server refused."),
+    (
+        "reads.picture",
+        "An investigator asked a reader for a read's picture, giving a purpose and a case number.",
+    ),
+    (
+        "deployments.determinations",
+        "Someone listed the security decisions about places for a review.",
+    ),
+    ("suspension.list", "Someone listed the suspension orders."),
+    ("audit.results", "Someone listed the independent audits' results."),
+    ("trailers.list", "Someone listed the readers and their working state."),
+    ("trailers.health", "A reader was asked for its working state."),
+    ("trailers.config", "A reader's settings were changed."),
+    ("trailers.downlinks", "Someone listed the commands sent to the readers."),
+    ("release.files", "A supervisor listed the files given to another agency."),
+    ("release.download", "A supervisor fetched the files given to another agency."),
     ("destroy", "Data past its retention period was destroyed."),
     (
         "backup",

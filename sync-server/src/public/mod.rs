@@ -34,6 +34,58 @@ struct AppState {
     agency: Arc<Agency>,
 }
 
+/// How much of the server the public may take at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests answered at once; more get 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// A request taking longer is cut off with 503.
+    pub timeout: std::time::Duration,
+}
+
+impl Limits {
+    pub fn from_config(http: &crate::config::HttpConfig) -> Limits {
+        Limits {
+            max_in_flight: http.public_max_in_flight.max(1),
+            timeout: std::time::Duration::from_millis(http.public_timeout_ms.max(1)),
+        }
+    }
+}
+
+/// Refuses a request beyond `limits.max_in_flight` at once, and cuts one off after
+/// `limits.timeout`: a crowd at the public pages gets "try again" rather than a server that
+/// stops taking in reads.
+async fn limited(
+    State((permits, limits)): State<(Arc<tokio::sync::Semaphore>, Limits)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let busy = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5"), (header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "The public pages are busy; try again in a few seconds.\n",
+        )
+            .into_response()
+    };
+    let Ok(_permit) = permits.try_acquire() else { return busy() };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => busy(),
+    }
+}
+
+/// The public pages over `records` (a read-only pool: [`Records::read_only`]), within `limits`.
+pub fn limited_router(records: Records, agency: Agency, limits: Limits) -> Router {
+    within(router(records, agency), limits)
+}
+
+/// `app` answering within `limits`.
+pub fn within(app: Router, limits: Limits) -> Router {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight));
+    app.layer(axum::middleware::from_fn_with_state((permits, limits), limited))
+}
+
 pub fn router(records: Records, agency: Agency) -> Router {
     Router::new()
         .route("/", get(|| async { axum::response::Redirect::to("/public/agency") }))
@@ -228,5 +280,68 @@ mod tests {
             log_range(&rules, Some("2026-02-01".into()), Some("2026-01-01".into()), now).is_err()
         );
         assert!(log_range(&rules, Some("2026-01-01' OR 1=1".into()), None, now).is_err());
+    }
+
+    /// Beyond its share of requests at once the public is told to come back (503 with
+    /// Retry-After), and a request that takes too long is cut off; what is in flight finishes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_public_gets_its_share_and_no_more() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let entered = Arc::new(AtomicUsize::new(0));
+        let (opened, count) = (gate.clone(), entered.clone());
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(move || {
+                    let (gate, count) = (opened.clone(), count.clone());
+                    async move {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        gate.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/never", get(std::future::pending::<&'static str>));
+        let serve = |limits: Limits, app: Router| async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move { axum::serve(listener, within(app, limits)).await });
+            addr
+        };
+        let get = |addr: std::net::SocketAddr, path: &'static str| async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let ask = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            c.write_all(ask.as_bytes()).await.expect("write");
+            let mut out = String::new();
+            c.read_to_string(&mut out).await.expect("read");
+            out
+        };
+        let one = Limits { max_in_flight: 1, timeout: std::time::Duration::from_secs(60) };
+        let addr = serve(one, app.clone()).await;
+        let first = tokio::spawn(get(addr, "/slow"));
+        while entered.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The first holds the only permit: a second is refused at once, and never entered.
+        let second = get(addr, "/slow").await;
+        assert!(second.starts_with("HTTP/1.1 503"), "{second}");
+        assert!(second.to_ascii_lowercase().contains("retry-after: 5"), "{second}");
+        assert_eq!(entered.load(Ordering::SeqCst), 1);
+        gate.notify_waiters();
+        let first = first.await.expect("first");
+        assert!(first.starts_with("HTTP/1.1 200") && first.ends_with("done"), "{first}");
+        // A request that never finishes is cut off, and frees its permit.
+        let short = Limits { max_in_flight: 1, timeout: std::time::Duration::from_millis(200) };
+        let addr = serve(short, app).await;
+        assert!(get(addr, "/never").await.starts_with("HTTP/1.1 503"));
+        let again = tokio::spawn(get(addr, "/slow"));
+        while entered.load(Ordering::SeqCst) == 1 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_waiters();
+        let again = again.await.expect("again");
+        assert!(again.starts_with("HTTP/1.1 200"), "the permit came back: {again}");
     }
 }

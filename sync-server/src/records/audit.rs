@@ -40,7 +40,7 @@ pub struct AuditEntryView {
 }
 
 /// Audit entries over a date range, summed for the biennial audit report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct AuditSummary {
     pub entries: i64,
     /// Per action: (entries, records touched).
@@ -90,6 +90,10 @@ pub const ACCESS_ACTIONS: &[&str] = &[
     "dead_letters.list",
     "audit.report",
     "audit.export",
+    "deployments.determinations",
+    "deadletters.list",
+    "reads.picture",
+    "release.download",
 ];
 
 /// Rows verified per query: the trail is checked in pages, never loaded whole.

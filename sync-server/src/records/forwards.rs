@@ -11,12 +11,15 @@ impl Records {
     ) -> Result<Vec<AlertView>, RecordsError> {
         let rows = sqlx::query(sql(
             self.pg,
-            "SELECT a.trailer_id, a.alert_id, a.plate, a.list_name, a.category, a.case_number, \
-             a.seen_at, a.outcome, r.lat, r.lon FROM alerts a LEFT JOIN reads r \
-             ON r.trailer_id = a.trailer_id AND r.read_id = a.read_id \
-             WHERE a.received_at >= ? AND NOT EXISTS (SELECT 1 FROM alert_forwards f \
-             WHERE f.target = ? AND f.trailer_id = a.trailer_id AND f.alert_id = a.alert_id) \
-             ORDER BY a.received_at, a.trailer_id, a.alert_id LIMIT ?",
+            concat!(
+                "SELECT ",
+                super::alert_columns!(),
+                " FROM alerts a LEFT JOIN reads r \
+                 ON r.trailer_id = a.trailer_id AND r.read_id = a.read_id \
+                 WHERE a.received_at >= ? AND NOT EXISTS (SELECT 1 FROM alert_forwards f \
+                 WHERE f.target = ? AND f.trailer_id = a.trailer_id AND f.alert_id = a.alert_id) \
+                 ORDER BY a.received_at, a.trailer_id, a.alert_id LIMIT ?"
+            ),
         ))
         .bind(since_ms)
         .bind(target)

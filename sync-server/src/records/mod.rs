@@ -55,7 +55,7 @@ pub use hotlists::{HotlistVersion, Upload};
 pub use locations::{Determination, LocationView, Places};
 pub use notices::{Notice, NoticeKind, NoticeState};
 pub use oversight::{AuditResult, Suspension};
-pub use releases::{Bundle, NewRelease, Release};
+pub use releases::{Bundle, BundleFile, NewRelease, Release};
 pub use repeats::Tally;
 pub use retention::{HOLD_KINDS, HoldView, NewHold, PlatePeriod, Purged};
 pub use session::Session;
@@ -98,6 +98,45 @@ pub struct AlertView {
     pub lat: Option<f64>,
     #[serde(default)]
     pub lon: Option<f64>,
+    /// The read it was raised on.
+    #[serde(default)]
+    pub read_id: u64,
+    /// Whether the plate's picture is here (`alerts.list pictures=true` brings it).
+    #[serde(default)]
+    pub has_plate_crop: bool,
+    /// Who acknowledged it and when.
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+    #[serde(default)]
+    pub acknowledged_at: Option<String>,
+    /// The check against the state's systems the acknowledgement records (which system,
+    /// its answer, the query's reference).
+    #[serde(default)]
+    pub state_check: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The columns [`alert_view`] reads, over `alerts a LEFT JOIN reads r`.
+macro_rules! alert_columns {
+    () => {
+        "a.trailer_id, a.alert_id, a.plate, a.list_name, a.category, a.case_number, a.seen_at, \
+         a.outcome, r.lat, r.lon, a.read_id, COALESCE(r.has_crop, 0), a.acknowledged_by, \
+         a.acknowledged_ms, a.state_check, a.ack_note"
+    };
+}
+pub(crate) use alert_columns;
+
+/// An operator's acknowledgement of a hit.
+#[derive(Debug, Clone, Copy)]
+pub struct Acknowledgement<'a> {
+    /// One of [`ALERT_OUTCOMES`].
+    pub outcome: &'a str,
+    /// How it was verified with the state's systems (MNJIS, NCIC through NLETS): which
+    /// system, what it answered, the query's reference. Required (Minn. Stat. 13.824 and the
+    /// BCA's rule that a hit alone is no ground to act).
+    pub check: &'a str,
+    pub note: Option<&'a str>,
 }
 
 /// What can come of an alert once an operator verified it.
@@ -204,6 +243,12 @@ fn alert_view(r: &sqlx::any::AnyRow) -> AlertView {
         outcome: r.get(7),
         lat: r.get(8),
         lon: r.get(9),
+        read_id: r.get::<i64, _>(10) as u64,
+        has_plate_crop: r.get::<i64, _>(11) != 0,
+        acknowledged_by: r.get(12),
+        acknowledged_at: r.get::<Option<i64>, _>(13).map(iso_time),
+        state_check: r.get(14),
+        note: r.get(15),
     }
 }
 
@@ -370,6 +415,50 @@ impl Records {
             audit_lock: Arc::new(Mutex::new(())),
             rules: Arc::default(),
             url: Arc::from(url),
+        })
+    }
+
+    /// The same records on a pool of their own that can only read, of at most `connections`
+    /// connections: what the public pages read on, so that no public request takes a
+    /// connection ingestion needs, and none can write (SQLite opened read-only with
+    /// `query_only`; PostgreSQL sessions read-only, each statement cut off after 5 s). The
+    /// schema must exist already ([`Records::open`] made it).
+    pub async fn read_only(&self, connections: u32) -> Result<Records, RecordsError> {
+        let url = self.url.to_string();
+        let err = |e: sqlx::Error| RecordsError::Open { url: redact(&url), reason: e.to_string() };
+        let options = AnyPoolOptions::new().max_connections(connections.max(1));
+        let pool = if self.pg {
+            options
+                .after_connect(|c: &mut AnyConnection, _| {
+                    Box::pin(async move {
+                        c.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").await?;
+                        c.execute("SET statement_timeout = '5s'").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await
+                .map_err(err)?
+        } else {
+            let base = url.split('?').next().unwrap_or(&url);
+            options
+                .after_connect(|c: &mut AnyConnection, _| {
+                    Box::pin(async move {
+                        c.execute("PRAGMA busy_timeout = 5000").await?;
+                        c.execute("PRAGMA query_only = ON").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&format!("{base}?mode=ro"))
+                .await
+                .map_err(err)?
+        };
+        Ok(Records {
+            pool,
+            pg: self.pg,
+            audit_lock: Arc::new(Mutex::new(())),
+            rules: self.rules.clone(),
+            url: self.url.clone(),
         })
     }
 
@@ -587,15 +676,23 @@ impl Records {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Alerts, newest first: (trailer, plate, list, category, case number, seen at).
-    pub async fn list_alerts(&self, limit: i64) -> Result<Vec<AlertView>, RecordsError> {
+    /// Alerts, newest first: at most `limit`, only those not acknowledged when `open`.
+    pub async fn list_alerts(
+        &self,
+        limit: i64,
+        open: bool,
+    ) -> Result<Vec<AlertView>, RecordsError> {
         let rows = sqlx::query(sql(
             self.pg,
-            "SELECT a.trailer_id, a.alert_id, a.plate, a.list_name, a.category, a.case_number, \
-             a.seen_at, a.outcome, r.lat, r.lon FROM alerts a LEFT JOIN reads r \
-             ON r.trailer_id = a.trailer_id AND r.read_id = a.read_id \
-             ORDER BY a.seen_at DESC LIMIT ?",
+            concat!(
+                "SELECT ",
+                alert_columns!(),
+                " FROM alerts a LEFT JOIN reads r \
+                 ON r.trailer_id = a.trailer_id AND r.read_id = a.read_id \
+                 WHERE (? = 0 OR a.acknowledged = 0) ORDER BY a.seen_at DESC LIMIT ?"
+            ),
         ))
+        .bind(i64::from(open))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -707,7 +804,7 @@ fn redact(url: &str) -> String {
 
 session::committed! {
     /// Acknowledges an open alert with its outcome (a one-action session).
-    fn acknowledge_alert(trailer: &str, alert_id: i64, outcome: &str, by: &str, now: i64) -> bool;
+    fn acknowledge_alert(trailer: &str, alert_id: i64, how: Acknowledgement<'_>, by: &str, now: i64) -> bool;
 }
 
 impl Session {
@@ -716,10 +813,17 @@ impl Session {
         &mut self,
         trailer: &str,
         alert_id: i64,
-        outcome: &str,
+        Acknowledgement { outcome, check, note }: Acknowledgement<'_>,
         by: &str,
         now: i64,
     ) -> Result<bool, RecordsError> {
+        if check.trim().is_empty() {
+            return Err(RecordsError::Invalid(
+                "check: say how the hit was verified with the state's systems (which system, \
+                 its answer, the query's reference) before acknowledging it"
+                    .into(),
+            ));
+        }
         if !ALERT_OUTCOMES.contains(&outcome) {
             return Err(RecordsError::Invalid(format!(
                 "outcome {outcome:?}: use {}",
@@ -728,10 +832,13 @@ impl Session {
         }
         let done = sqlx::query(sql(
             self.pg,
-            "UPDATE alerts SET acknowledged = 1, outcome = ?, acknowledged_by = ?, \
-             acknowledged_ms = ? WHERE trailer_id = ? AND alert_id = ? AND acknowledged = 0",
+            "UPDATE alerts SET acknowledged = 1, outcome = ?, state_check = ?, ack_note = ?, \
+             acknowledged_by = ?, acknowledged_ms = ? \
+             WHERE trailer_id = ? AND alert_id = ? AND acknowledged = 0",
         ))
         .bind(outcome)
+        .bind(check.trim())
+        .bind(note.map(str::trim).filter(|n| !n.is_empty()))
         .bind(by)
         .bind(now)
         .bind(trailer)

@@ -468,7 +468,7 @@ mod tests {
             crate::ingest::apply(&mut tx, db.rules(), &message, &ctx, now).await.expect("apply");
         tx.commit().await.expect("commit");
         assert!(refs.is_empty(), "{refs:?}");
-        assert!(db.list_alerts(10).await.expect("alerts").is_empty());
+        assert!(db.list_alerts(10, false).await.expect("alerts").is_empty());
 
         let lifted = ordered + 2 * DAY;
         let (l, _) = db

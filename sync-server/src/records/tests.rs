@@ -1165,3 +1165,25 @@ async fn downlink_expiry(url: String) {
     assert!(rows[0].2.as_deref().is_some_and(|a| a.starts_with("expired")), "{rows:?}");
     assert!(rows[1].1 > 0 && rows[1].2.is_none(), "{rows:?}");
 }
+
+/// The public pages' pool reads and cannot write, on either backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_pool_reads_and_cannot_write() {
+    on_both("readonly", public_pool).await;
+}
+
+async fn public_pool(url: String) {
+    let db = Records::open(&url).await.expect("open");
+    let public = db.read_only(1).await.expect("read-only pool");
+    assert!(public.public_locations(0).await.expect("read").is_empty());
+    let insert = "INSERT INTO trailers (trailer_id, enrolled_ms, enrolled_by, note) \
+                  VALUES ('intruder', 0, 'nobody', '')";
+    let write = sqlx::query(insert).execute(public.pool()).await;
+    assert!(write.is_err(), "the public pool wrote: {write:?}");
+    let ddl = sqlx::query("CREATE TABLE intruder (x INTEGER)").execute(public.pool()).await;
+    assert!(ddl.is_err(), "the public pool changed the schema");
+    // The same insert on the records' own pool goes through: the refusal is the pool's.
+    sqlx::query(insert).execute(db.pool()).await.expect("the writing pool writes");
+    public.close().await;
+    db.close().await;
+}

@@ -42,12 +42,19 @@ pub(crate) async fn enrolled_among(
     Ok(out)
 }
 
-impl Records {
+super::session::committed! {
+    /// Enrols a trailer (true: newly).
+    fn enroll_trailer(id: &str, by: &str, note: &str, now: i64) -> bool;
+    /// Revokes a trailer (false: no such enrolled trailer).
+    fn revoke_trailer(id: &str, by: &str, reason: &str, now: i64) -> bool;
+}
+
+impl super::Session {
     /// Enrols a trailer. A name held by a console user is refused (one name, one role at the
     /// broker); enrolling a revoked trailer again is refused too: a trailer that was stolen or
     /// retired comes back under a new id.
     pub async fn enroll_trailer(
-        &self,
+        &mut self,
         id: &str,
         by: &str,
         note: &str,
@@ -58,10 +65,9 @@ impl Records {
                 "trailer id {id:?}: use 1-64 of A-Z a-z 0-9 - _ . (not a reserved name)"
             )));
         }
-        let mut tx = self.begin_write().await?;
         let user = sqlx::query(sql(self.pg, "SELECT 1 FROM console_users WHERE name = ?"))
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *self.tx)
             .await?;
         if user.is_some() {
             return Err(RecordsError::Invalid(format!("{id} is a console user's name")));
@@ -69,7 +75,7 @@ impl Records {
         let held =
             sqlx::query(sql(self.pg, "SELECT revoked_ms FROM trailers WHERE trailer_id = ?"))
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *self.tx)
                 .await?;
         match held.map(|r| r.get::<Option<i64>, _>(0)) {
             Some(Some(_)) => {
@@ -88,15 +94,14 @@ impl Records {
         .bind(now)
         .bind(by)
         .bind(note)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
-        tx.commit().await?;
         Ok(true)
     }
 
     /// Revokes a trailer: its uplinks are refused from now on and the broker disables it.
     pub async fn revoke_trailer(
-        &self,
+        &mut self,
         id: &str,
         by: &str,
         reason: &str,
@@ -114,11 +119,13 @@ impl Records {
         .bind(by)
         .bind(reason.trim())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
 
+impl Records {
     /// Whether `id` is enrolled and not revoked.
     pub async fn is_enrolled(&self, id: &str) -> Result<bool, RecordsError> {
         let mut c = self.pool.acquire().await?;

@@ -239,6 +239,7 @@ fn a_revoked_trailer_is_cut_off_and_the_fleet_stays() -> anyhow::Result<()> {
         trailers.push(t);
         proxies.push(proxy);
     }
+    stack.act_as("admin")?;
     let out = stack.cli(&["trailer", "revoke", "--reason", "stolen from Hwy 14", "stolen"])?;
     assert!(out.contains("stolen revoked (1 certificate(s))"), "{out}");
     // Disabled at the broker by the running server: the connection goes.
@@ -355,7 +356,8 @@ fn files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
 }
 
 /// A stolen trailer gives nothing away: enrolled with a key it made itself (sealed with the
-/// store key), it reads a video, matches a hotlist and syncs; once stopped, nothing under its
+/// store key; one command on the trailer, one at the agency, one on the trailer to install the
+/// answer), it reads a video, matches a hotlist and syncs; once stopped, nothing under its
 /// files holds a plate, a picture or a key in clear. Its keys came from systemd credentials,
 /// which live in memory only (here a directory apart).
 #[test]
@@ -369,37 +371,53 @@ fn a_stopped_trailer_holds_no_plate_picture_or_key_in_clear() -> anyhow::Result<
     let store_key = hex::encode(rand::random::<[u8; 32]>());
     std::fs::write(creds.join("store-key"), &store_key)?;
     std::fs::copy(stack.pki().join("acp.key"), creds.join("acp.key"))?;
+    // As installed: the image's configuration names no trailer and no broker yet; enrolment
+    // brings them, with the certificate, the agency CA and the configuration signing key.
     let config = trailer_dir.join("appliance.toml");
-    std::fs::create_dir_all(data.join("tls"))?;
+    let settings = trailer_dir.join("state/appliance.toml");
+    std::fs::create_dir_all(&trailer_dir)?;
     std::fs::write(
         &config,
         format!(
-            "[trailer]\nid = \"sealed-01\"\ndata_dir = \"{data}\"\n[capture]\nsource = \"file://{video}\"\n\
+            "[trailer]\ndata_dir = \"{data}\"\n[capture]\nsource = \"file://{video}\"\n\
              [store]\nkey_file = \"{creds}/store-key\"\nacp_key_file = \"{creds}/acp.key\"\n\
-             [sync]\nbroker_host = \"localhost\"\nbroker_port = {port}\nca_file = \"{ca}\"\n\
+             [sync]\nca_file = \"{data}/tls/agency-ca.pem\"\n\
              cert_file = \"{data}/tls/trailer.pem\"\nkey_file = \"{data}/tls/trailer.key.sealed\"\n\
              drain_timeout_s = 30\n",
             data = data.display(),
             video = video.display(),
             creds = creds.display(),
-            port = stack.broker_port,
-            ca = stack.pki().join("ca.pem").display(),
         ),
     )?;
+    let installed = std::fs::read_to_string(&config)?;
     let app = e2e_tests::stack::bin("appliance");
+    let with_config = |c: &mut Command| {
+        c.arg("--config").arg(&config).arg("--remote-config").arg(&settings);
+    };
     let request = trailer_dir.join("request.csr");
-    e2e_tests::stack::run_ok(
-        Command::new(&app).args(["enroll", "--config"]).arg(&config).arg("--out").arg(&request),
-    )?;
+    let mut enrol = Command::new(&app);
+    enrol.args(["enroll", "--id", "sealed-01", "--out"]).arg(&request);
+    with_config(&mut enrol);
+    e2e_tests::stack::run_ok(&mut enrol)?;
+    stack.act_as("admin")?;
+    let answer = trailer_dir.join("sealed-01.enrol");
     stack.cli(&[
         "trailer",
         "enroll",
         "--request",
         &request.display().to_string(),
-        "--out",
-        &data.join("tls/trailer.pem").display().to_string(),
+        "--bundle",
+        &answer.display().to_string(),
         "sealed-01",
     ])?;
+    let mut complete = Command::new(&app);
+    complete.arg("enroll").arg("--complete").arg(&answer);
+    with_config(&mut complete);
+    let done = e2e_tests::stack::run_ok(&mut complete)?;
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(said.contains("sealed-01 enrolled"), "{said}");
+    assert_eq!(std::fs::read_to_string(&config)?, installed, "the installed file is as it was");
+    assert!(stack.cli(&["trailer", "list"])?.contains("sealed-01"), "the server knows it");
     let hot = trailer_dir.join("hot.csv");
     std::fs::write(&hot, format!("{},MN,stolen vehicle,MN BCA\n", scene.plates[0]))?;
     e2e_tests::stack::run_ok(
@@ -414,11 +432,14 @@ fn a_stopped_trailer_holds_no_plate_picture_or_key_in_clear() -> anyhow::Result<
                 "MN BCA",
                 "--config",
             ])
-            .arg(&config)
+            .arg(&settings)
             .arg(&hot),
     )?;
     std::fs::remove_file(&hot)?;
-    let out = Command::new(&app).arg("run").arg("--config").arg(&config).output()?;
+    let mut run = Command::new(&app);
+    run.arg("run");
+    with_config(&mut run);
+    let out = run.output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // It synced with its sealed key: the server holds its reads.

@@ -1,9 +1,7 @@
 //! The commands that keep the agency within Minn. Stat. 13.824: locations, holds, BCA notices,
 //! the audit trail and its biennial report, and the public pages as static files. Every one
 //! that touches data is an audit entry.
-use crate::util::{
-    cli_actor, command as command_of, entry, now_ms, print_rows, print_values, with_records,
-};
+use crate::util::{command as command_of, entry, now_ms, print_rows, print_values, with_records};
 use crate::{
     AuditCommand, HoldCommand, LocationCommand, NoticeCommand, SuspensionCommand, UserCommand,
 };
@@ -61,29 +59,21 @@ pub fn location(config: &Path, command: LocationCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        LocationCommand::Determinations { json } => with_records(config, async |r: &Records| {
-            let all = r.security_determinations().await?;
-            let detail = "security determinations for review".to_string();
-            r.audit(&entry("locations.determinations", "in-camera review", "", detail, all.len()))
-                .await?;
-            for d in &all {
-                if json {
-                    println!("{}", serde_json::to_string(d)?);
-                } else {
-                    println!(
-                        "{}  location {} ({}, {})  {}  by {}: {}",
-                        d.at,
-                        d.location_id,
-                        d.reader,
-                        d.place,
-                        if d.security { "withheld" } else { "public" },
-                        d.decided_by,
-                        d.reason
-                    );
-                }
-            }
-            Ok(())
-        }),
+        LocationCommand::Determinations { json } => {
+            let rows = command_of(config, "deployments.determinations", json!({}), "", "")?;
+            print_values(&rows, json, |d| {
+                format!(
+                    "{}  location {} ({}, {})  {}  by {}: {}",
+                    text(d, "at"),
+                    text(d, "location_id"),
+                    text(d, "reader"),
+                    text(d, "place"),
+                    if d["security"] == true { "withheld" } else { "public" },
+                    text(d, "decided_by"),
+                    text(d, "reason")
+                )
+            })
+        }
         LocationCommand::End { reader } => {
             let done = command_of(config, "deployments.end", json!({"reader": reader}), "", "")?;
             if done["ended"] == true {
@@ -163,8 +153,6 @@ pub fn hold(config: &Path, command: HoldCommand) -> anyhow::Result<()> {
 }
 
 pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
-    let sender = sync_server::bca::Sender::from_config(&config);
     match command {
         NoticeCommand::List { json, unsent } => {
             // Notices name every location, withheld ones included: an audited access.
@@ -193,25 +181,17 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
                 )
             })
         }
-        NoticeCommand::Send { id, resend } => with_records(config_path, async |r: &Records| {
-            let n = find(r, id).await?;
-            anyhow::ensure!(
-                n.sent_ms.is_none() || resend,
-                "notice {id} was sent already ({}); --resend sends it again",
-                n.sent_via.as_deref().unwrap_or("")
-            );
-            anyhow::ensure!(
-                n.sent_ms.is_some() || r.claim_notice(id, now_ms()).await?,
-                "the server is sending notice {id} right now"
-            );
-            match sender.send(r, &n, &cli_actor(), now_ms()).await? {
+        NoticeCommand::Send { id, resend } => {
+            let args = json!({"id": id, "resend": resend});
+            let done = command_of(config_path, "notices.send", args, "", "")?;
+            match done["via"].as_str() {
                 Some(via) => println!("notice {id} sent: {via}"),
                 None => println!(
                     "delivery is manual: send it yourself (`notices render`), then `notices mark-sent`"
                 ),
             }
             Ok(())
-        }),
+        }
         NoticeCommand::MarkSent { id, how } => {
             let done = command_of(
                 config_path,
@@ -224,29 +204,44 @@ pub fn notices(config_path: &Path, command: NoticeCommand) -> anyhow::Result<()>
             println!("notice {id} recorded as sent ({how})");
             Ok(())
         }
-        NoticeCommand::Render { id, out } => with_records(config_path, async |r: &Records| {
-            let n = find(r, id).await?;
-            let doc = sync_server::bca::render(&n, &config.agency.name, &config.agency.contact);
-            let path = sync_server::bca::write_outbox(&out, &n, &doc, &config.bca)?;
-            let detail = format!("notice {id} rendered into {}", out.display());
-            r.audit(&entry("notices.render", "BCA notice", "", detail, 1)).await?;
-            println!("{}", path.with_extension("html").display());
+        NoticeCommand::Render { id, out } => {
+            let mut done = command_of(config_path, "notices.render", json!({"id": id}), "", "")?;
+            // The files go straight into --out (not under a `notices/` folder of it).
+            if let Some(files) = done["files"].as_array_mut() {
+                for f in files {
+                    f["folder"] = json!(".");
+                }
+            }
+            for line in save_into(&mut done, &out) {
+                println!("{line}");
+            }
             Ok(())
-        }),
+        }
     }
+}
+
+/// Saves the files an answer hands over into `dir`, as the console saves them.
+fn save_into(done: &mut serde_json::Value, dir: &Path) -> Vec<String> {
+    let mut said = Vec::new();
+    for f in done["files"].as_array().cloned().unwrap_or_default() {
+        use base64::Engine;
+        let bytes = f["base64"]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .unwrap_or_default();
+        let name = f["name"].as_str().unwrap_or_default();
+        let sha = f["sha256"].as_str().unwrap_or_default();
+        said.push(match sync_server::console::downloads::store(dir, name, &bytes, sha) {
+            Ok(path) => format!("{} (sha256 {sha})", path.display()),
+            Err(e) => format!("not saved: {e}"),
+        });
+    }
+    said
 }
 
 /// A notice's due time, as its document says it.
 fn due(n: &serde_json::Value) -> String {
     n["due_ms"].as_i64().map(iso_time).unwrap_or_default()
-}
-
-async fn find(r: &Records, id: i64) -> anyhow::Result<sync_server::records::Notice> {
-    r.notices(now_ms(), false)
-        .await?
-        .into_iter()
-        .find(|n| n.id == id)
-        .with_context(|| format!("no notice {id}"))
 }
 
 pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
@@ -284,22 +279,13 @@ pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::Report { from, to, json, purpose } => {
             let config = Config::load(config_path)?;
-            let report = with_records(config_path, async |r: &Records| {
-                let report = sync_server::report::build(r, &config, &from, &to, now_ms()).await?;
-                let detail = format!("biennial audit report {from} to {to}");
-                r.audit(&entry(
-                    "audit.report",
-                    &purpose,
-                    "",
-                    detail,
-                    report.audit.entries as usize,
-                ))
-                .await?;
-                Ok(report)
-            })?;
+            let args = json!({"from": from, "to": to});
+            let data = command_of(config_path, "audit.report", args, &purpose, "")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", serde_json::to_string_pretty(&data)?);
             } else {
+                let report: sync_server::report::Report = serde_json::from_value(data)
+                    .context("the report as the command layer gave it")?;
                 print!("{}", sync_server::report::text(&report, &config.agency.name));
             }
             Ok(())
@@ -307,64 +293,43 @@ pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Result { completed, auditor, summary, findings } => {
             let text = std::fs::read_to_string(&summary)
                 .with_context(|| format!("cannot read {}", summary.display()))?;
-            let result = with_records(config_path, async |r: &Records| {
-                let Some((at, _)) =
-                    sync_server::report::local_day_bounds(&r.rules().time_zone, &completed)
-                else {
-                    anyhow::bail!("--completed is a date: YYYY-MM-DD");
-                };
-                Ok(r.record_audit_result(at, &auditor, &text, !findings, &cli_actor(), now_ms())
-                    .await?)
-            })?;
+            let args = json!({"completed": completed, "auditor": auditor, "summary": text,
+                              "findings": findings});
+            let result = command_of(config_path, "audit.result", args, "", "")?;
             println!(
                 "audit result {} recorded and published; report to the Commissioner due {}",
-                result.id, result.report_due
+                result["id"],
+                text_of(&result, "report_due")
             );
             Ok(())
         }
         AuditCommand::Reported { id, how } => {
-            let done = with_records(config_path, async |r: &Records| {
-                Ok(r.audit_reported(id, &how, &cli_actor(), now_ms()).await?)
-            })?;
-            anyhow::ensure!(done, "no unreported audit result {id}");
+            command_of(config_path, "audit.reported", json!({"id": id, "how": how}), "", "")?;
             println!("audit result {id}: report to the Commissioner recorded");
             Ok(())
         }
         AuditCommand::Results { json } => {
-            let rows = with_records(config_path, async |r: &Records| {
-                Ok(r.audit_results(now_ms()).await?)
-            })?;
-            print_rows(&rows, json, |a| {
+            let rows = command_of(config_path, "audit.results", json!({}), "", "")?;
+            print_values(&rows, json, |a| {
                 format!(
                     "{:>4} {} {:<24} {:<10} report {}",
-                    a.id,
-                    a.completed,
-                    a.auditor,
-                    if a.compliant { "compliant" } else { "findings" },
-                    match (&a.reported_at, a.overdue) {
+                    text(a, "id"),
+                    text(a, "completed"),
+                    text(a, "auditor"),
+                    if a["compliant"] == true { "compliant" } else { "findings" },
+                    match (a["reported_at"].as_str(), a["overdue"] == true) {
                         (Some(t), _) => format!("sent {t}"),
-                        (None, true) => format!("OVERDUE (was due {})", a.report_due),
-                        (None, false) => format!("due {}", a.report_due),
+                        (None, true) => format!("OVERDUE (was due {})", text(a, "report_due")),
+                        (None, false) => format!("due {}", text(a, "report_due")),
                     }
                 )
             })
         }
         AuditCommand::Export { from, to, purpose } => {
-            let entries = with_records(config_path, async |r: &Records| {
-                let tz = &r.rules().time_zone;
-                let (Some((start, _)), Some((_, end))) = (
-                    sync_server::report::local_day_bounds(tz, &from),
-                    sync_server::report::local_day_bounds(tz, &to),
-                ) else {
-                    anyhow::bail!("--from and --to are dates: YYYY-MM-DD");
-                };
-                let entries = r.audit_entries(start, end).await?;
-                let detail = format!("audit entries {from} to {to}");
-                r.audit(&entry("audit.export", &purpose, "", detail, entries.len())).await?;
-                Ok(entries)
-            })?;
+            let args = json!({"from": from, "to": to});
+            let entries = command_of(config_path, "audit.export", args, &purpose, "")?;
             let mut out = std::io::stdout().lock();
-            for e in &entries {
+            for e in entries.as_array().into_iter().flatten() {
                 use std::io::Write;
                 writeln!(out, "{}", serde_json::to_string(e)?)?;
             }
@@ -373,37 +338,44 @@ pub fn audit(config_path: &Path, command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
+fn text_of(v: &serde_json::Value, k: &str) -> String {
+    text(v, k)
+}
+
 pub fn suspension(config: &Path, command: SuspensionCommand) -> anyhow::Result<()> {
     match command {
         SuspensionCommand::Order { order, note } => {
-            let (s, told) = with_records(config, async |r: &Records| {
-                Ok(r.suspend(&order, &note, &cli_actor(), now_ms()).await?)
-            })?;
+            let args = json!({"order": order, "note": note});
+            let done = command_of(config, "suspension.order", args, "", "")?;
             println!(
-                "suspension order {} in force since {}: {told} trailers told to stop collecting; \
+                "suspension order {} in force since {}: {} trailers told to stop collecting; \
                  the server stores no read until it is lifted",
-                s.order, s.ordered_at
+                text(&done["suspension"], "order"),
+                text(&done["suspension"], "ordered_at"),
+                done["trailers_told"]
             );
             Ok(())
         }
         SuspensionCommand::Lift { reference } => {
-            let lifted = with_records(config, async |r: &Records| {
-                Ok(r.lift_suspension(&reference, &cli_actor(), now_ms()).await?)
-            })?;
-            let Some((s, told)) = lifted else { anyhow::bail!("no suspension order is in force") };
-            println!("suspension order {} lifted: {told} trailers told to collect again", s.order);
+            let done =
+                command_of(config, "suspension.lift", json!({"reference": reference}), "", "")?;
+            println!(
+                "suspension order {} lifted: {} trailers told to collect again",
+                text(&done["lifted"], "order"),
+                done["trailers_told"]
+            );
             Ok(())
         }
         SuspensionCommand::List { json } => {
-            let rows = with_records(config, async |r: &Records| Ok(r.suspensions().await?))?;
-            print_rows(&rows, json, |s| {
+            let rows = command_of(config, "suspension.list", json!({}), "", "")?;
+            print_values(&rows, json, |s| {
                 format!(
                     "{:>4} {:<24} since {} {}",
-                    s.id,
-                    s.order,
-                    s.ordered_at,
-                    s.lifted_at
-                        .as_deref()
+                    text(s, "id"),
+                    text(s, "order"),
+                    text(s, "ordered_at"),
+                    s["lifted_at"]
+                        .as_str()
                         .map_or("IN FORCE".to_string(), |l| format!("lifted {l}"))
                 )
             })

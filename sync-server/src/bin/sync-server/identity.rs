@@ -82,8 +82,13 @@ pub(crate) enum TrailerCommand {
     Enroll {
         #[arg(long)]
         request: Option<PathBuf>,
-        #[arg(long)]
+        /// The certificate chain (PEM), for a trailer set up by hand.
+        #[arg(long, requires = "request")]
         out: Option<PathBuf>,
+        /// The whole enrolment (certificate, agency CA, configuration signing key, starting
+        /// settings) as one file for `appliance enroll --complete` on the trailer (mode 0600).
+        #[arg(long, requires = "request")]
+        bundle: Option<PathBuf>,
         /// Where it stands or who enrols it, for the record.
         #[arg(long, default_value = "")]
         note: String,
@@ -169,81 +174,90 @@ fn pki_dir(config: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn trailer(config: &Path, command: TrailerCommand) -> anyhow::Result<()> {
+    use crate::util::{command as command_of, print_values};
+    use serde_json::json;
     match command {
-        TrailerCommand::Enroll { request, out, note, days, id } => {
+        TrailerCommand::Enroll { request: Some(req), out, bundle, note, days, id } => {
+            // The trailer's own request: signed through the command layer, as from the console.
+            let csr = std::fs::read_to_string(&req)
+                .with_context(|| format!("cannot read {}", req.display()))?;
+            let args = json!({"trailer": id, "request": csr, "note": note, "days": days});
+            let done = command_of(config, "trailers.enroll", args, "", "")?;
+            let chain = done["certificate"].as_str().unwrap_or_default();
+            if let Some(bundle) = &bundle {
+                // The whole answer: certificate, CA, settings; `appliance enroll --complete`
+                // takes it on the trailer.
+                crate::util::write_new(bundle, &serde_json::to_vec_pretty(&done)?)?;
+                println!(
+                    "{id} enrolled; its certificate, the agency CA and its settings are in {} \
+                     (on the trailer: appliance enroll --complete {})",
+                    bundle.display(),
+                    bundle.display()
+                );
+            }
+            match out {
+                Some(out) => {
+                    std::fs::write(&out, chain)
+                        .with_context(|| format!("cannot write {}", out.display()))?;
+                    println!("{id} enrolled; its certificate is in {}", out.display());
+                }
+                None if bundle.is_none() => print!("{chain}"),
+                None => {}
+            }
+            Ok(())
+        }
+        TrailerCommand::Enroll { request: None, note, days, id, .. } => {
+            // Machine-local: the key is made here, in the PKI directory (a bench trailer or a
+            // test; a trailer in the field makes its own).
             let dir = pki_dir(config)?;
             let days = days.unwrap_or(Config::load(config)?.pki.trailer_days);
             anyhow::ensure!(pki::valid_name(&id), "invalid trailer id {id:?}");
             let new = with_records(config, async |r: &Records| {
-                let new = r.enroll_trailer(&id, &crate::util::cli_actor(), &note, now_ms()).await?;
-                let how =
-                    if request.is_some() { "its own request signed" } else { "key made here" };
-                let detail = format!("{id} enrolled ({how}) {note}");
-                r.audit(&entry("trailers.enroll", "trailer enrolment", "", detail, 1)).await?;
+                let mut s = r.session().await?;
+                let new = s.enroll_trailer(&id, &crate::util::cli_actor(), &note, now_ms()).await?;
+                let detail = format!("{id} enrolled (key made here) {note}");
+                s.audit(&entry("trailers.enroll", "trailer enrolment", "", detail, 1)).await?;
+                s.commit().await?;
                 Ok(new)
             })?;
-            match request {
-                Some(req) => {
-                    let csr = std::fs::read(&req)
-                        .with_context(|| format!("cannot read {}", req.display()))?;
-                    let chain = pki::sign_request(&dir, &csr, &id, Role::Trailer, days)?;
-                    match out {
-                        Some(out) => {
-                            std::fs::write(&out, chain)
-                                .with_context(|| format!("cannot write {}", out.display()))?;
-                            println!("{id} enrolled; its certificate is in {}", out.display());
-                        }
-                        None => print!("{chain}"),
-                    }
-                }
-                None if dir.join(format!("{id}.pem")).exists() && !new => {
-                    println!("{id} is enrolled already; its certificate is in {}", dir.display());
-                }
-                None => {
-                    let pem = pki::issue(&dir, &id, Role::Trailer, days)?;
-                    println!("{id} enrolled; certificate {}", pem.display());
-                }
+            if dir.join(format!("{id}.pem")).exists() && !new {
+                println!("{id} is enrolled already; its certificate is in {}", dir.display());
+            } else {
+                let pem = pki::issue(&dir, &id, Role::Trailer, days)?;
+                println!("{id} enrolled; certificate {}", pem.display());
             }
             Ok(())
         }
         TrailerCommand::List { json } => {
-            let rows = with_records(config, async |r: &Records| Ok(r.trailers().await?))?;
-            print_rows(&rows, json, |t| {
+            let rows = command_of(config, "trailers.list", json!({}), "", "")?;
+            print_values(&rows, json, |t| {
+                let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+                let h = &t["health"];
                 format!(
-                    "{:<20} enrolled {} by {}{}",
-                    t.trailer_id,
-                    t.enrolled_at,
-                    t.enrolled_by,
-                    t.revoked_at.as_deref().map_or(String::new(), |at| format!(
+                    "{:<20} enrolled {} by {}{}  last report {}",
+                    text("trailer_id"),
+                    text("enrolled_at"),
+                    text("enrolled_by"),
+                    t["revoked_at"].as_str().map_or(String::new(), |at| format!(
                         "  REVOKED {at}: {}",
-                        t.revoked_reason.as_deref().unwrap_or("")
-                    ))
+                        text("revoked_reason")
+                    )),
+                    h["reported_at"].as_str().unwrap_or("never"),
                 )
             })
         }
         TrailerCommand::Revoke { reason, id } => {
-            let dir = pki_dir(config)?;
-            with_records(config, async |r: &Records| {
-                let by = crate::util::cli_actor();
-                anyhow::ensure!(
-                    r.revoke_trailer(&id, &by, &reason, now_ms()).await?,
-                    "{id} is not an enrolled trailer"
-                );
-                r.audit(&entry(
-                    "trailers.revoke",
-                    "trailer revocation",
-                    "",
-                    format!("{id}: {reason}"),
-                    1,
-                ))
-                .await?;
-                Ok(())
-            })?;
-            let serials = pki::revoke(&dir, &id, &reason)?;
+            let done = command_of(
+                config,
+                "trailers.revoke",
+                json!({"trailer": id, "reason": reason}),
+                "",
+                "",
+            )?;
             println!(
                 "{id} revoked ({} certificate(s)); the running server disables it at the broker; \
                  reload the broker (SIGHUP) so the revocation list refuses new connections",
-                serials.len()
+                done["certificates"].as_array().map_or(0, Vec::len)
             );
             Ok(())
         }

@@ -1,10 +1,11 @@
 //! `sync-server`: the agency's ALPR server and its administration commands.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::json;
 use std::path::PathBuf;
 use sync_server::Config;
 use sync_server::records::Records;
-use util::{entry, print_rows, require_purpose, runtime, with_records};
+use util::{runtime, with_records};
 
 mod compliance;
 mod downlink;
@@ -14,6 +15,14 @@ mod util;
 #[derive(Parser)]
 #[command(name = "sync-server", version, about = "ALPR agency sync server")]
 struct Cli {
+    /// The server's configuration (before or after the subcommand).
+    #[arg(
+        long,
+        global = true,
+        env = "TRAILER_SERVER_CONFIG",
+        default_value = "/etc/trailer-alpr-server/server.toml"
+    )]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,8 +30,6 @@ struct Cli {
 /// What every audited access command takes.
 #[derive(clap::Args)]
 struct Access {
-    #[arg(long)]
-    config: PathBuf,
     /// Why the data is accessed (recorded in the audit trail).
     #[arg(long)]
     purpose: String,
@@ -37,13 +44,11 @@ struct Access {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Run {
-        #[arg(long)]
-        config: PathBuf,
-    },
+    Run,
     /// Print the default configuration (TOML).
     PrintDefaultConfig,
-    /// List stored reads (an audited access: purpose and case number are required).
+    /// List stored reads (`reads.list`, a records supervisor's audited access: purpose and
+    /// case number are required).
     Reads {
         #[command(flatten)]
         access: Access,
@@ -53,8 +58,6 @@ enum Command {
     /// List hotlist alerts (an audited access, as `alerts.list` from the console, by an
     /// operator). Every alert must be verified against the state systems before any action.
     Alerts {
-        #[arg(long)]
-        config: PathBuf,
         /// Recorded in the audit trail with the access.
         #[arg(long, default_value = "")]
         purpose: String,
@@ -69,64 +72,40 @@ enum Command {
         json: bool,
     },
     /// Trailer health at a glance: the latest report of each trailer (JSON lines).
-    Health {
-        #[arg(long)]
-        config: PathBuf,
-    },
+    Health,
     /// List the messages the server refused, with the reason (topic and reason; payloads stay in
     /// the database for inspection).
-    DeadLetters {
-        #[arg(long)]
-        config: PathBuf,
-    },
+    DeadLetters,
     /// Send commands to trailers: queued here, delivered by the running server (at most a few
     /// at a time per trailer, again if unanswered), each trailer's answer kept with it.
     Downlink {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: DownlinkCommand,
     },
     /// The audit trail: verify its chain, or write the biennial audit report.
     Audit {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: AuditCommand,
     },
     /// The fixed-location history: list (withheld ones included), name, mark as security
     /// information, end a deployment.
     Location {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: LocationCommand,
     },
     /// Suspension orders (Minn. Stat. 13.824 subd. 6): stop collection on every trailer and
     /// ingestion on the server until the order is lifted.
     Suspension {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: SuspensionCommand,
     },
     /// Holds that keep reads past retention (active investigation, exculpatory evidence).
     Hold {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: HoldCommand,
     },
     /// Notices to the BCA: list (due, overdue, sent), send, record one sent by hand, render.
     Notices {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: NoticeCommand,
     },
@@ -161,7 +140,8 @@ enum Command {
         /// The command's arguments as a JSON object.
         #[arg(long, default_value = "{}")]
         args: String,
-        /// For hotlists.upload: the CSV file (sent in parts; args name and version).
+        /// For hotlists.upload: the CSV file (sent in parts; args name and version); for
+        /// trailers.enroll the trailer's request, for trailers.config the configuration.
         #[arg(long)]
         file: Option<PathBuf>,
         #[arg(long, default_value_t = 20)]
@@ -172,9 +152,6 @@ enum Command {
     },
     /// Console users: grant a role under a written authorisation, list, disable.
     User {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: UserCommand,
     },
@@ -183,8 +160,6 @@ enum Command {
     /// and destroy the backups there whose day has come. Run it from a timer; the running
     /// server destroys expired backups too.
     Backup {
-        #[arg(long)]
-        config: PathBuf,
         /// Another folder than the configured one.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -193,8 +168,6 @@ enum Command {
     /// against its manifest, kept under our retention, holds, ACP and audit rules and marked
     /// with the agency they came from. Audited.
     ImportShared {
-        #[arg(long)]
-        config: PathBuf,
         /// The bundle's folder (manifest.json, reads.json, pictures/).
         #[arg(long)]
         dir: PathBuf,
@@ -208,8 +181,6 @@ enum Command {
     },
     /// Write the public pages (locations, log of use, audit trail) as static files.
     PublicExport {
-        #[arg(long)]
-        config: PathBuf,
         #[arg(long)]
         out: PathBuf,
         /// First local day of the log of use (default: 364 days ago).
@@ -226,9 +197,6 @@ enum Command {
     },
     /// The trailer registry: enrol, list, revoke.
     Trailer {
-        /// The server's configuration (before or after the subcommand).
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: identity::TrailerCommand,
     },
@@ -497,7 +465,7 @@ pub(crate) enum DownlinkCommand {
         #[arg(long = "trailer", required = true)]
         trailers: Vec<String>,
     },
-    /// Ask for a picture of a read (pictures on request).
+    /// Ask for a picture of a read (pictures on request; an investigator's audited access).
     Picture {
         #[arg(long)]
         trailer: String,
@@ -506,6 +474,10 @@ pub(crate) enum DownlinkCommand {
         /// The context picture instead of the plate crop.
         #[arg(long)]
         context: bool,
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        case: String,
     },
     /// A new appliance configuration (a whole TOML file, as `appliance print-default-config`
     /// writes it): the trailer refuses changes to its id, data directory or link settings,
@@ -539,19 +511,15 @@ fn init_logging() {
     }
 }
 
-/// The configuration a command needs.
-fn need(config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    config.context("--config FILE is required")
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let config = cli.config;
     match cli.command {
         Command::PrintDefaultConfig => {
             print!("{}", Config::default_toml());
             Ok(())
         }
-        Command::Run { config } => {
+        Command::Run => {
             init_logging();
             let config = Config::load(&config)?;
             config.refuse_placeholders()?;
@@ -566,23 +534,24 @@ fn main() -> anyhow::Result<()> {
             })?;
             Ok(())
         }
-        Command::Reads { access: Access { config, purpose, case, json }, limit } => {
-            require_purpose(&purpose, &case, "reads")?;
-            let reads = with_records(&config, async |r: &Records| {
-                let reads = r.list_reads(limit).await?;
-                let detail = format!("limit={limit}");
-                r.audit(&entry("reads.list", &purpose, &case, detail, reads.len())).await?;
-                Ok(reads)
-            })?;
-            print_rows(&reads, json, |r| {
+        Command::Reads { access: Access { purpose, case, json }, limit } => {
+            let reads =
+                util::command(&config, "reads.list", json!({"limit": limit}), &purpose, &case)?;
+            util::print_values(&reads, json, |r| {
                 format!(
                     "{:<10} {:<12} {:>5.2}  {}  {:.5},{:.5}  read {}",
-                    r.plate, r.trailer_id, r.confidence, r.seen_at, r.lat, r.lon, r.read_id
+                    r["plate"].as_str().unwrap_or_default(),
+                    r["trailer_id"].as_str().unwrap_or_default(),
+                    r["confidence"].as_f64().unwrap_or_default(),
+                    r["seen_at"].as_str().unwrap_or_default(),
+                    r["lat"].as_f64().unwrap_or_default(),
+                    r["lon"].as_f64().unwrap_or_default(),
+                    r["read_id"]
                 )
             })
         }
-        Command::Alerts { config, purpose, case, open, limit, json } => {
-            let args = serde_json::json!({"open": open, "limit": limit});
+        Command::Alerts { purpose, case, open, limit, json } => {
+            let args = json!({"open": open, "limit": limit});
             let alerts = util::command(&config, "alerts.list", args, &purpose, &case)?;
             util::print_values(&alerts, json, |a| {
                 let text = |k: &str| a[k].as_str().unwrap_or("-").to_string();
@@ -594,36 +563,28 @@ fn main() -> anyhow::Result<()> {
                     text("trailer_id"),
                     text("case_number"),
                     text("seen_at"),
-                    a["outcome"]
-                        .as_str()
-                        .map_or("OPEN".to_string(), |o| format!("acknowledged: {o}")),
+                    a["outcome"].as_str().map_or("OPEN".to_string(), |o| format!(
+                        "acknowledged: {o} by {} ({})",
+                        text("acknowledged_by"),
+                        text("state_check")
+                    )),
                 )
             })
         }
-        Command::Health { config } => {
-            // Status, not data: no plate or read, so not an audited access.
-            for h in with_records(&config, async |r: &Records| Ok(r.health().await?))? {
-                println!("{h}");
-            }
-            Ok(())
+        Command::Health => {
+            // Each trailer's latest report, as the console's `status` gives it.
+            let health = util::command(&config, "status", json!({}), "", "")?;
+            util::print_values(&health, true, |_| String::new())
         }
-        Command::DeadLetters { config } => {
-            let letters = with_records(&config, async |r: &Records| {
-                let letters = r.dead_letters().await?;
-                let why = "inspect refused messages";
-                r.audit(&entry("dead_letters.list", why, "", String::new(), letters.len())).await?;
-                Ok(letters)
-            })?;
-            for (topic, reason) in letters {
-                println!("{}", serde_json::json!({"topic": topic, "reason": reason}));
-            }
-            Ok(())
+        Command::DeadLetters => {
+            let letters = util::command(&config, "deadletters.list", json!({}), "", "")?;
+            util::print_values(&letters, true, |_| String::new())
         }
-        Command::Downlink { config, command } => downlink::run(&need(config)?, command),
-        Command::Audit { config, command } => compliance::audit(&need(config)?, command),
-        Command::Location { config, command } => compliance::location(&need(config)?, command),
-        Command::Hold { config, command } => compliance::hold(&need(config)?, command),
-        Command::Suspension { config, command } => compliance::suspension(&need(config)?, command),
+        Command::Downlink { command } => downlink::run(&config, command),
+        Command::Audit { command } => compliance::audit(&config, command),
+        Command::Location { command } => compliance::location(&config, command),
+        Command::Hold { command } => compliance::hold(&config, command),
+        Command::Suspension { command } => compliance::suspension(&config, command),
         Command::Console {
             broker_host,
             broker_port,
@@ -646,9 +607,9 @@ fn main() -> anyhow::Result<()> {
             let within = std::time::Duration::from_secs(timeout_s);
             runtime()?.block_on(console(op, command, purpose, case, args, file, within))
         }
-        Command::User { config, command } => compliance::user(&need(config)?, command),
-        Command::Notices { config, command } => compliance::notices(&need(config)?, command),
-        Command::Backup { config, dir } => {
+        Command::User { command } => compliance::user(&config, command),
+        Command::Notices { command } => compliance::notices(&config, command),
+        Command::Backup { dir } => {
             let loaded = Config::load(&config)?;
             let dir = dir.unwrap_or_else(|| loaded.server.backups());
             let days = loaded.server.retention_days;
@@ -667,7 +628,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::ImportShared { config, dir, agency, purpose, case } => {
+        Command::ImportShared { dir, agency, purpose, case } => {
             let days = Config::load(&config)?.server.retention_days;
             let got = with_records(&config, async |r: &Records| {
                 let source = sync_server::records::imports::Source {
@@ -685,11 +646,9 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::PublicExport { config, out, from, to } => {
-            compliance::export(&config, &out, from, to)
-        }
+        Command::PublicExport { out, from, to } => compliance::export(&config, &out, from, to),
         Command::Pki { command } => identity::pki(command),
-        Command::Trailer { config, command } => identity::trailer(&need(config)?, command),
+        Command::Trailer { command } => identity::trailer(&config, command),
         Command::BrokerConfig { pki, out, bind, port, run_as } => {
             identity::broker_config(&pki, &out, &bind, port, run_as.as_deref())
         }
@@ -732,10 +691,29 @@ async fn console(
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let name = args["name"].as_str().context("--args needs the list's name")?;
             let version = args["version"].as_u64().context("--args needs the version")?;
-            session.upload_hotlist(name, version, &text, (&purpose, &case), within).await?
+            let shown = |p: sync_server::console::client::Progress| {
+                if p.parts > 1 {
+                    eprintln!("{p}");
+                }
+            };
+            session
+                .upload_hotlist_showing(name, version, &text, (&purpose, &case), within, shown)
+                .await?
         }
-        (_, Some(_)) => anyhow::bail!("--file goes with hotlists.upload only"),
-        (_, None) => session.ask(&command, &purpose, &case, args, within).await?,
+        (c, Some(file)) if sync_server::console::client::file_argument(c).is_some() => {
+            let mut args = args;
+            args["file"] = json!(file.display().to_string());
+            sync_server::console::client::read_file_argument(c, &mut args)
+                .map_err(anyhow::Error::msg)?;
+            session.ask(&command, &purpose, &case, args, within).await?
+        }
+        (_, Some(_)) => anyhow::bail!(
+            "--file goes with hotlists.upload, trailers.enroll (the request) and trailers.config"
+        ),
+        (_, None) => {
+            let folder = sync_server::console::downloads::folder();
+            session.run(&command, &purpose, &case, args, within, &folder).await?
+        }
     };
     session.close().await;
     if response.ok {

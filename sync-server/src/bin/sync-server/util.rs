@@ -92,6 +92,20 @@ pub fn print_values(
     Ok(())
 }
 
+/// Writes a new file readable by its owner only (it may hold a certificate and its settings);
+/// an existing one is never overwritten.
+pub fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {} (is it there already?)", path.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("{}", path.display()))
+}
+
 /// Opens the agency's records, runs `f`, closes them.
 pub fn with_records<T>(
     config: &Path,
@@ -104,16 +118,6 @@ pub fn with_records<T>(
         records.close().await;
         out
     })
-}
-
-/// Access to reads and alerts states why and for which case (Minn. Stat. 13.824).
-pub fn require_purpose(purpose: &str, case: &str, what: &str) -> anyhow::Result<()> {
-    if purpose.trim().is_empty() || case.trim().is_empty() {
-        anyhow::bail!(
-            "a purpose and a case number are required to access {what} (Minn. Stat. 13.824)"
-        );
-    }
-    Ok(())
 }
 
 /// The audit entry for a command-line access by the person running it.
