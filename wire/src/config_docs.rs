@@ -201,7 +201,7 @@ mod tests {
     fn each_section_and_key_carries_its_doc_comment() {
         let rendered = "volume = 3\n\n[room]\nsize = 12.5\n";
         let text = commented::<Settings>(rendered, "An example.");
-        assert!(text.starts_with("# An example.\n# How loud it is.\nvolume = 3\n"), "{text}");
+        assert!(text.starts_with("# An example.\n\n# How loud it is.\nvolume = 3\n"), "{text}");
         assert!(
             text.contains("\n# Where it plays.\n[room]\n# In square metres.\nsize = 12.5\n"),
             "{text}"
