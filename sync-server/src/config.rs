@@ -21,21 +21,31 @@ pub struct Config {
 }
 
 /// One dispatch system that hits are sent to: each hit of its categories POSTed as JSON to
-/// its webhook, once, and the delivery recorded in the audit trail (a hit delivered to a
-/// person is an access to it).
+/// its webhook, mailed, or published on the agency's broker, and the delivery recorded in the
+/// audit trail (a hit delivered to a person is an access to it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardConfig {
     /// The target's name in the audit trail (A-Z a-z 0-9 - _ .).
     pub name: String,
     /// Where hits are POSTed as JSON: `https://host[:port]/path` (or `http://` to a receiver
-    /// on this machine). Give this or `mail_to`.
+    /// on this machine). Give this, `mail_to` or `mqtt_client`.
     #[serde(default)]
     pub webhook: String,
     /// Where hits are mailed instead: a dispatch centre's mailbox, through the agency's mail
     /// relay (`[bca] smtp_host`, `smtp_port`, `smtp_security`, `from`, and its credentials).
     #[serde(default)]
     pub mail_to: String,
+    /// Or the dispatch system's name at the agency's broker: its certificate's CN (`sync-server
+    /// pki issue --role dispatch NAME`). Each hit is published to `dispatch/NAME/hits` as JSON
+    /// (QoS 1) and sent again every `resend_s` until the system answers on `dispatch/NAME/ack`
+    /// with `{"trailer": ..., "alert_id": ...}`.
+    #[serde(default)]
+    pub mqtt_client: String,
+    /// Seconds before a hit the dispatch system has not acknowledged on the broker is
+    /// published again (`mqtt_client` only).
+    #[serde(default = "default_resend")]
+    pub resend_s: u64,
     /// The hit categories it takes (`stolen-vehicle`, `stolen-plate`, `warrant`,
     /// `suspended-revoked-licence`, `missing-person-amber`, `active-investigation`); empty:
     /// every category.
@@ -53,6 +63,10 @@ pub struct ForwardConfig {
 
 fn default_forward_age() -> u64 {
     600
+}
+
+fn default_resend() -> u64 {
+    60
 }
 
 /// A hit category as the configuration and the records may write it, compared without case,
@@ -429,18 +443,29 @@ impl Config {
             if !trailer_wire::topic::valid_id(&f.name) {
                 return bad("name: 1-64 of A-Z a-z 0-9 - _ .".into());
             }
-            match (f.webhook.is_empty(), f.mail_to.is_empty()) {
-                (false, true) => {}
-                (true, false) if f.mail_to.parse::<lettre::message::Mailbox>().is_err() => {
+            match (f.webhook.is_empty(), f.mail_to.is_empty(), f.mqtt_client.is_empty()) {
+                (false, true, true) => {}
+                (true, false, true) if f.mail_to.parse::<lettre::message::Mailbox>().is_err() => {
                     return bad(format!("mail_to {:?}: not an e-mail address", f.mail_to));
                 }
-                (true, false) if self.bca.smtp_host.is_empty() => {
+                (true, false, true) if self.bca.smtp_host.is_empty() => {
                     return bad(
                         "mail_to goes through the agency's mail relay: set bca.smtp_host".into()
                     );
                 }
-                (true, false) => {}
-                _ => return bad("give a webhook or a mail_to address, one of them".into()),
+                (true, false, true) => {}
+                (true, true, false) if !trailer_wire::topic::valid_id(&f.mqtt_client) => {
+                    return bad("mqtt_client: a certificate's CN, 1-64 of A-Z a-z 0-9 - _ .".into());
+                }
+                (true, true, false) if !(1..=86_400).contains(&f.resend_s) => {
+                    return bad("resend_s: 1-86400".into());
+                }
+                (true, true, false) => {}
+                _ => {
+                    return bad(
+                        "give a webhook, a mail_to address or an mqtt_client, one of them".into()
+                    );
+                }
             }
             let web = ["https://", "http://"].iter().any(|p| f.webhook.starts_with(p));
             if !(f.webhook.is_empty() || web) {

@@ -62,14 +62,33 @@ pub async fn run(
     // A stored hit wakes the live topics at once: an operator sees it within a second or two,
     // not at the next round.
     let hits = Arc::new(tokio::sync::Notify::new());
+    // Dispatch systems on the broker have a task of their own, woken by stored hits too.
+    let dispatch_wake = Arc::new(tokio::sync::Notify::new());
     let writer = tokio::spawn(writer(
         client.clone(),
         records.clone(),
         config.clone(),
         from_loop,
-        hits.clone(),
+        vec![hits.clone(), dispatch_wake.clone(), live_figures.hits_stored.clone()],
         live_figures.clone(),
     ));
+    let dispatching = config.forward.iter().any(|t| !t.mqtt_client.is_empty());
+    let (to_dispatch, dispatch_rx) = mpsc::channel(64);
+    let dispatch = dispatching.then(|| {
+        tokio::spawn(crate::forward::mqtt::task(
+            client.clone(),
+            records.clone(),
+            config.clone(),
+            dispatch_rx,
+            dispatch_wake,
+        ))
+    });
+    let dispatchers: Vec<String> = config
+        .forward
+        .iter()
+        .filter(|t| !t.mqtt_client.is_empty())
+        .map(|t| t.mqtt_client.clone())
+        .collect();
     // Console requests have a task of their own: an operator's answer never waits for a batch.
     let (to_console, console_rx) = mpsc::channel(256);
     let mut admin = crate::broker::access::Admin::default();
@@ -95,7 +114,7 @@ pub async fn run(
                     backoff.succeeded();
                     live.reset();
                     admin.on_connected();
-                    subscribe(&client);
+                    subscribe(&client, dispatching);
                 }
                 Some(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
                     if ack.return_codes.iter().all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))) {
@@ -110,6 +129,14 @@ pub async fn run(
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == CONTROL_RESPONSE => {
                     for e in admin.on_response(&p.payload) {
                         tracing::error!(error = %e, "the broker refused an access change; retrying");
+                    }
+                }
+                Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic.starts_with("dispatch/") => {
+                    if !dispatching {
+                        let _ = client.ack(&p).await;
+                    } else if to_dispatch.send(p).await.is_err() {
+                        tracing::error!("the dispatch task stopped");
+                        break;
                     }
                 }
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic.starts_with("console/") => {
@@ -146,11 +173,11 @@ pub async fn run(
             _ = tick.tick() => if connected {
                 if resubscribe_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
                     resubscribe_at = None;
-                    subscribe(&client);
+                    subscribe(&client, dispatching);
                 }
                 send_downlinks(&client, &records).await;
                 if ticks.is_multiple_of(ACCESS_EVERY_S) {
-                    sync_access(&client, &records, &mut admin, &server_names(&config)).await;
+                    sync_access(&client, &records, &mut admin, &server_names(&config), &dispatchers).await;
                 }
                 ticks += 1;
                 if ticks % LIVE_EVERY_S == 1 {
@@ -161,6 +188,10 @@ pub async fn run(
     }
     drop(to_writer);
     drop(to_console);
+    drop(to_dispatch);
+    if let Some(d) = dispatch {
+        let _ = tokio::time::timeout(Duration::from_secs(10), d).await;
+    }
     // What was received is committed and acknowledged before the connection closes.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), console).await;
@@ -168,16 +199,19 @@ pub async fn run(
     Ok(())
 }
 
-/// Every subscription of an instance, in one request (one answer says whether all were granted).
-fn subscribe(client: &AsyncClient) {
-    let filters = [
+/// Every subscription of an instance, in one request (one answer says whether all were granted);
+/// dispatch systems' answers when the server has any on the broker.
+fn subscribe(client: &AsyncClient, dispatching: bool) {
+    let mut filters = vec![
         CONTROL_RESPONSE.to_string(),
         Topic::ingest_filter(),
         Topic::status_filter().to_string(),
         CONSOLE_FILTER.to_string(),
-    ]
-    .into_iter()
-    .map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
+    ];
+    if dispatching {
+        filters.push(crate::forward::mqtt::ACK_FILTER.to_string());
+    }
+    let filters = filters.into_iter().map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce));
     let _ = client.try_subscribe_many(filters);
 }
 
@@ -301,17 +335,26 @@ fn server_names(config: &Config) -> Vec<String> {
     out
 }
 
-/// Brings the broker's clients in line with the registry (enrolled trailers, console users).
+/// Brings the broker's clients in line with the registry (enrolled trailers, console users)
+/// and the dispatch systems hits are published to.
 async fn sync_access(
     client: &AsyncClient,
     records: &Records,
     admin: &mut crate::broker::access::Admin,
     servers: &[String],
+    dispatchers: &[String],
 ) {
-    let desired = match records.broker_clients(servers).await {
+    use crate::broker::access::Kind;
+    let mut desired = match records.broker_clients(servers).await {
         Ok(d) => d,
         Err(e) => return tracing::warn!(error = %e, "cannot read the registry for the broker"),
     };
+    for d in dispatchers {
+        let (kind, _) = desired.entry(d.clone()).or_insert((Kind::Dispatch, true));
+        if *kind != Kind::Dispatch {
+            tracing::error!(name = %d, "a dispatch system's name is a trailer's, user's or server's; not admitted as dispatch");
+        }
+    }
     if let Some(request) = admin.pass(desired) {
         if let Err(e) = client.publish(CONTROL_TOPIC, QoS::AtLeastOnce, false, request).await {
             tracing::warn!(error = %e, "cannot send the broker its clients");
@@ -389,7 +432,7 @@ async fn writer(
     records: Records,
     config: Config,
     mut rx: mpsc::Receiver<Publish>,
-    hits: Arc<tokio::sync::Notify>,
+    on_hits: Vec<Arc<tokio::sync::Notify>>,
     figures: Arc<crate::monitor::Live>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -421,8 +464,7 @@ async fn writer(
         let acks = ingest_batch(&records, &config.pki, &batch).await;
         figures.ingested.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if batch.iter().any(|p| p.topic.ends_with("/up/alerts")) {
-            hits.notify_one();
-            figures.hits_stored.notify_one();
+            on_hits.iter().for_each(|n| n.notify_one());
         }
         for (trailer, refs) in acks {
             match trailer_wire::encode(&Message::Ack(Ack { refs })) {

@@ -3,8 +3,8 @@
 //! Two levels, as appliance vendors run it: a **root** CA whose key signs only the issuing CA
 //! (and can be moved off the server once `pki init` has run: nothing else needs it), and an
 //! **issuing** CA that signs every other certificate and the revocation list, day to day. Every
-//! certificate expires; the role it was issued for (trailer, operator, server, broker) is its
-//! organisational unit (OU), and the server checks it before renewing one.
+//! certificate expires; the role it was issued for (trailer, operator, server, broker,
+//! dispatch) is its organisational unit (OU), and the server checks it before renewing one.
 //!
 //! Files in the PKI directory:
 //!
@@ -46,6 +46,8 @@ pub enum Role {
     Operator,
     Server,
     Broker,
+    /// A dispatch system that takes hits from the agency's broker (`[[forward]] mqtt_client`).
+    Dispatch,
 }
 
 impl Role {
@@ -55,6 +57,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Server => "server",
             Role::Broker => "broker",
+            Role::Dispatch => "dispatch",
         }
     }
 
@@ -62,13 +65,13 @@ impl Role {
     /// over the link a month before expiry; operators' lapse sooner, as people change duties.
     pub fn default_days(self) -> u32 {
         match self {
-            Role::Trailer | Role::Server | Role::Broker => 365,
+            Role::Trailer | Role::Server | Role::Broker | Role::Dispatch => 365,
             Role::Operator => 90,
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Trailer, Role::Operator, Role::Server, Role::Broker]
+        [Role::Trailer, Role::Operator, Role::Server, Role::Broker, Role::Dispatch]
             .into_iter()
             .find(|r| r.as_str() == s)
     }

@@ -1095,6 +1095,136 @@ fn a_hit_is_announced_on_the_operators_console_as_it_arrives() -> anyhow::Result
     Ok(())
 }
 
+/// A dispatch system on the agency's own broker: with a certificate of the role `dispatch`, it
+/// takes each hit of its categories from `dispatch/NAME/hits` (audited once, as it is first
+/// sent), gets it again until it answers on `dispatch/NAME/ack`, and then no more; answers that
+/// name no hit of its are ignored. Nobody else may read its topic.
+#[test]
+fn a_dispatch_system_on_the_broker_gets_each_hit_until_it_answers() -> anyhow::Result<()> {
+    let stack = Stack::start_with(
+        "[[forward]]\nname = \"cad-bus\"\nmqtt_client = \"cad-gateway\"\nresend_s = 2\n\
+         categories = [\"stolen-vehicle\"]\n",
+    )?;
+    e2e_tests::stack::run_ok(
+        std::process::Command::new(e2e_tests::stack::bin("sync-server"))
+            .args(["pki", "issue", "--role", "dispatch", "--dir"])
+            .arg(stack.pki())
+            .arg("cad-gateway"),
+    )?;
+    let (cad_cert, cad_key) =
+        (stack.pki().join("cad-gateway.pem"), stack.pki().join("cad-gateway.key"));
+    let hits_topic = "dispatch/cad-gateway/hits";
+    stack.wait_admitted("cad-gateway", hits_topic, &cad_cert, &cad_key)?;
+    let (cert, key) = stack.enroll(TRAILER)?;
+    // A trailer may not read the dispatch system's hits (the broker refuses at once).
+    let peek = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "localhost", "-p", &stack.broker_port.to_string(), "-q", "1"])
+        .args(["-t", hits_topic, "-W", "10", "-C", "1", "--cafile"])
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()?;
+    let said =
+        String::from_utf8_lossy(&peek.stderr).into_owned() + &String::from_utf8_lossy(&peek.stdout);
+    assert!(said.contains("denied"), "a trailer reading dispatch hits: {said}");
+
+    let out = stack.path("cad-gateway.out");
+    let mut subscriber = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "localhost", "-p", &stack.broker_port.to_string(), "-q", "1"])
+        .args(["-t", hits_topic, "--cafile"])
+        .arg(stack.pki().join("ca.pem"))
+        .arg("--cert")
+        .arg(&cad_cert)
+        .arg("--key")
+        .arg(&cad_key)
+        .stdout(std::fs::File::create(&out)?)
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let received = |id: u64| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["alert_id"] == id)
+            .collect()
+    };
+    let alert = |alert_id: u64, category: HitCategory| {
+        Message::Alert(Alert {
+            trailer_id: TRAILER.into(),
+            alert_id,
+            read: read(alert_id, PLATES[2], now_ms(), 44.02),
+            list_name: "mn-state".into(),
+            list_version: 1,
+            category,
+            case_number: None,
+        })
+    };
+    let topic = format!("trailer/{TRAILER}/up/alerts");
+    for (id, category) in [(51, HitCategory::StolenVehicle), (52, HitCategory::Warrant)] {
+        assert!(stack.publish_raw(&cert, &key, &topic, &encode(&alert(id, category)))?.success());
+    }
+    // Unanswered, it comes again.
+    wait_for("the hit, twice", 60, || received(51).len() >= 2);
+    let hit = &received(51)[0];
+    assert_eq!((hit["plate"].as_str(), hit["trailer"].as_str()), (Some(PLATES[2]), Some(TRAILER)));
+    assert_eq!(hit["kind"], "alpr-hit");
+    let forwarded = |id: u64| {
+        stack.audit_details().map(|a| {
+            a.iter()
+                .filter(|(action, d)| {
+                    action == "alerts.forwarded" && d.contains(&format!("alert {id} "))
+                })
+                .count()
+        })
+    };
+    assert_eq!(forwarded(51)?, 1, "audited once, as it was first sent");
+    let delivered = |id: u64| -> anyhow::Result<Option<i64>> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let records = sync_server::records::Records::open(&stack.database()).await?;
+            let row: Result<Option<(i64,)>, _> = sqlx::query_as(
+                "SELECT delivered_ms FROM alert_forwards WHERE target = 'cad-bus' AND alert_id = ?",
+            )
+            .bind(id as i64)
+            .fetch_optional(records.pool())
+            .await;
+            records.close().await;
+            Ok(row?.map(|r| r.0))
+        })
+    };
+    assert_eq!(delivered(51)?, None, "not delivered before its answer");
+
+    // Answers that name no hit of its change nothing; its answer marks the hit delivered.
+    let ack_topic = "dispatch/cad-gateway/ack";
+    for junk in [&b"not json"[..], format!(r#"{{"trailer":"{TRAILER}","alert_id":52}}"#).as_bytes()]
+    {
+        assert!(stack.publish_raw(&cad_cert, &cad_key, ack_topic, junk)?.success());
+    }
+    let answer = format!(r#"{{"trailer":"{TRAILER}","alert_id":51}}"#);
+    assert!(stack.publish_raw(&cad_cert, &cad_key, ack_topic, answer.as_bytes())?.success());
+    wait_for("the answered hit recorded as delivered", 30, || {
+        delivered(51).is_ok_and(|d| d.is_some_and(|at| at > 0))
+    });
+    assert_eq!(delivered(52)?, Some(0), "the warrant was passed over, never delivered");
+    let copies = received(51).len();
+    // Answered, it is sent no more: a later hit comes twice meanwhile, the answered one not again
+    // (but for one already on its way).
+    assert!(
+        stack
+            .publish_raw(&cert, &key, &topic, &encode(&alert(53, HitCategory::StolenVehicle)))?
+            .success()
+    );
+    wait_for("the next hit, twice", 60, || received(53).len() >= 2);
+    assert!(received(51).len() <= copies + 1, "{} then {copies}", received(51).len());
+    assert!(received(52).is_empty(), "not of its categories");
+    assert_eq!(forwarded(52)?, 0);
+    let _ = subscriber.kill();
+    let _ = subscriber.wait();
+    Ok(())
+}
+
 /// A dispatch system's webhook on a free local port: each POST's body, answered 204.
 fn webhook_receiver() -> anyhow::Result<(String, std::sync::mpsc::Receiver<String>)> {
     use std::io::{BufRead, BufReader, Read, Write};

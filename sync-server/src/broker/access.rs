@@ -12,11 +12,13 @@
 //! |---|---|---|
 //! | an enrolled trailer `T` | `trailer:T` | publish `trailer/T/status` and its exact uplink topics; subscribe `trailer/T/down/#` |
 //! | a console user `U` with an active role | `operator:U` | publish `console/U/req`; subscribe `console/U/resp`, `console/U/live/#` |
-//! | a server instance | `server` | the ingest and console share groups, statuses, every downlink, console answers and live topics, the plugin's control topic |
+//! | a dispatch system `D` (`[[forward]] mqtt_client`) | `dispatch:D` | subscribe `dispatch/D/hits`; publish `dispatch/D/ack` |
+//! | a server instance | `server` | the ingest and console share groups, statuses, every downlink, console answers and live topics, dispatch hits and their acknowledgements, the plugin's control topic |
 //!
 //! The plugin of Mosquitto 2.0 has no `%u` in its ACLs, so each trailer and operator has a role
 //! of its own with literal topics. The server is the one owner of those roles: from its
-//! registry (enrolled trailers, console users, server certificates) it derives the clients the
+//! registry (enrolled trailers, console users, server certificates) and its dispatch targets
+//! it derives the clients the
 //! broker should have ([`Desired`]), and sends the plugin what differs ([`plan`]): a full pass
 //! after every connection, then only the changes. Every command is idempotent (creating what
 //! exists is refused harmlessly), so a lost or repeated pass does no harm. A revoked trailer or
@@ -36,6 +38,7 @@ pub const SERVER_ROLE: &str = "server";
 pub enum Kind {
     Trailer,
     Operator,
+    Dispatch,
     Server,
 }
 
@@ -51,6 +54,7 @@ pub fn role_name(kind: Kind, name: &str) -> String {
     match kind {
         Kind::Trailer => format!("trailer:{name}"),
         Kind::Operator => format!("operator:{name}"),
+        Kind::Dispatch => format!("dispatch:{name}"),
         Kind::Server => SERVER_ROLE.to_string(),
     }
 }
@@ -72,6 +76,10 @@ pub fn acls(kind: Kind, name: &str) -> Vec<Value> {
             acl("subscribePattern", format!("console/{name}/resp")),
             acl("subscribePattern", format!("console/{name}/live/#")),
         ],
+        Kind::Dispatch => vec![
+            acl("subscribePattern", crate::forward::mqtt::hits_topic(name)),
+            acl("publishClientSend", crate::forward::mqtt::ack_topic(name)),
+        ],
         Kind::Server => [
             (
                 "subscribePattern",
@@ -80,6 +88,8 @@ pub fn acls(kind: Kind, name: &str) -> Vec<Value> {
             ("subscribePattern", "trailer/+/status".into()),
             ("subscribePattern", "$share/console/console/+/req".into()),
             ("subscribePattern", CONTROL_RESPONSE.into()),
+            ("subscribePattern", crate::forward::mqtt::ACK_FILTER.into()),
+            ("publishClientSend", crate::forward::mqtt::hits_topic("+")),
             ("publishClientSend", "trailer/+/down/ack".into()),
             ("publishClientSend", "trailer/+/down/cmd".into()),
             // Only to clear a retained message a trailer left on an uplink topic.
@@ -129,6 +139,16 @@ pub fn plan(desired: &Desired, applied: &Desired) -> Vec<Value> {
                 out.push(
                     json!({"command": "createRole", "rolename": role, "acls": acls(*kind, name)}),
                 );
+            } else {
+                // The server role was written when the broker was first configured; an ACL a
+                // later release added is added to it here (one it has is refused harmlessly).
+                for a in acls(Kind::Server, "") {
+                    let mut add = json!({"command": "addRoleACL", "rolename": role});
+                    if let (Some(add), Some(a)) = (add.as_object_mut(), a.as_object()) {
+                        add.extend(a.clone());
+                    }
+                    out.push(add);
+                }
             }
             // A name is a trailer's or a user's, never both (the registry refuses the other), so
             // a client that exists already holds this role.
@@ -211,6 +231,40 @@ mod tests {
         assert!(
             o.iter().all(|v| v["topic"].as_str().is_some_and(|t| t.starts_with("console/alice/")))
         );
+    }
+
+    #[test]
+    fn a_dispatch_system_may_take_its_hits_and_answer_only() {
+        let d = acls(Kind::Dispatch, "cad");
+        let topics: Vec<(&str, &str)> =
+            d.iter().filter_map(|v| Some((v["acltype"].as_str()?, v["topic"].as_str()?))).collect();
+        assert_eq!(
+            topics,
+            [("subscribePattern", "dispatch/cad/hits"), ("publishClientSend", "dispatch/cad/ack")]
+        );
+        let server = acls(Kind::Server, "");
+        let has = |kind: &str, topic: &str| {
+            server.iter().any(|v| v["acltype"] == kind && v["topic"] == topic)
+        };
+        assert!(
+            has("publishClientSend", "dispatch/+/hits")
+                && has("subscribePattern", "dispatch/+/ack")
+        );
+    }
+
+    #[test]
+    fn a_server_gets_the_acls_a_later_release_added() {
+        let mut desired = Desired::new();
+        desired.insert("sync-server".into(), (Kind::Server, true));
+        let c = plan(&desired, &Desired::new());
+        let added: Vec<&str> = c
+            .iter()
+            .filter(|c| c["command"] == "addRoleACL" && c["rolename"] == SERVER_ROLE)
+            .filter_map(|c| c["topic"].as_str())
+            .collect();
+        assert!(added.contains(&"dispatch/+/ack"), "{c:?}");
+        assert_eq!(added.len(), acls(Kind::Server, "").len());
+        assert!(!c.iter().any(|c| c["command"] == "createRole"), "the server role exists: {c:?}");
     }
 
     #[test]

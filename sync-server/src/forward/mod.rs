@@ -4,7 +4,9 @@
 //! (`alerts.forwarded`, an access: a hit delivered to a person) committed together. A target
 //! that fails is tried again with a growing pause; the others go on.
 //!
-//! The duty is woken when the writer stores a hit, and looks again every 30 s.
+//! The duty is woken when the writer stores a hit, and looks again every 30 s. A dispatch
+//! system on the agency's broker ([`mqtt`]) is served by the server's broker connection
+//! instead, with the same choice of hits ([`due`]) and the same audit entry ([`entry`]).
 use crate::audit::Entry;
 use crate::config::{ForwardConfig, category_key};
 use crate::records::{AlertView, Records, RecordsError};
@@ -13,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 pub mod mail;
+pub mod mqtt;
 pub mod webhook;
 
 /// Why a hit was not delivered.
@@ -53,8 +56,53 @@ pub fn payload(agency: &str, a: &AlertView) -> serde_json::Value {
     })
 }
 
-/// One target's pass: sends each hit due to it, records each delivery with its audit entry.
-/// Returns how many were delivered; stops at the first failure (the rest wait for the next).
+/// The hits due to `target`: received within its `max_age_s` and not yet sent to it, of its
+/// categories. One of another category is marked as passed over (at 0), so it is not looked
+/// at again.
+pub async fn due(
+    records: &Records,
+    target: &ForwardConfig,
+    now: i64,
+) -> Result<Vec<AlertView>, RecordsError> {
+    let since = now - (target.max_age_s as i64).saturating_mul(1000);
+    let mut out = Vec::new();
+    for a in records.alerts_to_forward(&target.name, since, 100).await? {
+        if takes(target, &a) {
+            out.push(a);
+        } else {
+            let mut s = records.session().await?;
+            s.alert_forwarded(&target.name, &a.trailer_id, a.alert_id, 0).await?;
+            s.commit().await?;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `target` takes hits of the alert's category.
+pub fn takes(target: &ForwardConfig, a: &AlertView) -> bool {
+    let wanted = category_key(&a.category);
+    target.categories.is_empty() || target.categories.iter().any(|c| category_key(c) == wanted)
+}
+
+/// The audit entry of a hit sent to `target` (an access: a hit delivered to a person).
+pub fn entry(target: &ForwardConfig, a: &AlertView, now: i64) -> Entry {
+    Entry {
+        at: now,
+        actor: format!("forward:{}", target.name),
+        action: "alerts.forwarded".into(),
+        purpose: "hit sent to dispatch".into(),
+        case_number: a.case_number.clone().unwrap_or_default(),
+        detail: format!(
+            "alert {} from {} ({}, list {}) to {}",
+            a.alert_id, a.trailer_id, a.category, a.list_name, target.name
+        ),
+        result_count: 1,
+    }
+}
+
+/// One webhook or mail target's pass: sends each hit due to it, records each delivery with its
+/// audit entry. Returns how many were delivered; stops at the first failure (the rest wait for
+/// the next).
 pub async fn round(
     records: &Records,
     config: &crate::Config,
@@ -62,18 +110,8 @@ pub async fn round(
     now: i64,
 ) -> Result<usize, ForwardError> {
     let agency = config.agency.name.as_str();
-    let since = now - (target.max_age_s as i64).saturating_mul(1000);
-    let wanted: Vec<String> = target.categories.iter().map(|c| category_key(c)).collect();
-    let due = records.alerts_to_forward(&target.name, since, 100).await?;
     let mut sent = 0;
-    for a in due {
-        if !wanted.is_empty() && !wanted.contains(&category_key(&a.category)) {
-            // Not this target's: marked as passed over (at 0), so it is not looked at again.
-            let mut s = records.session().await?;
-            s.alert_forwarded(&target.name, &a.trailer_id, a.alert_id, 0).await?;
-            s.commit().await?;
-            continue;
-        }
+    for a in due(records, target, now).await? {
         // Sent before the session opens (no write lock is held over the network). Should the
         // record then fail, the hit is sent again: a receiver keys hits by trailer and alert id.
         let hit = payload(agency, &a);
@@ -85,19 +123,7 @@ pub async fn round(
         .map_err(ForwardError::Delivery)?;
         let mut s = records.session().await?;
         s.alert_forwarded(&target.name, &a.trailer_id, a.alert_id, now).await?;
-        s.audit(&Entry {
-            at: now,
-            actor: format!("forward:{}", target.name),
-            action: "alerts.forwarded".into(),
-            purpose: "hit sent to dispatch".into(),
-            case_number: a.case_number.clone().unwrap_or_default(),
-            detail: format!(
-                "alert {} from {} ({}, list {}) to {}",
-                a.alert_id, a.trailer_id, a.category, a.list_name, target.name
-            ),
-            result_count: 1,
-        })
-        .await?;
+        s.audit(&entry(target, &a, now)).await?;
         s.commit().await?;
         sent += 1;
     }
@@ -112,7 +138,9 @@ pub async fn duty(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let targets = &config.forward;
+    // Targets on the broker are served by the broker connection ([`mqtt`]).
+    let targets: Vec<&ForwardConfig> =
+        config.forward.iter().filter(|t| t.mqtt_client.is_empty()).collect();
     if targets.is_empty() {
         return;
     }
@@ -123,7 +151,7 @@ pub async fn duty(
             targets.len()
         ];
     loop {
-        for (i, target) in targets.iter().enumerate() {
+        for (i, target) in targets.iter().copied().enumerate() {
             if tokio::time::Instant::now() < retry_at[i] {
                 continue;
             }

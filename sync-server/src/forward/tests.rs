@@ -42,6 +42,8 @@ fn target(url: &str, categories: &[&str]) -> ForwardConfig {
         name: "cad".into(),
         webhook: url.into(),
         mail_to: String::new(),
+        mqtt_client: String::new(),
+        resend_s: 60,
         categories: categories.iter().map(|c| c.to_string()).collect(),
         ca: Default::default(),
         max_age_s: 600,

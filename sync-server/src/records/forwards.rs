@@ -28,6 +28,33 @@ impl Records {
         .await?;
         Ok(rows.iter().map(super::alert_view).collect())
     }
+
+    /// One alert, if `target` has not been sent it (nor passed it over), however old.
+    pub async fn alert_awaiting(
+        &self,
+        target: &str,
+        trailer: &str,
+        alert_id: u64,
+    ) -> Result<Option<AlertView>, RecordsError> {
+        let row = sqlx::query(sql(
+            self.pg,
+            concat!(
+                "SELECT ",
+                super::alert_columns!(),
+                " FROM alerts a LEFT JOIN reads r \
+                 ON r.trailer_id = a.trailer_id AND r.read_id = a.read_id \
+                 WHERE a.trailer_id = ? AND a.alert_id = ? AND NOT EXISTS (SELECT 1 \
+                 FROM alert_forwards f WHERE f.target = ? AND f.trailer_id = a.trailer_id \
+                 AND f.alert_id = a.alert_id)"
+            ),
+        ))
+        .bind(trailer)
+        .bind(alert_id as i64)
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(super::alert_view))
+    }
 }
 
 impl Session {

@@ -81,7 +81,7 @@ pub enum RecordsError {
 }
 
 /// An alert as an authorised operator sees it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertView {
     pub trailer_id: String,
     pub alert_id: u64,

@@ -25,11 +25,12 @@ pub(crate) enum PkiCommand {
     },
     /// Issue a certificate and key for an operator (CN = name; valid 90 days unless --days) or,
     /// with `--role trailer`, a trailer (prefer `sync-server trailer enroll`, which also
-    /// enrols it). Refused if the name's files exist.
+    /// enrols it), or with `--role dispatch`, a dispatch system that takes hits from the broker
+    /// (`[[forward]] mqtt_client`). Refused if the name's files exist.
     Issue {
         #[arg(long)]
         dir: PathBuf,
-        #[arg(long, default_value = "operator", value_parser = ["operator", "trailer"])]
+        #[arg(long, default_value = "operator", value_parser = ["operator", "trailer", "dispatch"])]
         role: String,
         #[arg(long)]
         days: Option<u32>,
