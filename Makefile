@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build build-release demo test lint fmt fuzz bench-alpr bench-store bench-capture bench-videos bench-sync bench-server bench-alerts clean-demo example-configs packages
+.PHONY: setup build build-release demo test lint fmt fuzz bench-alpr bench-store bench-capture bench-videos photo-videos bench-video-vs-stills bench-sync bench-server bench-alerts clean-demo example-configs packages
 
 setup:
 	@bash scripts/setup.sh
@@ -58,14 +58,31 @@ bench-alpr: build-release
 
 # The capture path on a video: frames, gate, reads, CPU per minute of video, peak memory.
 bench-capture: build-release
-	@test -n "$(VIDEO)" || { echo "usage: make bench-capture VIDEO=<file>  (make bench-videos renders a static and a busy 1080p scene)"; exit 2; }
-	$${CARGO_TARGET_DIR:-target}/release/bench-capture $(VIDEO)
+	@test -n "$(VIDEO)" || { echo "usage: make bench-capture VIDEO=<file> [EXPECTED=<passes.csv>]  (make bench-videos renders scenes; make photo-videos turns the benchmark photos into videos)"; exit 2; }
+	$${CARGO_TARGET_DIR:-target}/release/bench-capture $(if $(EXPECTED),--expected $(EXPECTED)) $(VIDEO)
 
-# Two 1080p30 scenes for bench-capture: a static road (60 s) and 12 vehicles passing.
+# The benchmark photos as a roadside camera would record them (1080p15 H.264, a keyframe every
+# 2 s, each car in view 2 s, 1 s of road between), with their passes in a .csv beside each video.
+PHOTO_SETS ?= us-dev eu
+BENCH_DATA ?= ../shared/data/openalpr-benchmarks
+photo-videos: build-release
+	@mkdir -p bench-videos
+	@for set in $(PHOTO_SETS); do \
+	  $${CARGO_TARGET_DIR:-target}/release/photo-video --out bench-videos/photos-$$set.mp4 $(BENCH_DATA)/$$set || exit 1; \
+	done
+
+# Video against stills on the same cars, in one run: bench-alpr on each set's photos and
+# bench-capture on its video; one JSON line with both `exact` figures per set.
+bench-video-vs-stills: photo-videos
+	@bash scripts/bench-video-vs-stills.sh $(BENCH_DATA) $(PHOTO_SETS)
+
+# Scenes for bench-capture: a static road (60 s), 12 vehicles passing (1080p30), and a car parked
+# in view for 2 minutes (1080p15).
 bench-videos: build-release
 	@mkdir -p bench-videos
 	$${CARGO_TARGET_DIR:-target}/release/make-scene-video --out bench-videos/static-1080p.mp4 --vehicles 0 --idle-s 60 --fps 30 --width 1920 --height 1080
 	$${CARGO_TARGET_DIR:-target}/release/make-scene-video --out bench-videos/busy-1080p.mp4 --vehicles 12 --fps 30 --width 1920 --height 1080 --seed 7
+	$${CARGO_TARGET_DIR:-target}/release/make-scene-video --out bench-videos/parked-1080p.mp4 --vehicles 0 --parked-s 120 --fps 15 --width 1920 --height 1080 --seed 5
 
 # The trailer store: write rate, bytes on disk per payload byte, 60-day purge, open, hotlists.
 bench-store: build-release

@@ -21,7 +21,7 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-plugins-ugly gstreamer1.0-tools
   mosquitto mosquitto-clients openssl ca-certificates fonts-dejavu-core postgresql
-  python3 python3-pip python3-venv curl procps systemd tzdata chromium
+  python3 python3-pip python3-venv curl procps systemd tzdata chromium jq
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -95,6 +95,10 @@ impl Analyser {
 #[derive(Debug)]
 pub struct Replay {
     pub reads: Vec<PassRead>,
+    /// When each read came out, in video time (milliseconds from the start).
+    pub read_out_ms: Vec<i64>,
+    /// The video time of each frame the engine ran on.
+    pub analysed_ms: Vec<i64>,
     /// Frames the decoder produced.
     pub decoded: u64,
     /// Compressed frames skipped before the decoder (keyframe-only decoding while quiet).
@@ -115,13 +119,20 @@ pub fn replay(cfg: &Config, engine: Engine) -> Result<Replay, CaptureError> {
     let counters = Arc::new(Counters::default());
     let mut analyser = Analyser::new(&cfg, engine, counters.clone(), 0);
     let mut capture = Capture::open(&cfg.capture)?;
-    let mut reads = Vec::new();
+    let (mut reads, mut read_out_ms, mut analysed_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut video_ms = 0;
     loop {
         match capture.next(Duration::from_secs(5))? {
             Next::Frame(f) => {
-                video_ms = f.pts_ms.unwrap_or(0).max(video_ms);
-                reads.extend(analyser.frame(&f, 0));
+                let at = f.pts_ms.unwrap_or(0);
+                video_ms = at.max(video_ms);
+                let before = counters.frames_analysed.load(Ordering::Relaxed);
+                let out = analyser.frame(&f, 0);
+                if counters.frames_analysed.load(Ordering::Relaxed) > before {
+                    analysed_ms.push(at);
+                }
+                read_out_ms.extend(out.iter().map(|_| at));
+                reads.extend(out);
                 capture.judged(f.pts_ms, analyser.idle_fps(&cfg));
             }
             // `next` turns a long silence into `Stalled`; a short one is waited out.
@@ -129,9 +140,13 @@ pub fn replay(cfg: &Config, engine: Engine) -> Result<Replay, CaptureError> {
             Next::EndOfStream => break,
         }
     }
-    reads.extend(analyser.finish());
+    let last = analyser.finish();
+    read_out_ms.extend(last.iter().map(|_| video_ms));
+    reads.extend(last);
     Ok(Replay {
         reads,
+        read_out_ms,
+        analysed_ms,
         decoded: capture.decoded(),
         skipped_undecoded: capture.skipped(),
         delivered: counters.frames_delivered.load(Ordering::Relaxed),

@@ -154,10 +154,19 @@ impl CaptureConfig {
 pub struct PassConfig {
     /// A pass ends when its plate has not been seen for this long (video time).
     pub gap_ms: i64,
+    /// A sighting in the same place as a pass's last but with another text (a misread) joins the
+    /// pass only this soon after that last sighting; later, only a text close to the pass's does
+    /// (the next vehicle to pass the same spot is a new pass).
+    pub track_gap_ms: i64,
     /// A pass needs at least this many sightings to become a read.
     pub min_sightings: usize,
-    /// A vehicle that stays in view (parked) gives its read after this long, and no more reads.
+    /// A vehicle that stays in view without standing still gives its read after this long, and
+    /// no more reads.
     pub max_pass_ms: i64,
+    /// A vehicle whose plate stands still this long (stopped, parked) gives its read then, and
+    /// the motion gate goes back to looking at the scene at its idle rate (0: off, wait for
+    /// `max_pass_ms`).
+    pub settle_ms: i64,
     /// A parked vehicle already read is remembered this long between sightings (the motion
     /// gate looks at a still scene only every `gate.idle_interval_ms`; keep this above it).
     pub parked_gap_ms: i64,
@@ -171,8 +180,10 @@ impl Default for PassConfig {
     fn default() -> Self {
         PassConfig {
             gap_ms: 2000,
+            track_gap_ms: 600,
             min_sightings: 2,
             max_pass_ms: 60_000,
+            settle_ms: 3000,
             parked_gap_ms: 120_000,
             context_width: 960,
             jpeg_quality: 80,
@@ -454,6 +465,12 @@ impl Config {
         }
         if self.pass.min_sightings == 0 || self.pass.gap_ms <= 0 {
             return bad("pass: min_sightings and gap_ms must be positive".into());
+        }
+        if !(0..=self.pass.gap_ms).contains(&self.pass.track_gap_ms) {
+            return bad("pass.track_gap_ms must lie between 0 and gap_ms".into());
+        }
+        if self.pass.settle_ms < 0 {
+            return bad("pass.settle_ms must be 0 (off) or more".into());
         }
         if self.gate.enabled && self.pass.parked_gap_ms <= self.gate.idle_interval_ms {
             return bad(

@@ -1,10 +1,14 @@
 //! Vehicle passes: one read per vehicle that passes, not one per frame.
 //!
 //! Each analysed frame's plate candidates are matched to the open passes (same plate text give or
-//! take OCR slips, or the same place in the picture); a pass ends when its plate has not been seen
+//! take OCR slips, or the same place in the picture just after the last sighting: a misread of
+//! the same plate, where a vehicle seen there a second later is the next one); a pass ends when its plate has not been seen
 //! for `gap_ms` of video time, and then becomes one read: the text voted over its sightings (a
 //! confidence-weighted vote per character position), the best sighting's plate crop and a context
-//! picture. A vehicle that stays in view gives its read after `max_pass_ms` and no more.
+//! picture. A vehicle whose plate stands still for `settle_ms` (stopped, parked) gives its read
+//! then, so the motion gate can go back to its idle rate; one that stays in view and moves gives
+//! its read after `max_pass_ms`. Either way, no more reads of it while it stays: the read pass is
+//! remembered and absorbs its later sightings, also as it drives off.
 use crate::config::PassConfig;
 use crate::engine::{PlateBox, PlateCandidate, RgbImage};
 use std::collections::HashMap;
@@ -39,9 +43,15 @@ struct OpenPass {
     best_seen: i64,
     best_box: PlateBox,
     best_frame: RgbImage,
+    /// Since when the plate box has stood still, and where.
+    still_since: i64,
+    still_box: PlateBox,
     /// Already emitted (a parked vehicle): absorb sightings, emit nothing more.
     emitted: bool,
 }
+
+/// A box that overlaps the one the plate stood still in this much has not moved.
+const STILL_IOU: f32 = 0.7;
 
 /// Groups sightings into passes. Pure logic over frames and candidates: no I/O, no clock.
 #[derive(Debug)]
@@ -124,12 +134,18 @@ impl PassTracker {
                 });
                 let near = p.last_box.iou(&cand.bbox) > 0.2;
                 if p.emitted {
-                    // A parked vehicle already read: the motion gate looks at it only now and
+                    // A vehicle already read: the motion gate looks at a parked one only now and
                     // then, so it is remembered longer, but only the same plate in the same
-                    // place is it (another vehicle stopping there is a new pass).
-                    time - p.last_seen <= self.config.parked_gap_ms && text_close && near
+                    // place is it (another vehicle stopping there is a new pass); seen again
+                    // within the gap, it is the same vehicle wherever it is (driving off).
+                    let since = time - p.last_seen;
+                    text_close
+                        && ((since <= self.config.parked_gap_ms && near)
+                            || since <= self.config.gap_ms)
                 } else {
-                    time - p.last_seen <= self.config.gap_ms && (text_close || near)
+                    let since = time - p.last_seen;
+                    since <= self.config.gap_ms
+                        && (text_close || (near && since <= self.config.track_gap_ms))
                 }
             });
             let sighting =
@@ -139,6 +155,10 @@ impl PassTracker {
                     p.sightings.push(sighting);
                     p.last_seen = time;
                     p.last_box = cand.bbox;
+                    if p.still_box.iou(&cand.bbox) < STILL_IOU {
+                        p.still_since = time;
+                        p.still_box = cand.bbox;
+                    }
                     if score > p.best_score && !p.emitted {
                         p.best_score = score;
                         p.best_seen = time;
@@ -155,6 +175,8 @@ impl PassTracker {
                     best_seen: time,
                     best_box: cand.bbox,
                     best_frame: frame.clone(),
+                    still_since: time,
+                    still_box: cand.bbox,
                     emitted: false,
                 }),
             }
@@ -175,7 +197,10 @@ impl PassTracker {
             let gap = if p.emitted { cfg.parked_gap_ms.max(cfg.gap_ms) } else { cfg.gap_ms };
             let ended = now.is_none_or(|t| t - p.last_seen > gap);
             let too_long = now.is_some_and(|t| t - p.first_seen >= cfg.max_pass_ms);
-            if !p.emitted && (ended || too_long) && p.sightings.len() >= cfg.min_sightings {
+            let settled =
+                cfg.settle_ms > 0 && now.is_some_and(|t| t - p.still_since >= cfg.settle_ms);
+            let due = ended || too_long || settled;
+            if !p.emitted && due && p.sightings.len() >= cfg.min_sightings {
                 if let Some(read) = emit(&p, &cfg) {
                     out.push(read);
                 }
@@ -194,6 +219,12 @@ fn emit(p: &OpenPass, cfg: &PassConfig) -> Option<PassRead> {
     let votes: Vec<(&str, &[f32])> =
         p.sightings.iter().map(|s| (s.text.as_str(), s.char_conf.as_slice())).collect();
     let (plate, confidence) = vote(&votes)?;
+    tracing::debug!(
+        %plate,
+        confidence,
+        sightings = ?votes.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        "pass read"
+    );
     let (fw, fh) = p.best_frame.dimensions();
     let b = p.best_box;
     // Plate crop: the box with a small margin, at full resolution.
@@ -313,7 +344,7 @@ mod tests {
         for i in 0..=600 {
             reads.extend(t.observe(i * 100, &frame, &[cand("PARK01", 50.0, 0.8)]));
         }
-        assert_eq!(reads.len(), 1, "the read comes after max_pass_ms");
+        assert_eq!(reads.len(), 1, "the read came out once the plate stood still");
         // The gate's rule, as in `gate`: analyse while a pass is open, else every 30 s.
         let (mut time, mut last) = (60_000, 60_000);
         while time < 660_000 {
@@ -331,6 +362,77 @@ mod tests {
         reads.extend(t.finish());
         let plates: Vec<_> = reads.iter().map(|r| r.plate.as_str()).collect();
         assert_eq!(plates, ["PARK01", "NEW777"]);
+    }
+
+    /// Sightings every 100 ms from `from` to `to` (ms), the box at `x(time)`.
+    fn seen(
+        t: &mut PassTracker,
+        text: &str,
+        (from, to): (i64, i64),
+        x: impl Fn(i64) -> f32,
+    ) -> Vec<(i64, String)> {
+        let frame = RgbImage::new(320, 240);
+        let mut out = Vec::new();
+        for time in (from..=to).step_by(100) {
+            for r in t.observe(time, &frame, &[cand(text, x(time), 0.8)]) {
+                out.push((time, r.plate));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_vehicle_that_stands_still_is_read_once_settled_and_not_again_as_it_drives_off() {
+        let cfg = PassConfig { settle_ms: 3000, ..cfg() };
+        let mut t = PassTracker::new(cfg);
+        // It drives in (the box moves 20 px a sighting), stops at x=150 from 2 s on.
+        let x = |time: i64| if time < 2000 { time as f32 / 100.0 * 7.5 } else { 150.0 };
+        let reads = seen(&mut t, "STOP42", (0, 20_000), x);
+        assert_eq!(reads, [(5000, "STOP42".to_string())], "read 3 s after it stopped");
+        assert_eq!(t.open_passes(), 0, "read: nothing open keeps the gate busy");
+        // It drives off, across the picture: the same vehicle, no second read.
+        let off = seen(&mut t, "STOP42", (20_100, 23_000), |time| 150.0 + (time - 20_000) as f32);
+        assert!(off.is_empty(), "{off:?}");
+        assert!(t.finish().is_empty());
+    }
+
+    #[test]
+    fn a_moving_vehicle_is_not_settled() {
+        let cfg = PassConfig { settle_ms: 3000, ..cfg() };
+        let mut t = PassTracker::new(cfg);
+        // Slowly across the picture for 10 s (a box width every 3 s), then gone.
+        let reads = seen(&mut t, "SLOW11", (0, 10_000), |time| time as f32 / 50.0);
+        assert!(reads.is_empty(), "no read while it moves: {reads:?}");
+        let frame = RgbImage::new(320, 240);
+        let reads = t.observe(13_000, &frame, &[]);
+        assert_eq!(reads.len(), 1, "read when it has gone");
+    }
+
+    #[test]
+    fn with_settling_off_a_standing_vehicle_waits_for_max_pass() {
+        let cfg = PassConfig { settle_ms: 0, ..cfg() };
+        let mut t = PassTracker::new(cfg);
+        let reads = seen(&mut t, "WAIT77", (0, 61_000), |_| 80.0);
+        assert_eq!(reads, [(60_000, "WAIT77".to_string())]);
+    }
+
+    #[test]
+    fn the_next_vehicle_at_the_same_spot_is_a_new_pass_and_a_misread_is_not() {
+        let frame = RgbImage::new(320, 240);
+        let mut t = PassTracker::new(cfg());
+        let mut reads = Vec::new();
+        // One vehicle held at x=50 for 2 s, with a wild misread in the middle of it ...
+        for i in 0..20 {
+            let text = if i == 10 { "RN0" } else { "FHH2244" };
+            reads.extend(t.observe(i * 100, &frame, &[cand(text, 50.0, 0.9)]));
+        }
+        // ... then 0.8 s of empty road (within the pass gap) and the next one at the same spot.
+        for i in 0..20 {
+            reads.extend(t.observe(2700 + i * 100, &frame, &[cand("HWF598", 50.0, 0.9)]));
+        }
+        reads.extend(t.finish());
+        let plates: Vec<_> = reads.iter().map(|r| (r.plate.as_str(), r.sightings)).collect();
+        assert_eq!(plates, [("FHH2244", 20), ("HWF598", 20)]);
     }
 
     #[test]

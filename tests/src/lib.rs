@@ -5,6 +5,7 @@ pub mod backlog;
 pub mod browser;
 pub mod console;
 pub mod pg_tls;
+pub mod photo_video;
 pub mod proxy;
 pub mod scene;
 pub mod smtp;

@@ -254,6 +254,24 @@ impl Default for ScenePlan {
     }
 }
 
+/// A random vehicle whose plate the real engine reads exactly on a still of it (re-rolled until
+/// it does).
+pub fn readable_vehicle(
+    renderer: &Renderer,
+    rng: &mut impl Rng,
+    engine: &mut appliance::engine::Engine,
+) -> anyhow::Result<Vehicle> {
+    for _ in 0..60 {
+        let plate = random_plate(rng);
+        let v = random_vehicle(rng, plate);
+        let reading = engine.read(&renderer.still(&v))?;
+        if reading.plates.first().map(|p| p.text.as_str()) == Some(v.plate.as_str()) {
+            return Ok(v);
+        }
+    }
+    anyhow::bail!("no readable vehicle in 60 tries: is the engine set up?")
+}
+
 /// Renders the plan into an H.264 MP4 at `out`. Each vehicle is first checked on a still with the
 /// real engine and re-rolled until its plate reads exactly.
 pub fn make_video(
@@ -263,17 +281,7 @@ pub fn make_video(
 ) -> anyhow::Result<SceneVideo> {
     let renderer = Renderer::new(plan.width, plan.height, plan.seed)?;
     let mut rng = StdRng::seed_from_u64(plan.seed);
-    let mut pick = |rng: &mut StdRng| -> anyhow::Result<Vehicle> {
-        for _ in 0..60 {
-            let plate = random_plate(rng);
-            let v = random_vehicle(rng, plate);
-            let reading = engine.read(&renderer.still(&v))?;
-            if reading.plates.first().map(|p| p.text.as_str()) == Some(v.plate.as_str()) {
-                return Ok(v);
-            }
-        }
-        anyhow::bail!("no readable vehicle in 60 tries: is the engine set up?")
-    };
+    let mut pick = |rng: &mut StdRng| readable_vehicle(&renderer, rng, engine);
     let mut vehicles = Vec::new();
     for _ in 0..plan.vehicles {
         vehicles.push(pick(&mut rng)?);

@@ -5,22 +5,64 @@ use gstreamer_app as gst_app;
 use image::RgbImage;
 use std::path::Path;
 
-/// Writes `frames` (all the same size) at `fps` to `path`.
+/// How the frames are encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoding {
+    pub fps: u32,
+    /// A keyframe at least every this many frames.
+    pub keyframe_every: u32,
+    /// Constant bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// x264's speed preset (`ultrafast` … `medium`).
+    pub preset: &'static str,
+    /// B-frames (IP cameras mostly send none).
+    pub bframes: u32,
+    /// x264's `zerolatency` tuning (no look-ahead): quicker, as a test wants it.
+    pub zerolatency: bool,
+}
+
+impl Encoding {
+    /// Fast to make, a keyframe every second: for tests.
+    pub fn quick(fps: u32) -> Encoding {
+        Encoding {
+            fps,
+            keyframe_every: fps,
+            bitrate_kbps: 2048,
+            preset: "ultrafast",
+            bframes: 0,
+            zerolatency: true,
+        }
+    }
+}
+
+/// Writes `frames` (all the same size) at `fps` to `path`, quickly (see [`Encoding::quick`]).
 pub fn write_mp4(
     path: &Path,
     fps: u32,
+    frames: impl Iterator<Item = RgbImage>,
+) -> anyhow::Result<()> {
+    encode_mp4(path, &Encoding::quick(fps), frames)
+}
+
+/// Writes `frames` (all the same size) to `path` as `enc` says.
+pub fn encode_mp4(
+    path: &Path,
+    enc: &Encoding,
     frames: impl Iterator<Item = RgbImage>,
 ) -> anyhow::Result<()> {
     gst::init()?;
     let mut frames = frames.peekable();
     let first = frames.peek().ok_or_else(|| anyhow::anyhow!("no frames"))?;
     let (w, h) = first.dimensions();
+    let Encoding { fps, keyframe_every, bitrate_kbps, preset, bframes, zerolatency } = enc.clone();
+    let tune = if zerolatency { "tune=zerolatency " } else { "" };
     let desc = format!(
         "appsrc name=src format=time is-live=false block=true \
            caps=video/x-raw,format=RGB,width={w},height={h},framerate={fps}/1 ! \
          videoconvert ! video/x-raw,format=I420 ! \
-         x264enc speed-preset=ultrafast tune=zerolatency key-int-max={fps} ! h264parse ! \
-         mp4mux ! filesink location=\"{}\"",
+         x264enc speed-preset={preset} {tune}pass=cbr bitrate={bitrate_kbps} \
+           key-int-max={keyframe_every} bframes={bframes} ! \
+         h264parse ! mp4mux ! filesink location=\"{}\"",
         path.display()
     );
     let pipeline = gst::parse::launch(&desc)?

@@ -10,6 +10,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use trailer_wire::{FixQuality, Message, PictureSet, Position, ReadBatch, ReadMeta};
 
+#[path = "e2e/video.rs"]
+mod video;
+
 #[path = "e2e/trust.rs"]
 mod trust;
 
