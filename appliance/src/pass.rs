@@ -127,10 +127,14 @@ impl PassTracker {
     ) -> Vec<PassRead> {
         for cand in plates {
             let score = cand.confidence * cand.detect_score;
-            let matched = self.open.iter_mut().find(|p| {
+            // Of the passes it could belong to, the one seen last (the vehicle in view now).
+            let matched = self.open.iter_mut().filter(|p| {
+                // Two slips are a misread only of a plate just seen; across a longer gap they
+                // are as likely the next vehicle (plates of one place and series differ little).
+                let recent = time - p.last_seen <= self.config.track_gap_ms;
                 let text_close = p.sightings.iter().any(|s| {
                     let d = edit_distance(&s.text, &cand.text);
-                    d <= 1 || (d <= 2 && cand.text.len() >= 6)
+                    d <= 1 || (recent && d <= 2 && cand.text.len() >= 6)
                 });
                 let near = p.last_box.iou(&cand.bbox) > 0.2;
                 if p.emitted {
@@ -143,11 +147,10 @@ impl PassTracker {
                         && ((since <= self.config.parked_gap_ms && near)
                             || since <= self.config.gap_ms)
                 } else {
-                    let since = time - p.last_seen;
-                    since <= self.config.gap_ms
-                        && (text_close || (near && since <= self.config.track_gap_ms))
+                    time - p.last_seen <= self.config.gap_ms && (text_close || (near && recent))
                 }
             });
+            let matched = matched.max_by_key(|p| p.last_seen);
             let sighting =
                 Sighting { text: cand.text.clone(), char_conf: cand.char_confidences.clone() };
             match matched {
@@ -430,9 +433,18 @@ mod tests {
         for i in 0..20 {
             reads.extend(t.observe(2700 + i * 100, &frame, &[cand("HWF598", 50.0, 0.9)]));
         }
+        // Two more of one series, two characters apart, at the same spot 0.8 s apart; the
+        // second read once with two slips (a misread, just after a sighting of it).
+        for i in 0..20 {
+            reads.extend(t.observe(5400 + i * 100, &frame, &[cand("RK855AP", 50.0, 0.9)]));
+        }
+        for i in 0..20 {
+            let text = if i == 5 { "RK855AP" } else { "RK875AE" };
+            reads.extend(t.observe(8100 + i * 100, &frame, &[cand(text, 50.0, 0.9)]));
+        }
         reads.extend(t.finish());
         let plates: Vec<_> = reads.iter().map(|r| (r.plate.as_str(), r.sightings)).collect();
-        assert_eq!(plates, [("FHH2244", 20), ("HWF598", 20)]);
+        assert_eq!(plates, [("FHH2244", 20), ("HWF598", 20), ("RK855AP", 20), ("RK875AE", 20)]);
     }
 
     #[test]
