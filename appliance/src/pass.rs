@@ -2,10 +2,10 @@
 //!
 //! Each analysed frame's plate candidates are matched to the open passes (same plate text give or
 //! take OCR slips, or the same place in the picture just after the last sighting: a misread of
-//! the same plate, where a vehicle seen there a second later is the next one); a pass ends when its plate has not been seen
-//! for `gap_ms` of video time, and then becomes one read: the text voted over its sightings (a
-//! confidence-weighted vote per character position), the best sighting's plate crop and a context
-//! picture. A vehicle whose plate stands still for `settle_ms` (stopped, parked) gives its read
+//! the same plate, where a vehicle seen there a second later is the next one); a pass ends when
+//! its plate has not been seen for `gap_ms` of video time, and then becomes one read: the text
+//! voted over its sightings (a confidence-weighted vote per character position), the best
+//! sighting's plate crop and a context picture. A vehicle whose plate stands still for `settle_ms` (stopped, parked) gives its read
 //! then, so the motion gate can go back to its idle rate; one that stays in view and moves gives
 //! its read after `max_pass_ms`. Either way, no more reads of it while it stays: the read pass is
 //! remembered and absorbs its later sightings, also as it drives off.
