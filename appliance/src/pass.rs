@@ -5,10 +5,11 @@
 //! the same plate, where a vehicle seen there a second later is the next one); a pass ends when
 //! its plate has not been seen for `gap_ms` of video time, and then becomes one read: the text
 //! voted over its sightings (a confidence-weighted vote per character position), the best
-//! sighting's plate crop and a context picture. A vehicle whose plate stands still for `settle_ms` (stopped, parked) gives its read
-//! then, so the motion gate can go back to its idle rate; one that stays in view and moves gives
-//! its read after `max_pass_ms`. Either way, no more reads of it while it stays: the read pass is
-//! remembered and absorbs its later sightings, also as it drives off.
+//! sighting's plate crop and a context picture. A vehicle whose plate stands still for
+//! `settle_ms` (stopped, parked) gives its read then, so the motion gate can go back to its idle
+//! rate; one that stays in view and moves gives its read after `max_pass_ms`. Either way, no more
+//! reads of it while it stays: the read pass is remembered and absorbs its later sightings, also
+//! as it drives off.
 use crate::config::PassConfig;
 use crate::engine::{PlateBox, PlateCandidate, RgbImage};
 use std::collections::HashMap;
